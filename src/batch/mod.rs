@@ -1,0 +1,45 @@
+//! Batches as the ENPA layout stores them: identities, object names, and signed
+//! batch objects in both forms. Knows nothing of where the bytes live beyond the
+//! `ObjectStore` trait.
+
+mod names;
+mod signed;
+
+pub use names::{
+    parse_time, truncate_to_minute, validate_name, BatchId, BatchKind, ObjectNames, SumPartId,
+    Window,
+};
+pub use signed::{
+    hex, open_batch, BatchHeader, BatchWriter, OpenedBatch, PacketStream, MAX_HEADER_BYTES,
+    MAX_SIGNATURE_BYTES,
+};
+
+use crate::crypto::CryptoError;
+use crate::store::StoreError;
+use crate::wire::WireError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{object}: {source}")]
+    Wire {
+        object: String,
+        #[source]
+        source: WireError,
+    },
+    #[error("{object}: signature check failed: {source}")]
+    Signature {
+        object: String,
+        #[source]
+        source: CryptoError,
+    },
+    #[error("{object}: packet file digest {actual} does not match the signed header's {expected}")]
+    DigestMismatch {
+        object: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{object}: {reason}")]
+    Other { object: String, reason: String },
+}

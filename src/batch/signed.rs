@@ -1,0 +1,381 @@
+//! Writing and reading signed batches in both forms: three objects (header, packet file,
+//! signature) or a single signature object carrying header and packets inline. The
+//! signature object is always written last: a batch exists once its signature does.
+
+use super::BatchError;
+use crate::crypto::{HashingWriter, SigningKey, TrustSet};
+use crate::store::{get_bytes, ObjectStore, ObjectWriter};
+use crate::wire::{self, BatchSignature, Record, RecordReader, RecordWriter};
+use crate::batch::ObjectNames;
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex};
+
+/// Headers are small; anything larger is refused before it is read.
+pub const MAX_HEADER_BYTES: u64 = 1 << 20;
+/// A single-object signature carries its packet file inline (validation batches:
+/// ~50 bytes a packet), so it may be large, but not unboundedly.
+pub const MAX_SIGNATURE_BYTES: u64 = 1 << 30;
+
+/// Records that head a batch and carry the digest of its packet file.
+pub trait BatchHeader: Record {
+    fn packet_file_digest(&self) -> &[u8];
+}
+
+impl BatchHeader for wire::IngestionHeader {
+    fn packet_file_digest(&self) -> &[u8] {
+        &self.packet_file_digest
+    }
+}
+impl BatchHeader for wire::ValidityHeader {
+    fn packet_file_digest(&self) -> &[u8] {
+        &self.packet_file_digest
+    }
+}
+impl BatchHeader for wire::SumPart {
+    fn packet_file_digest(&self) -> &[u8] {
+        &self.packet_file_digest
+    }
+}
+
+/// Where packets go while a batch is written.
+enum Sink {
+    /// Single-object form: kept to be inlined in the signature record.
+    Memory(Vec<u8>),
+    /// Three-object form: streamed into the packet object.
+    Object(Box<dyn ObjectWriter>),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Memory(v) => v.write(buf),
+            Sink::Object(w) => w.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Memory(_) => Ok(()),
+            Sink::Object(w) => w.flush(),
+        }
+    }
+}
+
+/// A batch being written: packets are appended, then `finish` adds header and signature.
+pub struct BatchWriter<P: Record> {
+    names: ObjectNames,
+    packets: Option<RecordWriter<P, HashingWriter<Sink>>>,
+    count: u64,
+    /// The description of the packet object, for errors.
+    object: String,
+}
+
+impl<P: Record> BatchWriter<P> {
+    /// Single-object form: packets stay in memory and go inline into the signature.
+    pub fn single_object(names: ObjectNames) -> Result<Self, BatchError> {
+        let object = names.signature.clone();
+        Self::with_sink(names, Sink::Memory(Vec::new()), object)
+    }
+
+    /// Three-object form: packets stream into the packet object of `store`.
+    pub fn three_object(store: &dyn ObjectStore, names: ObjectNames) -> Result<Self, BatchError> {
+        let sink = Sink::Object(store.put(&names.packets)?);
+        let object = store.describe(&names.packets);
+        Self::with_sink(names, sink, object)
+    }
+
+    fn with_sink(names: ObjectNames, sink: Sink, object: String) -> Result<Self, BatchError> {
+        let writer = RecordWriter::new(HashingWriter::new(sink)).map_err(|e| BatchError::Wire {
+            object: object.clone(),
+            source: e,
+        })?;
+        Ok(BatchWriter {
+            names,
+            packets: Some(writer),
+            count: 0,
+            object,
+        })
+    }
+
+    pub fn append(&mut self, packet: &P) -> Result<(), BatchError> {
+        let w = self.packets.as_mut().ok_or_else(|| BatchError::Other {
+            object: self.object.clone(),
+            reason: "append after finish".into(),
+        })?;
+        w.append(packet).map_err(|e| BatchError::Wire {
+            object: self.object.clone(),
+            source: e,
+        })?;
+        self.count += 1;
+        Ok(())
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Completes the packet file, builds the header around its digest, signs it and
+    /// writes the remaining objects to each store (signature last). A three-object batch
+    /// goes to the one store it was created on, which must be the only one given.
+    pub fn finish<H: Record>(
+        mut self,
+        make_header: impl FnOnce(Vec<u8>) -> H,
+        key: &SigningKey,
+        stores: &[&dyn ObjectStore],
+    ) -> Result<(), BatchError> {
+        let writer = self.packets.take().ok_or_else(|| BatchError::Other {
+            object: self.object.clone(),
+            reason: "finish called twice".into(),
+        })?;
+        let hashing = writer.finish().map_err(|e| BatchError::Wire {
+            object: self.object.clone(),
+            source: e,
+        })?;
+        let (sink, digest) = hashing.finish();
+        let header = make_header(digest.to_vec());
+        let header_bytes = wire::encode_single(&header).map_err(|e| BatchError::Wire {
+            object: self.names.header.clone(),
+            source: e,
+        })?;
+        let signature = key.sign(&header_bytes).map_err(|e| BatchError::Signature {
+            object: self.names.header.clone(),
+            source: e,
+        })?;
+        let mut record = BatchSignature {
+            batch_header_signature: signature,
+            key_identifier: key.key_id().to_string(),
+            batch_header: None,
+            packets: None,
+        };
+        match sink {
+            Sink::Memory(packets) => {
+                record.batch_header = Some(header_bytes);
+                record.packets = Some(packets);
+                let sig_bytes = encode_signature(&record, &self.names)?;
+                for store in stores {
+                    crate::store::put_bytes(*store, &self.names.signature, &sig_bytes)?;
+                }
+            }
+            Sink::Object(packet_object) => {
+                let [store] = stores else {
+                    return Err(BatchError::Other {
+                        object: self.object.clone(),
+                        reason: "a three-object batch is written to exactly one store".into(),
+                    });
+                };
+                packet_object.commit()?;
+                crate::store::put_bytes(*store, &self.names.header, &header_bytes)?;
+                let sig_bytes = encode_signature(&record, &self.names)?;
+                crate::store::put_bytes(*store, &self.names.signature, &sig_bytes)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn encode_signature(record: &BatchSignature, names: &ObjectNames) -> Result<Vec<u8>, BatchError> {
+    wire::encode_single(record).map_err(|e| BatchError::Wire {
+        object: names.signature.clone(),
+        source: e,
+    })
+}
+
+/// A batch whose signature has been verified; its packets are read on demand.
+pub struct OpenedBatch<'s, H> {
+    pub header: H,
+    pub key_id: String,
+    /// The exact bytes the signature covers.
+    pub header_bytes: Vec<u8>,
+    packets: PacketSource<'s>,
+}
+
+enum PacketSource<'s> {
+    Inline { bytes: Arc<Vec<u8>>, object: String },
+    Object { store: &'s dyn ObjectStore, key: String },
+}
+
+/// Reads and verifies a batch: signature record, header (inline or object), signature
+/// under `trust`. Packets are not read yet; `packets()` streams them and checks the digest.
+pub fn open_batch<'s, H: BatchHeader>(
+    store: &'s dyn ObjectStore,
+    names: &ObjectNames,
+    trust: &TrustSet,
+) -> Result<OpenedBatch<'s, H>, BatchError> {
+    let sig_object = store.describe(&names.signature);
+    let sig_bytes = get_bytes(store, &names.signature, MAX_SIGNATURE_BYTES)?;
+    let sig: BatchSignature = wire::decode_single(&sig_bytes).map_err(|e| BatchError::Wire {
+        object: sig_object.clone(),
+        source: e,
+    })?;
+    drop(sig_bytes);
+    let (header_bytes, packets) = match (sig.batch_header, sig.packets) {
+        (Some(header), Some(packets)) => (
+            header,
+            PacketSource::Inline {
+                bytes: Arc::new(packets),
+                object: sig_object.clone(),
+            },
+        ),
+        (None, None) => (
+            get_bytes(store, &names.header, MAX_HEADER_BYTES)?,
+            PacketSource::Object {
+                store,
+                key: names.packets.clone(),
+            },
+        ),
+        _ => {
+            return Err(BatchError::Other {
+                object: sig_object,
+                reason: "signature carries only one of batch_header and packets".into(),
+            })
+        }
+    };
+    trust
+        .verify(&sig.key_identifier, &header_bytes, &sig.batch_header_signature)
+        .map_err(|e| BatchError::Signature {
+            object: store.describe(&names.header),
+            source: e,
+        })?;
+    let header = wire::decode_single(&header_bytes).map_err(|e| BatchError::Wire {
+        object: store.describe(&names.header),
+        source: e,
+    })?;
+    Ok(OpenedBatch {
+        header,
+        key_id: sig.key_identifier,
+        header_bytes,
+        packets,
+    })
+}
+
+impl<'s, H: BatchHeader> OpenedBatch<'s, H> {
+    /// Streams the packets; the last item is an error if the packet file's digest differs
+    /// from the signed header's, so callers must not act on results before the stream ends.
+    pub fn packets<P: Record>(&self) -> Result<PacketStream<P>, BatchError> {
+        let (reader, object): (Box<dyn Read + Send>, String) = match &self.packets {
+            PacketSource::Inline { bytes, object } => {
+                (Box::new(io::Cursor::new(SharedBytes(bytes.clone()))), object.clone())
+            }
+            PacketSource::Object { store, key } => (store.get(key)?, store.describe(key)),
+        };
+        PacketStream::new(reader, object, self.header.packet_file_digest().to_vec())
+    }
+
+    /// A description of where the packets come from, for messages.
+    pub fn packet_object(&self) -> String {
+        match &self.packets {
+            PacketSource::Inline { object, .. } => object.clone(),
+            PacketSource::Object { store, key } => store.describe(key),
+        }
+    }
+}
+
+struct SharedBytes(Arc<Vec<u8>>);
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Hashes what the Avro reader pulls through it, into a digest shared with the stream.
+struct TeeHash<R> {
+    inner: R,
+    hasher: Arc<Mutex<crate::crypto::Sha256Stream>>,
+}
+
+impl<R: Read> Read for TeeHash<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Ok(mut h) = self.hasher.lock() {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+/// Packets of a batch, streamed; the digest is checked when the records run out.
+pub struct PacketStream<P: Record> {
+    records: Option<RecordReader<P, TeeHash<Box<dyn Read + Send>>>>,
+    hasher: Arc<Mutex<crate::crypto::Sha256Stream>>,
+    expected: Vec<u8>,
+    object: String,
+}
+
+impl<P: Record> PacketStream<P> {
+    fn new(
+        reader: Box<dyn Read + Send>,
+        object: String,
+        expected: Vec<u8>,
+    ) -> Result<Self, BatchError> {
+        let hasher = Arc::new(Mutex::new(crate::crypto::Sha256Stream::new()));
+        let tee = TeeHash {
+            inner: reader,
+            hasher: hasher.clone(),
+        };
+        let records = RecordReader::new(tee).map_err(|e| BatchError::Wire {
+            object: object.clone(),
+            source: e,
+        })?;
+        Ok(PacketStream {
+            records: Some(records),
+            hasher,
+            expected,
+            object,
+        })
+    }
+
+    /// Up to `n` packets; an empty vector at the end.
+    pub fn next_chunk(&mut self, n: usize) -> Result<Vec<P>, BatchError> {
+        let mut chunk = Vec::with_capacity(n);
+        for item in self.by_ref().take(n) {
+            chunk.push(item?);
+        }
+        Ok(chunk)
+    }
+
+    fn check_digest(&mut self) -> Result<(), BatchError> {
+        let digest = match self.hasher.lock() {
+            Ok(mut h) => std::mem::take(&mut *h).finish(),
+            Err(_) => {
+                return Err(BatchError::Other {
+                    object: self.object.clone(),
+                    reason: "digest state poisoned".into(),
+                })
+            }
+        };
+        if digest[..] != self.expected[..] {
+            return Err(BatchError::DigestMismatch {
+                object: self.object.clone(),
+                expected: hex(&self.expected),
+                actual: hex(&digest),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl<P: Record> Iterator for PacketStream<P> {
+    type Item = Result<P, BatchError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let records = self.records.as_mut()?;
+        match records.next() {
+            Some(Ok(p)) => Some(Ok(p)),
+            Some(Err(e)) => {
+                self.records = None;
+                Some(Err(BatchError::Wire {
+                    object: self.object.clone(),
+                    source: e,
+                }))
+            }
+            None => {
+                // A reader that stopped before the end of the file leaves the digest short,
+                // so the check below fails rather than passing a truncated file.
+                self.records = None;
+                self.check_digest().err().map(Err)
+            }
+        }
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,333 @@
+//! Command-line interface: one subcommand per job.
+
+pub mod logging;
+mod progress;
+
+use anyhow::{anyhow, bail, Context, Result};
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand};
+use divvi::batch::{parse_time, BatchId, BatchKind, Window};
+use divvi::config::{read_config, trust_set, Ingestor, Portal, PortalConfig, Server, ServerConfig};
+use divvi::crypto::{PacketScheme, TrustSet, VerifyingKey};
+use divvi::demo::{peak_rss, run_demo, DemoOptions};
+use divvi::reports::{read_reports, FileFormat, ReportForm};
+use divvi::stages::{aggregate, collect, ingest, intake};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "divvi", version, about = "Privacy-preserving aggregate statistics: the ENPA Prio batch pipeline")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole pipeline on local folders and compare with the true histogram.
+    Demo(DemoArgs),
+    /// Make every key and a matching set of configs for a new deployment.
+    Keygen(KeygenArgs),
+    /// (ingestor) Turn measurements into signed ingestion batches for both servers.
+    Ingest(IngestArgs),
+    /// (server) Verify ingestion batches and write validation batches.
+    Intake(IntakeArgs),
+    /// (server) Sum the valid packets of a window into a signed sum part.
+    Aggregate(AggregateArgs),
+    /// (portal) Combine both servers' sum parts into the result.
+    Collect(CollectArgs),
+    /// Show any ENPA object as JSON, with signature and digest verdicts.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Folder for keys, configs and buckets (default: a fresh ./divvi-demo/<time>).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 100_000)]
+    reports: usize,
+    #[arg(long, default_value_t = 16)]
+    bins: usize,
+    #[arg(long, default_value_t = 25_000)]
+    batch_size: usize,
+    /// How many reports to spoil on purpose (not-binary, undecryptable, bad r_pit, in turn).
+    #[arg(long, default_value_t = 6)]
+    invalid: usize,
+    #[arg(long, default_value = "ecies")]
+    scheme: PacketScheme,
+}
+
+#[derive(Args)]
+struct KeygenArgs {
+    /// A new (or empty) folder to write keys/ and the four configs into.
+    #[arg(long)]
+    out: PathBuf,
+    /// Packet encryption for the servers' keys.
+    #[arg(long, default_value = "hpke")]
+    scheme: PacketScheme,
+    /// Deployment name, the first part of sum-part object names.
+    #[arg(long, default_value = "divvi")]
+    instance: String,
+}
+
+#[derive(Args)]
+struct IngestArgs {
+    #[arg(long)]
+    config: PathBuf,
+    /// The measurements: one report per line, CSV or JSON lines.
+    #[arg(long)]
+    input: PathBuf,
+    /// File format (default: by extension; .jsonl/.json/.ndjson are JSON lines, else CSV).
+    #[arg(long)]
+    format: Option<FileFormat>,
+    /// Each report is a 0/1 vector of length `bins`, or the indices of its set bins.
+    #[arg(long, default_value = "vector")]
+    form: ReportForm,
+    #[arg(long)]
+    aggregation: String,
+    #[arg(long)]
+    bins: usize,
+    /// Differential-privacy epsilon, carried in headers as declared (no noise is added).
+    #[arg(long, default_value_t = 1.0)]
+    epsilon: f64,
+    #[arg(long, default_value_t = 100_000)]
+    batch_size: usize,
+    /// Batch time (default: now), minute precision.
+    #[arg(long)]
+    time: Option<String>,
+}
+
+#[derive(Args)]
+struct IntakeArgs {
+    #[arg(long)]
+    config: PathBuf,
+    #[arg(long)]
+    aggregation: String,
+    /// Only this batch (its UUID); by default every batch not yet validated.
+    #[arg(long)]
+    batch: Option<uuid::Uuid>,
+}
+
+#[derive(Args)]
+struct AggregateArgs {
+    #[arg(long)]
+    config: PathBuf,
+    #[arg(long)]
+    aggregation: String,
+    /// First minute of the window (YYYYmmddHHMM, YYYY/mm/dd/HH/MM or RFC 3339).
+    #[arg(long)]
+    start: String,
+    /// Last minute of the window, included.
+    #[arg(long)]
+    end: String,
+}
+
+#[derive(Args)]
+struct CollectArgs {
+    #[arg(long)]
+    config: PathBuf,
+    #[arg(long)]
+    aggregation: String,
+    #[arg(long)]
+    start: String,
+    #[arg(long)]
+    end: String,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    file: PathBuf,
+    /// A trusted signing key, as ID=BASE64 (SPKI or raw point); repeatable.
+    #[arg(long = "key")]
+    keys: Vec<String>,
+    /// Trust the signing keys a server or portal config trusts (and a server's own).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Show at most this many records.
+    #[arg(long, default_value_t = usize::MAX)]
+    limit: usize,
+}
+
+pub fn run() -> Result<ExitCode> {
+    match Cli::parse().command {
+        Command::Demo(a) => demo(a),
+        Command::Keygen(a) => {
+            let d = divvi::keygen::keygen(&a.out, a.scheme, &a.instance)?;
+            println!("wrote keys to {}/keys and configs:", d.dir.display());
+            for p in [&d.ingestor, &d.servers[0], &d.servers[1], &d.portal] {
+                println!("  {}", p.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest(a) => {
+            let ingestor = Ingestor::load(&a.config)?;
+            let format = a.format.unwrap_or_else(|| FileFormat::from_extension(&a.input));
+            let time = match &a.time {
+                Some(t) => parse_time(t).map_err(|e| anyhow!(e))?,
+                None => Utc::now(),
+            };
+            let options = ingest::IngestOptions {
+                aggregation: a.aggregation,
+                bins: a.bins,
+                epsilon: a.epsilon,
+                batch_size: a.batch_size,
+                time,
+            };
+            let reports = read_reports(&a.input, format, a.form, a.bins)?;
+            let bar = progress::bar("ingest", 0);
+            let report = ingest::ingest(&ingestor, &options, reports, &|n| bar.inc(n))?;
+            bar.finish_and_clear();
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Intake(a) => {
+            let server = Server::load(&a.config)?;
+            let ids = match a.batch {
+                Some(uuid) => {
+                    let all = intake_candidates(&server, &a.aggregation)?;
+                    vec![all
+                        .into_iter()
+                        .find(|id| id.uuid == uuid)
+                        .ok_or_else(|| anyhow!("no ingestion batch {uuid} in aggregation {}", a.aggregation))?]
+                }
+                None => intake::pending_batches(&server, &a.aggregation)?,
+            };
+            let mut failed = 0;
+            for id in &ids {
+                let bar = progress::bar("intake", 0);
+                match intake::intake(&server, id, &|n| bar.inc(n)) {
+                    Ok(r) => println!("{}", serde_json::to_string(&r)?),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("error: intake of {id}: {e:#}");
+                    }
+                }
+                bar.finish_and_clear();
+            }
+            if ids.is_empty() {
+                eprintln!("no pending batches in aggregation {}", a.aggregation);
+            }
+            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Aggregate(a) => {
+            let server = Server::load(&a.config)?;
+            let window = window(&a.start, &a.end)?;
+            let bar = progress::bar("aggregate", 0);
+            let report = aggregate::aggregate(&server, &a.aggregation, &window, &|n| bar.inc(n))?;
+            bar.finish_and_clear();
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Collect(a) => {
+            let portal = Portal::load(&a.config)?;
+            let window = window(&a.start, &a.end)?;
+            let result = collect::collect(&portal, &a.aggregation, &window)?;
+            println!("aggregation {}  window {}  clients {}  invalid packets {}", result.aggregation, result.window, result.total_individual_clients, result.invalid_packets);
+            println!("{:>6}  {:>12}", "bin", "count");
+            for (i, c) in result.histogram.iter().enumerate() {
+                println!("{i:>6}  {c:>12}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Inspect(a) => {
+            let trust = inspect_trust(&a)?;
+            let out = divvi::inspect::inspect(&a.file, trust.as_ref(), a.limit)?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn intake_candidates(server: &Server, aggregation: &str) -> Result<Vec<BatchId>> {
+    divvi::batch::validate_name("aggregation", aggregation).map_err(|e| anyhow!(e))?;
+    Ok(server
+        .ingestion
+        .list(&format!("{aggregation}/"))?
+        .iter()
+        .filter_map(|k| BatchId::from_signature_key(k, BatchKind::Ingestion))
+        .collect())
+}
+
+fn window(start: &str, end: &str) -> Result<Window> {
+    let start = parse_time(start).map_err(|e| anyhow!(e))?;
+    let end = parse_time(end).map_err(|e| anyhow!(e))?;
+    Window::new(start, end).map_err(|e| anyhow!(e))
+}
+
+fn inspect_trust(a: &InspectArgs) -> Result<Option<TrustSet>> {
+    if a.keys.is_empty() && a.config.is_none() {
+        return Ok(None);
+    }
+    let mut trust = TrustSet::new();
+    for k in &a.keys {
+        let (id, key) = k.split_once('=').ok_or_else(|| anyhow!("--key takes ID=BASE64"))?;
+        trust.insert(id, VerifyingKey::from_base64(key).with_context(|| format!("--key {id}"))?);
+    }
+    if let Some(path) = &a.config {
+        if let Ok((c, base)) = read_config::<ServerConfig>(path) {
+            for set in [&c.trust.ingestors, &c.trust.peer] {
+                for k in set {
+                    trust.insert(&k.id, VerifyingKey::from_base64(&k.public_key)?);
+                }
+            }
+            let own = c.signing_key.load(&base)?;
+            trust.insert(own.key_id(), own.verifying_key());
+        } else {
+            let (c, _): (PortalConfig, _) = read_config(path).context("--config is neither a server nor a portal config")?;
+            for s in &c.servers {
+                for k in &s.signing_keys {
+                    trust.insert(&k.id, VerifyingKey::from_base64(&k.public_key)?);
+                }
+            }
+        }
+    }
+    let _ = trust_set;
+    Ok(Some(trust))
+}
+
+fn demo(a: DemoArgs) -> Result<ExitCode> {
+    let dir = a.dir.unwrap_or_else(|| PathBuf::from("divvi-demo").join(Utc::now().format("%Y%m%d-%H%M%S").to_string()));
+    let options = DemoOptions {
+        dir,
+        reports: a.reports,
+        bins: a.bins,
+        batch_size: a.batch_size,
+        invalid: a.invalid,
+        scheme: a.scheme,
+    };
+    if options.batch_size == 0 {
+        bail!("--batch-size must be positive");
+    }
+    println!(
+        "divvi demo: {} reports, {} bins, batches of {}, {} spoiled on purpose, {} packets, in {}",
+        options.reports, options.bins, options.batch_size, options.invalid, options.scheme, options.dir.display()
+    );
+    let bars = progress::Bars::default();
+    let report = run_demo(&options, &bars)?;
+    println!();
+    println!("{:>5}  {:>10}  {:>10}", "bin", "divvi", "truth");
+    for (i, (d, t)) in report.histogram.iter().zip(&report.truth).enumerate() {
+        let mark = if d == t { "" } else { "  <-- differs" };
+        println!("{i:>5}  {d:>10}  {t:>10}{mark}");
+    }
+    println!();
+    println!("{:>12}  {:>9}  {:>12}", "stage", "seconds", "packets/s");
+    for s in &report.stages {
+        println!("{:>12}  {:>9.2}  {:>12.0}", s.stage, s.seconds, s.packets_per_second());
+    }
+    if let Some(rss) = peak_rss() {
+        println!("peak RSS {:.0} MiB", rss as f64 / (1024.0 * 1024.0));
+    }
+    println!(
+        "clients counted {}, invalid packets found {} (spoiled {})",
+        report.clients, report.invalid_found, report.invalid_injected
+    );
+    if report.matches() {
+        println!("OK: the histogram matches the truth");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("FAILED: the histogram or the invalid count differs from the truth");
+        Ok(ExitCode::FAILURE)
+    }
+}

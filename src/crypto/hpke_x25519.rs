@@ -1,0 +1,126 @@
+//! divvi's modern packet encryption: RFC 9180 HPKE, base mode, single-shot, with
+//! DHKEM(X25519, HKDF-SHA256), HKDF-SHA256 and AES-128-GCM.
+//! payload = encapsulated key (32) || ciphertext || tag (16).
+
+use hpke::aead::AesGcm128;
+use hpke::kdf::HkdfSha256;
+use hpke::kem::X25519HkdfSha256;
+use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::CryptoError;
+
+type Kem = X25519HkdfSha256;
+type SecretKey = <Kem as hpke::Kem>::PrivateKey;
+type PublicKey = <Kem as hpke::Kem>::PublicKey;
+type EncappedKey = <Kem as hpke::Kem>::EncappedKey;
+
+/// Binds every payload to this use, so a key shared with another protocol cannot
+/// be tricked into opening its ciphertexts.
+const INFO: &[u8] = b"divvi enpa-v1 prio2 packet";
+pub(crate) const KEY_LEN: usize = 32;
+const ENC_LEN: usize = 32;
+const TAG_LEN: usize = 16;
+pub(crate) const OVERHEAD: usize = ENC_LEN + TAG_LEN;
+
+pub(crate) struct HpkePrivateKey {
+    secret: SecretKey,
+    public: HpkePublicKey,
+}
+
+#[derive(Clone)]
+pub(crate) struct HpkePublicKey {
+    key: PublicKey,
+    bytes: [u8; KEY_LEN],
+}
+
+impl HpkePrivateKey {
+    /// Any 32 bytes are a valid X25519 key (they are clamped on use).
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        let secret = SecretKey::from_bytes(bytes).map_err(|_| {
+            CryptoError::bad_key(
+                "HPKE private key",
+                format!("expected {KEY_LEN} bytes, got {}", bytes.len()),
+            )
+        })?;
+        let public = HpkePublicKey::from_key(Kem::sk_to_pk(&secret));
+        Ok(HpkePrivateKey { secret, public })
+    }
+
+    /// A fresh key and its 32-byte (clamped) form.
+    pub(crate) fn generate() -> Result<(Self, Vec<u8>), CryptoError> {
+        let mut raw = [0u8; KEY_LEN];
+        aws_lc_rs::rand::fill(&mut raw).map_err(|_| CryptoError::RandomFailed)?;
+        let key = Self::from_bytes(&raw)?;
+        // Export the clamped form so the text is canonical.
+        let bytes = key.secret.to_bytes().to_vec();
+        Ok((key, bytes))
+    }
+
+    pub(crate) fn public_key(&self) -> &HpkePublicKey {
+        &self.public
+    }
+
+    pub(crate) fn open(&self, payload: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if payload.len() < OVERHEAD {
+            return Err(CryptoError::PayloadTooShort {
+                len: payload.len(),
+                min: OVERHEAD,
+            });
+        }
+        let (enc, ciphertext) = payload.split_at(ENC_LEN);
+        let enc = EncappedKey::from_bytes(enc).map_err(|_| CryptoError::DecryptFailed)?;
+        hpke::single_shot_open::<AesGcm128, HkdfSha256, Kem>(
+            &OpModeR::Base,
+            &self.secret,
+            &enc,
+            INFO,
+            ciphertext,
+            aad,
+        )
+        .map_err(|_| CryptoError::DecryptFailed)
+    }
+}
+
+impl HpkePublicKey {
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        let key = PublicKey::from_bytes(bytes).map_err(|_| {
+            CryptoError::bad_key(
+                "HPKE public key",
+                format!("expected {KEY_LEN} bytes, got {}", bytes.len()),
+            )
+        })?;
+        Ok(Self::from_key(key))
+    }
+
+    fn from_key(key: PublicKey) -> Self {
+        let mut bytes = [0u8; KEY_LEN];
+        bytes.copy_from_slice(&key.to_bytes());
+        HpkePublicKey { key, bytes }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub(crate) fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        // Seed a CSPRNG from the OS per call: hpke's own OS-RNG path panics on failure.
+        let mut seed = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut seed).map_err(|_| CryptoError::RandomFailed)?;
+        let mut rng = StdRng::from_seed(seed);
+        let (enc, ciphertext) = hpke::single_shot_seal_with_rng::<AesGcm128, HkdfSha256, Kem>(
+            &OpModeS::Base,
+            &self.key,
+            INFO,
+            plaintext,
+            aad,
+            &mut rng,
+        )
+        .map_err(|_| CryptoError::EncryptFailed)?;
+        let mut out = Vec::with_capacity(ENC_LEN + ciphertext.len());
+        out.extend_from_slice(&enc.to_bytes());
+        out.extend_from_slice(&ciphertext);
+        Ok(out)
+    }
+}

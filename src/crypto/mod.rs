@@ -1,0 +1,26 @@
+//! Cryptography of the ENPA pipeline: ECDSA batch signatures, SHA-256 file digests,
+//! and packet payload encryption (legacy ENPA ECIES, or HPKE).
+
+mod digest;
+mod ecies;
+mod error;
+mod hpke_x25519;
+mod packet;
+mod scheme;
+mod signing;
+mod text;
+mod trust;
+mod verifying;
+
+#[cfg(test)]
+mod interop_tests;
+#[cfg(test)]
+mod packet_tests;
+
+pub use digest::{sha256, HashingReader, HashingWriter, Sha256Stream};
+pub use error::CryptoError;
+pub use packet::{min_payload_len, PacketPrivateKey, PacketPublicKey};
+pub use scheme::PacketScheme;
+pub use signing::SigningKey;
+pub use trust::TrustSet;
+pub use verifying::VerifyingKey;

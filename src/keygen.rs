@@ -1,0 +1,140 @@
+//! `divvi keygen`: every key of a new deployment and a matching, working set of config
+//! files for the ingestor, server 0, server 1 and the portal, with local folders as buckets.
+
+use crate::config::*;
+use crate::crypto::{PacketPrivateKey, PacketScheme, SigningKey};
+use crate::vdaf::ServerIndex;
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The config files keygen writes, by party.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub dir: PathBuf,
+    pub ingestor: PathBuf,
+    pub servers: [PathBuf; 2],
+    pub portal: PathBuf,
+}
+
+/// Writes a secret readable by its owner only.
+pub fn write_secret(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating secret file {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.write_all(b"\n"))
+        .with_context(|| format!("writing secret file {}", path.display()))
+}
+
+fn write_config<T: serde::Serialize>(path: &Path, what: &str, config: &T) -> Result<()> {
+    let body = toml::to_string_pretty(config)?;
+    let text = format!(
+        "# divvi {what} configuration, written by `divvi keygen`.\n\
+         # Relative paths are relative to this file's folder.\n\n{body}"
+    );
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Creates `dir` (which must not exist or be empty) holding `keys/` and four configs.
+pub fn keygen(dir: &Path, scheme: PacketScheme, instance: &str) -> Result<Deployment> {
+    crate::batch::validate_name("instance", instance).map_err(|e| anyhow::anyhow!(e))?;
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        bail!("{} exists and is not empty; keygen writes into a fresh folder", dir.display());
+    }
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).with_context(|| format!("creating {}", keys.display()))?;
+
+    let signing = |name: &str| -> Result<(SigningKeyConfig, PublicKeyConfig)> {
+        let id = format!("{name}-signing");
+        let (key, pkcs8) = SigningKey::generate(&id)?;
+        let file = PathBuf::from("keys").join(format!("{id}.key"));
+        write_secret(&dir.join(&file), &pkcs8)?;
+        Ok((
+            SigningKeyConfig { id: id.clone(), secret: SecretSource { file: Some(file), env: None } },
+            PublicKeyConfig { id, public_key: key.verifying_key().to_base64() },
+        ))
+    };
+    let (ingestor_key, ingestor_pub) = signing("ingestor")?;
+    let (s0_key, s0_pub) = signing("server0")?;
+    let (s1_key, s1_pub) = signing("server1")?;
+
+    let mut packet_public = Vec::new();
+    let mut packet_private = Vec::new();
+    for n in 0..2 {
+        let id = format!("server{n}-packet");
+        let (key, text) = PacketPrivateKey::generate(scheme)?;
+        let file = PathBuf::from("keys").join(format!("{id}.key"));
+        write_secret(&dir.join(&file), &text)?;
+        packet_public.push((id.clone(), key.public_key().to_text()));
+        packet_private.push(PacketKeyConfig { id, scheme, secret: SecretSource { file: Some(file), env: None } });
+    }
+
+    let bucket = |name: &str| format!("buckets/{name}");
+    let sum_parts = bucket("portal-sum-parts");
+    let server_config = |n: usize| {
+        let me = format!("server{n}");
+        let peer = format!("server{}", 1 - n);
+        ServerConfig {
+            server_index: if n == 0 { ServerIndex::Zero } else { ServerIndex::One },
+            instance: instance.to_string(),
+            locations: ServerLocations {
+                ingestion: bucket(&format!("{me}-ingestion")),
+                own: bucket(&format!("{me}-own")),
+                peer_inbox: bucket(&format!("{me}-peer-inbox")),
+                peer_outbox: bucket(&format!("{peer}-peer-inbox")),
+                sum_parts: sum_parts.clone(),
+            },
+            signing_key: if n == 0 { s0_key.clone() } else { s1_key.clone() },
+            packet_keys: vec![packet_private[n].clone()],
+            trust: ServerTrustConfig {
+                ingestors: vec![ingestor_pub.clone()],
+                peer: vec![if n == 0 { s1_pub.clone() } else { s0_pub.clone() }],
+            },
+        }
+    };
+    let ingestor = IngestorConfig {
+        signing_key: ingestor_key,
+        servers: (0..2)
+            .map(|n| IngestorServerConfig {
+                server_index: if n == 0 { ServerIndex::Zero } else { ServerIndex::One },
+                ingestion: bucket(&format!("server{n}-ingestion")),
+                packet_key_id: packet_public[n].0.clone(),
+                packet_scheme: scheme,
+                packet_public_key: packet_public[n].1.clone(),
+            })
+            .collect(),
+    };
+    let portal = PortalConfig {
+        servers: vec![
+            PortalServerConfig {
+                server_index: ServerIndex::Zero,
+                instance: instance.to_string(),
+                sum_parts: sum_parts.clone(),
+                signing_keys: vec![s0_pub.clone()],
+            },
+            PortalServerConfig {
+                server_index: ServerIndex::One,
+                instance: instance.to_string(),
+                sum_parts: sum_parts.clone(),
+                signing_keys: vec![s1_pub.clone()],
+            },
+        ],
+        results: bucket("portal-results"),
+    };
+    let d = Deployment {
+        dir: dir.to_path_buf(),
+        ingestor: dir.join("ingestor.toml"),
+        servers: [dir.join("server0.toml"), dir.join("server1.toml")],
+        portal: dir.join("portal.toml"),
+    };
+    write_config(&d.ingestor, "ingestor", &ingestor)?;
+    write_config(&d.servers[0], "server 0 (PHA)", &server_config(0))?;
+    write_config(&d.servers[1], "server 1 (facilitator)", &server_config(1))?;
+    write_config(&d.portal, "portal", &portal)?;
+    Ok(d)
+}

@@ -1,0 +1,15 @@
+//! The `divvi` command: a thin layer over the library. Parses arguments, loads the party's
+//! config, shows progress, and prints what happened.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::logging::init();
+    match cli::run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Aggregate: for a window, join each ingestion batch with this server's own validation
+//! and the peer's, decide validity from the two verifier shares, and add the valid packets'
+//! output shares. It reads its own validation instead of verifying proofs again; it opens
+//! each valid packet once more to take its output share.
+
+use super::checks::check_validity_header;
+use super::{check_ingestion_header, open_packet, Rejected, Tick, CHUNK};
+use crate::batch::{open_batch, BatchId, BatchKind, SumPartId, Window};
+use crate::config::Server;
+use crate::crypto::sha256;
+use crate::store::put_bytes;
+use crate::vdaf::{is_valid, Accumulator, Prio2Bins, VerifierShare};
+use crate::wire::{
+    self, DataSharePacket, IngestionHeader, InvalidPacket, SumPart, ValidityHeader,
+    ValidityPacket,
+};
+use anyhow::{anyhow, bail, Context, Result};
+use rayon::prelude::*;
+use std::collections::{HashMap, HashSet};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AggregateReport {
+    pub sum_part: String,
+    pub batches: Vec<String>,
+    pub packets: u64,
+    pub valid: u64,
+    pub invalid: Vec<Rejected>,
+    pub sum: Vec<u32>,
+}
+
+/// Ingestion batches of an aggregation inside a window, in time then UUID order.
+pub fn batches_in_window(server: &Server, aggregation: &str, window: &Window) -> Result<Vec<BatchId>> {
+    crate::batch::validate_name("aggregation", aggregation).map_err(|e| anyhow!(e))?;
+    let mut ids: Vec<BatchId> = server
+        .ingestion
+        .list(&format!("{aggregation}/"))?
+        .iter()
+        .filter_map(|k| BatchId::from_signature_key(k, BatchKind::Ingestion))
+        .filter(|id| window.contains(id.time))
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// Reads a validation batch into a map from packet UUID to verifier share.
+fn read_validation(
+    store: &dyn crate::store::ObjectStore,
+    id: &BatchId,
+    from: crate::vdaf::ServerIndex,
+    trust: &crate::crypto::TrustSet,
+    ingestion: &IngestionHeader,
+) -> Result<HashMap<Uuid, Result<VerifierShare, String>>> {
+    let names = id.names(BatchKind::Validation(from));
+    let object = store.describe(&names.signature);
+    let batch = open_batch::<ValidityHeader>(store, &names, trust)
+        .with_context(|| format!("validation of {id} by server {from}"))?;
+    check_validity_header(ingestion, &batch.header, &object)?;
+    let mut map = HashMap::new();
+    for packet in batch.packets::<ValidityPacket>()? {
+        let p = packet?;
+        let share = VerifierShare::from_longs(p.f_r, p.g_r, p.h_r).map_err(|e| e.to_string());
+        if map.insert(p.uuid, share).is_some() {
+            // A validation listing a packet twice is not trusted for that packet.
+            map.insert(p.uuid, Err(format!("listed twice in {object}")));
+        }
+    }
+    Ok(map)
+}
+
+/// What happened to one packet in aggregate.
+enum Outcome {
+    Valid(crate::vdaf::OutputShare),
+    Invalid(String),
+}
+
+fn judge(
+    server: &Server,
+    prio: &Prio2Bins,
+    packet: &DataSharePacket,
+    own: &HashMap<Uuid, Result<VerifierShare, String>>,
+    peer: &HashMap<Uuid, Result<VerifierShare, String>>,
+) -> Outcome {
+    let lookup = |map: &HashMap<Uuid, Result<VerifierShare, String>>, whose: &str| match map.get(&packet.uuid) {
+        None => Err(format!("no {whose} validation")),
+        Some(Err(e)) => Err(format!("{whose} validation: {e}")),
+        Some(Ok(v)) => Ok(*v),
+    };
+    let decided = lookup(own, "own").and_then(|mine| {
+        let theirs = lookup(peer, "peer")?;
+        if is_valid(&mine, &theirs) {
+            Ok(())
+        } else {
+            Err("proof check failed".to_string())
+        }
+    });
+    if let Err(reason) = decided {
+        return Outcome::Invalid(reason);
+    }
+    let share = open_packet(&server.packet_keys, packet)
+        .and_then(|pt| prio.output_share(server.index, &pt).map_err(|e| e.to_string()));
+    match share {
+        Ok(s) => Outcome::Valid(s),
+        Err(reason) => Outcome::Invalid(reason),
+    }
+}
+
+/// The sum of one batch, kept apart until its packet file's digest has been checked.
+struct BatchSum {
+    acc: Accumulator,
+    packets: u64,
+    invalid: Vec<Rejected>,
+}
+
+fn sum_batch(
+    server: &Server,
+    id: &BatchId,
+    expected_bins: &mut Option<(i32, IngestionHeader)>,
+    seen: &mut HashSet<Uuid>,
+    tick: Tick,
+) -> Result<BatchSum> {
+    let names = id.names(BatchKind::Ingestion);
+    let object = server.ingestion.describe(&names.header);
+    let batch = open_batch::<IngestionHeader>(server.ingestion.as_ref(), &names, &server.ingestor_trust)?;
+    let prio = check_ingestion_header(id, &batch.header, &object)?;
+    match expected_bins {
+        Some((_, first)) => {
+            let h = &batch.header;
+            if h.bins != first.bins || h.epsilon.to_bits() != first.epsilon.to_bits() || h.hamming_weight != first.hamming_weight {
+                bail!(
+                    "{object}: bins/epsilon/hamming_weight ({}, {}, {:?}) differ from the window's first batch ({}, {}, {:?})",
+                    h.bins, h.epsilon, h.hamming_weight, first.bins, first.epsilon, first.hamming_weight
+                );
+            }
+        }
+        None => *expected_bins = Some((batch.header.bins, batch.header.clone())),
+    }
+    let own = read_validation(server.own.as_ref(), id, server.index, &server.own_trust, &batch.header)?;
+    let peer = read_validation(server.peer_inbox.as_ref(), id, server.index.peer(), &server.peer_trust, &batch.header)?;
+
+    let mut sum = BatchSum { acc: Accumulator::new(prio.bins()), packets: 0, invalid: Vec::new() };
+    let mut packets = batch.packets::<DataSharePacket>()?;
+    loop {
+        let chunk = packets.next_chunk(CHUNK)?;
+        if chunk.is_empty() {
+            break;
+        }
+        let outcomes: Vec<Outcome> = chunk.par_iter().map(|p| judge(server, &prio, p, &own, &peer)).collect();
+        for (packet, outcome) in chunk.iter().zip(outcomes) {
+            sum.packets += 1;
+            let outcome = if seen.insert(packet.uuid) {
+                outcome
+            } else {
+                Outcome::Invalid("packet uuid already seen in this window".into())
+            };
+            match outcome {
+                Outcome::Valid(share) => sum.acc.add(&share)?,
+                Outcome::Invalid(reason) => sum.invalid.push(Rejected { uuid: packet.uuid, reason }),
+            }
+        }
+        tick(chunk.len() as u64);
+    }
+    Ok(sum)
+}
+
+/// Aggregates a window and writes the signed sum part and the invalid-UUID file.
+pub fn aggregate(server: &Server, aggregation: &str, window: &Window, tick: Tick) -> Result<AggregateReport> {
+    let ids = batches_in_window(server, aggregation, window)?;
+    if ids.is_empty() {
+        bail!("no ingestion batches of {aggregation} in window {}", window.name());
+    }
+    let mut first: Option<(i32, IngestionHeader)> = None;
+    let mut seen = HashSet::new();
+    let mut total: Option<Accumulator> = None;
+    let mut packets = 0;
+    let mut invalid = Vec::new();
+    for id in &ids {
+        let s = sum_batch(server, id, &mut first, &mut seen, tick).with_context(|| format!("aggregating batch {id}"))?;
+        packets += s.packets;
+        invalid.extend(s.invalid);
+        match &mut total {
+            Some(t) => t.merge(&s.acc)?,
+            None => total = Some(s.acc),
+        }
+    }
+    let (Some((_, header)), Some(total)) = (first, total) else {
+        bail!("no batches were summed");
+    };
+    for r in &invalid {
+        tracing::info!(packet = %r.uuid, reason = %r.reason, "invalid packet");
+    }
+
+    // The invalid-UUID file is the sum part's packet file; empty when none, as the original.
+    let invalid_records: Vec<InvalidPacket> = invalid.iter().map(|r| InvalidPacket { uuid: r.uuid }).collect();
+    let invalid_bytes = if invalid_records.is_empty() { Vec::new() } else { wire::encode_all(&invalid_records)? };
+    let part = SumPartId {
+        instance: server.instance.clone(),
+        aggregation: aggregation.to_string(),
+        window: *window,
+        server: server.index,
+    };
+    let names = part.names();
+    let sum = total.sum();
+    let record = SumPart {
+        batch_uuids: ids.iter().map(|id| id.uuid).collect(),
+        name: header.name.clone(),
+        bins: header.bins,
+        epsilon: header.epsilon,
+        prime: header.prime,
+        number_of_servers: header.number_of_servers,
+        hamming_weight: header.hamming_weight,
+        sum: sum.iter().map(|&v| i64::from(v)).collect(),
+        aggregation_start_time: window.start.timestamp_millis(),
+        aggregation_end_time: window.end.timestamp_millis(),
+        packet_file_digest: sha256(&invalid_bytes).to_vec(),
+        total_individual_clients: i64::try_from(total.count())?,
+    };
+    let header_bytes = wire::encode_single(&record)?;
+    let signature = wire::BatchSignature {
+        batch_header_signature: server.signing_key.sign(&header_bytes)?,
+        key_identifier: server.signing_key.key_id().to_string(),
+        batch_header: None,
+        packets: None,
+    };
+    let store = server.sum_parts.as_ref();
+    put_bytes(store, &names.packets, &invalid_bytes)?;
+    put_bytes(store, &names.header, &header_bytes)?;
+    put_bytes(store, &names.signature, &wire::encode_single(&signature)?)?;
+    Ok(AggregateReport {
+        sum_part: store.describe(&names.header),
+        batches: ids.iter().map(|id| id.to_string()).collect(),
+        packets,
+        valid: total.count(),
+        invalid,
+        sum,
+    })
+}

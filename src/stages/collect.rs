@@ -1,0 +1,166 @@
+//! Collect (the portal): read both servers' sum parts of a window, verify signatures and
+//! digests, check they cover the same batches and clients, and add them mod p.
+
+use crate::batch::{hex, SumPartId, Window, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES};
+use crate::config::{Portal, PortalServer};
+use crate::crypto::sha256;
+use crate::store::{get_bytes, put_bytes};
+use crate::vdaf::{combine, ServerIndex};
+use crate::wire::{self, BatchSignature, InvalidPacket, SumPart};
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeSet;
+use uuid::Uuid;
+
+/// Invalid-UUID files hold 16-byte UUIDs (~40 bytes a record); this bounds a read.
+const MAX_INVALID_FILE_BYTES: u64 = 1 << 30;
+
+/// A sum part whose signature and invalid-file digest have been verified.
+#[derive(Debug, Clone)]
+pub struct VerifiedSumPart {
+    pub record: SumPart,
+    pub invalid: Vec<Uuid>,
+    pub object: String,
+}
+
+pub fn read_sum_part(server: &PortalServer, id: &SumPartId) -> Result<VerifiedSumPart> {
+    let names = id.names();
+    let store = server.sum_parts.as_ref();
+    let object = store.describe(&names.header);
+    let sig_bytes = get_bytes(store, &names.signature, MAX_SIGNATURE_BYTES)?;
+    let sig: BatchSignature = wire::decode_single(&sig_bytes)
+        .with_context(|| store.describe(&names.signature))?;
+    let header_bytes = match sig.batch_header {
+        Some(inline) => inline,
+        None => get_bytes(store, &names.header, MAX_HEADER_BYTES)?,
+    };
+    server
+        .trust
+        .verify(&sig.key_identifier, &header_bytes, &sig.batch_header_signature)
+        .with_context(|| format!("{object}: signature check failed"))?;
+    let record: SumPart = wire::decode_single(&header_bytes).with_context(|| object.clone())?;
+    let invalid_bytes = match sig.packets {
+        Some(inline) => inline,
+        None => get_bytes(store, &names.packets, MAX_INVALID_FILE_BYTES)?,
+    };
+    let digest = sha256(&invalid_bytes);
+    if digest[..] != record.packet_file_digest[..] {
+        bail!(
+            "{}: digest {} does not match the sum part's {}",
+            store.describe(&names.packets),
+            hex(&digest),
+            hex(&record.packet_file_digest)
+        );
+    }
+    let invalid = if invalid_bytes.is_empty() {
+        Vec::new()
+    } else {
+        wire::decode_all::<InvalidPacket>(&invalid_bytes)
+            .with_context(|| store.describe(&names.packets))?
+            .into_iter()
+            .map(|p| p.uuid)
+            .collect()
+    };
+    Ok(VerifiedSumPart { record, invalid, object })
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CollectResult {
+    pub aggregation: String,
+    pub window: String,
+    pub bins: i32,
+    pub epsilon: f64,
+    pub total_individual_clients: i64,
+    pub invalid_packets: usize,
+    pub batches: Vec<Uuid>,
+    pub histogram: Vec<u64>,
+}
+
+/// Checks that the two sum parts describe the same aggregation run.
+pub fn check_agreement(a: &VerifiedSumPart, b: &VerifiedSumPart) -> Result<()> {
+    let (x, y) = (&a.record, &b.record);
+    let mut diffs = Vec::new();
+    let batches = |p: &SumPart| p.batch_uuids.iter().copied().collect::<BTreeSet<_>>();
+    let (bx, by) = (batches(x), batches(y));
+    if bx != by {
+        let only = |l: &BTreeSet<Uuid>, r: &BTreeSet<Uuid>| l.difference(r).map(|u| u.to_string()).collect::<Vec<_>>().join(" ");
+        diffs.push(format!(
+            "they cover different batches (only in server 0: [{}]; only in server 1: [{}])",
+            only(&bx, &by),
+            only(&by, &bx)
+        ));
+    }
+    if x.total_individual_clients != y.total_individual_clients {
+        diffs.push(format!(
+            "total_individual_clients {} vs {}",
+            x.total_individual_clients, y.total_individual_clients
+        ));
+    }
+    let mut field = |name: &str, l: String, r: String| {
+        if l != r {
+            diffs.push(format!("{name} {l} vs {r}"));
+        }
+    };
+    field("name", x.name.clone(), y.name.clone());
+    field("bins", x.bins.to_string(), y.bins.to_string());
+    field("sum length", x.sum.len().to_string(), y.sum.len().to_string());
+    field("epsilon", x.epsilon.to_string(), y.epsilon.to_string());
+    field("prime", x.prime.to_string(), y.prime.to_string());
+    field("number_of_servers", x.number_of_servers.to_string(), y.number_of_servers.to_string());
+    field("aggregation_start_time", x.aggregation_start_time.to_string(), y.aggregation_start_time.to_string());
+    field("aggregation_end_time", x.aggregation_end_time.to_string(), y.aggregation_end_time.to_string());
+    let invalid = |p: &VerifiedSumPart| p.invalid.iter().copied().collect::<BTreeSet<_>>();
+    if invalid(a) != invalid(b) {
+        diffs.push(format!("invalid packet lists differ ({} vs {} packets)", a.invalid.len(), b.invalid.len()));
+    }
+    if !diffs.is_empty() {
+        bail!(
+            "sum parts {} and {} do not agree: {}",
+            a.object,
+            b.object,
+            diffs.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// Reads, checks and combines both sum parts of a window; writes the result (JSON and CSV)
+/// to the portal's results location as `{aggregation}/{window}.result.json|csv`.
+pub fn collect(portal: &Portal, aggregation: &str, window: &Window) -> Result<CollectResult> {
+    crate::batch::validate_name("aggregation", aggregation).map_err(|e| anyhow::anyhow!(e))?;
+    let part = |index: ServerIndex| {
+        let server = &portal.servers[usize::from(index.number())];
+        let id = SumPartId {
+            instance: server.instance.clone(),
+            aggregation: aggregation.to_string(),
+            window: *window,
+            server: index,
+        };
+        read_sum_part(server, &id)
+    };
+    let p0 = part(ServerIndex::Zero)?;
+    let p1 = part(ServerIndex::One)?;
+    check_agreement(&p0, &p1)?;
+    let histogram = combine(&p0.record.sum, &p1.record.sum)?;
+    let result = CollectResult {
+        aggregation: aggregation.to_string(),
+        window: window.name(),
+        bins: p0.record.bins,
+        epsilon: p0.record.epsilon,
+        total_individual_clients: p0.record.total_individual_clients,
+        invalid_packets: p0.invalid.len(),
+        batches: p0.record.batch_uuids.clone(),
+        histogram,
+    };
+    let stem = format!("{aggregation}/{}.result", window.name());
+    put_bytes(portal.results.as_ref(), &format!("{stem}.json"), &serde_json::to_vec_pretty(&result)?)?;
+    put_bytes(portal.results.as_ref(), &format!("{stem}.csv"), result_csv(&result).as_bytes())?;
+    Ok(result)
+}
+
+pub fn result_csv(result: &CollectResult) -> String {
+    let mut csv = String::from("bin,count\n");
+    for (i, c) in result.histogram.iter().enumerate() {
+        csv.push_str(&format!("{i},{c}\n"));
+    }
+    csv
+}

@@ -1,0 +1,176 @@
+//! The ingestor: measurements → Prio2 shares → one sealed packet per server → signed
+//! ingestion batches (three-object form, as real ingestors write them) for both servers,
+//! with the same batch UUID, packet UUIDs and `r_pit`.
+
+use super::{Tick, CHUNK};
+use crate::batch::{BatchId, BatchKind, BatchWriter};
+use crate::config::Ingestor;
+use crate::vdaf::{Prio2Bins, PRIME};
+use crate::wire::{DataSharePacket, IngestionHeader};
+use anyhow::{anyhow, Context, Result};
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub aggregation: String,
+    pub bins: usize,
+    /// Carried in the header as the deployment declares it; divvi adds no noise itself.
+    pub epsilon: f64,
+    pub batch_size: usize,
+    /// The batch time (minute precision) used in object names.
+    pub time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct IngestReport {
+    pub batches: Vec<String>,
+    pub packets: u64,
+}
+
+/// Makes the pair of packets (server 0, server 1) for one measurement.
+pub struct PacketMaker<'a> {
+    prio: Prio2Bins,
+    ingestor: &'a Ingestor,
+}
+
+impl<'a> PacketMaker<'a> {
+    pub fn new(ingestor: &'a Ingestor, bins: usize) -> Result<Self> {
+        let prio = Prio2Bins::new(bins as i64)?;
+        Ok(PacketMaker { prio, ingestor })
+    }
+
+    /// A random evaluation point that the servers will accept.
+    pub fn random_r_pit(&self) -> i64 {
+        loop {
+            let r = rand::random::<u32>() % PRIME;
+            if self.prio.query_point(i64::from(r)).is_ok() {
+                return i64::from(r);
+            }
+        }
+    }
+
+    /// Shards and seals a measurement. Entries other than 0/1 are sealed as given (their
+    /// proof will fail); callers that take user input check it first.
+    pub fn make(&self, measurement: &[u32]) -> Result<[DataSharePacket; 2]> {
+        let (leader, helper) = self.prio.shard(measurement)?;
+        let uuid = Uuid::new_v4();
+        let r_pit = self.random_r_pit();
+        let seal = |target: &crate::config::IngestTarget, share: &[u8]| -> Result<DataSharePacket> {
+            Ok(DataSharePacket {
+                uuid,
+                encrypted_payload: target.key.seal(share, uuid.as_bytes())?,
+                encryption_key_id: Some(target.key_id.clone()),
+                r_pit,
+                version_configuration: None,
+                device_nonce: None,
+            })
+        };
+        Ok([
+            seal(&self.ingestor.targets[0], &leader)?,
+            seal(&self.ingestor.targets[1], &helper)?,
+        ])
+    }
+}
+
+/// One ingestion batch being written to both servers' ingestion locations.
+pub struct IngestionBatch<'a> {
+    pub id: BatchId,
+    ingestor: &'a Ingestor,
+    writers: [BatchWriter<DataSharePacket>; 2],
+    started: DateTime<Utc>,
+}
+
+impl<'a> IngestionBatch<'a> {
+    pub fn new(ingestor: &'a Ingestor, aggregation: &str, time: DateTime<Utc>) -> Result<Self> {
+        let id = BatchId::new(aggregation, time, Uuid::new_v4()).map_err(|e| anyhow!(e))?;
+        let names = id.names(BatchKind::Ingestion);
+        let writers = [
+            BatchWriter::three_object(ingestor.targets[0].store.as_ref(), names.clone())?,
+            BatchWriter::three_object(ingestor.targets[1].store.as_ref(), names)?,
+        ];
+        Ok(IngestionBatch {
+            id,
+            ingestor,
+            writers,
+            started: Utc::now(),
+        })
+    }
+
+    pub fn append(&mut self, pair: &[DataSharePacket; 2]) -> Result<()> {
+        for (writer, packet) in self.writers.iter_mut().zip(pair) {
+            writer.append(packet)?;
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> u64 {
+        self.writers[0].count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes headers and signatures (signature last) to both servers.
+    pub fn finish(self, bins: usize, epsilon: f64) -> Result<BatchId> {
+        let key = &self.ingestor.signing_key;
+        let (start, end) = (self.started.timestamp_millis(), Utc::now().timestamp_millis());
+        let bins = i32::try_from(bins).context("bins does not fit an Avro int")?;
+        for (writer, target) in self.writers.into_iter().zip(&self.ingestor.targets) {
+            let header = |digest| IngestionHeader {
+                batch_uuid: self.id.uuid,
+                name: self.id.aggregation.clone(),
+                bins,
+                epsilon,
+                prime: i64::from(PRIME),
+                number_of_servers: 2,
+                hamming_weight: None,
+                batch_start_time: start,
+                batch_end_time: end,
+                packet_file_digest: digest,
+            };
+            writer.finish(header, key, &[target.store.as_ref()])?;
+        }
+        Ok(self.id)
+    }
+}
+
+/// Ingests measurements into batches of `batch_size` reports for both servers.
+pub fn ingest(
+    ingestor: &Ingestor,
+    options: &IngestOptions,
+    measurements: impl Iterator<Item = Result<Vec<u32>>>,
+    tick: Tick,
+) -> Result<IngestReport> {
+    let maker = PacketMaker::new(ingestor, options.bins)?;
+    let mut report = IngestReport::default();
+    let mut batch: Option<IngestionBatch> = None;
+    let mut measurements = measurements.peekable();
+    while measurements.peek().is_some() {
+        let chunk: Vec<Vec<u32>> = measurements.by_ref().take(CHUNK).collect::<Result<_>>()?;
+        let pairs: Vec<[DataSharePacket; 2]> = chunk
+            .par_iter()
+            .map(|m| maker.make(m))
+            .collect::<Result<_>>()?;
+        for pair in &pairs {
+            let current = match &mut batch {
+                Some(b) => b,
+                None => batch.insert(IngestionBatch::new(ingestor, &options.aggregation, options.time)?),
+            };
+            current.append(pair)?;
+            report.packets += 1;
+            if current.len() as usize >= options.batch_size {
+                if let Some(full) = batch.take() {
+                    report.batches.push(full.finish(options.bins, options.epsilon)?.to_string());
+                }
+            }
+        }
+        tick(pairs.len() as u64);
+    }
+    if let Some(last) = batch.take() {
+        report.batches.push(last.finish(options.bins, options.epsilon)?.to_string());
+    }
+    Ok(report)
+}

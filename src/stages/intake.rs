@@ -1,0 +1,122 @@
+//! Intake: verify the ingestor's batch, open every packet, compute verifier shares in
+//! parallel, and write the signed validation batch (single-object form) to this server's
+//! own location and to the peer's inbox. A packet that cannot be opened or decoded is left
+//! out and listed; it then counts as invalid on both sides.
+
+use super::{check_ingestion_header, open_packet, Rejected, Tick, CHUNK};
+use crate::batch::{open_batch, BatchId, BatchKind, BatchWriter};
+use crate::config::Server;
+use crate::vdaf::Prio2Bins;
+use crate::wire::{DataSharePacket, IngestionHeader, ValidityHeader, ValidityPacket};
+use anyhow::{anyhow, Context, Result};
+use rayon::prelude::*;
+use std::collections::HashSet;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IntakeReport {
+    pub batch: String,
+    pub packets: u64,
+    pub verified: u64,
+    pub rejected: Vec<Rejected>,
+}
+
+/// Ingestion batches of an aggregation whose validation this server has not written yet.
+pub fn pending_batches(server: &Server, aggregation: &str) -> Result<Vec<BatchId>> {
+    crate::batch::validate_name("aggregation", aggregation).map_err(|e| anyhow!(e))?;
+    let mut pending = Vec::new();
+    for key in server.ingestion.list(&format!("{aggregation}/"))? {
+        let Some(id) = BatchId::from_signature_key(&key, BatchKind::Ingestion) else {
+            continue;
+        };
+        let own = id.names(BatchKind::Validation(server.index)).signature;
+        if server.own.head(&own)?.is_none() {
+            pending.push(id);
+        }
+    }
+    Ok(pending)
+}
+
+/// Computes one packet's validity record, or why it was left out.
+fn verify_packet(
+    server: &Server,
+    prio: &Prio2Bins,
+    packet: &DataSharePacket,
+) -> Result<ValidityPacket, String> {
+    let share = open_packet(&server.packet_keys, packet)?;
+    let v = prio
+        .verifier_share(server.index, &share, packet.r_pit)
+        .map_err(|e| e.to_string())?;
+    Ok(ValidityPacket {
+        uuid: packet.uuid,
+        f_r: i64::from(v.f_r),
+        g_r: i64::from(v.g_r),
+        h_r: i64::from(v.h_r),
+    })
+}
+
+pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport> {
+    let names = id.names(BatchKind::Ingestion);
+    let object = server.ingestion.describe(&names.header);
+    let batch = open_batch::<IngestionHeader>(server.ingestion.as_ref(), &names, &server.ingestor_trust)?;
+    let prio = check_ingestion_header(id, &batch.header, &object)?;
+
+    let out_names = id.names(BatchKind::Validation(server.index));
+    let mut out = BatchWriter::<ValidityPacket>::single_object(out_names)?;
+    let mut report = IntakeReport {
+        batch: id.to_string(),
+        packets: 0,
+        verified: 0,
+        rejected: Vec::new(),
+    };
+    let mut seen = HashSet::new();
+    let mut packets = batch.packets::<DataSharePacket>()?;
+    loop {
+        let chunk = packets.next_chunk(CHUNK)?;
+        if chunk.is_empty() {
+            break;
+        }
+        let results: Vec<Result<ValidityPacket, String>> = chunk
+            .par_iter()
+            .map(|p| verify_packet(server, &prio, p))
+            .collect();
+        for (packet, result) in chunk.iter().zip(results) {
+            report.packets += 1;
+            let outcome = if seen.insert(packet.uuid) {
+                result
+            } else {
+                Err("duplicate packet uuid in batch".to_string())
+            };
+            match outcome {
+                Ok(v) => {
+                    out.append(&v)?;
+                    report.verified += 1;
+                }
+                Err(reason) => {
+                    tracing::warn!(batch = %id, packet = %packet.uuid, %reason, "packet left out of validation");
+                    report.rejected.push(Rejected { uuid: packet.uuid, reason });
+                }
+            }
+        }
+        tick(chunk.len() as u64);
+    }
+    // The digest was checked when the stream ended; only now is anything written.
+    let h = &batch.header;
+    let header = |digest| ValidityHeader {
+        batch_uuid: h.batch_uuid,
+        name: h.name.clone(),
+        bins: h.bins,
+        epsilon: h.epsilon,
+        prime: h.prime,
+        number_of_servers: h.number_of_servers,
+        hamming_weight: h.hamming_weight,
+        packet_file_digest: digest,
+    };
+    // The peer's copy first: a batch counts as done once our own copy exists.
+    out.finish(
+        header,
+        &server.signing_key,
+        &[server.peer_outbox.as_ref(), server.own.as_ref()],
+    )
+    .with_context(|| format!("writing validation of {id}"))?;
+    Ok(report)
+}

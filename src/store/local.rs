@@ -1,0 +1,233 @@
+//! Local folders as buckets: the embedded default. Writes go to a hidden temporary file
+//! in the target's folder and are renamed into place on commit (atomic on POSIX).
+
+use super::{validate_key, ObjectStore, ObjectWriter, StoreError, StoreErrorKind};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+/// Temporary files start with this; listings skip them.
+const TEMP_PREFIX: &str = ".divvi-tmp-";
+
+impl LocalStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalStore { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, op: &'static str, key: &str) -> Result<PathBuf, StoreError> {
+        validate_key(key).map_err(|reason| StoreError {
+            op,
+            object: self.describe(key),
+            kind: StoreErrorKind::BadKey(reason),
+        })?;
+        Ok(self.root.join(key))
+    }
+
+    fn error(&self, op: &'static str, key: &str, e: io::Error) -> StoreError {
+        let kind = if e.kind() == io::ErrorKind::NotFound {
+            StoreErrorKind::NotFound
+        } else {
+            StoreErrorKind::Io(e)
+        };
+        StoreError {
+            op,
+            object: self.describe(key),
+            kind,
+        }
+    }
+}
+
+impl ObjectStore for LocalStore {
+    fn describe(&self, key: &str) -> String {
+        format!("file://{}", self.root.join(key).display())
+    }
+
+    fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError> {
+        let path = self.path("reading", key)?;
+        let file = File::open(&path).map_err(|e| self.error("reading", key, e))?;
+        Ok(Box::new(io::BufReader::with_capacity(1 << 16, file)))
+    }
+
+    fn put(&self, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
+        let target = self.path("writing", key)?;
+        let dir = target.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir).map_err(|e| self.error("writing", key, e))?;
+        let temp = dir.join(format!(
+            "{TEMP_PREFIX}{}",
+            uuid::Uuid::new_v4().as_simple()
+        ));
+        let file = File::create(&temp).map_err(|e| self.error("writing", key, e))?;
+        Ok(Box::new(LocalWriter {
+            file: Some(BufWriter::with_capacity(1 << 16, file)),
+            temp,
+            target,
+            object: self.describe(key),
+        }))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        // Walk from the deepest folder the prefix names, then filter by the full prefix.
+        let folder = match prefix.rfind('/') {
+            Some(i) => &prefix[..i],
+            None => "",
+        };
+        let start = if folder.is_empty() {
+            self.root.clone()
+        } else {
+            self.path("listing", folder)?
+        };
+        let mut keys = Vec::new();
+        walk(&start, folder, &mut keys).map_err(|e| StoreError {
+            op: "listing",
+            object: self.describe(prefix),
+            kind: StoreErrorKind::Io(e),
+        })?;
+        keys.retain(|k| k.starts_with(prefix));
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        let path = self.path("checking", key)?;
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.error("checking", key, e)),
+        }
+    }
+}
+
+fn walk(dir: &Path, key_prefix: &str, out: &mut Vec<String>) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let key = if key_prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{key_prefix}/{name}")
+        };
+        if entry.file_type()?.is_dir() {
+            walk(&entry.path(), &key, out)?;
+        } else {
+            out.push(key);
+        }
+    }
+    Ok(())
+}
+
+struct LocalWriter {
+    file: Option<BufWriter<File>>,
+    temp: PathBuf,
+    target: PathBuf,
+    object: String,
+}
+
+impl Write for LocalWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.file {
+            Some(f) => f.write(buf),
+            None => Err(io::Error::other("write after commit")),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.file {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl ObjectWriter for LocalWriter {
+    fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        let err = |e| StoreError {
+            op: "writing",
+            object: self.object.clone(),
+            kind: StoreErrorKind::Io(e),
+        };
+        let Some(buffered) = self.file.take() else {
+            return Ok(());
+        };
+        let file = buffered.into_inner().map_err(|e| err(e.into_error()))?;
+        // Durable before visible: a crash after rename never exposes a short file.
+        file.sync_all().map_err(err)?;
+        drop(file);
+        fs::rename(&self.temp, &self.target).map_err(err)?;
+        Ok(())
+    }
+}
+
+impl Drop for LocalWriter {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            // Not committed: remove the temporary file so nothing half-written remains.
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{get_bytes, put_bytes};
+
+    #[test]
+    fn put_get_list_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::new(dir.path());
+        put_bytes(&s, "a/b/1.x", b"one").unwrap();
+        put_bytes(&s, "a/b/2.x", b"two").unwrap();
+        put_bytes(&s, "a/c.x", b"three").unwrap();
+        assert_eq!(get_bytes(&s, "a/b/1.x", 100).unwrap(), b"one");
+        assert_eq!(s.list("a/").unwrap(), vec!["a/b/1.x", "a/b/2.x", "a/c.x"]);
+        assert_eq!(s.list("a/b/2").unwrap(), vec!["a/b/2.x"]);
+        assert!(s.list("zzz/").unwrap().is_empty());
+        assert_eq!(s.head("a/c.x").unwrap(), Some(5));
+        assert_eq!(s.head("a/none").unwrap(), None);
+        assert!(get_bytes(&s, "a/none", 10).unwrap_err().is_not_found());
+        assert!(matches!(
+            get_bytes(&s, "a/c.x", 2).unwrap_err().kind,
+            StoreErrorKind::TooLarge { size: 5, limit: 2 }
+        ));
+    }
+
+    #[test]
+    fn uncommitted_write_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::new(dir.path());
+        {
+            let mut w = s.put("x/y.z").unwrap();
+            w.write_all(b"partial").unwrap();
+        }
+        assert_eq!(s.head("x/y.z").unwrap(), None);
+        assert!(s.list("").unwrap().is_empty());
+        assert_eq!(fs::read_dir(dir.path().join("x")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn traversal_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::new(dir.path().join("inner"));
+        let e = s.put("../escape").err().unwrap();
+        assert!(matches!(e.kind, StoreErrorKind::BadKey(_)), "{e}");
+        assert!(s.get("/etc/passwd").is_err());
+    }
+}

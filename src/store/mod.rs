@@ -1,0 +1,119 @@
+//! Object storage: one small trait, a backend per kind of location. Callers see keys
+//! (`a/b/c.batch`) relative to a location, never paths or SDK types.
+//!
+//! The trait is synchronous on purpose: stages stream records through it from plain
+//! threads and rayon; an async backend (S3) keeps its runtime inside itself.
+
+mod key;
+mod local;
+
+pub use key::validate_key;
+pub use local::LocalStore;
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+/// What went wrong with an object, naming the operation, the object and the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {object}: {kind}")]
+pub struct StoreError {
+    pub op: &'static str,
+    pub object: String,
+    #[source]
+    pub kind: StoreErrorKind,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreErrorKind {
+    #[error("no such object")]
+    NotFound,
+    #[error("bad object key: {0}")]
+    BadKey(String),
+    #[error("object is {size} bytes, over the limit of {limit} bytes")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl StoreError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.kind, StoreErrorKind::NotFound)
+    }
+}
+
+/// A streaming write that becomes visible only on `commit`; dropping it uncommitted
+/// leaves nothing behind, so readers never see half an object.
+pub trait ObjectWriter: Write + Send {
+    fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+pub trait ObjectStore: Send + Sync {
+    /// A URL-like name of an object, for messages (`file:///data/x`, `s3://b/p/x`).
+    fn describe(&self, key: &str) -> String;
+    /// Streams an object's bytes.
+    fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError>;
+    /// Starts an atomic write of an object (replacing any object of that key on commit).
+    fn put(&self, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError>;
+    /// Keys of all objects under a prefix (a key prefix, not necessarily a folder), sorted.
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// The size of an object, or None if it does not exist.
+    fn head(&self, key: &str) -> Result<Option<u64>, StoreError>;
+}
+
+/// Reads a whole object, refusing one larger than `limit` bytes before reading it.
+pub fn get_bytes(store: &dyn ObjectStore, key: &str, limit: u64) -> Result<Vec<u8>, StoreError> {
+    let err = |kind| StoreError {
+        op: "reading",
+        object: store.describe(key),
+        kind,
+    };
+    let size = store.head(key)?.ok_or_else(|| err(StoreErrorKind::NotFound))?;
+    if size > limit {
+        return Err(err(StoreErrorKind::TooLarge { size, limit }));
+    }
+    let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    store
+        .get(key)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| err(StoreErrorKind::Io(e)))?;
+    if out.len() as u64 > limit {
+        return Err(err(StoreErrorKind::TooLarge {
+            size: out.len() as u64,
+            limit,
+        }));
+    }
+    Ok(out)
+}
+
+/// Writes a whole object atomically.
+pub fn put_bytes(store: &dyn ObjectStore, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut w = store.put(key)?;
+    w.write_all(bytes).map_err(|e| StoreError {
+        op: "writing",
+        object: store.describe(key),
+        kind: StoreErrorKind::Io(e),
+    })?;
+    w.commit()
+}
+
+/// Opens a location given as text: a local folder (`./dir`, `/abs/dir`, `file:///abs/dir`).
+/// Relative folders are taken relative to `base` (the directory of the config file).
+pub fn open_location(text: &str, base: &Path) -> Result<Box<dyn ObjectStore>, String> {
+    if let Some(rest) = text.strip_prefix("s3://") {
+        return Err(format!(
+            "location s3://{rest}: S3 locations are not supported by this build yet"
+        ));
+    }
+    let path = text.strip_prefix("file://").unwrap_or(text);
+    if path.is_empty() {
+        return Err("empty location".into());
+    }
+    let path = Path::new(path);
+    let full = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    };
+    Ok(Box::new(LocalStore::new(full)))
+}

@@ -1,0 +1,6 @@
+//! Tests of the wire layer: roundtrips, malformed input, and the ENPA interop sample.
+
+mod errors;
+mod fixtures;
+mod roundtrip;
+mod sample;
