@@ -1,0 +1,64 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use divvi::batch::{truncate_to_minute, Window};
+use divvi::config::{Ingestor, Portal, Server};
+use divvi::crypto::PacketScheme;
+use divvi::keygen::keygen;
+use divvi::stages::{aggregate, collect, intake, no_tick};
+use std::path::{Path, PathBuf};
+
+pub fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/interop/enpa-v1-sample")
+}
+
+/// A fresh deployment made by keygen, loaded.
+pub struct Deployment {
+    pub dir: tempfile::TempDir,
+    pub ingestor: Ingestor,
+    pub servers: [Server; 2],
+    pub portal: Portal,
+    pub paths: divvi::keygen::Deployment,
+}
+
+pub fn deployment(scheme: PacketScheme) -> Deployment {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = keygen(&dir.path().join("d"), scheme, "test").unwrap();
+    Deployment {
+        ingestor: Ingestor::load(&paths.ingestor).unwrap(),
+        servers: [
+            Server::load(&paths.servers[0]).unwrap(),
+            Server::load(&paths.servers[1]).unwrap(),
+        ],
+        portal: Portal::load(&paths.portal).unwrap(),
+        paths,
+        dir,
+    }
+}
+
+pub fn now_window() -> (chrono::DateTime<chrono::Utc>, Window) {
+    let t = truncate_to_minute(chrono::Utc::now());
+    (t, Window::new(t, t).unwrap())
+}
+
+/// Runs intake on both servers, aggregate on both, and collect.
+pub fn run_servers(
+    d: &Deployment,
+    aggregation: &str,
+    window: &Window,
+) -> (
+    Vec<intake::IntakeReport>,
+    [aggregate::AggregateReport; 2],
+    collect::CollectResult,
+) {
+    let mut intakes = Vec::new();
+    for s in &d.servers {
+        for id in intake::pending_batches(s, aggregation).unwrap() {
+            intakes.push(intake::intake(s, &id, &no_tick).unwrap());
+        }
+    }
+    let a0 = aggregate::aggregate(&d.servers[0], aggregation, window, &no_tick).unwrap();
+    let a1 = aggregate::aggregate(&d.servers[1], aggregation, window, &no_tick).unwrap();
+    let result = collect::collect(&d.portal, aggregation, window).unwrap();
+    (intakes, [a0, a1], result)
+}

@@ -1,0 +1,189 @@
+//! divvi against files the original ENPA aggregator wrote (shared/interop/enpa-v1-sample).
+
+mod common;
+
+use common::fixture;
+use divvi::batch::{open_batch, parse_time, BatchId, BatchKind, SumPartId, Window};
+use divvi::config::*;
+use divvi::crypto::{PacketScheme, SigningKey, TrustSet};
+use divvi::stages::{aggregate, collect, intake, no_tick};
+use divvi::store::{LocalStore, ObjectStore};
+use divvi::vdaf::ServerIndex;
+use divvi::wire::{decode_all, decode_single, SumPart, ValidityHeader, ValidityPacket};
+use std::path::Path;
+
+// Test keys published with the fixture (its README); never used for anything real.
+const INGESTOR_SIGNING: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQggoa08rQR90Asvhy5bWIgFBDeGaO8FnVEF3PVpNVmDGChRANCAAQ2mZfm4UC73PkWsYz3Uub6UTIAFQCPGxouP1O1PlmntOpfLYdvyZDCuenAzv1oCfyToolNArNjwo/+harNn1fs";
+const PHA_SIGNING: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg1BQjH71U37XLfWqe+/xP8iUrMiHpmUtbj3UfDkhFIrShRANCAAQgqHcxxwTVx1IXimcRv5TQyYZh+ShDM6XZqJonoP1m52oN0aLID1hJSrfKJrnqdgmHmaT4eXNNf4C5+g1HZt+u";
+const FACIL_SIGNING: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgeSa+S+tmLupnAEyFKdVuKB99y09YEqW41+8pwP4cTkahRANCAASy7FHcLGnRudVHWga/j2k9nQ3lMvuGE01Q7DEyjyCuuw9YmB3dHvYcRUnxVRI/nF5LvneGim0dC7F1fuRAPeXI";
+const PHA_PACKET: &str = "BIl6j+J6dYttxALdjISDv6ZI4/VWVEhUzaS05LgrsfswmbLOgNt9HUC2E0w+9RqZx3XMkdEHBHfNuCSMpOwofVSq3TfyKwn0NrftKisKKVSaTOt5seJ67P5QL4hxgPWvxw==";
+const FACIL_PACKET: &str = "BNNOqoU54GPo+1gTPv+hCgA9U2ZCKd76yOMrWa1xTWgeb4LhFLMQIQoRwDVaW64g/WTdcxT4rDULoycUNFB60LER6hPEHg/ObBnRPV1rwS3nj9Bj0tbjVPPyL9p8QW8B+w==";
+
+const AGGREGATION: &str = "test-aggregation";
+const BATCH: &str = "ba097344-2b4e-45db-a002-c83f4a9adc63";
+
+fn public(id: &str, pkcs8: &str) -> PublicKeyConfig {
+    PublicKeyConfig {
+        id: id.into(),
+        public_key: SigningKey::from_pkcs8_base64(id, pkcs8).unwrap().verifying_key().to_base64(),
+    }
+}
+
+fn batch_id() -> BatchId {
+    BatchId::new(AGGREGATION, parse_time("2021/04/13/19/17").unwrap(), BATCH.parse().unwrap()).unwrap()
+}
+
+fn window() -> Window {
+    let t = parse_time("202104131917").unwrap();
+    Window::new(t, t).unwrap()
+}
+
+/// A server configured with the fixture's keys; secrets come from files in `dir`.
+fn fixture_server(index: ServerIndex, dir: &Path, own: &Path, peer_inbox: &Path) -> Server {
+    let (me, signing, packet_key_id, packet, peer) = match index {
+        ServerIndex::Zero => ("pha", PHA_SIGNING, "pha-fake-key-1", PHA_PACKET, public("facil-signing-key", FACIL_SIGNING)),
+        ServerIndex::One => ("facil", FACIL_SIGNING, "facil-key", FACIL_PACKET, public("pha-signing-key", PHA_SIGNING)),
+    };
+    std::fs::write(dir.join("signing.key"), signing).unwrap();
+    std::fs::write(dir.join("packet.key"), packet).unwrap();
+    let f = fixture();
+    let config = ServerConfig {
+        server_index: index,
+        instance: "local-test".into(),
+        locations: ServerLocations {
+            ingestion: f.join(format!("{me}-out")).display().to_string(),
+            own: own.display().to_string(),
+            peer_inbox: peer_inbox.display().to_string(),
+            peer_outbox: dir.join("outbox").display().to_string(),
+            sum_parts: dir.join("sum-parts").display().to_string(),
+        },
+        signing_key: SigningKeyConfig {
+            id: format!("{me}-signing-key"),
+            secret: SecretSource { file: Some("signing.key".into()), env: None },
+        },
+        packet_keys: vec![PacketKeyConfig {
+            id: packet_key_id.into(),
+            scheme: PacketScheme::Ecies,
+            secret: SecretSource { file: Some("packet.key".into()), env: None },
+        }],
+        trust: ServerTrustConfig {
+            ingestors: vec![public("signing-key-1", INGESTOR_SIGNING)],
+            peer: vec![peer],
+        },
+    };
+    Server::from_config(&config, dir).unwrap()
+}
+
+fn validity_packets(path: &Path) -> Vec<ValidityPacket> {
+    decode_all(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn fixture_validity(index: ServerIndex) -> std::path::PathBuf {
+    // Server N's validation is in the peer's peer-validation folder.
+    let folder = match index {
+        ServerIndex::Zero => "facil-peer-validation",
+        ServerIndex::One => "pha-peer-validation",
+    };
+    fixture().join(folder).join(batch_id().names(BatchKind::Validation(index)).packets)
+}
+
+#[test]
+fn intake_reproduces_the_original_verifier_shares() {
+    for index in ServerIndex::BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let own = dir.path().join("own");
+        let server = fixture_server(index, dir.path(), &own, &dir.path().join("inbox"));
+        let report = intake::intake(&server, &batch_id(), &no_tick).unwrap();
+        assert_eq!((report.packets, report.verified), (10, 10));
+        assert!(report.rejected.is_empty());
+
+        // Ours, read back through the batch reader (single-object form, signed by us).
+        let names = batch_id().names(BatchKind::Validation(index));
+        let ours = open_batch::<ValidityHeader>(server.own.as_ref(), &names, &server.own_trust).unwrap();
+        let mine: Vec<ValidityPacket> = ours.packets().unwrap().collect::<Result<_, _>>().unwrap();
+        let original = validity_packets(&fixture_validity(index));
+        assert_eq!(mine, original, "server {index} verifier shares");
+        // The peer receives the same object.
+        let peer_copy = LocalStore::new(dir.path().join("outbox"));
+        assert!(peer_copy.head(&names.signature).unwrap().is_some());
+    }
+    // The README's spot check of the first packet.
+    let first0 = &validity_packets(&fixture_validity(ServerIndex::Zero))[0];
+    assert_eq!((first0.f_r, first0.g_r, first0.h_r), (93581437, 3239014267, 2490300021));
+}
+
+#[test]
+fn aggregate_of_the_fixture_writes_the_original_sums() {
+    for index in ServerIndex::BOTH {
+        let (me, peer_folder) = match index {
+            ServerIndex::Zero => ("pha", "pha-peer-validation"),
+            ServerIndex::One => ("facil", "facil-peer-validation"),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        // Own validation: the original's copy of this server's validation batch.
+        let own = dir.path().join("own");
+        let names = batch_id().names(BatchKind::Validation(index));
+        for key in [&names.header, &names.packets, &names.signature] {
+            let to = own.join(key);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(fixture_validity(index).parent().unwrap().join(Path::new(key).file_name().unwrap()), to).unwrap();
+        }
+        let server = fixture_server(index, dir.path(), &own, &fixture().join(peer_folder));
+        let report = aggregate::aggregate(&server, AGGREGATION, &window(), &no_tick).unwrap();
+        assert_eq!(report.valid, 10);
+        assert!(report.invalid.is_empty());
+
+        let part = SumPartId { instance: "local-test".into(), aggregation: AGGREGATION.into(), window: window(), server: index };
+        let n = part.names();
+        let ours: SumPart = decode_single(&std::fs::read(dir.path().join("sum-parts").join(&n.header)).unwrap()).unwrap();
+        let original: SumPart = decode_single(&std::fs::read(fixture().join(format!("{me}-sum-parts")).join(&n.header)).unwrap()).unwrap();
+        assert_eq!(ours, original, "server {index} sum part record");
+        // Invalid-UUID file: empty, like the original's.
+        assert_eq!(std::fs::read(dir.path().join("sum-parts").join(&n.packets)).unwrap().len(), 0);
+    }
+}
+
+#[test]
+fn collect_of_the_original_sum_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture();
+    let portal = PortalConfig {
+        servers: vec![
+            PortalServerConfig { server_index: ServerIndex::Zero, instance: "local-test".into(), sum_parts: f.join("pha-sum-parts").display().to_string(), signing_keys: vec![public("pha-signing-key", PHA_SIGNING)] },
+            PortalServerConfig { server_index: ServerIndex::One, instance: "local-test".into(), sum_parts: f.join("facil-sum-parts").display().to_string(), signing_keys: vec![public("facil-signing-key", FACIL_SIGNING)] },
+        ],
+        results: dir.path().join("results").display().to_string(),
+    };
+    let portal = Portal::from_config(&portal, dir.path()).unwrap();
+    let result = collect::collect(&portal, AGGREGATION, &window()).unwrap();
+    assert_eq!(result.histogram, vec![5, 4, 5, 8, 7, 4, 5, 4, 6, 5]);
+    assert_eq!(result.total_individual_clients, 10);
+    let csv = std::fs::read_to_string(dir.path().join("results/test-aggregation/202104131917-202104131917.result.csv")).unwrap();
+    assert!(csv.starts_with("bin,count\n0,5\n1,4\n"), "{csv}");
+}
+
+#[test]
+fn every_original_signature_verifies() {
+    let mut trust = TrustSet::new();
+    for (id, key) in [("signing-key-1", INGESTOR_SIGNING), ("pha-signing-key", PHA_SIGNING), ("facil-signing-key", FACIL_SIGNING)] {
+        trust.insert(id, SigningKey::from_pkcs8_base64(id, key).unwrap().verifying_key());
+    }
+    let mut checked = 0;
+    let f = fixture();
+    for folder in ["pha-out", "facil-out", "pha-peer-validation", "facil-peer-validation", "pha-sum-parts", "facil-sum-parts"] {
+        let store = LocalStore::new(f.join(folder));
+        for key in store.list("").unwrap().into_iter().filter(|k| k.ends_with(".sig")) {
+            let out = divvi::inspect::inspect(&f.join(folder).join(&key), Some(&trust), 3).unwrap();
+            assert_eq!(out["signature"]["verdict"], "valid", "{folder}/{key}: {out}");
+            assert_eq!(out["digest"]["verdict"], "matches", "{folder}/{key}: {out}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 6);
+    // And a wrong key is refused.
+    let mut wrong = TrustSet::new();
+    wrong.insert("signing-key-1", SigningKey::from_pkcs8_base64("x", PHA_SIGNING).unwrap().verifying_key());
+    let key = batch_id().names(BatchKind::Ingestion).signature;
+    let out = divvi::inspect::inspect(&f.join("pha-out").join(key), Some(&wrong), 1).unwrap();
+    assert_eq!(out["signature"]["verdict"], "INVALID");
+}
