@@ -2,7 +2,9 @@
 //! files) are taken relative to the config file's folder. Secrets come from a file or an
 //! environment variable, never from the file itself or the command line.
 
-use crate::crypto::{PacketPrivateKey, PacketPublicKey, PacketScheme, SigningKey, TrustSet, VerifyingKey};
+use crate::crypto::{
+    PacketPrivateKey, PacketPublicKey, PacketScheme, SigningKey, TrustSet, VerifyingKey,
+};
 use crate::store::{open_location, ObjectStore};
 use crate::vdaf::ServerIndex;
 use anyhow::{anyhow, bail, Context, Result};

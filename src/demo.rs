@@ -143,7 +143,8 @@ pub fn run_demo(options: &DemoOptions, progress: &dyn Progress) -> Result<DemoRe
             return None;
         }
         let step = options.reports / options.invalid;
-        (i % step == step / 2 && i / step < options.invalid).then(|| SPOILS[(i / step) % SPOILS.len()])
+        (i % step == step / 2 && i / step < options.invalid)
+            .then(|| SPOILS[(i / step) % SPOILS.len()])
     };
 
     let mut truth = vec![0u64; options.bins];
@@ -158,7 +159,10 @@ pub fn run_demo(options: &DemoOptions, progress: &dyn Progress) -> Result<DemoRe
             }
             let mut pair = maker.make(&m)?;
             match spoil {
-                None => truth.iter_mut().zip(&m).for_each(|(t, &v)| *t += u64::from(v)),
+                None => truth
+                    .iter_mut()
+                    .zip(&m)
+                    .for_each(|(t, &v)| *t += u64::from(v)),
                 Some(Spoil::FlippedByte) => {
                     let payload = &mut pair[1].encrypted_payload;
                     let last = payload.len() - 1;

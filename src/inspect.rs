@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 /// Objects larger than this are not inspected whole.
 const MAX_INSPECT_BYTES: u64 = 4 << 30;
 
-fn records<R: Record + serde::Serialize>(bytes: &[u8], limit: usize) -> Result<(Vec<Value>, usize)> {
+fn records<R: Record + serde::Serialize>(
+    bytes: &[u8],
+    limit: usize,
+) -> Result<(Vec<Value>, usize)> {
     let mut shown = Vec::new();
     let mut count = 0;
     for r in RecordReader::<R, _>::new(bytes)? {
@@ -50,9 +53,15 @@ fn packet_file_of(header: &Path) -> PathBuf {
 fn digest_of_header(header_bytes: &[u8]) -> Option<Vec<u8>> {
     let name = wire::record_name(header_bytes).ok()?;
     match name.as_str() {
-        "PrioIngestionHeader" => decode_single::<IngestionHeader>(header_bytes).ok().map(|h| h.packet_file_digest),
-        "PrioValidityHeader" => decode_single::<ValidityHeader>(header_bytes).ok().map(|h| h.packet_file_digest),
-        "PrioSumPart" => decode_single::<SumPart>(header_bytes).ok().map(|h| h.packet_file_digest),
+        "PrioIngestionHeader" => decode_single::<IngestionHeader>(header_bytes)
+            .ok()
+            .map(|h| h.packet_file_digest),
+        "PrioValidityHeader" => decode_single::<ValidityHeader>(header_bytes)
+            .ok()
+            .map(|h| h.packet_file_digest),
+        "PrioSumPart" => decode_single::<SumPart>(header_bytes)
+            .ok()
+            .map(|h| h.packet_file_digest),
         _ => None,
     }
 }
@@ -84,7 +93,9 @@ fn digest_verdict(header_bytes: &[u8], packets: Option<&[u8]>, packet_path: &Pat
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
-    let len = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
     if len > MAX_INSPECT_BYTES {
         anyhow::bail!("{} is {len} bytes, over the inspect limit", path.display());
     }
@@ -96,10 +107,13 @@ pub fn inspect(path: &Path, trust: Option<&TrustSet>, limit: usize) -> Result<Va
     let bytes = read_file(path)?;
     let file = path.display().to_string();
     if bytes.is_empty() {
-        return Ok(json!({"file": file, "record": null, "records": [], "count": 0,
-            "note": "empty file (an invalid-UUID file with no invalid packets)"}));
+        return Ok(
+            json!({"file": file, "record": null, "records": [], "count": 0,
+            "note": "empty file (an invalid-UUID file with no invalid packets)"}),
+        );
     }
-    let name = wire::record_name(&bytes).with_context(|| format!("{file} is not an ENPA Avro file"))?;
+    let name =
+        wire::record_name(&bytes).with_context(|| format!("{file} is not an ENPA Avro file"))?;
     let (shown, count) = decode_any(&name, &bytes, limit).with_context(|| file.clone())?;
     let mut out = json!({"file": file, "record": name, "count": count, "records": shown});
     if name == "PrioBatchSignature" {
@@ -107,15 +121,22 @@ pub fn inspect(path: &Path, trust: Option<&TrustSet>, limit: usize) -> Result<Va
         let header_path = PathBuf::from(file.strip_suffix(".sig").unwrap_or(&file));
         let header = match &sig.batch_header {
             Some(h) => Ok(h.clone()),
-            None => std::fs::read(&header_path).map_err(|e| format!("{}: {e}", header_path.display())),
+            None => {
+                std::fs::read(&header_path).map_err(|e| format!("{}: {e}", header_path.display()))
+            }
         };
         match header {
             Ok(h) => {
                 out["signature"] = match trust {
-                    None => json!({"verdict": "not checked (no keys given)", "key_identifier": sig.key_identifier}),
-                    Some(t) => match t.verify(&sig.key_identifier, &h, &sig.batch_header_signature) {
+                    None => {
+                        json!({"verdict": "not checked (no keys given)", "key_identifier": sig.key_identifier})
+                    }
+                    Some(t) => match t.verify(&sig.key_identifier, &h, &sig.batch_header_signature)
+                    {
                         Ok(()) => json!({"verdict": "valid", "key_identifier": sig.key_identifier}),
-                        Err(e) => json!({"verdict": "INVALID", "key_identifier": sig.key_identifier, "reason": e.to_string()}),
+                        Err(e) => {
+                            json!({"verdict": "INVALID", "key_identifier": sig.key_identifier, "reason": e.to_string()})
+                        }
                     },
                 };
                 if let Ok(hname) = wire::record_name(&h) {
@@ -123,11 +144,15 @@ pub fn inspect(path: &Path, trust: Option<&TrustSet>, limit: usize) -> Result<Va
                         out["header"] = hv.into_iter().next().unwrap_or(Value::Null);
                     }
                 }
-                out["digest"] = digest_verdict(&h, sig.packets.as_deref(), &packet_file_of(&header_path));
+                out["digest"] =
+                    digest_verdict(&h, sig.packets.as_deref(), &packet_file_of(&header_path));
             }
             Err(reason) => out["signature"] = json!({"verdict": "not checked", "reason": reason}),
         }
-    } else if matches!(name.as_str(), "PrioIngestionHeader" | "PrioValidityHeader" | "PrioSumPart") {
+    } else if matches!(
+        name.as_str(),
+        "PrioIngestionHeader" | "PrioValidityHeader" | "PrioSumPart"
+    ) {
         out["digest"] = digest_verdict(&bytes, None, &packet_file_of(path));
     }
     Ok(out)

@@ -44,7 +44,10 @@ fn write_config<T: serde::Serialize>(path: &Path, what: &str, config: &T) -> Res
 pub fn keygen(dir: &Path, scheme: PacketScheme, instance: &str) -> Result<Deployment> {
     crate::batch::validate_name("instance", instance).map_err(|e| anyhow::anyhow!(e))?;
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
-        bail!("{} exists and is not empty; keygen writes into a fresh folder", dir.display());
+        bail!(
+            "{} exists and is not empty; keygen writes into a fresh folder",
+            dir.display()
+        );
     }
     let keys = dir.join("keys");
     std::fs::create_dir_all(&keys).with_context(|| format!("creating {}", keys.display()))?;
@@ -55,8 +58,17 @@ pub fn keygen(dir: &Path, scheme: PacketScheme, instance: &str) -> Result<Deploy
         let file = PathBuf::from("keys").join(format!("{id}.key"));
         write_secret(&dir.join(&file), &pkcs8)?;
         Ok((
-            SigningKeyConfig { id: id.clone(), secret: SecretSource { file: Some(file), env: None } },
-            PublicKeyConfig { id, public_key: key.verifying_key().to_base64() },
+            SigningKeyConfig {
+                id: id.clone(),
+                secret: SecretSource {
+                    file: Some(file),
+                    env: None,
+                },
+            },
+            PublicKeyConfig {
+                id,
+                public_key: key.verifying_key().to_base64(),
+            },
         ))
     };
     let (ingestor_key, ingestor_pub) = signing("ingestor")?;
@@ -71,7 +83,14 @@ pub fn keygen(dir: &Path, scheme: PacketScheme, instance: &str) -> Result<Deploy
         let file = PathBuf::from("keys").join(format!("{id}.key"));
         write_secret(&dir.join(&file), &text)?;
         packet_public.push((id.clone(), key.public_key().to_text()));
-        packet_private.push(PacketKeyConfig { id, scheme, secret: SecretSource { file: Some(file), env: None } });
+        packet_private.push(PacketKeyConfig {
+            id,
+            scheme,
+            secret: SecretSource {
+                file: Some(file),
+                env: None,
+            },
+        });
     }
 
     let bucket = |name: &str| format!("buckets/{name}");
@@ -80,7 +99,11 @@ pub fn keygen(dir: &Path, scheme: PacketScheme, instance: &str) -> Result<Deploy
         let me = format!("server{n}");
         let peer = format!("server{}", 1 - n);
         ServerConfig {
-            server_index: if n == 0 { ServerIndex::Zero } else { ServerIndex::One },
+            server_index: if n == 0 {
+                ServerIndex::Zero
+            } else {
+                ServerIndex::One
+            },
             instance: instance.to_string(),
             locations: ServerLocations {
                 ingestion: bucket(&format!("{me}-ingestion")),
@@ -89,11 +112,19 @@ pub fn keygen(dir: &Path, scheme: PacketScheme, instance: &str) -> Result<Deploy
                 peer_outbox: bucket(&format!("{peer}-peer-inbox")),
                 sum_parts: sum_parts.clone(),
             },
-            signing_key: if n == 0 { s0_key.clone() } else { s1_key.clone() },
+            signing_key: if n == 0 {
+                s0_key.clone()
+            } else {
+                s1_key.clone()
+            },
             packet_keys: vec![packet_private[n].clone()],
             trust: ServerTrustConfig {
                 ingestors: vec![ingestor_pub.clone()],
-                peer: vec![if n == 0 { s1_pub.clone() } else { s0_pub.clone() }],
+                peer: vec![if n == 0 {
+                    s1_pub.clone()
+                } else {
+                    s0_pub.clone()
+                }],
             },
         }
     };
@@ -101,7 +132,11 @@ pub fn keygen(dir: &Path, scheme: PacketScheme, instance: &str) -> Result<Deploy
         signing_key: ingestor_key,
         servers: (0..2)
             .map(|n| IngestorServerConfig {
-                server_index: if n == 0 { ServerIndex::Zero } else { ServerIndex::One },
+                server_index: if n == 0 {
+                    ServerIndex::Zero
+                } else {
+                    ServerIndex::One
+                },
                 ingestion: bucket(&format!("server{n}-ingestion")),
                 packet_key_id: packet_public[n].0.clone(),
                 packet_scheme: scheme,

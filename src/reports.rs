@@ -10,7 +10,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 pub enum FileFormat {
     Csv,
     Jsonl,
@@ -26,7 +28,9 @@ impl FileFormat {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 pub enum ReportForm {
     /// A 0/1 vector of length `bins`.
     Vector,
@@ -35,13 +39,24 @@ pub enum ReportForm {
 }
 
 /// Parses one line into a measurement of `bins` entries.
-pub fn parse_report(line: &str, format: FileFormat, form: ReportForm, bins: usize) -> Result<Vec<u32>> {
+pub fn parse_report(
+    line: &str,
+    format: FileFormat,
+    form: ReportForm,
+    bins: usize,
+) -> Result<Vec<u32>> {
     let numbers: Vec<i64> = match format {
         FileFormat::Csv => line
             .split(',')
-            .map(|f| f.trim().parse::<i64>().map_err(|_| anyhow!("{:?} is not an integer", f.trim())))
+            .map(|f| {
+                f.trim()
+                    .parse::<i64>()
+                    .map_err(|_| anyhow!("{:?} is not an integer", f.trim()))
+            })
             .collect::<Result<_>>()?,
-        FileFormat::Jsonl => serde_json::from_str(line).map_err(|e| anyhow!("not a JSON array of integers: {e}"))?,
+        FileFormat::Jsonl => {
+            serde_json::from_str(line).map_err(|e| anyhow!("not a JSON array of integers: {e}"))?
+        }
     };
     match form {
         ReportForm::Vector => {
@@ -80,7 +95,8 @@ pub fn read_reports(
     form: ReportForm,
     bins: usize,
 ) -> Result<impl Iterator<Item = Result<Vec<u32>>>> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening reports {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("opening reports {}", path.display()))?;
     let path: PathBuf = path.to_path_buf();
     let lines = std::io::BufReader::new(file).lines().enumerate();
     Ok(lines.filter_map(move |(n, line)| {
@@ -105,10 +121,19 @@ mod tests {
     fn forms() {
         use FileFormat::*;
         use ReportForm::*;
-        assert_eq!(parse_report("1,0,1", Csv, Vector, 3).unwrap(), vec![1, 0, 1]);
-        assert_eq!(parse_report("[0,1,0]", Jsonl, Vector, 3).unwrap(), vec![0, 1, 0]);
+        assert_eq!(
+            parse_report("1,0,1", Csv, Vector, 3).unwrap(),
+            vec![1, 0, 1]
+        );
+        assert_eq!(
+            parse_report("[0,1,0]", Jsonl, Vector, 3).unwrap(),
+            vec![0, 1, 0]
+        );
         assert_eq!(parse_report("2", Csv, Indices, 3).unwrap(), vec![0, 0, 1]);
-        assert_eq!(parse_report("[0,2]", Jsonl, Indices, 3).unwrap(), vec![1, 0, 1]);
+        assert_eq!(
+            parse_report("[0,2]", Jsonl, Indices, 3).unwrap(),
+            vec![1, 0, 1]
+        );
         assert_eq!(parse_report("[]", Jsonl, Indices, 2).unwrap(), vec![0, 0]);
         for (line, fmt, form) in [
             ("1,2,0", Csv, Vector),
@@ -128,7 +153,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.csv");
         std::fs::write(&p, "# comment\n1,0\n\n0,2\n").unwrap();
-        let all: Vec<_> = read_reports(&p, FileFormat::Csv, ReportForm::Vector, 2).unwrap().collect();
+        let all: Vec<_> = read_reports(&p, FileFormat::Csv, ReportForm::Vector, 2)
+            .unwrap()
+            .collect();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].as_ref().unwrap(), &vec![1, 0]);
         let e = format!("{:#}", all[1].as_ref().unwrap_err());

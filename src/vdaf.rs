@@ -167,7 +167,9 @@ impl Prio2Bins {
         let leader = encoded.pop();
         match (leader, helper) {
             (Some(l), Some(h)) => Ok((l, h)),
-            _ => Err(VdafError::Prio("prio2 returned fewer than two shares".into())),
+            _ => Err(VdafError::Prio(
+                "prio2 returned fewer than two shares".into(),
+            )),
         }
     }
 
@@ -222,11 +224,9 @@ impl Prio2Bins {
             Share::Helper(_) => {
                 // The helper's input is expanded from its seed; prio does that in
                 // `verify_next`, whose state is the encoded seed.
-                let state = Prio2VerifierState::get_decoded_with_param(
-                    &(&self.prio2, 1),
-                    plaintext_share,
-                )
-                .map_err(|e| VdafError::BadShare(e.to_string()))?;
+                let state =
+                    Prio2VerifierState::get_decoded_with_param(&(&self.prio2, 1), plaintext_share)
+                        .map_err(|e| VdafError::BadShare(e.to_string()))?;
                 match self
                     .prio2
                     .verify_next(b"", state, ())

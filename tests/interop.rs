@@ -25,12 +25,20 @@ const BATCH: &str = "ba097344-2b4e-45db-a002-c83f4a9adc63";
 fn public(id: &str, pkcs8: &str) -> PublicKeyConfig {
     PublicKeyConfig {
         id: id.into(),
-        public_key: SigningKey::from_pkcs8_base64(id, pkcs8).unwrap().verifying_key().to_base64(),
+        public_key: SigningKey::from_pkcs8_base64(id, pkcs8)
+            .unwrap()
+            .verifying_key()
+            .to_base64(),
     }
 }
 
 fn batch_id() -> BatchId {
-    BatchId::new(AGGREGATION, parse_time("2021/04/13/19/17").unwrap(), BATCH.parse().unwrap()).unwrap()
+    BatchId::new(
+        AGGREGATION,
+        parse_time("2021/04/13/19/17").unwrap(),
+        BATCH.parse().unwrap(),
+    )
+    .unwrap()
 }
 
 fn window() -> Window {
@@ -41,8 +49,20 @@ fn window() -> Window {
 /// A server configured with the fixture's keys; secrets come from files in `dir`.
 fn fixture_server(index: ServerIndex, dir: &Path, own: &Path, peer_inbox: &Path) -> Server {
     let (me, signing, packet_key_id, packet, peer) = match index {
-        ServerIndex::Zero => ("pha", PHA_SIGNING, "pha-fake-key-1", PHA_PACKET, public("facil-signing-key", FACIL_SIGNING)),
-        ServerIndex::One => ("facil", FACIL_SIGNING, "facil-key", FACIL_PACKET, public("pha-signing-key", PHA_SIGNING)),
+        ServerIndex::Zero => (
+            "pha",
+            PHA_SIGNING,
+            "pha-fake-key-1",
+            PHA_PACKET,
+            public("facil-signing-key", FACIL_SIGNING),
+        ),
+        ServerIndex::One => (
+            "facil",
+            FACIL_SIGNING,
+            "facil-key",
+            FACIL_PACKET,
+            public("pha-signing-key", PHA_SIGNING),
+        ),
     };
     std::fs::write(dir.join("signing.key"), signing).unwrap();
     std::fs::write(dir.join("packet.key"), packet).unwrap();
@@ -59,12 +79,18 @@ fn fixture_server(index: ServerIndex, dir: &Path, own: &Path, peer_inbox: &Path)
         },
         signing_key: SigningKeyConfig {
             id: format!("{me}-signing-key"),
-            secret: SecretSource { file: Some("signing.key".into()), env: None },
+            secret: SecretSource {
+                file: Some("signing.key".into()),
+                env: None,
+            },
         },
         packet_keys: vec![PacketKeyConfig {
             id: packet_key_id.into(),
             scheme: PacketScheme::Ecies,
-            secret: SecretSource { file: Some("packet.key".into()), env: None },
+            secret: SecretSource {
+                file: Some("packet.key".into()),
+                env: None,
+            },
         }],
         trust: ServerTrustConfig {
             ingestors: vec![public("signing-key-1", INGESTOR_SIGNING)],
@@ -84,7 +110,9 @@ fn fixture_validity(index: ServerIndex) -> std::path::PathBuf {
         ServerIndex::Zero => "facil-peer-validation",
         ServerIndex::One => "pha-peer-validation",
     };
-    fixture().join(folder).join(batch_id().names(BatchKind::Validation(index)).packets)
+    fixture()
+        .join(folder)
+        .join(batch_id().names(BatchKind::Validation(index)).packets)
 }
 
 #[test]
@@ -99,7 +127,8 @@ fn intake_reproduces_the_original_verifier_shares() {
 
         // Ours, read back through the batch reader (single-object form, signed by us).
         let names = batch_id().names(BatchKind::Validation(index));
-        let ours = open_batch::<ValidityHeader>(server.own.as_ref(), &names, &server.own_trust).unwrap();
+        let ours =
+            open_batch::<ValidityHeader>(server.own.as_ref(), &names, &server.own_trust).unwrap();
         let mine: Vec<ValidityPacket> = ours.packets().unwrap().collect::<Result<_, _>>().unwrap();
         let original = validity_packets(&fixture_validity(index));
         assert_eq!(mine, original, "server {index} verifier shares");
@@ -109,7 +138,10 @@ fn intake_reproduces_the_original_verifier_shares() {
     }
     // The README's spot check of the first packet.
     let first0 = &validity_packets(&fixture_validity(ServerIndex::Zero))[0];
-    assert_eq!((first0.f_r, first0.g_r, first0.h_r), (93581437, 3239014267, 2490300021));
+    assert_eq!(
+        (first0.f_r, first0.g_r, first0.h_r),
+        (93581437, 3239014267, 2490300021)
+    );
 }
 
 #[test]
@@ -126,20 +158,42 @@ fn aggregate_of_the_fixture_writes_the_original_sums() {
         for key in [&names.header, &names.packets, &names.signature] {
             let to = own.join(key);
             std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-            std::fs::copy(fixture_validity(index).parent().unwrap().join(Path::new(key).file_name().unwrap()), to).unwrap();
+            std::fs::copy(
+                fixture_validity(index)
+                    .parent()
+                    .unwrap()
+                    .join(Path::new(key).file_name().unwrap()),
+                to,
+            )
+            .unwrap();
         }
         let server = fixture_server(index, dir.path(), &own, &fixture().join(peer_folder));
         let report = aggregate::aggregate(&server, AGGREGATION, &window(), &no_tick).unwrap();
         assert_eq!(report.valid, 10);
         assert!(report.invalid.is_empty());
 
-        let part = SumPartId { instance: "local-test".into(), aggregation: AGGREGATION.into(), window: window(), server: index };
+        let part = SumPartId {
+            instance: "local-test".into(),
+            aggregation: AGGREGATION.into(),
+            window: window(),
+            server: index,
+        };
         let n = part.names();
-        let ours: SumPart = decode_single(&std::fs::read(dir.path().join("sum-parts").join(&n.header)).unwrap()).unwrap();
-        let original: SumPart = decode_single(&std::fs::read(fixture().join(format!("{me}-sum-parts")).join(&n.header)).unwrap()).unwrap();
+        let ours: SumPart =
+            decode_single(&std::fs::read(dir.path().join("sum-parts").join(&n.header)).unwrap())
+                .unwrap();
+        let original: SumPart = decode_single(
+            &std::fs::read(fixture().join(format!("{me}-sum-parts")).join(&n.header)).unwrap(),
+        )
+        .unwrap();
         assert_eq!(ours, original, "server {index} sum part record");
         // Invalid-UUID file: empty, like the original's.
-        assert_eq!(std::fs::read(dir.path().join("sum-parts").join(&n.packets)).unwrap().len(), 0);
+        assert_eq!(
+            std::fs::read(dir.path().join("sum-parts").join(&n.packets))
+                .unwrap()
+                .len(),
+            0
+        );
     }
 }
 
@@ -149,8 +203,18 @@ fn collect_of_the_original_sum_parts() {
     let f = fixture();
     let portal = PortalConfig {
         servers: vec![
-            PortalServerConfig { server_index: ServerIndex::Zero, instance: "local-test".into(), sum_parts: f.join("pha-sum-parts").display().to_string(), signing_keys: vec![public("pha-signing-key", PHA_SIGNING)] },
-            PortalServerConfig { server_index: ServerIndex::One, instance: "local-test".into(), sum_parts: f.join("facil-sum-parts").display().to_string(), signing_keys: vec![public("facil-signing-key", FACIL_SIGNING)] },
+            PortalServerConfig {
+                server_index: ServerIndex::Zero,
+                instance: "local-test".into(),
+                sum_parts: f.join("pha-sum-parts").display().to_string(),
+                signing_keys: vec![public("pha-signing-key", PHA_SIGNING)],
+            },
+            PortalServerConfig {
+                server_index: ServerIndex::One,
+                instance: "local-test".into(),
+                sum_parts: f.join("facil-sum-parts").display().to_string(),
+                signing_keys: vec![public("facil-signing-key", FACIL_SIGNING)],
+            },
         ],
         results: dir.path().join("results").display().to_string(),
     };
@@ -158,23 +222,51 @@ fn collect_of_the_original_sum_parts() {
     let result = collect::collect(&portal, AGGREGATION, &window()).unwrap();
     assert_eq!(result.histogram, vec![5, 4, 5, 8, 7, 4, 5, 4, 6, 5]);
     assert_eq!(result.total_individual_clients, 10);
-    let csv = std::fs::read_to_string(dir.path().join("results/test-aggregation/202104131917-202104131917.result.csv")).unwrap();
+    let csv = std::fs::read_to_string(
+        dir.path()
+            .join("results/test-aggregation/202104131917-202104131917.result.csv"),
+    )
+    .unwrap();
     assert!(csv.starts_with("bin,count\n0,5\n1,4\n"), "{csv}");
 }
 
 #[test]
 fn every_original_signature_verifies() {
     let mut trust = TrustSet::new();
-    for (id, key) in [("signing-key-1", INGESTOR_SIGNING), ("pha-signing-key", PHA_SIGNING), ("facil-signing-key", FACIL_SIGNING)] {
-        trust.insert(id, SigningKey::from_pkcs8_base64(id, key).unwrap().verifying_key());
+    for (id, key) in [
+        ("signing-key-1", INGESTOR_SIGNING),
+        ("pha-signing-key", PHA_SIGNING),
+        ("facil-signing-key", FACIL_SIGNING),
+    ] {
+        trust.insert(
+            id,
+            SigningKey::from_pkcs8_base64(id, key)
+                .unwrap()
+                .verifying_key(),
+        );
     }
     let mut checked = 0;
     let f = fixture();
-    for folder in ["pha-out", "facil-out", "pha-peer-validation", "facil-peer-validation", "pha-sum-parts", "facil-sum-parts"] {
+    for folder in [
+        "pha-out",
+        "facil-out",
+        "pha-peer-validation",
+        "facil-peer-validation",
+        "pha-sum-parts",
+        "facil-sum-parts",
+    ] {
         let store = LocalStore::new(f.join(folder));
-        for key in store.list("").unwrap().into_iter().filter(|k| k.ends_with(".sig")) {
+        for key in store
+            .list("")
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.ends_with(".sig"))
+        {
             let out = divvi::inspect::inspect(&f.join(folder).join(&key), Some(&trust), 3).unwrap();
-            assert_eq!(out["signature"]["verdict"], "valid", "{folder}/{key}: {out}");
+            assert_eq!(
+                out["signature"]["verdict"], "valid",
+                "{folder}/{key}: {out}"
+            );
             assert_eq!(out["digest"]["verdict"], "matches", "{folder}/{key}: {out}");
             checked += 1;
         }
@@ -182,7 +274,12 @@ fn every_original_signature_verifies() {
     assert_eq!(checked, 6);
     // And a wrong key is refused.
     let mut wrong = TrustSet::new();
-    wrong.insert("signing-key-1", SigningKey::from_pkcs8_base64("x", PHA_SIGNING).unwrap().verifying_key());
+    wrong.insert(
+        "signing-key-1",
+        SigningKey::from_pkcs8_base64("x", PHA_SIGNING)
+            .unwrap()
+            .verifying_key(),
+    );
     let key = batch_id().names(BatchKind::Ingestion).signature;
     let out = divvi::inspect::inspect(&f.join("pha-out").join(key), Some(&wrong), 1).unwrap();
     assert_eq!(out["signature"]["verdict"], "INVALID");

@@ -75,7 +75,10 @@ fn pair_with(
     let r_pit = maker.random_r_pit();
     let seal = |n: usize, share: &[u8]| DataSharePacket {
         uuid,
-        encrypted_payload: d.ingestor.targets[n].key.seal(share, uuid.as_bytes()).unwrap(),
+        encrypted_payload: d.ingestor.targets[n]
+            .key
+            .seal(share, uuid.as_bytes())
+            .unwrap(),
         encryption_key_id: Some(d.ingestor.targets[n].key_id.clone()),
         r_pit,
         version_configuration: None,
@@ -125,7 +128,10 @@ fn invalid_packets_are_rejected_and_listed_while_the_rest_are_summed() {
                     p
                 }
                 _ => {
-                    truth.iter_mut().zip(&m).for_each(|(t, &v)| *t += u64::from(v));
+                    truth
+                        .iter_mut()
+                        .zip(&m)
+                        .for_each(|(t, &v)| *t += u64::from(v));
                     batch.append(&maker.make(&m).unwrap()).unwrap();
                     continue;
                 }
@@ -141,19 +147,34 @@ fn invalid_packets_are_rejected_and_listed_while_the_rest_are_summed() {
         assert_eq!(result.invalid_packets, 5);
         for a in &aggs {
             let listed: BTreeSet<Uuid> = a.invalid.iter().map(|r| r.uuid).collect();
-            assert_eq!(listed, spoiled, "server aggregate lists exactly the spoiled packets");
+            assert_eq!(
+                listed, spoiled,
+                "server aggregate lists exactly the spoiled packets"
+            );
         }
         // Intake left out what it could not open or decode, naming each packet.
         let reasons: Vec<String> = intakes
             .iter()
             .flat_map(|r| r.rejected.iter().map(|x| x.reason.clone()))
             .collect();
-        assert!(reasons.iter().any(|r| r.contains("unknown encryption key id")), "{reasons:?}");
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("unknown encryption key id")),
+            "{reasons:?}"
+        );
         assert!(reasons.iter().any(|r| r.contains("decrypt")), "{reasons:?}");
         assert!(reasons.iter().any(|r| r.contains("r_pit")), "{reasons:?}");
         // Proof failures are decided in aggregate.
         let agg_reasons: Vec<&str> = aggs[0].invalid.iter().map(|r| r.reason.as_str()).collect();
-        assert_eq!(agg_reasons.iter().filter(|r| r.contains("proof check failed")).count(), 2, "{agg_reasons:?}");
+        assert_eq!(
+            agg_reasons
+                .iter()
+                .filter(|r| r.contains("proof check failed"))
+                .count(),
+            2,
+            "{agg_reasons:?}"
+        );
     }
 }
 
@@ -168,15 +189,27 @@ fn tampered_packet_file_fails_the_batch_and_writes_nothing() {
     }
     let id = batch.finish(4, 1.0).unwrap();
     let names = id.names(divvi::batch::BatchKind::Ingestion);
-    let path = d.paths.dir.join("buckets/server0-ingestion").join(&names.packets);
+    let path = d
+        .paths
+        .dir
+        .join("buckets/server0-ingestion")
+        .join(&names.packets);
     let mut bytes = std::fs::read(&path).unwrap();
     let n = bytes.len();
     bytes[n - 20] ^= 1;
     std::fs::write(&path, bytes).unwrap();
-    let err = divvi::stages::intake::intake(&d.servers[0], &id, &divvi::stages::no_tick).unwrap_err();
+    let err =
+        divvi::stages::intake::intake(&d.servers[0], &id, &divvi::stages::no_tick).unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains(&names.packets) && (msg.contains("digest") || msg.contains("Avro") || msg.contains("avro")), "{msg}");
+    assert!(
+        msg.contains(&names.packets)
+            && (msg.contains("digest") || msg.contains("Avro") || msg.contains("avro")),
+        "{msg}"
+    );
     let own = d.servers[0].own.list("").unwrap();
     let outbox = d.servers[0].peer_outbox.list("").unwrap();
-    assert!(own.is_empty() && outbox.is_empty(), "nothing written: {own:?} {outbox:?}");
+    assert!(
+        own.is_empty() && outbox.is_empty(),
+        "nothing written: {own:?} {outbox:?}"
+    );
 }

@@ -8,8 +8,7 @@ use uuid::Uuid;
 /// `[A-Za-z0-9._-]`, not starting with `.`, at most 200 characters.
 pub fn validate_name(what: &str, name: &str) -> Result<(), String> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    if name.is_empty() || name.len() > 200 || name.starts_with('.') || !name.chars().all(ok_char)
-    {
+    if name.is_empty() || name.len() > 200 || name.starts_with('.') || !name.chars().all(ok_char) {
         return Err(format!(
             "{what} {name:?} is not a valid name (1-200 characters of A-Z a-z 0-9 . _ -, not starting with '.')"
         ));
@@ -106,7 +105,9 @@ impl BatchId {
         let year = parts.next()?;
         let aggregation = parts.next()?;
         let date = format!("{year}/{month}/{day}/{hour}/{minute}");
-        let time = NaiveDateTime::parse_from_str(&date, DATE_PATH).ok()?.and_utc();
+        let time = NaiveDateTime::parse_from_str(&date, DATE_PATH)
+            .ok()?
+            .and_utc();
         let id = BatchId::new(aggregation, time, uuid).ok()?;
         // Only canonical keys: the round trip must give the same key back.
         (id.names(kind).signature == key).then_some(id)
@@ -166,9 +167,7 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     }
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
-            format!("time {text:?} is not YYYYmmddHHMM, YYYY/mm/dd/HH/MM or RFC 3339")
-        })
+        .map_err(|_| format!("time {text:?} is not YYYYmmddHHMM, YYYY/mm/dd/HH/MM or RFC 3339"))
 }
 
 /// The three objects of a server's sum part for a window.
@@ -224,8 +223,14 @@ mod tests {
             BatchId::from_signature_key(&n.signature, BatchKind::Ingestion),
             Some(id.clone())
         );
-        assert_eq!(BatchId::from_signature_key(&v.signature, BatchKind::Ingestion), None);
-        assert_eq!(BatchId::from_signature_key("x/2021/04/13/19/17/nope.batch.sig", BatchKind::Ingestion), None);
+        assert_eq!(
+            BatchId::from_signature_key(&v.signature, BatchKind::Ingestion),
+            None
+        );
+        assert_eq!(
+            BatchId::from_signature_key("x/2021/04/13/19/17/nope.batch.sig", BatchKind::Ingestion),
+            None
+        );
     }
 
     #[test]

@@ -3,10 +3,10 @@
 //! signature object is always written last: a batch exists once its signature does.
 
 use super::BatchError;
+use crate::batch::ObjectNames;
 use crate::crypto::{HashingWriter, SigningKey, TrustSet};
 use crate::store::{get_bytes, ObjectStore, ObjectWriter};
 use crate::wire::{self, BatchSignature, Record, RecordReader, RecordWriter};
-use crate::batch::ObjectNames;
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 
@@ -189,8 +189,14 @@ pub struct OpenedBatch<'s, H> {
 }
 
 enum PacketSource<'s> {
-    Inline { bytes: Arc<Vec<u8>>, object: String },
-    Object { store: &'s dyn ObjectStore, key: String },
+    Inline {
+        bytes: Arc<Vec<u8>>,
+        object: String,
+    },
+    Object {
+        store: &'s dyn ObjectStore,
+        key: String,
+    },
 }
 
 /// Reads and verifies a batch: signature record, header (inline or object), signature
@@ -230,7 +236,11 @@ pub fn open_batch<'s, H: BatchHeader>(
         }
     };
     trust
-        .verify(&sig.key_identifier, &header_bytes, &sig.batch_header_signature)
+        .verify(
+            &sig.key_identifier,
+            &header_bytes,
+            &sig.batch_header_signature,
+        )
         .map_err(|e| BatchError::Signature {
             object: store.describe(&names.header),
             source: e,
@@ -252,9 +262,10 @@ impl<'s, H: BatchHeader> OpenedBatch<'s, H> {
     /// from the signed header's, so callers must not act on results before the stream ends.
     pub fn packets<P: Record>(&self) -> Result<PacketStream<P>, BatchError> {
         let (reader, object): (Box<dyn Read + Send>, String) = match &self.packets {
-            PacketSource::Inline { bytes, object } => {
-                (Box::new(io::Cursor::new(SharedBytes(bytes.clone()))), object.clone())
-            }
+            PacketSource::Inline { bytes, object } => (
+                Box::new(io::Cursor::new(SharedBytes(bytes.clone()))),
+                object.clone(),
+            ),
             PacketSource::Object { store, key } => (store.get(key)?, store.describe(key)),
         };
         PacketStream::new(reader, object, self.header.packet_file_digest().to_vec())

@@ -16,7 +16,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "divvi", version, about = "Privacy-preserving aggregate statistics: the ENPA Prio batch pipeline")]
+#[command(
+    name = "divvi",
+    version,
+    about = "Privacy-preserving aggregate statistics: the ENPA Prio batch pipeline"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -162,7 +166,9 @@ pub fn run() -> Result<ExitCode> {
         }
         Command::Ingest(a) => {
             let ingestor = Ingestor::load(&a.config)?;
-            let format = a.format.unwrap_or_else(|| FileFormat::from_extension(&a.input));
+            let format = a
+                .format
+                .unwrap_or_else(|| FileFormat::from_extension(&a.input));
             let time = match &a.time {
                 Some(t) => parse_time(t).map_err(|e| anyhow!(e))?,
                 None => Utc::now(),
@@ -186,10 +192,9 @@ pub fn run() -> Result<ExitCode> {
             let ids = match a.batch {
                 Some(uuid) => {
                     let all = intake_candidates(&server, &a.aggregation)?;
-                    vec![all
-                        .into_iter()
-                        .find(|id| id.uuid == uuid)
-                        .ok_or_else(|| anyhow!("no ingestion batch {uuid} in aggregation {}", a.aggregation))?]
+                    vec![all.into_iter().find(|id| id.uuid == uuid).ok_or_else(|| {
+                        anyhow!("no ingestion batch {uuid} in aggregation {}", a.aggregation)
+                    })?]
                 }
                 None => intake::pending_batches(&server, &a.aggregation)?,
             };
@@ -208,7 +213,11 @@ pub fn run() -> Result<ExitCode> {
             if ids.is_empty() {
                 eprintln!("no pending batches in aggregation {}", a.aggregation);
             }
-            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Aggregate(a) => {
             let server = Server::load(&a.config)?;
@@ -223,7 +232,13 @@ pub fn run() -> Result<ExitCode> {
             let portal = Portal::load(&a.config)?;
             let window = window(&a.start, &a.end)?;
             let result = collect::collect(&portal, &a.aggregation, &window)?;
-            println!("aggregation {}  window {}  clients {}  invalid packets {}", result.aggregation, result.window, result.total_individual_clients, result.invalid_packets);
+            println!(
+                "aggregation {}  window {}  clients {}  invalid packets {}",
+                result.aggregation,
+                result.window,
+                result.total_individual_clients,
+                result.invalid_packets
+            );
             println!("{:>6}  {:>12}", "bin", "count");
             for (i, c) in result.histogram.iter().enumerate() {
                 println!("{i:>6}  {c:>12}");
@@ -261,8 +276,13 @@ fn inspect_trust(a: &InspectArgs) -> Result<Option<TrustSet>> {
     }
     let mut trust = TrustSet::new();
     for k in &a.keys {
-        let (id, key) = k.split_once('=').ok_or_else(|| anyhow!("--key takes ID=BASE64"))?;
-        trust.insert(id, VerifyingKey::from_base64(key).with_context(|| format!("--key {id}"))?);
+        let (id, key) = k
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--key takes ID=BASE64"))?;
+        trust.insert(
+            id,
+            VerifyingKey::from_base64(key).with_context(|| format!("--key {id}"))?,
+        );
     }
     if let Some(path) = &a.config {
         if let Ok((c, base)) = read_config::<ServerConfig>(path) {
@@ -274,7 +294,8 @@ fn inspect_trust(a: &InspectArgs) -> Result<Option<TrustSet>> {
             let own = c.signing_key.load(&base)?;
             trust.insert(own.key_id(), own.verifying_key());
         } else {
-            let (c, _): (PortalConfig, _) = read_config(path).context("--config is neither a server nor a portal config")?;
+            let (c, _): (PortalConfig, _) =
+                read_config(path).context("--config is neither a server nor a portal config")?;
             for s in &c.servers {
                 for k in &s.signing_keys {
                     trust.insert(&k.id, VerifyingKey::from_base64(&k.public_key)?);
@@ -287,7 +308,9 @@ fn inspect_trust(a: &InspectArgs) -> Result<Option<TrustSet>> {
 }
 
 fn demo(a: DemoArgs) -> Result<ExitCode> {
-    let dir = a.dir.unwrap_or_else(|| PathBuf::from("divvi-demo").join(Utc::now().format("%Y%m%d-%H%M%S").to_string()));
+    let dir = a.dir.unwrap_or_else(|| {
+        PathBuf::from("divvi-demo").join(Utc::now().format("%Y%m%d-%H%M%S").to_string())
+    });
     let options = DemoOptions {
         dir,
         reports: a.reports,
@@ -301,7 +324,12 @@ fn demo(a: DemoArgs) -> Result<ExitCode> {
     }
     println!(
         "divvi demo: {} reports, {} bins, batches of {}, {} spoiled on purpose, {} packets, in {}",
-        options.reports, options.bins, options.batch_size, options.invalid, options.scheme, options.dir.display()
+        options.reports,
+        options.bins,
+        options.batch_size,
+        options.invalid,
+        options.scheme,
+        options.dir.display()
     );
     let bars = progress::Bars::default();
     let report = run_demo(&options, &bars)?;
@@ -314,7 +342,12 @@ fn demo(a: DemoArgs) -> Result<ExitCode> {
     println!();
     println!("{:>12}  {:>9}  {:>12}", "stage", "seconds", "packets/s");
     for s in &report.stages {
-        println!("{:>12}  {:>9.2}  {:>12.0}", s.stage, s.seconds, s.packets_per_second());
+        println!(
+            "{:>12}  {:>9.2}  {:>12.0}",
+            s.stage,
+            s.seconds,
+            s.packets_per_second()
+        );
     }
     if let Some(rss) = peak_rss() {
         println!("peak RSS {:.0} MiB", rss as f64 / (1024.0 * 1024.0));

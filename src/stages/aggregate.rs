@@ -11,8 +11,7 @@ use crate::crypto::sha256;
 use crate::store::put_bytes;
 use crate::vdaf::{is_valid, Accumulator, Prio2Bins, VerifierShare};
 use crate::wire::{
-    self, DataSharePacket, IngestionHeader, InvalidPacket, SumPart, ValidityHeader,
-    ValidityPacket,
+    self, DataSharePacket, IngestionHeader, InvalidPacket, SumPart, ValidityHeader, ValidityPacket,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use rayon::prelude::*;
@@ -30,7 +29,11 @@ pub struct AggregateReport {
 }
 
 /// Ingestion batches of an aggregation inside a window, in time then UUID order.
-pub fn batches_in_window(server: &Server, aggregation: &str, window: &Window) -> Result<Vec<BatchId>> {
+pub fn batches_in_window(
+    server: &Server,
+    aggregation: &str,
+    window: &Window,
+) -> Result<Vec<BatchId>> {
     crate::batch::validate_name("aggregation", aggregation).map_err(|e| anyhow!(e))?;
     let mut ids: Vec<BatchId> = server
         .ingestion
@@ -81,7 +84,9 @@ fn judge(
     own: &HashMap<Uuid, Result<VerifierShare, String>>,
     peer: &HashMap<Uuid, Result<VerifierShare, String>>,
 ) -> Outcome {
-    let lookup = |map: &HashMap<Uuid, Result<VerifierShare, String>>, whose: &str| match map.get(&packet.uuid) {
+    let lookup = |map: &HashMap<Uuid, Result<VerifierShare, String>>, whose: &str| match map
+        .get(&packet.uuid)
+    {
         None => Err(format!("no {whose} validation")),
         Some(Err(e)) => Err(format!("{whose} validation: {e}")),
         Some(Ok(v)) => Ok(*v),
@@ -97,8 +102,10 @@ fn judge(
     if let Err(reason) = decided {
         return Outcome::Invalid(reason);
     }
-    let share = open_packet(&server.packet_keys, packet)
-        .and_then(|pt| prio.output_share(server.index, &pt).map_err(|e| e.to_string()));
+    let share = open_packet(&server.packet_keys, packet).and_then(|pt| {
+        prio.output_share(server.index, &pt)
+            .map_err(|e| e.to_string())
+    });
     match share {
         Ok(s) => Outcome::Valid(s),
         Err(reason) => Outcome::Invalid(reason),
@@ -121,12 +128,16 @@ fn sum_batch(
 ) -> Result<BatchSum> {
     let names = id.names(BatchKind::Ingestion);
     let object = server.ingestion.describe(&names.header);
-    let batch = open_batch::<IngestionHeader>(server.ingestion.as_ref(), &names, &server.ingestor_trust)?;
+    let batch =
+        open_batch::<IngestionHeader>(server.ingestion.as_ref(), &names, &server.ingestor_trust)?;
     let prio = check_ingestion_header(id, &batch.header, &object)?;
     match expected_bins {
         Some((_, first)) => {
             let h = &batch.header;
-            if h.bins != first.bins || h.epsilon.to_bits() != first.epsilon.to_bits() || h.hamming_weight != first.hamming_weight {
+            if h.bins != first.bins
+                || h.epsilon.to_bits() != first.epsilon.to_bits()
+                || h.hamming_weight != first.hamming_weight
+            {
                 bail!(
                     "{object}: bins/epsilon/hamming_weight ({}, {}, {:?}) differ from the window's first batch ({}, {}, {:?})",
                     h.bins, h.epsilon, h.hamming_weight, first.bins, first.epsilon, first.hamming_weight
@@ -135,17 +146,36 @@ fn sum_batch(
         }
         None => *expected_bins = Some((batch.header.bins, batch.header.clone())),
     }
-    let own = read_validation(server.own.as_ref(), id, server.index, &server.own_trust, &batch.header)?;
-    let peer = read_validation(server.peer_inbox.as_ref(), id, server.index.peer(), &server.peer_trust, &batch.header)?;
+    let own = read_validation(
+        server.own.as_ref(),
+        id,
+        server.index,
+        &server.own_trust,
+        &batch.header,
+    )?;
+    let peer = read_validation(
+        server.peer_inbox.as_ref(),
+        id,
+        server.index.peer(),
+        &server.peer_trust,
+        &batch.header,
+    )?;
 
-    let mut sum = BatchSum { acc: Accumulator::new(prio.bins()), packets: 0, invalid: Vec::new() };
+    let mut sum = BatchSum {
+        acc: Accumulator::new(prio.bins()),
+        packets: 0,
+        invalid: Vec::new(),
+    };
     let mut packets = batch.packets::<DataSharePacket>()?;
     loop {
         let chunk = packets.next_chunk(CHUNK)?;
         if chunk.is_empty() {
             break;
         }
-        let outcomes: Vec<Outcome> = chunk.par_iter().map(|p| judge(server, &prio, p, &own, &peer)).collect();
+        let outcomes: Vec<Outcome> = chunk
+            .par_iter()
+            .map(|p| judge(server, &prio, p, &own, &peer))
+            .collect();
         for (packet, outcome) in chunk.iter().zip(outcomes) {
             sum.packets += 1;
             let outcome = if seen.insert(packet.uuid) {
@@ -155,7 +185,10 @@ fn sum_batch(
             };
             match outcome {
                 Outcome::Valid(share) => sum.acc.add(&share)?,
-                Outcome::Invalid(reason) => sum.invalid.push(Rejected { uuid: packet.uuid, reason }),
+                Outcome::Invalid(reason) => sum.invalid.push(Rejected {
+                    uuid: packet.uuid,
+                    reason,
+                }),
             }
         }
         tick(chunk.len() as u64);
@@ -164,10 +197,18 @@ fn sum_batch(
 }
 
 /// Aggregates a window and writes the signed sum part and the invalid-UUID file.
-pub fn aggregate(server: &Server, aggregation: &str, window: &Window, tick: Tick) -> Result<AggregateReport> {
+pub fn aggregate(
+    server: &Server,
+    aggregation: &str,
+    window: &Window,
+    tick: Tick,
+) -> Result<AggregateReport> {
     let ids = batches_in_window(server, aggregation, window)?;
     if ids.is_empty() {
-        bail!("no ingestion batches of {aggregation} in window {}", window.name());
+        bail!(
+            "no ingestion batches of {aggregation} in window {}",
+            window.name()
+        );
     }
     let mut first: Option<(i32, IngestionHeader)> = None;
     let mut seen = HashSet::new();
@@ -175,7 +216,8 @@ pub fn aggregate(server: &Server, aggregation: &str, window: &Window, tick: Tick
     let mut packets = 0;
     let mut invalid = Vec::new();
     for id in &ids {
-        let s = sum_batch(server, id, &mut first, &mut seen, tick).with_context(|| format!("aggregating batch {id}"))?;
+        let s = sum_batch(server, id, &mut first, &mut seen, tick)
+            .with_context(|| format!("aggregating batch {id}"))?;
         packets += s.packets;
         invalid.extend(s.invalid);
         match &mut total {
@@ -191,8 +233,15 @@ pub fn aggregate(server: &Server, aggregation: &str, window: &Window, tick: Tick
     }
 
     // The invalid-UUID file is the sum part's packet file; empty when none, as the original.
-    let invalid_records: Vec<InvalidPacket> = invalid.iter().map(|r| InvalidPacket { uuid: r.uuid }).collect();
-    let invalid_bytes = if invalid_records.is_empty() { Vec::new() } else { wire::encode_all(&invalid_records)? };
+    let invalid_records: Vec<InvalidPacket> = invalid
+        .iter()
+        .map(|r| InvalidPacket { uuid: r.uuid })
+        .collect();
+    let invalid_bytes = if invalid_records.is_empty() {
+        Vec::new()
+    } else {
+        wire::encode_all(&invalid_records)?
+    };
     let part = SumPartId {
         instance: server.instance.clone(),
         aggregation: aggregation.to_string(),

@@ -7,24 +7,43 @@ use anyhow::{bail, Result};
 
 /// The ingestion header must name the batch it is stored as, and the Prio2 parameters
 /// divvi runs. Returns the Prio2 instance for its bins.
-pub fn check_ingestion_header(id: &BatchId, h: &IngestionHeader, object: &str) -> Result<Prio2Bins> {
+pub fn check_ingestion_header(
+    id: &BatchId,
+    h: &IngestionHeader,
+    object: &str,
+) -> Result<Prio2Bins> {
     if h.batch_uuid != id.uuid {
-        bail!("{object}: header batch_uuid {} differs from the object's {}", h.batch_uuid, id.uuid);
+        bail!(
+            "{object}: header batch_uuid {} differs from the object's {}",
+            h.batch_uuid,
+            id.uuid
+        );
     }
     if h.name != id.aggregation {
-        bail!("{object}: header name {:?} differs from the aggregation {:?}", h.name, id.aggregation);
+        bail!(
+            "{object}: header name {:?} differs from the aggregation {:?}",
+            h.name,
+            id.aggregation
+        );
     }
     if h.prime != i64::from(PRIME) {
         bail!("{object}: prime {} is not {PRIME}", h.prime);
     }
     if h.number_of_servers != 2 {
-        bail!("{object}: number_of_servers {} is not 2", h.number_of_servers);
+        bail!(
+            "{object}: number_of_servers {} is not 2",
+            h.number_of_servers
+        );
     }
     Prio2Bins::new(i64::from(h.bins)).map_err(|e| anyhow::anyhow!("{object}: {e}"))
 }
 
 /// A validation header must describe the same batch as the ingestion header.
-pub fn check_validity_header(ing: &IngestionHeader, v: &ValidityHeader, object: &str) -> Result<()> {
+pub fn check_validity_header(
+    ing: &IngestionHeader,
+    v: &ValidityHeader,
+    object: &str,
+) -> Result<()> {
     let mut diffs = Vec::new();
     if v.batch_uuid != ing.batch_uuid {
         diffs.push(format!("batch_uuid {} vs {}", v.batch_uuid, ing.batch_uuid));
@@ -42,13 +61,22 @@ pub fn check_validity_header(ing: &IngestionHeader, v: &ValidityHeader, object: 
         diffs.push(format!("prime {} vs {}", v.prime, ing.prime));
     }
     if v.number_of_servers != ing.number_of_servers {
-        diffs.push(format!("number_of_servers {} vs {}", v.number_of_servers, ing.number_of_servers));
+        diffs.push(format!(
+            "number_of_servers {} vs {}",
+            v.number_of_servers, ing.number_of_servers
+        ));
     }
     if v.hamming_weight != ing.hamming_weight {
-        diffs.push(format!("hamming_weight {:?} vs {:?}", v.hamming_weight, ing.hamming_weight));
+        diffs.push(format!(
+            "hamming_weight {:?} vs {:?}",
+            v.hamming_weight, ing.hamming_weight
+        ));
     }
     if !diffs.is_empty() {
-        bail!("{object}: validation header disagrees with the ingestion header: {}", diffs.join(", "));
+        bail!(
+            "{object}: validation header disagrees with the ingestion header: {}",
+            diffs.join(", ")
+        );
     }
     Ok(())
 }

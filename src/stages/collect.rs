@@ -27,15 +27,19 @@ pub fn read_sum_part(server: &PortalServer, id: &SumPartId) -> Result<VerifiedSu
     let store = server.sum_parts.as_ref();
     let object = store.describe(&names.header);
     let sig_bytes = get_bytes(store, &names.signature, MAX_SIGNATURE_BYTES)?;
-    let sig: BatchSignature = wire::decode_single(&sig_bytes)
-        .with_context(|| store.describe(&names.signature))?;
+    let sig: BatchSignature =
+        wire::decode_single(&sig_bytes).with_context(|| store.describe(&names.signature))?;
     let header_bytes = match sig.batch_header {
         Some(inline) => inline,
         None => get_bytes(store, &names.header, MAX_HEADER_BYTES)?,
     };
     server
         .trust
-        .verify(&sig.key_identifier, &header_bytes, &sig.batch_header_signature)
+        .verify(
+            &sig.key_identifier,
+            &header_bytes,
+            &sig.batch_header_signature,
+        )
         .with_context(|| format!("{object}: signature check failed"))?;
     let record: SumPart = wire::decode_single(&header_bytes).with_context(|| object.clone())?;
     let invalid_bytes = match sig.packets {
@@ -60,7 +64,11 @@ pub fn read_sum_part(server: &PortalServer, id: &SumPartId) -> Result<VerifiedSu
             .map(|p| p.uuid)
             .collect()
     };
-    Ok(VerifiedSumPart { record, invalid, object })
+    Ok(VerifiedSumPart {
+        record,
+        invalid,
+        object,
+    })
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -82,7 +90,12 @@ pub fn check_agreement(a: &VerifiedSumPart, b: &VerifiedSumPart) -> Result<()> {
     let batches = |p: &SumPart| p.batch_uuids.iter().copied().collect::<BTreeSet<_>>();
     let (bx, by) = (batches(x), batches(y));
     if bx != by {
-        let only = |l: &BTreeSet<Uuid>, r: &BTreeSet<Uuid>| l.difference(r).map(|u| u.to_string()).collect::<Vec<_>>().join(" ");
+        let only = |l: &BTreeSet<Uuid>, r: &BTreeSet<Uuid>| {
+            l.difference(r)
+                .map(|u| u.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         diffs.push(format!(
             "they cover different batches (only in server 0: [{}]; only in server 1: [{}])",
             only(&bx, &by),
@@ -102,15 +115,35 @@ pub fn check_agreement(a: &VerifiedSumPart, b: &VerifiedSumPart) -> Result<()> {
     };
     field("name", x.name.clone(), y.name.clone());
     field("bins", x.bins.to_string(), y.bins.to_string());
-    field("sum length", x.sum.len().to_string(), y.sum.len().to_string());
+    field(
+        "sum length",
+        x.sum.len().to_string(),
+        y.sum.len().to_string(),
+    );
     field("epsilon", x.epsilon.to_string(), y.epsilon.to_string());
     field("prime", x.prime.to_string(), y.prime.to_string());
-    field("number_of_servers", x.number_of_servers.to_string(), y.number_of_servers.to_string());
-    field("aggregation_start_time", x.aggregation_start_time.to_string(), y.aggregation_start_time.to_string());
-    field("aggregation_end_time", x.aggregation_end_time.to_string(), y.aggregation_end_time.to_string());
+    field(
+        "number_of_servers",
+        x.number_of_servers.to_string(),
+        y.number_of_servers.to_string(),
+    );
+    field(
+        "aggregation_start_time",
+        x.aggregation_start_time.to_string(),
+        y.aggregation_start_time.to_string(),
+    );
+    field(
+        "aggregation_end_time",
+        x.aggregation_end_time.to_string(),
+        y.aggregation_end_time.to_string(),
+    );
     let invalid = |p: &VerifiedSumPart| p.invalid.iter().copied().collect::<BTreeSet<_>>();
     if invalid(a) != invalid(b) {
-        diffs.push(format!("invalid packet lists differ ({} vs {} packets)", a.invalid.len(), b.invalid.len()));
+        diffs.push(format!(
+            "invalid packet lists differ ({} vs {} packets)",
+            a.invalid.len(),
+            b.invalid.len()
+        ));
     }
     if !diffs.is_empty() {
         bail!(
@@ -152,8 +185,16 @@ pub fn collect(portal: &Portal, aggregation: &str, window: &Window) -> Result<Co
         histogram,
     };
     let stem = format!("{aggregation}/{}.result", window.name());
-    put_bytes(portal.results.as_ref(), &format!("{stem}.json"), &serde_json::to_vec_pretty(&result)?)?;
-    put_bytes(portal.results.as_ref(), &format!("{stem}.csv"), result_csv(&result).as_bytes())?;
+    put_bytes(
+        portal.results.as_ref(),
+        &format!("{stem}.json"),
+        &serde_json::to_vec_pretty(&result)?,
+    )?;
+    put_bytes(
+        portal.results.as_ref(),
+        &format!("{stem}.csv"),
+        result_csv(&result).as_bytes(),
+    )?;
     Ok(result)
 }
 

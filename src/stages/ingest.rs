@@ -57,16 +57,17 @@ impl<'a> PacketMaker<'a> {
         let (leader, helper) = self.prio.shard(measurement)?;
         let uuid = Uuid::new_v4();
         let r_pit = self.random_r_pit();
-        let seal = |target: &crate::config::IngestTarget, share: &[u8]| -> Result<DataSharePacket> {
-            Ok(DataSharePacket {
-                uuid,
-                encrypted_payload: target.key.seal(share, uuid.as_bytes())?,
-                encryption_key_id: Some(target.key_id.clone()),
-                r_pit,
-                version_configuration: None,
-                device_nonce: None,
-            })
-        };
+        let seal =
+            |target: &crate::config::IngestTarget, share: &[u8]| -> Result<DataSharePacket> {
+                Ok(DataSharePacket {
+                    uuid,
+                    encrypted_payload: target.key.seal(share, uuid.as_bytes())?,
+                    encryption_key_id: Some(target.key_id.clone()),
+                    r_pit,
+                    version_configuration: None,
+                    device_nonce: None,
+                })
+            };
         Ok([
             seal(&self.ingestor.targets[0], &leader)?,
             seal(&self.ingestor.targets[1], &helper)?,
@@ -116,7 +117,10 @@ impl<'a> IngestionBatch<'a> {
     /// Writes headers and signatures (signature last) to both servers.
     pub fn finish(self, bins: usize, epsilon: f64) -> Result<BatchId> {
         let key = &self.ingestor.signing_key;
-        let (start, end) = (self.started.timestamp_millis(), Utc::now().timestamp_millis());
+        let (start, end) = (
+            self.started.timestamp_millis(),
+            Utc::now().timestamp_millis(),
+        );
         let bins = i32::try_from(bins).context("bins does not fit an Avro int")?;
         for (writer, target) in self.writers.into_iter().zip(&self.ingestor.targets) {
             let header = |digest| IngestionHeader {
@@ -157,20 +161,28 @@ pub fn ingest(
         for pair in &pairs {
             let current = match &mut batch {
                 Some(b) => b,
-                None => batch.insert(IngestionBatch::new(ingestor, &options.aggregation, options.time)?),
+                None => batch.insert(IngestionBatch::new(
+                    ingestor,
+                    &options.aggregation,
+                    options.time,
+                )?),
             };
             current.append(pair)?;
             report.packets += 1;
             if current.len() as usize >= options.batch_size {
                 if let Some(full) = batch.take() {
-                    report.batches.push(full.finish(options.bins, options.epsilon)?.to_string());
+                    report
+                        .batches
+                        .push(full.finish(options.bins, options.epsilon)?.to_string());
                 }
             }
         }
         tick(pairs.len() as u64);
     }
     if let Some(last) = batch.take() {
-        report.batches.push(last.finish(options.bins, options.epsilon)?.to_string());
+        report
+            .batches
+            .push(last.finish(options.bins, options.epsilon)?.to_string());
     }
     Ok(report)
 }

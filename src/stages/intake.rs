@@ -57,7 +57,8 @@ fn verify_packet(
 pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport> {
     let names = id.names(BatchKind::Ingestion);
     let object = server.ingestion.describe(&names.header);
-    let batch = open_batch::<IngestionHeader>(server.ingestion.as_ref(), &names, &server.ingestor_trust)?;
+    let batch =
+        open_batch::<IngestionHeader>(server.ingestion.as_ref(), &names, &server.ingestor_trust)?;
     let prio = check_ingestion_header(id, &batch.header, &object)?;
 
     let out_names = id.names(BatchKind::Validation(server.index));
@@ -93,7 +94,10 @@ pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport>
                 }
                 Err(reason) => {
                     tracing::warn!(batch = %id, packet = %packet.uuid, %reason, "packet left out of validation");
-                    report.rejected.push(Rejected { uuid: packet.uuid, reason });
+                    report.rejected.push(Rejected {
+                        uuid: packet.uuid,
+                        reason,
+                    });
                 }
             }
         }

@@ -2,10 +2,10 @@
 //! about the command line. Progress is reported through a `Tick` callback.
 
 pub mod aggregate;
+mod checks;
 pub mod collect;
 pub mod ingest;
 pub mod intake;
-mod checks;
 mod packets;
 
 pub use checks::check_ingestion_header;

@@ -61,10 +61,7 @@ impl ObjectStore for LocalStore {
         let target = self.path("writing", key)?;
         let dir = target.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| self.error("writing", key, e))?;
-        let temp = dir.join(format!(
-            "{TEMP_PREFIX}{}",
-            uuid::Uuid::new_v4().as_simple()
-        ));
+        let temp = dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().as_simple()));
         let file = File::create(&temp).map_err(|e| self.error("writing", key, e))?;
         Ok(Box::new(LocalWriter {
             file: Some(BufWriter::with_capacity(1 << 16, file)),

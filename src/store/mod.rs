@@ -67,7 +67,9 @@ pub fn get_bytes(store: &dyn ObjectStore, key: &str, limit: u64) -> Result<Vec<u
         object: store.describe(key),
         kind,
     };
-    let size = store.head(key)?.ok_or_else(|| err(StoreErrorKind::NotFound))?;
+    let size = store
+        .head(key)?
+        .ok_or_else(|| err(StoreErrorKind::NotFound))?;
     if size > limit {
         return Err(err(StoreErrorKind::TooLarge { size, limit }));
     }

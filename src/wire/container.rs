@@ -24,10 +24,12 @@ impl<R: Record, T: Read> RecordReader<R, T> {
     /// Reads the file header; fails if it is not a container of `R` records.
     pub fn new(input: T) -> Result<Self, WireError> {
         let slot = IoSlot::default();
-        let inner = Reader::with_schema(R::schema(), ReadTap::new(input, slot.clone()))
-            .map_err(|e| match slot.take() {
-                Some(io) => WireError::Io(io),
-                None => WireError::NotAvro(e.to_string()),
+        let inner =
+            Reader::with_schema(R::schema(), ReadTap::new(input, slot.clone())).map_err(|e| {
+                match slot.take() {
+                    Some(io) => WireError::Io(io),
+                    None => WireError::NotAvro(e.to_string()),
+                }
             })?;
         let writer = inner.writer_schema();
         if !schema::is_record_named(writer, R::NAME) {
@@ -50,13 +52,11 @@ impl<R: Record, T: Read> RecordReader<R, T> {
         }
         match error.details() {
             // apache-avro parses uuids while decoding, before our field checks see them.
-            Details::ConvertStrToUuid(_) | Details::ConvertSliceToUuid(_) => {
-                WireError::BadField {
-                    record: R::NAME,
-                    field: uuid_field(R::schema()),
-                    reason: error.to_string(),
-                }
-            }
+            Details::ConvertStrToUuid(_) | Details::ConvertSliceToUuid(_) => WireError::BadField {
+                record: R::NAME,
+                field: uuid_field(R::schema()),
+                reason: error.to_string(),
+            },
             _ => WireError::Decode(error),
         }
     }

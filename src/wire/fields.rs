@@ -60,7 +60,10 @@ impl Fields {
         i: usize,
         name: &'static str,
     ) -> Result<Option<String>, WireError> {
-        self.take(i, name)?.optional().map(Field::string).transpose()
+        self.take(i, name)?
+            .optional()
+            .map(Field::string)
+            .transpose()
     }
 
     pub(crate) fn int(&mut self, i: usize, name: &'static str) -> Result<i32, WireError> {
@@ -161,7 +164,11 @@ impl Field {
             Value::String(ref s) => Uuid::parse_str(s).map_err(|e| {
                 // Only a prefix: the string comes from outside and may be huge.
                 let shown: String = s.chars().take(40).collect();
-                bad(self.record, self.name, format!("not a uuid ({shown:?}): {e}"))
+                bad(
+                    self.record,
+                    self.name,
+                    format!("not a uuid ({shown:?}): {e}"),
+                )
             }),
             _ => Err(self.wrong("uuid")),
         }

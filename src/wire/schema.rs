@@ -44,6 +44,9 @@ pub(crate) fn describe(schema: &Schema) -> Result<String, String> {
             Ok(record.name.name.clone())
         }
         Schema::Record(record) => Ok(record.name.fullname(None)),
-        other => Err(format!("{:?} values", apache_avro::schema::SchemaKind::from(other))),
+        other => Err(format!(
+            "{:?} values",
+            apache_avro::schema::SchemaKind::from(other)
+        )),
     }
 }

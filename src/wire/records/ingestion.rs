@@ -40,10 +40,22 @@ impl Record for IngestionHeader {
             ("epsilon", Value::Double(self.epsilon)),
             ("prime", Value::Long(self.prime)),
             ("number_of_servers", Value::Int(self.number_of_servers)),
-            ("hamming_weight", null_last(self.hamming_weight.map(Value::Int))),
-            ("batch_start_time", Value::TimestampMillis(self.batch_start_time)),
-            ("batch_end_time", Value::TimestampMillis(self.batch_end_time)),
-            ("packet_file_digest", Value::Bytes(self.packet_file_digest.clone())),
+            (
+                "hamming_weight",
+                null_last(self.hamming_weight.map(Value::Int)),
+            ),
+            (
+                "batch_start_time",
+                Value::TimestampMillis(self.batch_start_time),
+            ),
+            (
+                "batch_end_time",
+                Value::TimestampMillis(self.batch_end_time),
+            ),
+            (
+                "packet_file_digest",
+                Value::Bytes(self.packet_file_digest.clone()),
+            ),
         ])
     }
 
@@ -88,7 +100,10 @@ impl Record for DataSharePacket {
     fn to_avro(&self) -> Value {
         record([
             ("uuid", Value::Uuid(self.uuid)),
-            ("encrypted_payload", Value::Bytes(self.encrypted_payload.clone())),
+            (
+                "encrypted_payload",
+                Value::Bytes(self.encrypted_payload.clone()),
+            ),
             (
                 "encryption_key_id",
                 null_first(self.encryption_key_id.clone().map(Value::String)),

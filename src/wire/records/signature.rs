@@ -38,7 +38,10 @@ impl Record for BatchSignature {
                 "batch_header",
                 null_first(self.batch_header.clone().map(Value::Bytes)),
             ),
-            ("packets", null_first(self.packets.clone().map(Value::Bytes))),
+            (
+                "packets",
+                null_first(self.packets.clone().map(Value::Bytes)),
+            ),
         ])
     }
 

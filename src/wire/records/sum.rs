@@ -44,7 +44,10 @@ impl Record for SumPart {
             ("epsilon", Value::Double(self.epsilon)),
             ("prime", Value::Long(self.prime)),
             ("number_of_servers", Value::Int(self.number_of_servers)),
-            ("hamming_weight", null_last(self.hamming_weight.map(Value::Int))),
+            (
+                "hamming_weight",
+                null_last(self.hamming_weight.map(Value::Int)),
+            ),
             ("sum", Value::Array(sum)),
             (
                 "aggregation_start_time",
@@ -54,7 +57,10 @@ impl Record for SumPart {
                 "aggregation_end_time",
                 Value::TimestampMillis(self.aggregation_end_time),
             ),
-            ("packet_file_digest", Value::Bytes(self.packet_file_digest.clone())),
+            (
+                "packet_file_digest",
+                Value::Bytes(self.packet_file_digest.clone()),
+            ),
             (
                 "total_individual_clients",
                 Value::Long(self.total_individual_clients),

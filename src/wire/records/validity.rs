@@ -36,8 +36,14 @@ impl Record for ValidityHeader {
             ("epsilon", Value::Double(self.epsilon)),
             ("prime", Value::Long(self.prime)),
             ("number_of_servers", Value::Int(self.number_of_servers)),
-            ("hamming_weight", null_last(self.hamming_weight.map(Value::Int))),
-            ("packet_file_digest", Value::Bytes(self.packet_file_digest.clone())),
+            (
+                "hamming_weight",
+                null_last(self.hamming_weight.map(Value::Int)),
+            ),
+            (
+                "packet_file_digest",
+                Value::Bytes(self.packet_file_digest.clone()),
+            ),
         ])
     }
 

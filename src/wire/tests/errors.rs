@@ -10,7 +10,10 @@ fn decode_single_wants_exactly_one_record() {
     let none = encode_all::<SumPart>(&[]).expect("encode");
     assert!(matches!(
         decode_single::<SumPart>(&none),
-        Err(WireError::RecordCount { record: "PrioSumPart", found: 0 })
+        Err(WireError::RecordCount {
+            record: "PrioSumPart",
+            found: 0
+        })
     ));
     let two = encode_all(&[sum_part(None, 1), sum_part(None, 2)]).expect("encode");
     assert!(matches!(
@@ -35,10 +38,13 @@ fn wrong_record_type_is_refused() {
             "fields":[{"name":"uuid","type":{"type":"string","logicalType":"uuid"}}]}"#,
     )
     .expect("schema");
-    let file = write_raw(&foreign, vec![Value::Record(vec![(
-        "uuid".into(),
-        Value::Uuid(uuid("1c383d27-a8e6-4e4e-a0ca-35f2ebcbaaf4")),
-    )])]);
+    let file = write_raw(
+        &foreign,
+        vec![Value::Record(vec![(
+            "uuid".into(),
+            Value::Uuid(uuid("1c383d27-a8e6-4e4e-a0ca-35f2ebcbaaf4")),
+        )])],
+    );
     assert_eq!(record_name(&file).expect("name"), "other.PrioInvalidPacket");
     assert!(matches!(
         decode_all::<InvalidPacket>(&file),
@@ -103,7 +109,10 @@ fn uuid_accepted_as_string_and_bad_uuid_is_bad_field() {
     }
     assert!(matches!(
         SumPart::from_avro(sum),
-        Err(WireError::BadField { field: "batch_uuids", .. })
+        Err(WireError::BadField {
+            field: "batch_uuids",
+            ..
+        })
     ));
 
     // In a file with the uuid logical type, apache-avro parses while decoding.
@@ -168,7 +177,10 @@ fn fields_found_by_name_when_out_of_order_and_plain_values_accepted() {
     let value = Value::Record(vec![
         ("h_r".into(), Value::Int(3)),
         ("g_r".into(), Value::Long(2)),
-        ("uuid".into(), Value::Uuid(uuid("1c383d27-a8e6-4e4e-a0ca-35f2ebcbaaf4"))),
+        (
+            "uuid".into(),
+            Value::Uuid(uuid("1c383d27-a8e6-4e4e-a0ca-35f2ebcbaaf4")),
+        ),
         ("f_r".into(), Value::Long(1)),
     ]);
     let p = ValidityPacket::from_avro(value).expect("by name");

@@ -57,7 +57,9 @@ pub(super) fn validity_packet(i: u32) -> ValidityPacket {
 
 pub(super) fn sum_part(hamming_weight: Option<i32>, batches: usize) -> SumPart {
     SumPart {
-        batch_uuids: (0..batches).map(|i| Uuid::from_u128(i as u128 + 7)).collect(),
+        batch_uuids: (0..batches)
+            .map(|i| Uuid::from_u128(i as u128 + 7))
+            .collect(),
         name: "test-aggregation".into(),
         bins: 10,
         epsilon: 0.11,

@@ -92,10 +92,16 @@ fn json_shows_hex_bytes_and_hyphenated_uuids() {
     let json = serde_json::to_value(signature(true)).expect("json");
     assert_eq!(json["batch_header"], "010203");
     assert_eq!(json["packets"], "");
-    assert_eq!(json["batch_header_signature"].as_str().map(str::len), Some(142));
+    assert_eq!(
+        json["batch_header_signature"].as_str().map(str::len),
+        Some(142)
+    );
     let json = serde_json::to_value(signature(false)).expect("json");
     assert!(json["batch_header"].is_null());
     let json = serde_json::to_value(sum_part(None, 1)).expect("json");
-    assert_eq!(json["batch_uuids"][0], "00000000-0000-0000-0000-000000000007");
+    assert_eq!(
+        json["batch_uuids"][0],
+        "00000000-0000-0000-0000-000000000007"
+    );
     assert!(json["hamming_weight"].is_null());
 }
