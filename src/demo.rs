@@ -62,6 +62,8 @@ pub struct DemoReport {
     pub clients: i64,
     pub invalid_injected: usize,
     pub invalid_found: usize,
+    /// The invalid packets server 0 listed, with the reason each was refused.
+    pub invalid: Vec<crate::stages::Rejected>,
     pub stages: Vec<StageTiming>,
 }
 
@@ -198,13 +200,17 @@ pub fn run_demo(options: &DemoOptions, progress: &dyn Progress) -> Result<DemoRe
             Ok(())
         })?;
     }
+    let mut invalid = Vec::new();
     for server in &servers {
         let name = format!("aggregate {}", server.index);
-        timed(progress, &name, total, &mut stages, |tick| {
+        let report = timed(progress, &name, total, &mut stages, |tick| {
             aggregate::aggregate(server, aggregation, &window, tick)
         })?;
+        if server.index.is_leader() {
+            invalid = report.invalid;
+        }
     }
-    let result = timed(progress, "collect", total, &mut stages, |_| {
+    let result = timed(progress, "collect", 0, &mut stages, |_| {
         collect::collect(&portal, aggregation, &window)
     })?;
     Ok(DemoReport {
@@ -214,6 +220,7 @@ pub fn run_demo(options: &DemoOptions, progress: &dyn Progress) -> Result<DemoRe
         clients: result.total_individual_clients,
         invalid_injected: options.invalid,
         invalid_found: result.invalid_packets,
+        invalid,
         stages,
     })
 }

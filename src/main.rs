@@ -4,7 +4,6 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
-    cli::logging::init();
     match cli::run() {
         Ok(code) => code,
         Err(e) => {

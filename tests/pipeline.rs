@@ -6,6 +6,7 @@ use common::*;
 use divvi::crypto::PacketScheme;
 use divvi::demo::{run_demo, DemoOptions, NoProgress};
 use divvi::stages::ingest::{IngestionBatch, PacketMaker};
+use divvi::stages::{aggregate, collect, intake, no_tick};
 use divvi::vdaf::Prio2Bins;
 use divvi::wire::DataSharePacket;
 use std::collections::BTreeSet;
@@ -212,4 +213,87 @@ fn tampered_packet_file_fails_the_batch_and_writes_nothing() {
         own.is_empty() && outbox.is_empty(),
         "nothing written: {own:?} {outbox:?}"
     );
+}
+
+#[test]
+fn collect_refuses_sum_parts_that_disagree_and_names_the_difference() {
+    let d = deployment(PacketScheme::Ecies);
+    let (time, window) = now_window();
+    let maker = PacketMaker::new(&d.ingestor, 3).unwrap();
+    let write_batch = |n: usize| {
+        let mut b = IngestionBatch::new(&d.ingestor, "agree", time).unwrap();
+        for _ in 0..n {
+            b.append(&maker.make(&[0, 1, 0]).unwrap()).unwrap();
+        }
+        b.finish(3, 1.0).unwrap()
+    };
+    write_batch(4);
+    let (_, _, result) = run_servers(&d, "agree", &window);
+    assert_eq!(result.histogram, vec![0, 4, 0]);
+
+    // A late batch: validated by both, but only server 0 aggregates the window again.
+    let late = write_batch(2);
+    for s in &d.servers {
+        intake::intake(s, &late, &no_tick).unwrap();
+    }
+    aggregate::aggregate(&d.servers[0], "agree", &window, &no_tick).unwrap();
+    let err = collect::collect(&d.portal, "agree", &window)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("different batches") && err.contains(&late.uuid.to_string()),
+        "{err}"
+    );
+    assert!(err.contains("total_individual_clients 6 vs 4"), "{err}");
+    // Once server 1 catches up, they agree again.
+    aggregate::aggregate(&d.servers[1], "agree", &window, &no_tick).unwrap();
+    assert_eq!(
+        collect::collect(&d.portal, "agree", &window)
+            .unwrap()
+            .histogram,
+        vec![0, 6, 0]
+    );
+}
+
+#[test]
+fn a_batch_without_peer_validation_fails_aggregate_naming_it() {
+    let d = deployment(PacketScheme::Hpke);
+    let (time, window) = now_window();
+    let maker = PacketMaker::new(&d.ingestor, 2).unwrap();
+    let mut b = IngestionBatch::new(&d.ingestor, "missing", time).unwrap();
+    b.append(&maker.make(&[1, 0]).unwrap()).unwrap();
+    let id = b.finish(2, 1.0).unwrap();
+    intake::intake(&d.servers[0], &id, &no_tick).unwrap();
+    let err = format!(
+        "{:#}",
+        aggregate::aggregate(&d.servers[0], "missing", &window, &no_tick).unwrap_err()
+    );
+    assert!(
+        err.contains(&id.uuid.to_string()) && err.contains("validity_1"),
+        "{err}"
+    );
+    assert!(
+        d.servers[0].sum_parts.list("").unwrap().is_empty(),
+        "no sum part written"
+    );
+}
+
+#[test]
+fn duplicate_packet_uuids_in_a_batch_are_all_refused() {
+    let d = deployment(PacketScheme::Ecies);
+    let (time, window) = now_window();
+    let maker = PacketMaker::new(&d.ingestor, 2).unwrap();
+    let mut b = IngestionBatch::new(&d.ingestor, "dups", time).unwrap();
+    let original = maker.make(&[1, 0]).unwrap();
+    let mut copy = maker.make(&[0, 1]).unwrap();
+    copy.iter_mut().for_each(|p| p.uuid = original[0].uuid);
+    b.append(&original).unwrap();
+    b.append(&maker.make(&[1, 1]).unwrap()).unwrap();
+    b.append(&copy).unwrap();
+    b.finish(2, 1.0).unwrap();
+    let (_, aggs, result) = run_servers(&d, "dups", &window);
+    assert_eq!(result.histogram, vec![1, 1]);
+    assert_eq!(result.total_individual_clients, 1);
+    let listed: Vec<Uuid> = aggs[0].invalid.iter().map(|r| r.uuid).collect();
+    assert_eq!(listed, vec![original[0].uuid, original[0].uuid]);
 }

@@ -154,7 +154,12 @@ struct InspectArgs {
 }
 
 pub fn run() -> Result<ExitCode> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    logging::init(match cli.command {
+        Command::Demo(_) => "error",
+        _ => "warn",
+    });
+    match cli.command {
         Command::Demo(a) => demo(a),
         Command::Keygen(a) => {
             let d = divvi::keygen::keygen(&a.out, a.scheme, &a.instance)?;
@@ -353,9 +358,12 @@ fn demo(a: DemoArgs) -> Result<ExitCode> {
         println!("peak RSS {:.0} MiB", rss as f64 / (1024.0 * 1024.0));
     }
     println!(
-        "clients counted {}, invalid packets found {} (spoiled {})",
+        "clients counted {}, invalid packets found {} (spoiled {}):",
         report.clients, report.invalid_found, report.invalid_injected
     );
+    for r in &report.invalid {
+        println!("  {}  {}", r.uuid, r.reason);
+    }
     if report.matches() {
         println!("OK: the histogram matches the truth");
         Ok(ExitCode::SUCCESS)

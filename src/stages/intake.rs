@@ -1,7 +1,8 @@
 //! Intake: verify the ingestor's batch, open every packet, compute verifier shares in
 //! parallel, and write the signed validation batch (single-object form) to this server's
 //! own location and to the peer's inbox. A packet that cannot be opened or decoded is left
-//! out and listed; it then counts as invalid on both sides.
+//! out and listed; it then counts as invalid on both sides. Memory stays flat: packets
+//! stream in chunks, and the validation records spool to a temporary file.
 
 use super::{check_ingestion_header, open_packet, Rejected, Tick, CHUNK};
 use crate::batch::{open_batch, BatchId, BatchKind, BatchWriter};
@@ -10,7 +11,6 @@ use crate::vdaf::Prio2Bins;
 use crate::wire::{DataSharePacket, IngestionHeader, ValidityHeader, ValidityPacket};
 use anyhow::{anyhow, Context, Result};
 use rayon::prelude::*;
-use std::collections::HashSet;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IntakeReport {
@@ -69,7 +69,6 @@ pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport>
         verified: 0,
         rejected: Vec::new(),
     };
-    let mut seen = HashSet::new();
     let mut packets = batch.packets::<DataSharePacket>()?;
     loop {
         let chunk = packets.next_chunk(CHUNK)?;
@@ -82,12 +81,9 @@ pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport>
             .collect();
         for (packet, result) in chunk.iter().zip(results) {
             report.packets += 1;
-            let outcome = if seen.insert(packet.uuid) {
-                result
-            } else {
-                Err("duplicate packet uuid in batch".to_string())
-            };
-            match outcome {
+            // Duplicate UUIDs are kept: aggregate sees them listed twice and refuses
+            // both, so intake needs no per-batch memory for them.
+            match result {
                 Ok(v) => {
                     out.append(&v)?;
                     report.verified += 1;

@@ -32,7 +32,7 @@ pub enum WireError {
 
     /// The container's data blocks are malformed or truncated.
     #[error("malformed Avro data: {0}")]
-    Decode(apache_avro::Error),
+    Malformed(String),
 
     /// A record could not be encoded against its schema.
     #[error("cannot encode {record}: {source}")]

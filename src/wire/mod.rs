@@ -3,23 +3,33 @@
 //!
 //! Reading streams block by block; records are converted from `apache_avro::types::Value`
 //! by hand (not through serde) because packet files hold hundreds of thousands of records.
+//! Untrusted input is checked by our own code (`header`, `writer_schema`, `guard`) before
+//! apache-avro parses or decodes it, because apache-avro 0.21 panics or aborts on some
+//! malformed files.
 
-mod container;
 mod error;
 mod fields;
+mod guard;
+mod header;
 mod hex;
-mod io_tap;
+mod reader;
 mod records;
 mod schema;
+mod slot;
+mod varint;
 mod whole_file;
+mod write_tap;
+mod writer;
+mod writer_schema;
 
 #[cfg(test)]
 mod tests;
 
-pub use container::{RecordReader, RecordWriter};
 pub use error::WireError;
+pub use reader::RecordReader;
 pub use records::{
     BatchSignature, DataSharePacket, IngestionHeader, InvalidPacket, Record, SumPart,
     ValidityHeader, ValidityPacket,
 };
 pub use whole_file::{decode_all, decode_single, encode_all, encode_single, record_name};
+pub use writer::RecordWriter;

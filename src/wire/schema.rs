@@ -25,28 +25,3 @@ embedded!(VALIDITY_PACKET, "PrioValidityPacket.avsc");
 embedded!(SUM_PART, "PrioSumPart.avsc");
 embedded!(INVALID_PACKET, "PrioInvalidPacket.avsc");
 embedded!(BATCH_SIGNATURE, "PrioBatchSignature.avsc");
-
-/// True if `schema` is the record `org.abetterinternet.prio.v1.<name>`.
-pub(crate) fn is_record_named(schema: &Schema, name: &str) -> bool {
-    match schema {
-        Schema::Record(record) => {
-            record.name.name == name && record.name.namespace.as_deref() == Some(NAMESPACE)
-        }
-        _ => false,
-    }
-}
-
-/// Human-readable name of a container's writer schema, for error messages and `record_name`.
-/// Our own records are named without the namespace; anything else keeps its full name.
-pub(crate) fn describe(schema: &Schema) -> Result<String, String> {
-    match schema {
-        Schema::Record(record) if record.name.namespace.as_deref() == Some(NAMESPACE) => {
-            Ok(record.name.name.clone())
-        }
-        Schema::Record(record) => Ok(record.name.fullname(None)),
-        other => Err(format!(
-            "{:?} values",
-            apache_avro::schema::SchemaKind::from(other)
-        )),
-    }
-}

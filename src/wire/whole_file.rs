@@ -1,6 +1,7 @@
 //! Whole-file helpers for small files (headers, sum parts, signatures) and tests.
 
-use super::{schema, Record, RecordReader, RecordWriter, WireError};
+use super::header::read_header;
+use super::{writer_schema, Record, RecordReader, RecordWriter, WireError};
 
 /// A container file holding exactly `record`.
 pub fn encode_single<R: Record>(record: &R) -> Result<Vec<u8>, WireError> {
@@ -48,7 +49,9 @@ pub fn decode_all<R: Record>(bytes: &[u8]) -> Result<Vec<R>, WireError> {
 /// The record type a container file holds, from its writer schema: the bare name (e.g.
 /// `"PrioSumPart"`) for records in the ENPA namespace, the full name for any other record.
 /// Reads only the file header.
-pub fn record_name(bytes: &[u8]) -> Result<String, WireError> {
-    let reader = apache_avro::Reader::new(bytes).map_err(|e| WireError::NotAvro(e.to_string()))?;
-    schema::describe(reader.writer_schema()).map_err(WireError::NotARecord)
+pub fn record_name(mut bytes: &[u8]) -> Result<String, WireError> {
+    let header = read_header(&mut bytes)?;
+    writer_schema::record_name(&header.schema)
+        .map(|declared| declared.name)
+        .map_err(WireError::NotARecord)
 }

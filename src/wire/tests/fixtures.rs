@@ -88,3 +88,15 @@ pub(super) fn signature(inline: bool) -> BatchSignature {
         packets: inline.then(Vec::new),
     }
 }
+
+/// A container written with an arbitrary schema, bypassing our records.
+pub(super) fn write_raw(
+    schema: &apache_avro::Schema,
+    values: Vec<apache_avro::types::Value>,
+) -> Vec<u8> {
+    let mut writer = apache_avro::Writer::new(schema, Vec::new());
+    for value in values {
+        writer.append(value).expect("append raw");
+    }
+    writer.into_inner().expect("finish raw")
+}

@@ -2,5 +2,6 @@
 
 mod errors;
 mod fixtures;
+mod hostile;
 mod roundtrip;
 mod sample;

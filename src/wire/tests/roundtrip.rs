@@ -1,6 +1,7 @@
 //! Every record survives encode → decode, in single-record and streaming form.
 
 use super::fixtures::*;
+use crate::wire::schema::NAMESPACE;
 use crate::wire::*;
 use std::fmt::Debug;
 
@@ -17,7 +18,11 @@ fn roundtrip<R: Record + PartialEq + Debug>(records: &[R]) {
 #[test]
 fn schemas_parse_and_carry_their_names() {
     fn check<R: Record>() {
-        assert!(crate::wire::schema::is_record_named(R::schema(), R::NAME));
+        let apache_avro::Schema::Record(record) = R::schema() else {
+            panic!("{} is not a record schema", R::NAME);
+        };
+        assert_eq!(record.name.name, R::NAME);
+        assert_eq!(record.name.namespace.as_deref(), Some(NAMESPACE));
     }
     check::<IngestionHeader>();
     check::<DataSharePacket>();
@@ -104,4 +109,50 @@ fn json_shows_hex_bytes_and_hyphenated_uuids() {
         "00000000-0000-0000-0000-000000000007"
     );
     assert!(json["hamming_weight"].is_null());
+}
+
+#[test]
+fn a_different_writer_schema_is_resolved_against_ours() {
+    use apache_avro::{types::Value, Schema};
+    // No prime / number_of_servers (ours has defaults for them), fields reordered,
+    // bins written as int but epsilon as float (promoted to double).
+    let writer = Schema::parse_str(
+        r#"{"type":"record","name":"PrioValidityHeader","namespace":"org.abetterinternet.prio.v1",
+            "fields":[{"name":"name","type":"string"},
+                      {"name":"batch_uuid","type":"string"},
+                      {"name":"bins","type":"int"},
+                      {"name":"epsilon","type":"float"},
+                      {"name":"hamming_weight","type":["int","null"]},
+                      {"name":"packet_file_digest","type":"bytes"}]}"#,
+    )
+    .expect("schema");
+    let value = Value::Record(vec![
+        ("name".into(), Value::String("agg".into())),
+        (
+            "batch_uuid".into(),
+            Value::String("ba097344-2b4e-45db-a002-c83f4a9adc63".into()),
+        ),
+        ("bins".into(), Value::Int(3)),
+        ("epsilon".into(), Value::Float(0.5)),
+        (
+            "hamming_weight".into(),
+            Value::Union(1, Box::new(Value::Null)),
+        ),
+        ("packet_file_digest".into(), Value::Bytes(vec![1])),
+    ]);
+    let file = write_raw(&writer, vec![value]);
+    let header = decode_single::<ValidityHeader>(&file).expect("resolved");
+    assert_eq!(
+        header,
+        ValidityHeader {
+            batch_uuid: uuid("ba097344-2b4e-45db-a002-c83f4a9adc63"),
+            name: "agg".into(),
+            bins: 3,
+            epsilon: 0.5,
+            prime: 4_293_918_721,
+            number_of_servers: 2,
+            hamming_weight: None,
+            packet_file_digest: vec![1],
+        }
+    );
 }
