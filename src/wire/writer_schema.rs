@@ -36,6 +36,12 @@ pub(crate) fn record_name(json: &Json) -> Result<DeclaredName, String> {
     } else {
         format!("{namespace}.{short}")
     };
+    // Foreign names only go into messages; keep a hostile one short.
+    let name = if ours {
+        name
+    } else {
+        name.chars().take(128).collect()
+    };
     Ok(DeclaredName { ours, name })
 }
 

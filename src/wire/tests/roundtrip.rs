@@ -45,6 +45,13 @@ fn every_record_roundtrips() {
 }
 
 #[test]
+fn readers_and_writers_can_move_between_threads() {
+    fn send<T: Send>() {}
+    send::<RecordReader<DataSharePacket, std::fs::File>>();
+    send::<RecordWriter<DataSharePacket, std::fs::File>>();
+}
+
+#[test]
 fn empty_file_is_a_valid_container() {
     let file = encode_all::<InvalidPacket>(&[]).expect("encode");
     assert!(!file.is_empty());
