@@ -7,7 +7,7 @@ use crate::batch::ObjectNames;
 use crate::crypto::{HashingWriter, SigningKey, TrustSet};
 use crate::store::{get_bytes, ObjectStore, ObjectWriter};
 use crate::wire::{self, BatchSignature, Record, RecordReader, RecordWriter};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::sync::{Arc, Mutex};
 
 /// Headers are small; anything larger is refused before it is read.
@@ -39,8 +39,9 @@ impl BatchHeader for wire::SumPart {
 
 /// Where packets go while a batch is written.
 enum Sink {
-    /// Single-object form: kept to be inlined in the signature record.
-    Memory(Vec<u8>),
+    /// Single-object form: spooled to an anonymous temporary file (removed when closed),
+    /// then streamed inline into the signature object, so memory does not grow.
+    Spool(io::BufWriter<std::fs::File>),
     /// Three-object form: streamed into the packet object.
     Object(Box<dyn ObjectWriter>),
 }
@@ -48,13 +49,13 @@ enum Sink {
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Sink::Memory(v) => v.write(buf),
+            Sink::Spool(f) => f.write(buf),
             Sink::Object(w) => w.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Sink::Memory(_) => Ok(()),
+            Sink::Spool(f) => f.flush(),
             Sink::Object(w) => w.flush(),
         }
     }
@@ -70,10 +71,14 @@ pub struct BatchWriter<P: Record> {
 }
 
 impl<P: Record> BatchWriter<P> {
-    /// Single-object form: packets stay in memory and go inline into the signature.
+    /// Single-object form: packets go inline into the signature object.
     pub fn single_object(names: ObjectNames) -> Result<Self, BatchError> {
         let object = names.signature.clone();
-        Self::with_sink(names, Sink::Memory(Vec::new()), object)
+        let spool = tempfile::tempfile().map_err(|e| BatchError::Other {
+            object: object.clone(),
+            reason: format!("creating a temporary spool file: {e}"),
+        })?;
+        Self::with_sink(names, Sink::Spool(io::BufWriter::new(spool)), object)
     }
 
     /// Three-object form: packets stream into the packet object of `store`.
@@ -140,19 +145,38 @@ impl<P: Record> BatchWriter<P> {
             object: self.names.header.clone(),
             source: e,
         })?;
-        let mut record = BatchSignature {
+        let record = BatchSignature {
             batch_header_signature: signature,
             key_identifier: key.key_id().to_string(),
             batch_header: None,
             packets: None,
         };
         match sink {
-            Sink::Memory(packets) => {
-                record.batch_header = Some(header_bytes);
-                record.packets = Some(packets);
-                let sig_bytes = encode_signature(&record, &self.names)?;
+            Sink::Spool(spool) => {
+                let spool_error = |e: io::Error| BatchError::Other {
+                    object: self.object.clone(),
+                    reason: format!("reading back the spooled packets: {e}"),
+                };
+                let mut file = spool
+                    .into_inner()
+                    .map_err(|e| spool_error(e.into_error()))?;
+                let len = file.stream_position().map_err(spool_error)?;
                 for store in stores {
-                    crate::store::put_bytes(*store, &self.names.signature, &sig_bytes)?;
+                    file.rewind().map_err(spool_error)?;
+                    let writer = store.put(&self.names.signature)?;
+                    let writer = wire::write_inline_signature(
+                        writer,
+                        &record.batch_header_signature,
+                        &record.key_identifier,
+                        &header_bytes,
+                        io::BufReader::new(&mut file),
+                        len,
+                    )
+                    .map_err(|e| BatchError::Wire {
+                        object: store.describe(&self.names.signature),
+                        source: e,
+                    })?;
+                    writer.commit()?;
                 }
             }
             Sink::Object(packet_object) => {

@@ -3,6 +3,28 @@
 pub mod logging;
 mod progress;
 
+/// Prints a line to stdout; a closed pipe (`divvi ... | head`) ends output quietly
+/// instead of panicking.
+macro_rules! out {
+    () => { $crate::cli::emit("\n") };
+    ($($arg:tt)*) => { $crate::cli::emit(&format!("{}\n", format_args!($($arg)*))) };
+}
+
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing output: {e}");
+        std::process::exit(1);
+    }
+}
+
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
@@ -163,9 +185,9 @@ pub fn run() -> Result<ExitCode> {
         Command::Demo(a) => demo(a),
         Command::Keygen(a) => {
             let d = divvi::keygen::keygen(&a.out, a.scheme, &a.instance)?;
-            println!("wrote keys to {}/keys and configs:", d.dir.display());
+            out!("wrote keys to {}/keys and configs:", d.dir.display());
             for p in [&d.ingestor, &d.servers[0], &d.servers[1], &d.portal] {
-                println!("  {}", p.display());
+                out!("  {}", p.display());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -189,7 +211,7 @@ pub fn run() -> Result<ExitCode> {
             let bar = progress::bar("ingest", 0);
             let report = ingest::ingest(&ingestor, &options, reports, &|n| bar.inc(n))?;
             bar.finish_and_clear();
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            out!("{}", serde_json::to_string_pretty(&report)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Intake(a) => {
@@ -207,7 +229,7 @@ pub fn run() -> Result<ExitCode> {
             for id in &ids {
                 let bar = progress::bar("intake", 0);
                 match intake::intake(&server, id, &|n| bar.inc(n)) {
-                    Ok(r) => println!("{}", serde_json::to_string(&r)?),
+                    Ok(r) => out!("{}", serde_json::to_string(&r)?),
                     Err(e) => {
                         failed += 1;
                         eprintln!("error: intake of {id}: {e:#}");
@@ -230,30 +252,30 @@ pub fn run() -> Result<ExitCode> {
             let bar = progress::bar("aggregate", 0);
             let report = aggregate::aggregate(&server, &a.aggregation, &window, &|n| bar.inc(n))?;
             bar.finish_and_clear();
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            out!("{}", serde_json::to_string_pretty(&report)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Collect(a) => {
             let portal = Portal::load(&a.config)?;
             let window = window(&a.start, &a.end)?;
             let result = collect::collect(&portal, &a.aggregation, &window)?;
-            println!(
+            out!(
                 "aggregation {}  window {}  clients {}  invalid packets {}",
                 result.aggregation,
                 result.window,
                 result.total_individual_clients,
                 result.invalid_packets
             );
-            println!("{:>6}  {:>12}", "bin", "count");
+            out!("{:>6}  {:>12}", "bin", "count");
             for (i, c) in result.histogram.iter().enumerate() {
-                println!("{i:>6}  {c:>12}");
+                out!("{i:>6}  {c:>12}");
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect(a) => {
             let trust = inspect_trust(&a)?;
             let out = divvi::inspect::inspect(&a.file, trust.as_ref(), a.limit)?;
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            out!("{}", serde_json::to_string_pretty(&out)?);
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -327,7 +349,7 @@ fn demo(a: DemoArgs) -> Result<ExitCode> {
     if options.batch_size == 0 {
         bail!("--batch-size must be positive");
     }
-    println!(
+    out!(
         "divvi demo: {} reports, {} bins, batches of {}, {} spoiled on purpose, {} packets, in {}",
         options.reports,
         options.bins,
@@ -338,16 +360,16 @@ fn demo(a: DemoArgs) -> Result<ExitCode> {
     );
     let bars = progress::Bars::default();
     let report = run_demo(&options, &bars)?;
-    println!();
-    println!("{:>5}  {:>10}  {:>10}", "bin", "divvi", "truth");
+    out!();
+    out!("{:>5}  {:>10}  {:>10}", "bin", "divvi", "truth");
     for (i, (d, t)) in report.histogram.iter().zip(&report.truth).enumerate() {
         let mark = if d == t { "" } else { "  <-- differs" };
-        println!("{i:>5}  {d:>10}  {t:>10}{mark}");
+        out!("{i:>5}  {d:>10}  {t:>10}{mark}");
     }
-    println!();
-    println!("{:>12}  {:>9}  {:>12}", "stage", "seconds", "packets/s");
+    out!();
+    out!("{:>12}  {:>9}  {:>12}", "stage", "seconds", "packets/s");
     for s in &report.stages {
-        println!(
+        out!(
             "{:>12}  {:>9.2}  {:>12.0}",
             s.stage,
             s.seconds,
@@ -355,20 +377,22 @@ fn demo(a: DemoArgs) -> Result<ExitCode> {
         );
     }
     if let Some(rss) = peak_rss() {
-        println!("peak RSS {:.0} MiB", rss as f64 / (1024.0 * 1024.0));
+        out!("peak RSS {:.0} MiB", rss as f64 / (1024.0 * 1024.0));
     }
-    println!(
+    out!(
         "clients counted {}, invalid packets found {} (spoiled {}):",
-        report.clients, report.invalid_found, report.invalid_injected
+        report.clients,
+        report.invalid_found,
+        report.invalid_injected
     );
     for r in &report.invalid {
-        println!("  {}  {}", r.uuid, r.reason);
+        out!("  {}  {}", r.uuid, r.reason);
     }
     if report.matches() {
-        println!("OK: the histogram matches the truth");
+        out!("OK: the histogram matches the truth");
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("FAILED: the histogram or the invalid count differs from the truth");
+        out!("FAILED: the histogram or the invalid count differs from the truth");
         Ok(ExitCode::FAILURE)
     }
 }

@@ -12,6 +12,7 @@ mod fields;
 mod guard;
 mod header;
 mod hex;
+mod inline_signature;
 mod reader;
 mod records;
 mod schema;
@@ -26,6 +27,7 @@ mod writer_schema;
 mod tests;
 
 pub use error::WireError;
+pub use inline_signature::write_inline_signature;
 pub use reader::RecordReader;
 pub use records::{
     BatchSignature, DataSharePacket, IngestionHeader, InvalidPacket, Record, SumPart,
