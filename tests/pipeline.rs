@@ -297,3 +297,43 @@ fn duplicate_packet_uuids_in_a_batch_are_all_refused() {
     let listed: Vec<Uuid> = aggs[0].invalid.iter().map(|r| r.uuid).collect();
     assert_eq!(listed, vec![original[0].uuid, original[0].uuid]);
 }
+
+#[test]
+fn a_single_object_ingestion_batch_is_read_like_a_three_object_one() {
+    use divvi::batch::{BatchId, BatchKind, BatchWriter};
+    use divvi::wire::IngestionHeader;
+    let d = deployment(PacketScheme::Ecies);
+    let (time, window) = now_window();
+    let maker = PacketMaker::new(&d.ingestor, 3).unwrap();
+    let id = BatchId::new("single", time, Uuid::new_v4()).unwrap();
+    let names = id.names(BatchKind::Ingestion);
+    let mut writers = [
+        BatchWriter::<DataSharePacket>::single_object(names.clone()).unwrap(),
+        BatchWriter::<DataSharePacket>::single_object(names.clone()).unwrap(),
+    ];
+    for m in [[1, 0, 0], [1, 1, 0], [0, 0, 1]] {
+        let pair = maker.make(&m).unwrap();
+        for (w, p) in writers.iter_mut().zip(&pair) {
+            w.append(p).unwrap();
+        }
+    }
+    for (w, target) in writers.into_iter().zip(&d.ingestor.targets) {
+        let header = |digest| IngestionHeader {
+            batch_uuid: id.uuid,
+            name: "single".into(),
+            bins: 3,
+            epsilon: 0.5,
+            prime: 4293918721,
+            number_of_servers: 2,
+            hamming_weight: None,
+            batch_start_time: 0,
+            batch_end_time: 0,
+            packet_file_digest: digest,
+        };
+        w.finish(header, &d.ingestor.signing_key, &[target.store.as_ref()]).unwrap();
+        // Only the signature object exists: header and packets are inline.
+        assert_eq!(target.store.list("single/").unwrap(), vec![names.signature.clone()]);
+    }
+    let (_, _, result) = run_servers(&d, "single", &window);
+    assert_eq!(result.histogram, vec![2, 1, 1]);
+}
