@@ -6,10 +6,12 @@ use crate::batch::{truncate_to_minute, Window};
 use crate::config::{Ingestor, Portal, Server};
 use crate::crypto::PacketScheme;
 use crate::keygen::{keygen, Deployment};
-use crate::stages::{aggregate, collect, ingest, intake};
+use crate::stages::{aggregate, collect, ingest, intake, CHUNK};
+use crate::wire::DataSharePacket;
 use anyhow::{bail, Result};
 use chrono::Utc;
 use rand::RngExt;
+use rayon::prelude::*;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -91,6 +93,29 @@ enum Spoil {
 
 const SPOILS: [Spoil; 3] = [Spoil::NotBinary, Spoil::FlippedByte, Spoil::RPitOutOfRange];
 
+/// Makes a report's packets, spoiled as asked.
+fn make_spoiled(
+    maker: &ingest::PacketMaker,
+    measurement: &[u32],
+    spoil: Option<Spoil>,
+) -> Result<[DataSharePacket; 2]> {
+    let mut m = measurement.to_vec();
+    if let Some(Spoil::NotBinary) = spoil {
+        m[0] = 2;
+    }
+    let mut pair = maker.make(&m)?;
+    match spoil {
+        Some(Spoil::FlippedByte) => {
+            if let Some(byte) = pair[1].encrypted_payload.last_mut() {
+                *byte ^= 1;
+            }
+        }
+        Some(Spoil::RPitOutOfRange) => pair.iter_mut().for_each(|p| p.r_pit = -5),
+        Some(Spoil::NotBinary) | None => {}
+    }
+    Ok(pair)
+}
+
 fn timed<T>(
     progress: &dyn Progress,
     stage: &str,
@@ -150,45 +175,39 @@ pub fn run_demo(options: &DemoOptions, progress: &dyn Progress) -> Result<DemoRe
     };
 
     let mut truth = vec![0u64; options.bins];
+    let ingest_options = ingest::IngestOptions {
+        aggregation: aggregation.to_string(),
+        bins: options.bins,
+        epsilon: 1.0,
+        batch_size: options.batch_size,
+        time,
+    };
     timed(progress, "ingest", total, &mut stages, |tick| {
         let maker = ingest::PacketMaker::new(&ingestor, options.bins)?;
-        let mut batch = None;
-        for i in 0..options.reports {
-            let mut m = random_report(options.bins, &mut rng);
-            let spoil = spoiled_at(i);
-            if let Some(Spoil::NotBinary) = spoil {
-                m[0] = 2;
-            }
-            let mut pair = maker.make(&m)?;
-            match spoil {
-                None => truth
-                    .iter_mut()
-                    .zip(&m)
-                    .for_each(|(t, &v)| *t += u64::from(v)),
-                Some(Spoil::FlippedByte) => {
-                    let payload = &mut pair[1].encrypted_payload;
-                    let last = payload.len() - 1;
-                    payload[last] ^= 1;
-                }
-                Some(Spoil::RPitOutOfRange) => pair.iter_mut().for_each(|p| p.r_pit = -5),
-                Some(Spoil::NotBinary) => {}
-            }
-            let b = match &mut batch {
-                Some(b) => b,
-                None => batch.insert(ingest::IngestionBatch::new(&ingestor, aggregation, time)?),
-            };
-            b.append(&pair)?;
-            if b.len() as usize >= options.batch_size {
-                if let Some(full) = batch.take() {
-                    full.finish(options.bins, 1.0)?;
+        let mut batcher = ingest::Batcher::new(&ingestor, &ingest_options);
+        for start in (0..options.reports).step_by(CHUNK) {
+            let end = (start + CHUNK).min(options.reports);
+            let reports: Vec<(Vec<u32>, Option<Spoil>)> = (start..end)
+                .map(|i| (random_report(options.bins, &mut rng), spoiled_at(i)))
+                .collect();
+            for (m, spoil) in &reports {
+                if spoil.is_none() {
+                    truth
+                        .iter_mut()
+                        .zip(m)
+                        .for_each(|(t, &v)| *t += u64::from(v));
                 }
             }
-            tick(1);
+            let pairs: Vec<[DataSharePacket; 2]> = reports
+                .par_iter()
+                .map(|(m, spoil)| make_spoiled(&maker, m, *spoil))
+                .collect::<Result<_>>()?;
+            for pair in &pairs {
+                batcher.push(pair)?;
+            }
+            tick(pairs.len() as u64);
         }
-        if let Some(last) = batch.take() {
-            last.finish(options.bins, 1.0)?;
-        }
-        Ok(())
+        batcher.finish().map(drop)
     })?;
 
     for server in &servers {

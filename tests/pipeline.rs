@@ -330,9 +330,13 @@ fn a_single_object_ingestion_batch_is_read_like_a_three_object_one() {
             batch_end_time: 0,
             packet_file_digest: digest,
         };
-        w.finish(header, &d.ingestor.signing_key, &[target.store.as_ref()]).unwrap();
+        w.finish(header, &d.ingestor.signing_key, &[target.store.as_ref()])
+            .unwrap();
         // Only the signature object exists: header and packets are inline.
-        assert_eq!(target.store.list("single/").unwrap(), vec![names.signature.clone()]);
+        assert_eq!(
+            target.store.list("single/").unwrap(),
+            vec![names.signature.clone()]
+        );
     }
     let (_, _, result) = run_servers(&d, "single", &window);
     assert_eq!(result.histogram, vec![2, 1, 1]);

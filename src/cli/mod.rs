@@ -59,9 +59,9 @@ enum Command {
     /// (server) Verify ingestion batches and write validation batches.
     Intake(IntakeArgs),
     /// (server) Sum the valid packets of a window into a signed sum part.
-    Aggregate(AggregateArgs),
+    Aggregate(WindowArgs),
     /// (portal) Combine both servers' sum parts into the result.
-    Collect(CollectArgs),
+    Collect(WindowArgs),
     /// Show any ENPA object as JSON, with signature and digest verdicts.
     Inspect(InspectArgs),
 }
@@ -135,8 +135,9 @@ struct IntakeArgs {
     batch: Option<uuid::Uuid>,
 }
 
+/// A party's config, an aggregation and a window (aggregate, collect).
 #[derive(Args)]
-struct AggregateArgs {
+struct WindowArgs {
     #[arg(long)]
     config: PathBuf,
     #[arg(long)]
@@ -145,18 +146,6 @@ struct AggregateArgs {
     #[arg(long)]
     start: String,
     /// Last minute of the window, included.
-    #[arg(long)]
-    end: String,
-}
-
-#[derive(Args)]
-struct CollectArgs {
-    #[arg(long)]
-    config: PathBuf,
-    #[arg(long)]
-    aggregation: String,
-    #[arg(long)]
-    start: String,
     #[arg(long)]
     end: String,
 }

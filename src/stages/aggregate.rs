@@ -4,7 +4,7 @@
 //! each valid packet once more to take its output share.
 
 use super::checks::check_validity_header;
-use super::{check_ingestion_header, open_packet, Rejected, Tick, CHUNK};
+use super::{check_ingestion_header, judge_in_chunks, open_packet, Rejected, Tick};
 use crate::batch::{open_batch, BatchId, BatchKind, SumPartId, Window};
 use crate::config::Server;
 use crate::crypto::sha256;
@@ -14,7 +14,6 @@ use crate::wire::{
     self, DataSharePacket, IngestionHeader, InvalidPacket, SumPart, ValidityHeader, ValidityPacket,
 };
 use anyhow::{anyhow, bail, Context, Result};
-use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
@@ -167,16 +166,10 @@ fn sum_batch(
         invalid: Vec::new(),
     };
     let mut packets = batch.packets::<DataSharePacket>()?;
-    loop {
-        let chunk = packets.next_chunk(CHUNK)?;
-        if chunk.is_empty() {
-            break;
-        }
-        let outcomes: Vec<Outcome> = chunk
-            .par_iter()
-            .map(|p| judge(server, &prio, p, &own, &peer))
-            .collect();
-        for (packet, outcome) in chunk.iter().zip(outcomes) {
+    judge_in_chunks(
+        &mut packets,
+        |p| judge(server, &prio, p, &own, &peer),
+        |packet, outcome| {
             sum.packets += 1;
             let outcome = if seen.insert(packet.uuid) {
                 outcome
@@ -190,9 +183,10 @@ fn sum_batch(
                     reason,
                 }),
             }
-        }
-        tick(chunk.len() as u64);
-    }
+            Ok(())
+        },
+        tick,
+    )?;
     Ok(sum)
 }
 

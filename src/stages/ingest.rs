@@ -141,7 +141,58 @@ impl<'a> IngestionBatch<'a> {
     }
 }
 
-/// Ingests measurements into batches of `batch_size` reports for both servers.
+/// Cuts a stream of packet pairs into batches of `batch_size`, for both servers.
+pub struct Batcher<'a> {
+    ingestor: &'a Ingestor,
+    options: &'a IngestOptions,
+    current: Option<IngestionBatch<'a>>,
+    report: IngestReport,
+}
+
+impl<'a> Batcher<'a> {
+    pub fn new(ingestor: &'a Ingestor, options: &'a IngestOptions) -> Self {
+        Batcher {
+            ingestor,
+            options,
+            current: None,
+            report: IngestReport::default(),
+        }
+    }
+
+    pub fn push(&mut self, pair: &[DataSharePacket; 2]) -> Result<()> {
+        let batch = match &mut self.current {
+            Some(b) => b,
+            None => self.current.insert(IngestionBatch::new(
+                self.ingestor,
+                &self.options.aggregation,
+                self.options.time,
+            )?),
+        };
+        batch.append(pair)?;
+        self.report.packets += 1;
+        if batch.len() as usize >= self.options.batch_size {
+            self.close_batch()?;
+        }
+        Ok(())
+    }
+
+    fn close_batch(&mut self) -> Result<()> {
+        if let Some(full) = self.current.take() {
+            let id = full.finish(self.options.bins, self.options.epsilon)?;
+            self.report.batches.push(id.to_string());
+        }
+        Ok(())
+    }
+
+    /// Writes the last, partly filled batch.
+    pub fn finish(mut self) -> Result<IngestReport> {
+        self.close_batch()?;
+        Ok(self.report)
+    }
+}
+
+/// Ingests measurements into batches of `batch_size` reports for both servers; packets
+/// are made in parallel, a chunk at a time.
 pub fn ingest(
     ingestor: &Ingestor,
     options: &IngestOptions,
@@ -149,8 +200,7 @@ pub fn ingest(
     tick: Tick,
 ) -> Result<IngestReport> {
     let maker = PacketMaker::new(ingestor, options.bins)?;
-    let mut report = IngestReport::default();
-    let mut batch: Option<IngestionBatch> = None;
+    let mut batcher = Batcher::new(ingestor, options);
     let mut measurements = measurements.peekable();
     while measurements.peek().is_some() {
         let chunk: Vec<Vec<u32>> = measurements.by_ref().take(CHUNK).collect::<Result<_>>()?;
@@ -159,30 +209,9 @@ pub fn ingest(
             .map(|m| maker.make(m))
             .collect::<Result<_>>()?;
         for pair in &pairs {
-            let current = match &mut batch {
-                Some(b) => b,
-                None => batch.insert(IngestionBatch::new(
-                    ingestor,
-                    &options.aggregation,
-                    options.time,
-                )?),
-            };
-            current.append(pair)?;
-            report.packets += 1;
-            if current.len() as usize >= options.batch_size {
-                if let Some(full) = batch.take() {
-                    report
-                        .batches
-                        .push(full.finish(options.bins, options.epsilon)?.to_string());
-                }
-            }
+            batcher.push(pair)?;
         }
         tick(pairs.len() as u64);
     }
-    if let Some(last) = batch.take() {
-        report
-            .batches
-            .push(last.finish(options.bins, options.epsilon)?.to_string());
-    }
-    Ok(report)
+    batcher.finish()
 }

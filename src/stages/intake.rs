@@ -4,13 +4,12 @@
 //! out and listed; it then counts as invalid on both sides. Memory stays flat: packets
 //! stream in chunks, and the validation records spool to a temporary file.
 
-use super::{check_ingestion_header, open_packet, Rejected, Tick, CHUNK};
+use super::{check_ingestion_header, judge_in_chunks, open_packet, Rejected, Tick};
 use crate::batch::{open_batch, BatchId, BatchKind, BatchWriter};
 use crate::config::Server;
 use crate::vdaf::Prio2Bins;
 use crate::wire::{DataSharePacket, IngestionHeader, ValidityHeader, ValidityPacket};
 use anyhow::{anyhow, Context, Result};
-use rayon::prelude::*;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IntakeReport {
@@ -70,16 +69,10 @@ pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport>
         rejected: Vec::new(),
     };
     let mut packets = batch.packets::<DataSharePacket>()?;
-    loop {
-        let chunk = packets.next_chunk(CHUNK)?;
-        if chunk.is_empty() {
-            break;
-        }
-        let results: Vec<Result<ValidityPacket, String>> = chunk
-            .par_iter()
-            .map(|p| verify_packet(server, &prio, p))
-            .collect();
-        for (packet, result) in chunk.iter().zip(results) {
+    judge_in_chunks(
+        &mut packets,
+        |p| verify_packet(server, &prio, p),
+        |packet, result| {
             report.packets += 1;
             // Duplicate UUIDs are kept: aggregate sees them listed twice and refuses
             // both, so intake needs no per-batch memory for them.
@@ -96,9 +89,10 @@ pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport>
                     });
                 }
             }
-        }
-        tick(chunk.len() as u64);
-    }
+            Ok(())
+        },
+        tick,
+    )?;
     // The digest was checked when the stream ended; only now is anything written.
     let h = &batch.header;
     let header = |digest| ValidityHeader {

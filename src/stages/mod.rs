@@ -21,6 +21,33 @@ pub fn no_tick(_: u64) {}
 /// few enough that memory does not grow with the batch.
 pub const CHUNK: usize = 512;
 
+/// Streams a batch's packets in chunks: `judge` runs on every packet of a chunk in
+/// parallel (rayon), then `take` sees each packet with its verdict, in batch order.
+/// Only one chunk is in memory at a time.
+pub(crate) fn judge_in_chunks<P, T>(
+    packets: &mut crate::batch::PacketStream<P>,
+    judge: impl Fn(&P) -> T + Sync,
+    mut take: impl FnMut(&P, T) -> anyhow::Result<()>,
+    tick: Tick,
+) -> anyhow::Result<()>
+where
+    P: crate::wire::Record + Sync,
+    T: Send,
+{
+    use rayon::prelude::*;
+    loop {
+        let chunk = packets.next_chunk(CHUNK)?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let verdicts: Vec<T> = chunk.par_iter().map(&judge).collect();
+        for (packet, verdict) in chunk.iter().zip(verdicts) {
+            take(packet, verdict)?;
+        }
+        tick(chunk.len() as u64);
+    }
+}
+
 /// A packet left out, and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Rejected {
