@@ -28,8 +28,8 @@ pub fn emit(text: &str) {
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
-use divvi::batch::{parse_time, BatchId, BatchKind, Window};
-use divvi::config::{read_config, trust_set, Ingestor, Portal, PortalConfig, Server, ServerConfig};
+use divvi::batch::{parse_time, Window};
+use divvi::config::{read_config, Ingestor, Portal, PortalConfig, Server, ServerConfig};
 use divvi::crypto::{PacketScheme, TrustSet, VerifyingKey};
 use divvi::demo::{peak_rss, run_demo, DemoOptions};
 use divvi::reports::{read_reports, FileFormat, ReportForm};
@@ -207,7 +207,7 @@ pub fn run() -> Result<ExitCode> {
             let server = Server::load(&a.config)?;
             let ids = match a.batch {
                 Some(uuid) => {
-                    let all = intake_candidates(&server, &a.aggregation)?;
+                    let all = divvi::stages::ingestion_batches(&server, &a.aggregation)?;
                     vec![all.into_iter().find(|id| id.uuid == uuid).ok_or_else(|| {
                         anyhow!("no ingestion batch {uuid} in aggregation {}", a.aggregation)
                     })?]
@@ -270,16 +270,6 @@ pub fn run() -> Result<ExitCode> {
     }
 }
 
-fn intake_candidates(server: &Server, aggregation: &str) -> Result<Vec<BatchId>> {
-    divvi::batch::validate_name("aggregation", aggregation).map_err(|e| anyhow!(e))?;
-    Ok(server
-        .ingestion
-        .list(&format!("{aggregation}/"))?
-        .iter()
-        .filter_map(|k| BatchId::from_signature_key(k, BatchKind::Ingestion))
-        .collect())
-}
-
 fn window(start: &str, end: &str) -> Result<Window> {
     let start = parse_time(start).map_err(|e| anyhow!(e))?;
     let end = parse_time(end).map_err(|e| anyhow!(e))?;
@@ -319,7 +309,6 @@ fn inspect_trust(a: &InspectArgs) -> Result<Option<TrustSet>> {
             }
         }
     }
-    let _ = trust_set;
     Ok(Some(trust))
 }
 

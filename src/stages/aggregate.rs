@@ -13,7 +13,7 @@ use crate::vdaf::{is_valid, Accumulator, Prio2Bins, VerifierShare};
 use crate::wire::{
     self, DataSharePacket, IngestionHeader, InvalidPacket, SumPart, ValidityHeader, ValidityPacket,
 };
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
@@ -33,15 +33,8 @@ pub fn batches_in_window(
     aggregation: &str,
     window: &Window,
 ) -> Result<Vec<BatchId>> {
-    crate::batch::validate_name("aggregation", aggregation).map_err(|e| anyhow!(e))?;
-    let mut ids: Vec<BatchId> = server
-        .ingestion
-        .list(&format!("{aggregation}/"))?
-        .iter()
-        .filter_map(|k| BatchId::from_signature_key(k, BatchKind::Ingestion))
-        .filter(|id| window.contains(id.time))
-        .collect();
-    ids.sort();
+    let mut ids = super::ingestion_batches(server, aggregation)?;
+    ids.retain(|id| window.contains(id.time));
     Ok(ids)
 }
 
@@ -121,7 +114,7 @@ struct BatchSum {
 fn sum_batch(
     server: &Server,
     id: &BatchId,
-    expected_bins: &mut Option<(i32, IngestionHeader)>,
+    first_header: &mut Option<IngestionHeader>,
     seen: &mut HashSet<Uuid>,
     tick: Tick,
 ) -> Result<BatchSum> {
@@ -130,8 +123,8 @@ fn sum_batch(
     let batch =
         open_batch::<IngestionHeader>(server.ingestion.as_ref(), &names, &server.ingestor_trust)?;
     let prio = check_ingestion_header(id, &batch.header, &object)?;
-    match expected_bins {
-        Some((_, first)) => {
+    match first_header {
+        Some(first) => {
             let h = &batch.header;
             if h.bins != first.bins
                 || h.epsilon.to_bits() != first.epsilon.to_bits()
@@ -143,7 +136,7 @@ fn sum_batch(
                 );
             }
         }
-        None => *expected_bins = Some((batch.header.bins, batch.header.clone())),
+        None => *first_header = Some(batch.header.clone()),
     }
     let own = read_validation(
         server.own.as_ref(),
@@ -204,7 +197,7 @@ pub fn aggregate(
             window.name()
         );
     }
-    let mut first: Option<(i32, IngestionHeader)> = None;
+    let mut first: Option<IngestionHeader> = None;
     let mut seen = HashSet::new();
     let mut total: Option<Accumulator> = None;
     let mut packets = 0;
@@ -219,7 +212,7 @@ pub fn aggregate(
             None => total = Some(s.acc),
         }
     }
-    let (Some((_, header)), Some(total)) = (first, total) else {
+    let (Some(header), Some(total)) = (first, total) else {
         bail!("no batches were summed");
     };
     for r in &invalid {

@@ -9,7 +9,7 @@ use crate::batch::{open_batch, BatchId, BatchKind, BatchWriter};
 use crate::config::Server;
 use crate::vdaf::Prio2Bins;
 use crate::wire::{DataSharePacket, IngestionHeader, ValidityHeader, ValidityPacket};
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IntakeReport {
@@ -21,12 +21,8 @@ pub struct IntakeReport {
 
 /// Ingestion batches of an aggregation whose validation this server has not written yet.
 pub fn pending_batches(server: &Server, aggregation: &str) -> Result<Vec<BatchId>> {
-    crate::batch::validate_name("aggregation", aggregation).map_err(|e| anyhow!(e))?;
     let mut pending = Vec::new();
-    for key in server.ingestion.list(&format!("{aggregation}/"))? {
-        let Some(id) = BatchId::from_signature_key(&key, BatchKind::Ingestion) else {
-            continue;
-        };
+    for id in super::ingestion_batches(server, aggregation)? {
         let own = id.names(BatchKind::Validation(server.index)).signature;
         if server.own.head(&own)?.is_none() {
             pending.push(id);

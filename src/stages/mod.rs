@@ -48,6 +48,24 @@ where
     }
 }
 
+/// The ingestion batches of an aggregation (complete ones: the signature is written
+/// last), sorted by time, then UUID.
+pub fn ingestion_batches(
+    server: &crate::config::Server,
+    aggregation: &str,
+) -> anyhow::Result<Vec<crate::batch::BatchId>> {
+    use crate::batch::{BatchId, BatchKind};
+    crate::batch::validate_name("aggregation", aggregation).map_err(anyhow::Error::msg)?;
+    let mut ids: Vec<BatchId> = server
+        .ingestion
+        .list(&format!("{aggregation}/"))?
+        .iter()
+        .filter_map(|k| BatchId::from_signature_key(k, BatchKind::Ingestion))
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
 /// A packet left out, and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Rejected {
