@@ -347,12 +347,12 @@ fn demo(a: DemoArgs) -> Result<ExitCode> {
     out!();
     out!("{:>12}  {:>9}  {:>12}", "stage", "seconds", "packets/s");
     for s in &report.stages {
-        out!(
-            "{:>12}  {:>9.2}  {:>12.0}",
-            s.stage,
-            s.seconds,
-            s.packets_per_second()
-        );
+        // Collect reads two small sum parts: a packet rate means nothing there.
+        let rate = match s.packets {
+            0 => "-".to_string(),
+            _ => format!("{:.0}", s.packets_per_second()),
+        };
+        out!("{:>12}  {:>9.2}  {:>12}", s.stage, s.seconds, rate);
     }
     if let Some(rss) = peak_rss() {
         out!("peak RSS {:.0} MiB", rss as f64 / (1024.0 * 1024.0));
