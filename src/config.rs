@@ -3,7 +3,7 @@
 //! environment variable, never from the file itself or the command line.
 
 use crate::crypto::{
-    PacketPrivateKey, PacketPublicKey, PacketScheme, SigningKey, TrustSet, VerifyingKey,
+    PacketPrivateKey, PacketPublicKey, PacketScheme, SigningKey, StashKey, TrustSet, VerifyingKey,
 };
 use crate::store::{open_location, ObjectStore};
 use crate::vdaf::ServerIndex;
@@ -113,6 +113,10 @@ pub struct ServerConfig {
     pub locations: ServerLocations,
     pub signing_key: SigningKeyConfig,
     pub packet_keys: Vec<PacketKeyConfig>,
+    /// The server's own key for what intake keeps for aggregate (the share stash).
+    /// Without it aggregate opens every packet again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stash_key: Option<SecretSource>,
     pub trust: ServerTrustConfig,
 }
 
@@ -188,6 +192,7 @@ pub struct Server {
     pub peer_trust: TrustSet,
     /// This server's own public key, to verify its own validation batches.
     pub own_trust: TrustSet,
+    pub stash_key: Option<StashKey>,
 }
 
 impl Server {
@@ -225,6 +230,12 @@ impl Server {
             ingestor_trust: trust_set(&c.trust.ingestors, "ingestor")?,
             peer_trust: trust_set(&c.trust.peer, "peer")?,
             own_trust,
+            stash_key: match &c.stash_key {
+                Some(source) => {
+                    Some(StashKey::from_text(&source.read(base)?).context("loading stash key")?)
+                }
+                None => None,
+            },
         })
     }
 }

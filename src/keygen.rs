@@ -2,7 +2,7 @@
 //! files for the ingestor, server 0, server 1 and the portal, with local folders as buckets.
 
 use crate::config::*;
-use crate::crypto::{PacketPrivateKey, PacketScheme, SigningKey};
+use crate::crypto::{PacketPrivateKey, PacketScheme, SigningKey, StashKey};
 use crate::vdaf::ServerIndex;
 use anyhow::{bail, Context, Result};
 use std::io::Write;
@@ -93,6 +93,17 @@ pub fn keygen(dir: &Path, scheme: PacketScheme, instance: &str) -> Result<Deploy
         });
     }
 
+    let mut stash_keys = Vec::new();
+    for n in 0..2 {
+        let (_, text) = StashKey::generate()?;
+        let file = PathBuf::from("keys").join(format!("server{n}-stash.key"));
+        write_secret(&dir.join(&file), &text)?;
+        stash_keys.push(SecretSource {
+            file: Some(file),
+            env: None,
+        });
+    }
+
     let bucket = |name: &str| format!("buckets/{name}");
     let sum_parts = bucket("portal-sum-parts");
     let server_config = |n: usize| {
@@ -118,6 +129,7 @@ pub fn keygen(dir: &Path, scheme: PacketScheme, instance: &str) -> Result<Deploy
                 s1_key.clone()
             },
             packet_keys: vec![packet_private[n].clone()],
+            stash_key: Some(stash_keys[n].clone()),
             trust: ServerTrustConfig {
                 ingestors: vec![ingestor_pub.clone()],
                 peer: vec![if n == 0 {

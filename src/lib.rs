@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod keygen;
 pub mod reports;
 pub mod stages;
+pub mod stash;
 pub mod store;
 pub mod vdaf;
 pub mod wire;

@@ -241,6 +241,58 @@ impl Prio2Bins {
     }
 }
 
+impl Prio2Bins {
+    /// The part of a plaintext share that aggregate sums, to keep after intake: server 0's
+    /// first `bins` field elements (4 bytes each), or server 1's 32-byte seed.
+    pub fn kept_share<'a>(
+        &self,
+        server: ServerIndex,
+        plaintext: &'a [u8],
+    ) -> Result<&'a [u8], VdafError> {
+        let len = match server {
+            ServerIndex::Zero => 4 * self.bins,
+            ServerIndex::One => 32,
+        };
+        plaintext.get(..len).ok_or_else(|| {
+            VdafError::BadShare(format!(
+                "share of {} bytes is shorter than {len}",
+                plaintext.len()
+            ))
+        })
+    }
+
+    /// The output share from kept bytes (see `kept_share`).
+    pub fn output_share_from_kept(
+        &self,
+        server: ServerIndex,
+        kept: &[u8],
+    ) -> Result<OutputShare, VdafError> {
+        match server {
+            ServerIndex::One => self.output_share(server, kept),
+            ServerIndex::Zero => {
+                if kept.len() != 4 * self.bins {
+                    return Err(VdafError::BadShare(format!(
+                        "kept share of {} bytes, expected {}",
+                        kept.len(),
+                        4 * self.bins
+                    )));
+                }
+                kept.chunks_exact(4)
+                    .map(|w| {
+                        let v = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+                        if v < PRIME {
+                            Ok(v)
+                        } else {
+                            Err(VdafError::NotAFieldElement(i64::from(v)))
+                        }
+                    })
+                    .collect::<Result<Vec<u32>, _>>()
+                    .map(OutputShare)
+            }
+        }
+    }
+}
+
 /// The three field elements of prio's verifier share, read through its public encoding
 /// (its fields are private): f_r, g_r, h_r as 4-byte little-endian each.
 fn decode_verifier(share: &impl Encode) -> Result<VerifierShare, VdafError> {
@@ -357,6 +409,11 @@ mod tests {
         let v1 = p.verifier_share(ServerIndex::One, &h, r_pit).unwrap();
         let o0 = p.output_share(ServerIndex::Zero, &l).unwrap();
         let o1 = p.output_share(ServerIndex::One, &h).unwrap();
+        // Kept bytes give the same output shares.
+        for (server, share, out) in [(ServerIndex::Zero, &l, &o0), (ServerIndex::One, &h, &o1)] {
+            let kept = p.kept_share(server, share).unwrap();
+            assert_eq!(&p.output_share_from_kept(server, kept).unwrap(), out);
+        }
         let s0: Vec<i64> = o0.0.iter().map(|&x| x as i64).collect();
         let s1: Vec<i64> = o1.0.iter().map(|&x| x as i64).collect();
         (is_valid(&v0, &v1), combine(&s0, &s1).unwrap())

@@ -92,6 +92,8 @@ fn fixture_server(index: ServerIndex, dir: &Path, own: &Path, peer_inbox: &Path)
                 env: None,
             },
         }],
+        // The original kept no stash: aggregate opens the packets again.
+        stash_key: None,
         trust: ServerTrustConfig {
             ingestors: vec![public("signing-key-1", INGESTOR_SIGNING)],
             peer: vec![peer],

@@ -91,7 +91,7 @@ fn pair_with(
 #[test]
 fn invalid_packets_are_rejected_and_listed_while_the_rest_are_summed() {
     for scheme in [PacketScheme::Ecies, PacketScheme::Hpke] {
-        let d = deployment(scheme);
+        let mut d = deployment(scheme);
         let bins = 8;
         let prio = Prio2Bins::new(bins as i64).unwrap();
         let maker = PacketMaker::new(&d.ingestor, bins).unwrap();
@@ -175,6 +175,23 @@ fn invalid_packets_are_rejected_and_listed_while_the_rest_are_summed() {
                 .count(),
             2,
             "{agg_reasons:?}"
+        );
+
+        // Without the stash, aggregate opens the packets again and reaches the same sum part.
+        for (server, with_stash) in d.servers.iter_mut().zip(&aggs) {
+            server.stash_key = None;
+            let again = aggregate::aggregate(server, "invalid-test", &window, &no_tick).unwrap();
+            assert_eq!(again.sum, with_stash.sum);
+            let uuids = |a: &aggregate::AggregateReport| {
+                a.invalid.iter().map(|r| r.uuid).collect::<BTreeSet<_>>()
+            };
+            assert_eq!(uuids(&again), uuids(with_stash));
+        }
+        assert_eq!(
+            collect::collect(&d.portal, "invalid-test", &window)
+                .unwrap()
+                .histogram,
+            truth
         );
     }
 }
@@ -340,4 +357,38 @@ fn a_single_object_ingestion_batch_is_read_like_a_three_object_one() {
     }
     let (_, _, result) = run_servers(&d, "single", &window);
     assert_eq!(result.histogram, vec![2, 1, 1]);
+}
+
+#[test]
+fn a_damaged_stash_fails_aggregate_naming_it() {
+    let d = deployment(PacketScheme::Ecies);
+    let (time, window) = now_window();
+    let maker = PacketMaker::new(&d.ingestor, 4).unwrap();
+    let mut b = IngestionBatch::new(&d.ingestor, "stash", time).unwrap();
+    for _ in 0..10 {
+        b.append(&maker.make(&[0, 0, 1, 0]).unwrap()).unwrap();
+    }
+    let id = b.finish(4, 1.0).unwrap();
+    for s in &d.servers {
+        intake::intake(s, &id, &no_tick).unwrap();
+    }
+    let stash = d
+        .paths
+        .dir
+        .join("buckets/server0-own")
+        .join(id.stash_name(d.servers[0].index));
+    let mut bytes = std::fs::read(&stash).unwrap();
+    bytes[60] ^= 1;
+    std::fs::write(&stash, bytes).unwrap();
+    let err = format!(
+        "{:#}",
+        aggregate::aggregate(&d.servers[0], "stash", &window, &no_tick).unwrap_err()
+    );
+    assert!(
+        err.contains(".shares_0") && err.contains("authenticate"),
+        "{err}"
+    );
+    // Server 1's stash is intact.
+    let ok = aggregate::aggregate(&d.servers[1], "stash", &window, &no_tick).unwrap();
+    assert_eq!(ok.valid, 10);
 }

@@ -91,6 +91,16 @@ impl BatchId {
         ObjectNames::from_header(header.clone(), format!("{header}.avro"))
     }
 
+    /// Key of this server's share stash for the batch (in its own location).
+    pub fn stash_name(&self, server: ServerIndex) -> String {
+        format!(
+            "{}/{}/{}.shares_{server}",
+            self.aggregation,
+            self.date_path(),
+            self.uuid
+        )
+    }
+
     /// Parses the signature key of a batch of `kind` (`agg/Y/m/d/H/M/uuid.ext.sig`);
     /// None for any other key.
     pub fn from_signature_key(key: &str, kind: BatchKind) -> Option<BatchId> {

@@ -1,5 +1,5 @@
 //! Cryptography of the ENPA pipeline: ECDSA batch signatures, SHA-256 file digests,
-//! and packet payload encryption (legacy ENPA ECIES, or HPKE).
+//! packet payload encryption (legacy ENPA ECIES, or HPKE), and the server's own stash key.
 
 mod digest;
 mod ecies;
@@ -8,6 +8,7 @@ mod hpke_x25519;
 mod packet;
 mod scheme;
 mod signing;
+mod stash_key;
 mod text;
 mod trust;
 mod verifying;
@@ -22,5 +23,6 @@ pub use error::CryptoError;
 pub use packet::{min_payload_len, PacketPrivateKey, PacketPublicKey};
 pub use scheme::PacketScheme;
 pub use signing::SigningKey;
+pub use stash_key::{FrameSealer, StashKey};
 pub use trust::TrustSet;
 pub use verifying::VerifyingKey;

@@ -1,19 +1,22 @@
 //! Aggregate: for a window, join each ingestion batch with this server's own validation
 //! and the peer's, decide validity from the two verifier shares, and add the valid packets'
-//! output shares. It reads its own validation instead of verifying proofs again; it opens
-//! each valid packet once more to take its output share.
+//! output shares. It reads its own validation instead of verifying proofs again, and takes
+//! output shares from the stash intake kept; only without a stash (no stash key, or
+//! batches validated elsewhere) does it open packets again.
 
 use super::checks::check_validity_header;
 use super::{check_ingestion_header, judge_in_chunks, open_packet, Rejected, Tick};
 use crate::batch::{open_batch, BatchId, BatchKind, SumPartId, Window};
 use crate::config::Server;
 use crate::crypto::sha256;
+use crate::stash::{StashContext, StashReader, StashRecord};
 use crate::store::put_bytes;
 use crate::vdaf::{is_valid, Accumulator, Prio2Bins, VerifierShare};
 use crate::wire::{
     self, DataSharePacket, IngestionHeader, InvalidPacket, SumPart, ValidityHeader, ValidityPacket,
 };
 use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
@@ -63,39 +66,63 @@ fn read_validation(
     Ok(map)
 }
 
+/// Verifier shares of a batch's packets, by UUID (Err: listed but unusable).
+type Validations = HashMap<Uuid, Result<VerifierShare, String>>;
+
 /// What happened to one packet in aggregate.
 enum Outcome {
     Valid(crate::vdaf::OutputShare),
     Invalid(String),
 }
 
-fn judge(
-    server: &Server,
-    prio: &Prio2Bins,
-    packet: &DataSharePacket,
-    own: &HashMap<Uuid, Result<VerifierShare, String>>,
-    peer: &HashMap<Uuid, Result<VerifierShare, String>>,
-) -> Outcome {
-    let lookup = |map: &HashMap<Uuid, Result<VerifierShare, String>>, whose: &str| match map
-        .get(&packet.uuid)
-    {
+/// Ok if both servers' verifier shares of the packet exist and its proof checks out.
+fn decide(uuid: &Uuid, own: &Validations, peer: &Validations) -> Result<(), String> {
+    let lookup = |map: &Validations, whose: &str| match map.get(uuid) {
         None => Err(format!("no {whose} validation")),
         Some(Err(e)) => Err(format!("{whose} validation: {e}")),
         Some(Ok(v)) => Ok(*v),
     };
-    let decided = lookup(own, "own").and_then(|mine| {
-        let theirs = lookup(peer, "peer")?;
-        if is_valid(&mine, &theirs) {
-            Ok(())
-        } else {
-            Err("proof check failed".to_string())
-        }
-    });
-    if let Err(reason) = decided {
-        return Outcome::Invalid(reason);
+    let mine = lookup(own, "own")?;
+    let theirs = lookup(peer, "peer")?;
+    if is_valid(&mine, &theirs) {
+        Ok(())
+    } else {
+        Err("proof check failed".to_string())
     }
-    let share = open_packet(&server.packet_keys, packet).and_then(|pt| {
-        prio.output_share(server.index, &pt)
+}
+
+/// Without a stash: the output share comes from opening the packet again.
+fn judge_packet(
+    server: &Server,
+    prio: &Prio2Bins,
+    packet: &DataSharePacket,
+    own: &Validations,
+    peer: &Validations,
+) -> Outcome {
+    let share = decide(&packet.uuid, own, peer).and_then(|()| {
+        let plaintext = open_packet(&server.packet_keys, packet)?;
+        prio.output_share(server.index, &plaintext)
+            .map_err(|e| e.to_string())
+    });
+    match share {
+        Ok(s) => Outcome::Valid(s),
+        Err(reason) => Outcome::Invalid(reason),
+    }
+}
+
+/// With a stash: the output share comes from the bytes intake kept.
+fn judge_kept(
+    server: &Server,
+    prio: &Prio2Bins,
+    record: &StashRecord,
+    own: &Validations,
+    peer: &Validations,
+) -> Outcome {
+    let Some(kept) = &record.share else {
+        return Outcome::Invalid("left out at intake (no own validation)".into());
+    };
+    let share = decide(&record.uuid, own, peer).and_then(|()| {
+        prio.output_share_from_kept(server.index, kept)
             .map_err(|e| e.to_string())
     });
     match share {
@@ -109,6 +136,23 @@ struct BatchSum {
     acc: Accumulator,
     packets: u64,
     invalid: Vec<Rejected>,
+}
+
+impl BatchSum {
+    /// Counts one packet; a UUID seen before in the window is refused whatever its proof.
+    fn account(&mut self, seen: &mut HashSet<Uuid>, uuid: Uuid, outcome: Outcome) -> Result<()> {
+        self.packets += 1;
+        let outcome = if seen.insert(uuid) {
+            outcome
+        } else {
+            Outcome::Invalid("packet uuid already seen in this window".into())
+        };
+        match outcome {
+            Outcome::Valid(share) => self.acc.add(&share)?,
+            Outcome::Invalid(reason) => self.invalid.push(Rejected { uuid, reason }),
+        }
+        Ok(())
+    }
 }
 
 fn sum_batch(
@@ -158,29 +202,58 @@ fn sum_batch(
         packets: 0,
         invalid: Vec::new(),
     };
-    let mut packets = batch.packets::<DataSharePacket>()?;
-    judge_in_chunks(
-        &mut packets,
-        |p| judge(server, &prio, p, &own, &peer),
-        |packet, outcome| {
-            sum.packets += 1;
-            let outcome = if seen.insert(packet.uuid) {
-                outcome
-            } else {
-                Outcome::Invalid("packet uuid already seen in this window".into())
-            };
-            match outcome {
-                Outcome::Valid(share) => sum.acc.add(&share)?,
-                Outcome::Invalid(reason) => sum.invalid.push(Rejected {
-                    uuid: packet.uuid,
-                    reason,
-                }),
+    match open_stash(server, id, &prio, &batch.header)? {
+        Some(mut stash) => {
+            while let Some(records) = stash.next_frame()? {
+                let outcomes: Vec<Outcome> = records
+                    .par_iter()
+                    .map(|r| judge_kept(server, &prio, r, &own, &peer))
+                    .collect();
+                for (record, outcome) in records.iter().zip(outcomes) {
+                    sum.account(seen, record.uuid, outcome)?;
+                }
+                tick(records.len() as u64);
             }
-            Ok(())
-        },
-        tick,
-    )?;
+        }
+        None => {
+            let mut packets = batch.packets::<DataSharePacket>()?;
+            judge_in_chunks(
+                &mut packets,
+                |p| judge_packet(server, &prio, p, &own, &peer),
+                |packet, outcome| sum.account(seen, packet.uuid, outcome),
+                tick,
+            )?;
+        }
+    }
     Ok(sum)
+}
+
+/// This server's share stash of a batch, if it has a stash key and intake kept one.
+fn open_stash(
+    server: &Server,
+    id: &BatchId,
+    prio: &Prio2Bins,
+    header: &IngestionHeader,
+) -> Result<Option<StashReader>> {
+    let Some(key) = &server.stash_key else {
+        return Ok(None);
+    };
+    let name = id.stash_name(server.index);
+    if server.own.head(&name)?.is_none() {
+        return Ok(None);
+    }
+    let context = StashContext {
+        batch: id.uuid,
+        server: server.index,
+        bins: prio.bins(),
+        ingestion_digest: header.packet_file_digest.clone(),
+    };
+    Ok(Some(StashReader::open(
+        server.own.as_ref(),
+        &name,
+        key,
+        &context,
+    )?))
 }
 
 /// Aggregates a window and writes the signed sum part and the invalid-UUID file.

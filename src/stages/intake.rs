@@ -7,6 +7,7 @@
 use super::{check_ingestion_header, judge_in_chunks, open_packet, Rejected, Tick};
 use crate::batch::{open_batch, BatchId, BatchKind, BatchWriter};
 use crate::config::Server;
+use crate::stash::{StashContext, StashWriter};
 use crate::vdaf::Prio2Bins;
 use crate::wire::{DataSharePacket, IngestionHeader, ValidityHeader, ValidityPacket};
 use anyhow::{Context, Result};
@@ -31,22 +32,28 @@ pub fn pending_batches(server: &Server, aggregation: &str) -> Result<Vec<BatchId
     Ok(pending)
 }
 
-/// Computes one packet's validity record, or why it was left out.
+/// Computes one packet's validity record and the share bytes aggregate will sum, or
+/// why the packet was left out.
 fn verify_packet(
     server: &Server,
     prio: &Prio2Bins,
     packet: &DataSharePacket,
-) -> Result<ValidityPacket, String> {
+) -> Result<(ValidityPacket, Vec<u8>), String> {
     let share = open_packet(&server.packet_keys, packet)?;
     let v = prio
         .verifier_share(server.index, &share, packet.r_pit)
         .map_err(|e| e.to_string())?;
-    Ok(ValidityPacket {
+    let kept = prio
+        .kept_share(server.index, &share)
+        .map_err(|e| e.to_string())?
+        .to_vec();
+    let record = ValidityPacket {
         uuid: packet.uuid,
         f_r: i64::from(v.f_r),
         g_r: i64::from(v.g_r),
         h_r: i64::from(v.h_r),
-    })
+    };
+    Ok((record, kept))
 }
 
 pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport> {
@@ -64,6 +71,24 @@ pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport>
         verified: 0,
         rejected: Vec::new(),
     };
+    // What aggregate will need, kept sealed in our own location.
+    let mut stash = match &server.stash_key {
+        Some(key) => {
+            let context = StashContext {
+                batch: id.uuid,
+                server: server.index,
+                bins: prio.bins(),
+                ingestion_digest: batch.header.packet_file_digest.clone(),
+            };
+            Some(StashWriter::create(
+                server.own.as_ref(),
+                &id.stash_name(server.index),
+                key,
+                &context,
+            )?)
+        }
+        None => None,
+    };
     let mut packets = batch.packets::<DataSharePacket>()?;
     judge_in_chunks(
         &mut packets,
@@ -72,8 +97,14 @@ pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport>
             report.packets += 1;
             // Duplicate UUIDs are kept: aggregate sees them listed twice and refuses
             // both, so intake needs no per-batch memory for them.
+            if let Some(stash) = &mut stash {
+                stash.push(
+                    packet.uuid,
+                    result.as_ref().ok().map(|(_, kept)| kept.as_slice()),
+                )?;
+            }
             match result {
-                Ok(v) => {
+                Ok((v, _)) => {
                     out.append(&v)?;
                     report.verified += 1;
                 }
@@ -101,6 +132,9 @@ pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport>
         hamming_weight: h.hamming_weight,
         packet_file_digest: digest,
     };
+    if let Some(stash) = stash {
+        stash.finish()?;
+    }
     // The peer's copy first: a batch counts as done once our own copy exists.
     out.finish(
         header,

@@ -1,0 +1,369 @@
+//! The share stash: what intake learns that aggregate needs, kept sealed in the server's
+//! own storage so aggregate neither opens packets nor checks proofs again.
+//!
+//! For every packet of an ingestion batch, in batch order, the stash holds its UUID and
+//! either the part of its plaintext share that aggregate sums (server 0: the first `bins`
+//! field elements; server 1: the 32-byte seed) or a mark that intake left it out.
+//!
+//! File: `DVSTASH1` ‖ salt (32) ‖ frames. A frame is `last` (1 byte) ‖ length (u32 BE) ‖
+//! AES-256-GCM ciphertext of its records, sealed under a key derived from the server's
+//! stash key, the salt and the batch context (batch UUID, server, bins, the signed digest
+//! of the ingestion packet file). Frames are numbered by their nonce and the final one is
+//! marked, so a stash cannot be reordered, cut short, or passed off as another batch's.
+
+use crate::crypto::{FrameSealer, StashKey};
+use crate::store::{ObjectStore, ObjectWriter, StoreError, StoreErrorKind};
+use crate::vdaf::ServerIndex;
+use std::io::{Read, Write};
+use uuid::Uuid;
+
+const MAGIC: &[u8; 8] = b"DVSTASH1";
+/// Records per frame: one rayon chunk's worth.
+const FRAME_RECORDS: usize = 512;
+/// No honest frame is larger (512 records of a 2^16-bin share is 128 MiB); refuse more.
+const MAX_FRAME_BYTES: u32 = 256 << 20;
+
+const KEPT: u8 = 0;
+const LEFT_OUT: u8 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StashError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{object}: {reason}")]
+    Bad { object: String, reason: String },
+}
+
+/// What a stash belongs to; bound into its key.
+#[derive(Debug, Clone)]
+pub struct StashContext {
+    pub batch: Uuid,
+    pub server: ServerIndex,
+    pub bins: usize,
+    /// `packet_file_digest` of the signed ingestion header.
+    pub ingestion_digest: Vec<u8>,
+}
+
+impl StashContext {
+    fn bytes(&self) -> Vec<u8> {
+        let mut c = Vec::with_capacity(64);
+        c.extend_from_slice(self.batch.as_bytes());
+        c.push(self.server.number());
+        c.extend_from_slice(&(self.bins as u64).to_be_bytes());
+        c.extend_from_slice(&self.ingestion_digest);
+        c
+    }
+
+    /// Bytes kept per packet: server 0 keeps `bins` field elements, server 1 its seed.
+    pub fn share_len(&self) -> usize {
+        match self.server {
+            ServerIndex::Zero => 4 * self.bins,
+            ServerIndex::One => 32,
+        }
+    }
+}
+
+/// One packet's entry: its kept share bytes, or None if intake left it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StashRecord {
+    pub uuid: Uuid,
+    pub share: Option<Vec<u8>>,
+}
+
+pub struct StashWriter {
+    out: Box<dyn ObjectWriter>,
+    object: String,
+    sealer: FrameSealer,
+    share_len: usize,
+    frame: u64,
+    buffer: Vec<u8>,
+    buffered: usize,
+}
+
+impl StashWriter {
+    pub fn create(
+        store: &dyn ObjectStore,
+        key: &str,
+        stash_key: &StashKey,
+        context: &StashContext,
+    ) -> Result<Self, StashError> {
+        let object = store.describe(key);
+        let bad = |reason: String| StashError::Bad {
+            object: object.clone(),
+            reason,
+        };
+        let salt = StashKey::new_salt().map_err(|e| bad(e.to_string()))?;
+        let sealer = stash_key
+            .file_sealer(&salt, &context.bytes())
+            .map_err(|e| bad(e.to_string()))?;
+        let mut out = store.put(key)?;
+        out.write_all(MAGIC)
+            .and_then(|_| out.write_all(&salt))
+            .map_err(|e| io_error(&object, e))?;
+        Ok(StashWriter {
+            out,
+            object,
+            sealer,
+            share_len: context.share_len(),
+            frame: 0,
+            buffer: Vec::new(),
+            buffered: 0,
+        })
+    }
+
+    /// Adds a packet in batch order: its kept share bytes, or None if it was left out.
+    pub fn push(&mut self, uuid: Uuid, share: Option<&[u8]>) -> Result<(), StashError> {
+        if let Some(bytes) = share.filter(|b| b.len() != self.share_len) {
+            return Err(StashError::Bad {
+                object: self.object.clone(),
+                reason: format!(
+                    "share of {} bytes, expected {}",
+                    bytes.len(),
+                    self.share_len
+                ),
+            });
+        }
+        self.buffer.extend_from_slice(uuid.as_bytes());
+        match share {
+            Some(bytes) => {
+                self.buffer.push(KEPT);
+                self.buffer.extend_from_slice(bytes);
+            }
+            None => self.buffer.push(LEFT_OUT),
+        }
+        self.buffered += 1;
+        if self.buffered >= FRAME_RECORDS {
+            self.write_frame(false)?;
+        }
+        Ok(())
+    }
+
+    fn write_frame(&mut self, last: bool) -> Result<(), StashError> {
+        let plain = std::mem::take(&mut self.buffer);
+        let sealed = self
+            .sealer
+            .seal(self.frame, last, plain)
+            .map_err(|e| StashError::Bad {
+                object: self.object.clone(),
+                reason: e.to_string(),
+            })?;
+        let len = u32::try_from(sealed.len()).map_err(|_| StashError::Bad {
+            object: self.object.clone(),
+            reason: "frame too large".into(),
+        })?;
+        self.out
+            .write_all(&[u8::from(last)])
+            .and_then(|_| self.out.write_all(&len.to_be_bytes()))
+            .and_then(|_| self.out.write_all(&sealed))
+            .map_err(|e| io_error(&self.object, e))?;
+        self.frame += 1;
+        self.buffered = 0;
+        Ok(())
+    }
+
+    /// Writes the final frame and makes the stash visible.
+    pub fn finish(mut self) -> Result<(), StashError> {
+        self.write_frame(true)?;
+        self.out.commit()?;
+        Ok(())
+    }
+}
+
+fn io_error(object: &str, e: std::io::Error) -> StashError {
+    StashError::Store(StoreError {
+        op: "writing",
+        object: object.to_string(),
+        kind: StoreErrorKind::Io(e),
+    })
+}
+
+pub struct StashReader {
+    input: Box<dyn Read + Send>,
+    object: String,
+    sealer: FrameSealer,
+    share_len: usize,
+    frame: u64,
+    done: bool,
+}
+
+impl StashReader {
+    pub fn open(
+        store: &dyn ObjectStore,
+        key: &str,
+        stash_key: &StashKey,
+        context: &StashContext,
+    ) -> Result<Self, StashError> {
+        let object = store.describe(key);
+        let mut input = store.get(key)?;
+        let mut head = [0u8; 40];
+        input.read_exact(&mut head).map_err(|e| StashError::Bad {
+            object: object.clone(),
+            reason: format!("reading header: {e}"),
+        })?;
+        if &head[..8] != MAGIC {
+            return Err(StashError::Bad {
+                object,
+                reason: "not a divvi share stash".into(),
+            });
+        }
+        let mut salt = [0u8; 32];
+        salt.copy_from_slice(&head[8..]);
+        let sealer = stash_key
+            .file_sealer(&salt, &context.bytes())
+            .map_err(|e| StashError::Bad {
+                object: object.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(StashReader {
+            input,
+            object,
+            sealer,
+            share_len: context.share_len(),
+            frame: 0,
+            done: false,
+        })
+    }
+
+    fn bad(&self, reason: impl Into<String>) -> StashError {
+        StashError::Bad {
+            object: self.object.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The next frame's records; None once the final frame has been read and nothing follows.
+    pub fn next_frame(&mut self) -> Result<Option<Vec<StashRecord>>, StashError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut head = [0u8; 5];
+        self.input
+            .read_exact(&mut head)
+            .map_err(|e| self.bad(format!("frame {}: {e} (stash cut short?)", self.frame)))?;
+        let last = match head[0] {
+            0 => false,
+            1 => true,
+            _ => return Err(self.bad(format!("frame {}: bad flag", self.frame))),
+        };
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+        if len > MAX_FRAME_BYTES {
+            return Err(self.bad(format!("frame {} claims {len} bytes", self.frame)));
+        }
+        let mut sealed = vec![0u8; len as usize];
+        self.input
+            .read_exact(&mut sealed)
+            .map_err(|e| self.bad(format!("frame {}: {e}", self.frame)))?;
+        let plain = self.sealer.open(self.frame, last, sealed).map_err(|_| {
+            self.bad(format!(
+                "frame {} does not authenticate (wrong key, other batch, or damaged)",
+                self.frame
+            ))
+        })?;
+        self.frame += 1;
+        if last {
+            self.done = true;
+            let mut rest = [0u8; 1];
+            if self
+                .input
+                .read(&mut rest)
+                .map_err(|e| self.bad(e.to_string()))?
+                != 0
+            {
+                return Err(self.bad("bytes after the final frame"));
+            }
+        }
+        self.parse(&plain).map(Some)
+    }
+
+    fn parse(&self, mut plain: &[u8]) -> Result<Vec<StashRecord>, StashError> {
+        let mut records = Vec::new();
+        while !plain.is_empty() {
+            let (uuid, rest) = plain
+                .split_first_chunk::<16>()
+                .ok_or_else(|| self.bad("truncated record"))?;
+            let (&kind, rest) = rest
+                .split_first()
+                .ok_or_else(|| self.bad("truncated record"))?;
+            let uuid = Uuid::from_bytes(*uuid);
+            plain = match kind {
+                LEFT_OUT => {
+                    records.push(StashRecord { uuid, share: None });
+                    rest
+                }
+                KEPT if rest.len() >= self.share_len => {
+                    let (share, rest) = rest.split_at(self.share_len);
+                    records.push(StashRecord {
+                        uuid,
+                        share: Some(share.to_vec()),
+                    });
+                    rest
+                }
+                _ => return Err(self.bad("bad record")),
+            };
+        }
+        Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::LocalStore;
+
+    fn context(server: ServerIndex) -> StashContext {
+        StashContext {
+            batch: Uuid::new_v4(),
+            server,
+            bins: 3,
+            ingestion_digest: vec![7; 32],
+        }
+    }
+
+    fn read_all(r: &mut StashReader) -> Result<Vec<StashRecord>, StashError> {
+        let mut all = Vec::new();
+        while let Some(f) = r.next_frame()? {
+            all.extend(f);
+        }
+        Ok(all)
+    }
+
+    #[test]
+    fn round_trip_across_frames_and_refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let (key, _) = StashKey::generate().unwrap();
+        let ctx = context(ServerIndex::Zero);
+        let mut w = StashWriter::create(&store, "a/s", &key, &ctx).unwrap();
+        let mut expected = Vec::new();
+        for i in 0..1100u32 {
+            let uuid = Uuid::new_v4();
+            let share = (i % 7 != 0).then(|| vec![(i % 251) as u8; 12]);
+            w.push(uuid, share.as_deref()).unwrap();
+            expected.push(StashRecord { uuid, share });
+        }
+        assert!(
+            w.push(Uuid::new_v4(), Some(&[1, 2])).is_err(),
+            "wrong share length"
+        );
+        w.finish().unwrap();
+        let mut r = StashReader::open(&store, "a/s", &key, &ctx).unwrap();
+        assert_eq!(read_all(&mut r).unwrap(), expected);
+
+        // Another batch's context, or another key: nothing authenticates.
+        let mut other = ctx.clone();
+        other.ingestion_digest = vec![8; 32];
+        let mut r = StashReader::open(&store, "a/s", &key, &other).unwrap();
+        assert!(read_all(&mut r).is_err());
+        let (key2, _) = StashKey::generate().unwrap();
+        let mut r = StashReader::open(&store, "a/s", &key2, &ctx).unwrap();
+        assert!(read_all(&mut r).is_err());
+
+        // Cut short: the final frame is missing.
+        let path = dir.path().join("a/s");
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 40]).unwrap();
+        let mut r = StashReader::open(&store, "a/s", &key, &ctx).unwrap();
+        let e = read_all(&mut r).unwrap_err().to_string();
+        assert!(e.contains("a/s"), "{e}");
+    }
+}
