@@ -4,6 +4,7 @@
 //! `stages` (the jobs), and the CLI on top in `main.rs` / `cli`.
 
 pub mod batch;
+pub mod bench;
 pub mod config;
 pub mod crypto;
 pub mod demo;

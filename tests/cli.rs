@@ -180,3 +180,36 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn bench_reports_every_stage_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(&[
+        "bench",
+        "--packets",
+        "300",
+        "--bins",
+        "4",
+        "--scheme",
+        "hpke",
+        "--output",
+        "json",
+        "--dir",
+        p(&dir.path().join("b")),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["packets"], 300);
+    let stages: Vec<&str> = v["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        ["intake 0", "intake 1", "aggregate 0", "aggregate 1"]
+    );
+    for s in v["stages"].as_array().unwrap() {
+        assert!(s["packets_per_second"].as_f64().unwrap() > 0.0, "{s}");
+    }
+}

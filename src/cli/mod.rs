@@ -64,6 +64,31 @@ enum Command {
     Collect(WindowArgs),
     /// Show any ENPA object as JSON, with signature and digest verdicts.
     Inspect(InspectArgs),
+    /// Throughput benchmark: one batch, intake and aggregate on both servers.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[arg(long, default_value_t = 100_000)]
+    packets: u64,
+    #[arg(long, default_value_t = 16)]
+    bins: usize,
+    #[arg(long, default_value = "ecies")]
+    scheme: PacketScheme,
+    /// Where the batch is written and kept (default: a temporary folder, removed after).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Output: a table, JSON, or a markdown table (for the README).
+    #[arg(long, default_value = "table")]
+    output: BenchOutput,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BenchOutput {
+    Table,
+    Json,
+    Markdown,
 }
 
 #[derive(Args)]
@@ -167,7 +192,7 @@ struct InspectArgs {
 pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     logging::init(match cli.command {
-        Command::Demo(_) => "error",
+        Command::Demo(_) | Command::Bench(_) => "error",
         _ => "warn",
     });
     match cli.command {
@@ -261,6 +286,7 @@ pub fn run() -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench(a) => bench(a),
         Command::Inspect(a) => {
             let trust = inspect_trust(&a)?;
             let out = divvi::inspect::inspect(&a.file, trust.as_ref(), a.limit)?;
@@ -310,6 +336,53 @@ fn inspect_trust(a: &InspectArgs) -> Result<Option<TrustSet>> {
         }
     }
     Ok(Some(trust))
+}
+
+fn bench(a: BenchArgs) -> Result<ExitCode> {
+    let temp;
+    let dir = match &a.dir {
+        Some(d) => d.clone(),
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path().join("bench")
+        }
+    };
+    let bars = progress::Bars::default();
+    let r = divvi::bench::run_bench(&dir, a.packets, a.bins, a.scheme, &bars)?;
+    match a.output {
+        BenchOutput::Json => out!("{}", serde_json::to_string_pretty(&r)?),
+        BenchOutput::Markdown => out!("{}", r.markdown().trim_end()),
+        BenchOutput::Table => {
+            out!(
+                "{} packets, {} bins, {} packets, {} cores (batch made in {:.1}s)",
+                r.packets,
+                r.bins,
+                r.scheme,
+                r.cores,
+                r.generate_seconds
+            );
+            out!(
+                "{:>12}  {:>9}  {:>10}  {:>6}  {:>9}",
+                "stage",
+                "seconds",
+                "packets/s",
+                "CPU",
+                "peak RSS"
+            );
+            for s in &r.stages {
+                let rss = s.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0} MiB"));
+                out!(
+                    "{:>12}  {:>9.2}  {:>10.0}  {:>5.0}%  {:>9}",
+                    s.stage,
+                    s.seconds,
+                    s.packets_per_second,
+                    s.cpu_percent,
+                    rss
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn demo(a: DemoArgs) -> Result<ExitCode> {

@@ -1,0 +1,175 @@
+//! `divvi bench`: the throughput benchmark. Generates one batch of a given size once, then
+//! times intake and aggregate on both servers, with CPU use and peak memory per stage.
+
+use crate::batch::{truncate_to_minute, Window};
+use crate::config::{Ingestor, Server};
+use crate::crypto::PacketScheme;
+use crate::demo::Progress;
+use crate::keygen::keygen;
+use crate::stages::{aggregate, ingest, intake};
+use anyhow::{bail, Result};
+use chrono::Utc;
+use rand::RngExt;
+use std::path::Path;
+use std::time::Instant;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StageResult {
+    pub stage: String,
+    pub packets: u64,
+    pub seconds: f64,
+    pub packets_per_second: f64,
+    /// CPU time over wall time, in percent (200% = both of two cores busy).
+    pub cpu_percent: f64,
+    /// Peak resident memory during the stage, if the platform lets it be measured.
+    pub peak_rss_mib: Option<f64>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchReport {
+    pub packets: u64,
+    pub bins: usize,
+    pub scheme: PacketScheme,
+    pub cores: usize,
+    pub generate_seconds: f64,
+    pub stages: Vec<StageResult>,
+}
+
+/// User plus system CPU time of this process so far, in seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct we pass and reads nothing else.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(usage.ru_utime) + t(usage.ru_stime)
+}
+
+/// Resets the kernel's peak-RSS mark to the current RSS (Linux: `clear_refs` value 5), so
+/// each stage's peak can be read on its own. False where that is not possible.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn measure<T>(
+    stage: &str,
+    packets: u64,
+    progress: &dyn Progress,
+    f: impl FnOnce(&(dyn Fn(u64) + Sync)) -> Result<T>,
+) -> Result<StageResult> {
+    let resettable = reset_peak_rss();
+    progress.begin(stage, packets);
+    let (cpu0, wall) = (cpu_seconds(), Instant::now());
+    let tick = |n| progress.tick(n);
+    f(&tick)?;
+    let seconds = wall.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    progress.end();
+    Ok(StageResult {
+        stage: stage.to_string(),
+        packets,
+        seconds,
+        packets_per_second: packets as f64 / seconds.max(1e-9),
+        cpu_percent: 100.0 * cpu / seconds.max(1e-9),
+        peak_rss_mib: resettable
+            .then(crate::demo::peak_rss)
+            .flatten()
+            .map(|b| b as f64 / (1024.0 * 1024.0)),
+    })
+}
+
+/// Runs the benchmark in `dir` (a fresh folder; it holds the batch, which may be large).
+pub fn run_bench(
+    dir: &Path,
+    packets: u64,
+    bins: usize,
+    scheme: PacketScheme,
+    progress: &dyn Progress,
+) -> Result<BenchReport> {
+    if packets == 0 || bins == 0 {
+        bail!("packets and bins must be positive");
+    }
+    let d = keygen(dir, scheme, "divvi-bench")?;
+    let ingestor = Ingestor::load(&d.ingestor)?;
+    let servers = [Server::load(&d.servers[0])?, Server::load(&d.servers[1])?];
+    let aggregation = "bench";
+    let time = truncate_to_minute(Utc::now());
+    let window = Window::new(time, time).map_err(anyhow::Error::msg)?;
+
+    // One batch of random one-hot reports, made once.
+    let options = ingest::IngestOptions {
+        aggregation: aggregation.into(),
+        bins,
+        epsilon: 1.0,
+        batch_size: usize::try_from(packets)?,
+        time,
+    };
+    let generate = Instant::now();
+    progress.begin("generate", packets);
+    let mut rng = rand::rng();
+    let reports = (0..packets).map(|_| {
+        let mut m = vec![0u32; bins];
+        m[rng.random_range(0..bins)] = 1;
+        Ok(m)
+    });
+    ingest::ingest(&ingestor, &options, reports, &|n| progress.tick(n))?;
+    progress.end();
+    let generate_seconds = generate.elapsed().as_secs_f64();
+
+    let mut stages = Vec::new();
+    for server in &servers {
+        let ids = intake::pending_batches(server, aggregation)?;
+        stages.push(measure(
+            &format!("intake {}", server.index),
+            packets,
+            progress,
+            |tick| {
+                ids.iter()
+                    .try_for_each(|id| intake::intake(server, id, tick).map(drop))
+            },
+        )?);
+    }
+    for server in &servers {
+        stages.push(measure(
+            &format!("aggregate {}", server.index),
+            packets,
+            progress,
+            |tick| {
+                let report = aggregate::aggregate(server, aggregation, &window, tick)?;
+                if report.valid != packets {
+                    bail!(
+                        "aggregate counted {} valid packets of {packets}",
+                        report.valid
+                    );
+                }
+                Ok(())
+            },
+        )?);
+    }
+    Ok(BenchReport {
+        packets,
+        bins,
+        scheme,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        generate_seconds,
+        stages,
+    })
+}
+
+impl BenchReport {
+    /// A markdown table, one row per stage.
+    pub fn markdown(&self) -> String {
+        let mut t = String::from(
+            "| bins | scheme | stage | packets/s | CPU | peak RSS |\n|---|---|---|---|---|---|\n",
+        );
+        for s in &self.stages {
+            let rss = s.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0} MiB"));
+            t.push_str(&format!(
+                "| {} | {} | {} | {:.0} | {:.0}% | {} |\n",
+                self.bins, self.scheme, s.stage, s.packets_per_second, s.cpu_percent, rss
+            ));
+        }
+        t
+    }
+}
