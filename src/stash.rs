@@ -100,13 +100,15 @@ impl StashWriter {
         out.write_all(MAGIC)
             .and_then(|_| out.write_all(&salt))
             .map_err(|e| io_error(&object, e))?;
+        let share_len = context.share_len();
         Ok(StashWriter {
             out,
             object,
             sealer,
-            share_len: context.share_len(),
+            share_len,
             frame: 0,
-            buffer: Vec::new(),
+            // A full frame and its tag: the buffer is reused, never regrown.
+            buffer: Vec::with_capacity(FRAME_RECORDS * (17 + share_len) + 16),
             buffered: 0,
         })
     }
@@ -139,23 +141,22 @@ impl StashWriter {
     }
 
     fn write_frame(&mut self, last: bool) -> Result<(), StashError> {
-        let plain = std::mem::take(&mut self.buffer);
-        let sealed = self
-            .sealer
-            .seal(self.frame, last, plain)
+        self.sealer
+            .seal_in_place(self.frame, last, &mut self.buffer)
             .map_err(|e| StashError::Bad {
                 object: self.object.clone(),
                 reason: e.to_string(),
             })?;
-        let len = u32::try_from(sealed.len()).map_err(|_| StashError::Bad {
+        let len = u32::try_from(self.buffer.len()).map_err(|_| StashError::Bad {
             object: self.object.clone(),
             reason: "frame too large".into(),
         })?;
         self.out
             .write_all(&[u8::from(last)])
             .and_then(|_| self.out.write_all(&len.to_be_bytes()))
-            .and_then(|_| self.out.write_all(&sealed))
+            .and_then(|_| self.out.write_all(&self.buffer))
             .map_err(|e| io_error(&self.object, e))?;
+        self.buffer.clear();
         self.frame += 1;
         self.buffered = 0;
         Ok(())

@@ -76,16 +76,16 @@ fn nonce(index: u64) -> Nonce {
 }
 
 impl FrameSealer {
-    pub fn seal(
+    /// Seals `buffer` in place, appending the tag (reserve 16 bytes to avoid a copy).
+    pub fn seal_in_place(
         &self,
         index: u64,
         last: bool,
-        mut plaintext: Vec<u8>,
-    ) -> Result<Vec<u8>, CryptoError> {
+        buffer: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
         self.key
-            .seal_in_place_append_tag(nonce(index), Aad::from([u8::from(last)]), &mut plaintext)
-            .map_err(|_| CryptoError::EncryptFailed)?;
-        Ok(plaintext)
+            .seal_in_place_append_tag(nonce(index), Aad::from([u8::from(last)]), buffer)
+            .map_err(|_| CryptoError::EncryptFailed)
     }
 
     pub fn open(
@@ -114,7 +114,8 @@ mod tests {
         let again = StashKey::from_text(&text).unwrap();
         let salt = StashKey::new_salt().unwrap();
         let s = key.file_sealer(&salt, b"batch-1").unwrap();
-        let sealed = s.seal(3, false, b"hello".to_vec()).unwrap();
+        let mut sealed = b"hello".to_vec();
+        s.seal_in_place(3, false, &mut sealed).unwrap();
         let o = again.file_sealer(&salt, b"batch-1").unwrap();
         assert_eq!(o.open(3, false, sealed.clone()).unwrap(), b"hello");
         assert!(o.open(4, false, sealed.clone()).is_err(), "moved frame");

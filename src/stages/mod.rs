@@ -23,29 +23,45 @@ pub const CHUNK: usize = 512;
 
 /// Streams a batch's packets in chunks: `judge` runs on every packet of a chunk in
 /// parallel (rayon), then `take` sees each packet with its verdict, in batch order.
-/// Only one chunk is in memory at a time.
+///
+/// Three steps overlap inside the pool so no core waits on another: reading (and hashing
+/// and decoding) chunk N+1, judging chunk N, and taking the verdicts of chunk N-1. At most
+/// three chunks are in memory.
 pub(crate) fn judge_in_chunks<P, T>(
     packets: &mut crate::batch::PacketStream<P>,
     judge: impl Fn(&P) -> T + Sync,
-    mut take: impl FnMut(&P, T) -> anyhow::Result<()>,
+    mut take: impl FnMut(&P, T) -> anyhow::Result<()> + Send,
     tick: Tick,
 ) -> anyhow::Result<()>
 where
-    P: crate::wire::Record + Sync,
+    P: crate::wire::Record + Send + Sync,
     T: Send,
 {
     use rayon::prelude::*;
-    loop {
-        let chunk = packets.next_chunk(CHUNK)?;
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        let verdicts: Vec<T> = chunk.par_iter().map(&judge).collect();
+    let mut take_all = |chunk: Vec<P>, verdicts: Vec<T>| -> anyhow::Result<()> {
         for (packet, verdict) in chunk.iter().zip(verdicts) {
             take(packet, verdict)?;
         }
         tick(chunk.len() as u64);
+        Ok(())
+    };
+    let mut judged: Option<(Vec<P>, Vec<T>)> = None;
+    let mut chunk = packets.next_chunk(CHUNK)?;
+    while !chunk.is_empty() {
+        let (next, (verdicts, taken)) = rayon::join(
+            || packets.next_chunk(CHUNK),
+            || {
+                rayon::join(
+                    || chunk.par_iter().map(&judge).collect::<Vec<T>>(),
+                    || judged.take().map_or(Ok(()), |(c, v)| take_all(c, v)),
+                )
+            },
+        );
+        taken?;
+        judged = Some((chunk, verdicts));
+        chunk = next?;
     }
+    judged.map_or(Ok(()), |(c, v)| take_all(c, v))
 }
 
 /// The ingestion batches of an aggregation (complete ones: the signature is written
