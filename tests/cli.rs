@@ -213,3 +213,14 @@ fn bench_reports_every_stage_as_json() {
         assert!(s["packets_per_second"].as_f64().unwrap() > 0.0, "{s}");
     }
 }
+
+#[test]
+fn the_readme_server_config_example_parses() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("```toml\n").expect("README has a toml example") + 8;
+    let end = start + readme[start..].find("```").unwrap();
+    let config: divvi::config::ServerConfig = toml::from_str(&readme[start..end]).unwrap();
+    assert!(config.stash_key.is_some());
+    assert_eq!(config.packet_keys.len(), 1);
+}
