@@ -5,7 +5,7 @@
 use crate::crypto::{
     PacketPrivateKey, PacketPublicKey, PacketScheme, SigningKey, StashKey, TrustSet, VerifyingKey,
 };
-use crate::store::{open_location, ObjectStore};
+use crate::store::{open_location, LocationConfig, ObjectStore};
 use crate::vdaf::ServerIndex;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -86,15 +86,15 @@ pub struct PacketKeyConfig {
 #[serde(deny_unknown_fields)]
 pub struct ServerLocations {
     /// Ingestion batches for this server, written by the ingestor.
-    pub ingestion: String,
+    pub ingestion: LocationConfig,
     /// This server's own storage: its validation batches.
-    pub own: String,
+    pub own: LocationConfig,
     /// Validation batches the peer writes for this server.
-    pub peer_inbox: String,
+    pub peer_inbox: LocationConfig,
     /// The peer's inbox, where this server writes its validation batches.
-    pub peer_outbox: String,
+    pub peer_outbox: LocationConfig,
     /// Where sum parts go (the portal's bucket).
-    pub sum_parts: String,
+    pub sum_parts: LocationConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,7 +124,7 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct IngestorServerConfig {
     pub server_index: ServerIndex,
-    pub ingestion: String,
+    pub ingestion: LocationConfig,
     pub packet_key_id: String,
     pub packet_scheme: PacketScheme,
     pub packet_public_key: String,
@@ -142,7 +142,7 @@ pub struct IngestorConfig {
 pub struct PortalServerConfig {
     pub server_index: ServerIndex,
     pub instance: String,
-    pub sum_parts: String,
+    pub sum_parts: LocationConfig,
     pub signing_keys: Vec<PublicKeyConfig>,
 }
 
@@ -151,7 +151,7 @@ pub struct PortalServerConfig {
 pub struct PortalConfig {
     pub servers: Vec<PortalServerConfig>,
     /// Where results (JSON and CSV) are written.
-    pub results: String,
+    pub results: LocationConfig,
 }
 
 /// Reads a TOML config; returns it with the folder relative paths are taken from.
@@ -172,7 +172,7 @@ pub fn read_config<T: serde::de::DeserializeOwned>(path: &Path) -> Result<(T, Pa
     Ok((config, base))
 }
 
-fn location(text: &str, base: &Path, what: &str) -> Result<Box<dyn ObjectStore>> {
+fn location(text: &LocationConfig, base: &Path, what: &str) -> Result<Box<dyn ObjectStore>> {
     open_location(text, base).map_err(|e| anyhow!("{what} location: {e}"))
 }
 

@@ -23,6 +23,8 @@ pub struct DemoOptions {
     pub batch_size: usize,
     pub invalid: usize,
     pub scheme: PacketScheme,
+    /// Local folders (the default) or buckets on an S3 endpoint.
+    pub layout: crate::keygen::Layout,
 }
 
 /// Shows progress of each stage; the CLI draws bars, tests pass `NoProgress`.
@@ -153,7 +155,7 @@ pub fn run_demo(options: &DemoOptions, progress: &dyn Progress) -> Result<DemoRe
     if options.invalid > options.reports {
         bail!("cannot spoil more reports than there are");
     }
-    let d: Deployment = keygen(&options.dir, options.scheme, "divvi-demo")?;
+    let d: Deployment = keygen(&options.dir, options.scheme, "divvi-demo", &options.layout)?;
     let ingestor = Ingestor::load(&d.ingestor)?;
     let servers = [Server::load(&d.servers[0])?, Server::load(&d.servers[1])?];
     let portal = Portal::load(&d.portal)?;

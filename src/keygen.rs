@@ -3,6 +3,7 @@
 
 use crate::config::*;
 use crate::crypto::{PacketPrivateKey, PacketScheme, SigningKey, StashKey};
+use crate::store::{LocationConfig, LocationSettings};
 use crate::vdaf::ServerIndex;
 use anyhow::{bail, Context, Result};
 use std::io::Write;
@@ -40,8 +41,72 @@ fn write_config<T: serde::Serialize>(path: &Path, what: &str, config: &T) -> Res
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Where the deployment's locations live.
+#[derive(Debug, Clone, Default)]
+pub enum Layout {
+    /// Folders under `buckets/` beside the configs.
+    #[default]
+    Local,
+    /// One bucket per location on an S3-compatible store.
+    S3(S3Layout),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct S3Layout {
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub path_style: bool,
+    /// Prepended to every bucket name (`{prefix}server0-ingestion`).
+    pub bucket_prefix: String,
+    /// Give each party's locations its own AWS profile (`ingestor`, `server0`,
+    /// `server0-to-server1` for the peer's inbox, `portal`, ...) instead of the default chain.
+    pub profiles: bool,
+}
+
+impl Layout {
+    fn location(&self, name: &str, party: &str) -> LocationConfig {
+        match self {
+            Layout::Local => LocationConfig::Url(format!("buckets/{name}")),
+            Layout::S3(s3) => LocationConfig::Detailed(LocationSettings {
+                url: format!("s3://{}{name}", s3.bucket_prefix),
+                region: Some(s3.region.clone()),
+                endpoint: s3.endpoint.clone(),
+                path_style: s3.path_style,
+                profile: s3.profiles.then(|| party.to_string()),
+                role_arn: None,
+            }),
+        }
+    }
+
+    /// The bucket names an S3 layout uses (to create them, or grant access).
+    pub fn bucket_names(&self) -> Vec<String> {
+        let prefix = match self {
+            Layout::Local => "",
+            Layout::S3(s3) => s3.bucket_prefix.as_str(),
+        };
+        [
+            "server0-ingestion",
+            "server0-own",
+            "server0-peer-inbox",
+            "server1-ingestion",
+            "server1-own",
+            "server1-peer-inbox",
+            "portal-sum-parts",
+            "portal-results",
+        ]
+        .iter()
+        .map(|n| format!("{prefix}{n}"))
+        .collect()
+    }
+}
+
 /// Creates `dir` (which must not exist or be empty) holding `keys/` and four configs.
-pub fn keygen(dir: &Path, scheme: PacketScheme, instance: &str) -> Result<Deployment> {
+pub fn keygen(
+    dir: &Path,
+    scheme: PacketScheme,
+    instance: &str,
+    layout: &Layout,
+) -> Result<Deployment> {
     crate::batch::validate_name("instance", instance).map_err(|e| anyhow::anyhow!(e))?;
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
         bail!(
@@ -104,8 +169,9 @@ pub fn keygen(dir: &Path, scheme: PacketScheme, instance: &str) -> Result<Deploy
         });
     }
 
-    let bucket = |name: &str| format!("buckets/{name}");
-    let sum_parts = bucket("portal-sum-parts");
+    // `party` is who reaches the location: with S3 profiles, each party has its own.
+    let bucket = |name: &str, party: &str| layout.location(name, party);
+    let sum_parts = |party: &str| bucket("portal-sum-parts", party);
     let server_config = |n: usize| {
         let me = format!("server{n}");
         let peer = format!("server{}", 1 - n);
@@ -117,11 +183,12 @@ pub fn keygen(dir: &Path, scheme: PacketScheme, instance: &str) -> Result<Deploy
             },
             instance: instance.to_string(),
             locations: ServerLocations {
-                ingestion: bucket(&format!("{me}-ingestion")),
-                own: bucket(&format!("{me}-own")),
-                peer_inbox: bucket(&format!("{me}-peer-inbox")),
-                peer_outbox: bucket(&format!("{peer}-peer-inbox")),
-                sum_parts: sum_parts.clone(),
+                ingestion: bucket(&format!("{me}-ingestion"), &me),
+                own: bucket(&format!("{me}-own"), &me),
+                peer_inbox: bucket(&format!("{me}-peer-inbox"), &me),
+                // The peer's inbox, reached with the credentials the peer granted.
+                peer_outbox: bucket(&format!("{peer}-peer-inbox"), &format!("{me}-to-{peer}")),
+                sum_parts: sum_parts(&me),
             },
             signing_key: if n == 0 {
                 s0_key.clone()
@@ -149,7 +216,7 @@ pub fn keygen(dir: &Path, scheme: PacketScheme, instance: &str) -> Result<Deploy
                 } else {
                     ServerIndex::One
                 },
-                ingestion: bucket(&format!("server{n}-ingestion")),
+                ingestion: bucket(&format!("server{n}-ingestion"), "ingestor"),
                 packet_key_id: packet_public[n].0.clone(),
                 packet_scheme: scheme,
                 packet_public_key: packet_public[n].1.clone(),
@@ -161,17 +228,17 @@ pub fn keygen(dir: &Path, scheme: PacketScheme, instance: &str) -> Result<Deploy
             PortalServerConfig {
                 server_index: ServerIndex::Zero,
                 instance: instance.to_string(),
-                sum_parts: sum_parts.clone(),
+                sum_parts: sum_parts("portal"),
                 signing_keys: vec![s0_pub.clone()],
             },
             PortalServerConfig {
                 server_index: ServerIndex::One,
                 instance: instance.to_string(),
-                sum_parts: sum_parts.clone(),
+                sum_parts: sum_parts("portal"),
                 signing_keys: vec![s1_pub.clone()],
             },
         ],
-        results: bucket("portal-results"),
+        results: bucket("portal-results", "portal"),
     };
     let d = Deployment {
         dir: dir.to_path_buf(),

@@ -29,6 +29,7 @@ fn fastavro_reads_every_file_divvi_writes_as_the_same_records() {
         batch_size: 15,
         invalid: 3,
         scheme: PacketScheme::Hpke,
+        layout: Default::default(),
     };
     assert!(run_demo(&options, &NoProgress).unwrap().matches());
     let mut all = Vec::new();

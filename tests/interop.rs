@@ -71,11 +71,11 @@ fn fixture_server(index: ServerIndex, dir: &Path, own: &Path, peer_inbox: &Path)
         server_index: index,
         instance: "local-test".into(),
         locations: ServerLocations {
-            ingestion: f.join(format!("{me}-out")).display().to_string(),
-            own: own.display().to_string(),
-            peer_inbox: peer_inbox.display().to_string(),
-            peer_outbox: dir.join("outbox").display().to_string(),
-            sum_parts: dir.join("sum-parts").display().to_string(),
+            ingestion: f.join(format!("{me}-out")).display().to_string().into(),
+            own: own.display().to_string().into(),
+            peer_inbox: peer_inbox.display().to_string().into(),
+            peer_outbox: dir.join("outbox").display().to_string().into(),
+            sum_parts: dir.join("sum-parts").display().to_string().into(),
         },
         signing_key: SigningKeyConfig {
             id: format!("{me}-signing-key"),
@@ -208,17 +208,17 @@ fn collect_of_the_original_sum_parts() {
             PortalServerConfig {
                 server_index: ServerIndex::Zero,
                 instance: "local-test".into(),
-                sum_parts: f.join("pha-sum-parts").display().to_string(),
+                sum_parts: f.join("pha-sum-parts").display().to_string().into(),
                 signing_keys: vec![public("pha-signing-key", PHA_SIGNING)],
             },
             PortalServerConfig {
                 server_index: ServerIndex::One,
                 instance: "local-test".into(),
-                sum_parts: f.join("facil-sum-parts").display().to_string(),
+                sum_parts: f.join("facil-sum-parts").display().to_string().into(),
                 signing_keys: vec![public("facil-signing-key", FACIL_SIGNING)],
             },
         ],
-        results: dir.path().join("results").display().to_string(),
+        results: dir.path().join("results").display().to_string().into(),
     };
     let portal = Portal::from_config(&portal, dir.path()).unwrap();
     let result = collect::collect(&portal, AGGREGATION, &window()).unwrap();

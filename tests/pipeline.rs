@@ -21,6 +21,7 @@ fn ground_truth(bins: usize, reports: usize, batch_size: usize, scheme: PacketSc
         batch_size,
         invalid: 3,
         scheme,
+        layout: Default::default(),
     };
     let report = run_demo(&options, &NoProgress).unwrap();
     assert_eq!(report.histogram, report.truth, "bins {bins} {scheme}");

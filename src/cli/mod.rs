@@ -107,6 +107,46 @@ struct DemoArgs {
     invalid: usize,
     #[arg(long, default_value = "ecies")]
     scheme: PacketScheme,
+    #[command(flatten)]
+    layout: LayoutArgs,
+}
+
+/// Where keygen (and the demo) put the locations: local folders unless an S3 endpoint or
+/// region is given.
+#[derive(Args)]
+struct LayoutArgs {
+    /// Use buckets on this S3-compatible endpoint (e.g. http://127.0.0.1:8333).
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// Use buckets on AWS S3 in this region (or the endpoint's region).
+    #[arg(long)]
+    s3_region: Option<String>,
+    /// Path-style addressing (most S3-compatible servers need it).
+    #[arg(long)]
+    s3_path_style: bool,
+    /// Prefix of every bucket name.
+    #[arg(long, default_value = "divvi-")]
+    s3_bucket_prefix: String,
+    /// Reach each party's locations with its own AWS profile (ingestor, server0,
+    /// server0-to-server1, server1, server1-to-server0, portal).
+    #[arg(long)]
+    s3_profiles: bool,
+}
+
+impl LayoutArgs {
+    fn layout(&self) -> divvi::keygen::Layout {
+        use divvi::keygen::{Layout, S3Layout};
+        if self.s3_endpoint.is_none() && self.s3_region.is_none() {
+            return Layout::Local;
+        }
+        Layout::S3(S3Layout {
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone().unwrap_or_else(|| "us-east-1".into()),
+            path_style: self.s3_path_style,
+            bucket_prefix: self.s3_bucket_prefix.clone(),
+            profiles: self.s3_profiles,
+        })
+    }
 }
 
 #[derive(Args)]
@@ -120,6 +160,8 @@ struct KeygenArgs {
     /// Deployment name, the first part of sum-part object names.
     #[arg(long, default_value = "divvi")]
     instance: String,
+    #[command(flatten)]
+    layout: LayoutArgs,
 }
 
 #[derive(Args)]
@@ -198,7 +240,7 @@ pub fn run() -> Result<ExitCode> {
     match cli.command {
         Command::Demo(a) => demo(a),
         Command::Keygen(a) => {
-            let d = divvi::keygen::keygen(&a.out, a.scheme, &a.instance)?;
+            let d = divvi::keygen::keygen(&a.out, a.scheme, &a.instance, &a.layout.layout())?;
             out!("wrote keys to {}/keys and configs:", d.dir.display());
             for p in [&d.ingestor, &d.servers[0], &d.servers[1], &d.portal] {
                 out!("  {}", p.display());
@@ -396,6 +438,7 @@ fn demo(a: DemoArgs) -> Result<ExitCode> {
         batch_size: a.batch_size,
         invalid: a.invalid,
         scheme: a.scheme,
+        layout: a.layout.layout(),
     };
     if options.batch_size == 0 {
         bail!("--batch-size must be positive");

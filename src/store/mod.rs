@@ -6,12 +6,15 @@
 
 mod key;
 mod local;
+mod location;
+mod s3;
 
 pub use key::validate_key;
 pub use local::LocalStore;
+pub use location::{open_location, LocationConfig, LocationSettings};
+pub use s3::S3Store;
 
 use std::io::{Read, Write};
-use std::path::Path;
 
 /// What went wrong with an object, naming the operation, the object and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +34,9 @@ pub enum StoreErrorKind {
     BadKey(String),
     #[error("object is {size} bytes, over the limit of {limit} bytes")]
     TooLarge { size: u64, limit: u64 },
+    /// The storage service refused or failed (its error code and message).
+    #[error("{0}")]
+    Service(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -97,25 +103,4 @@ pub fn put_bytes(store: &dyn ObjectStore, key: &str, bytes: &[u8]) -> Result<(),
         kind: StoreErrorKind::Io(e),
     })?;
     w.commit()
-}
-
-/// Opens a location given as text: a local folder (`./dir`, `/abs/dir`, `file:///abs/dir`).
-/// Relative folders are taken relative to `base` (the directory of the config file).
-pub fn open_location(text: &str, base: &Path) -> Result<Box<dyn ObjectStore>, String> {
-    if let Some(rest) = text.strip_prefix("s3://") {
-        return Err(format!(
-            "location s3://{rest}: S3 locations are not supported by this build yet"
-        ));
-    }
-    let path = text.strip_prefix("file://").unwrap_or(text);
-    if path.is_empty() {
-        return Err("empty location".into());
-    }
-    let path = Path::new(path);
-    let full = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base.join(path)
-    };
-    Ok(Box::new(LocalStore::new(full)))
 }

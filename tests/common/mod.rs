@@ -23,7 +23,7 @@ pub struct Deployment {
 
 pub fn deployment(scheme: PacketScheme) -> Deployment {
     let dir = tempfile::tempdir().unwrap();
-    let paths = keygen(&dir.path().join("d"), scheme, "test").unwrap();
+    let paths = keygen(&dir.path().join("d"), scheme, "test", &Default::default()).unwrap();
     Deployment {
         ingestor: Ingestor::load(&paths.ingestor).unwrap(),
         servers: [
