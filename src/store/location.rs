@@ -139,7 +139,13 @@ async fn s3_client(s: &LocationSettings) -> aws_sdk_s3::Client {
                 .build(),
         );
     if let Some(profile) = &s.profile {
-        loader = loader.profile_name(profile);
+        // This location's credentials come from its profile only: environment credentials
+        // must not silently stand in for what a peer granted.
+        loader = loader.profile_name(profile).credentials_provider(
+            aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .profile_name(profile)
+                .build(),
+        );
     }
     if let Some(endpoint) = &s.endpoint {
         loader = loader.endpoint_url(endpoint);
@@ -158,4 +164,50 @@ async fn s3_client(s: &LocationSettings) -> aws_sdk_s3::Client {
         config = config.credentials_provider(provider);
     }
     aws_sdk_s3::Client::from_conf(config.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse_as_text_or_table() {
+        #[derive(Deserialize)]
+        struct C {
+            a: LocationConfig,
+            b: LocationConfig,
+        }
+        let c: C = toml::from_str(
+            "a = \"s3://bucket/prefix\"\n[b]\nurl = \"s3://other\"\nregion = \"eu-west-1\"\nendpoint = \"http://127.0.0.1:8333\"\npath_style = true\nprofile = \"p\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.a.settings().url, "s3://bucket/prefix");
+        let b = c.b.settings();
+        assert_eq!(
+            (b.region.as_deref(), b.path_style, b.profile.as_deref()),
+            (Some("eu-west-1"), true, Some("p"))
+        );
+        let bad: Result<C, _> = toml::from_str("a = \"x\"\n[b]\nurl = \"s3://o\"\nsurprise = 1\n");
+        assert!(bad.is_err(), "unknown settings are refused");
+    }
+
+    #[test]
+    fn local_locations_refuse_s3_settings_and_s3_needs_a_bucket() {
+        let base = Path::new("/tmp");
+        let local = LocationConfig::Detailed(LocationSettings {
+            url: "dir".into(),
+            profile: Some("p".into()),
+            ..Default::default()
+        });
+        assert!(open_location(&local, base)
+            .err()
+            .unwrap()
+            .contains("s3:// locations only"));
+        assert!(open_location(&"s3:///x".into(), base)
+            .err()
+            .unwrap()
+            .contains("no bucket"));
+        let store = open_location(&"rel/dir".into(), base).unwrap();
+        assert_eq!(store.describe("k"), "file:///tmp/rel/dir/k");
+    }
 }

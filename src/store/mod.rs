@@ -22,7 +22,7 @@ use std::io::{Read, Write};
 pub struct StoreError {
     pub op: &'static str,
     pub object: String,
-    #[source]
+    // Not a `#[source]`: the message already says it, and chains would repeat it.
     pub kind: StoreErrorKind,
 }
 

@@ -11,6 +11,7 @@
 //!   the SDK's default CRC32 trailers on uploads.
 
 use super::{ObjectStore, ObjectWriter, StoreError, StoreErrorKind};
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -46,28 +47,22 @@ pub struct S3Store {
     prefix: String,
 }
 
-/// The error an SDK call returned, with its S3 error code when there is one.
-fn service_error<E, R>(op: &'static str, object: String, err: SdkError<E, R>) -> StoreError
+/// The error an SDK call returned: its S3 error code and message, or, where the response
+/// had no body (HEAD), what its HTTP status means.
+fn service_error<E>(op: &'static str, object: String, err: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
-    let status = match &err {
-        SdkError::ServiceError(e) => Some(format!("{:?}", e.raw())),
-        _ => None,
-    };
-    let kind = match (err.code(), &err) {
-        (Some("NoSuchKey" | "NotFound"), _) => StoreErrorKind::NotFound,
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let kind = match (err.code(), status) {
+        (Some("NoSuchKey" | "NotFound"), _) | (None, Some(404)) => StoreErrorKind::NotFound,
         (Some(code), _) => StoreErrorKind::Service(format!(
             "{code}{}",
             err.message().map(|m| format!(": {m}")).unwrap_or_default()
         )),
-        (None, SdkError::ServiceError(_))
-            if status.as_deref().is_some_and(|s| s.contains("404")) =>
-        {
-            StoreErrorKind::NotFound
-        }
-        (None, _) => {
+        (None, Some(403)) => StoreErrorKind::Service("AccessDenied (HTTP 403)".into()),
+        (None, Some(status)) => StoreErrorKind::Service(format!("HTTP {status}")),
+        (None, None) => {
             StoreErrorKind::Service(aws_sdk_s3::error::DisplayErrorContext(&err).to_string())
         }
     };

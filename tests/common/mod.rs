@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod seaweed;
+
 use divvi::batch::{truncate_to_minute, Window};
 use divvi::config::{Ingestor, Portal, Server};
 use divvi::crypto::PacketScheme;

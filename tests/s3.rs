@@ -1,0 +1,461 @@
+//! The pipeline over a real S3-compatible server (SeaweedFS on loopback), with separate
+//! credentials for the ingestor, each server, each server's grant to its peer, and the
+//! portal. Every test starts its own server and runs the `divvi` binary as a user would.
+
+mod common;
+
+use common::seaweed::{aws_env, Seaweed};
+use rand::RngExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const TIME: &str = "202611241200";
+
+fn divvi(args: &[&str]) -> Output {
+    aws_env();
+    Command::new(env!("CARGO_BIN_EXE_divvi"))
+        .args(args)
+        .output()
+        .expect("run divvi")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = divvi(args);
+    assert!(
+        out.status.success(),
+        "divvi {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Random one-hot reports as CSV; returns the file and the true histogram.
+fn reports(dir: &Path, n: usize, bins: usize) -> (PathBuf, Vec<u64>) {
+    let mut rng = rand::rng();
+    let mut truth = vec![0u64; bins];
+    let mut csv = String::new();
+    for _ in 0..n {
+        let b = rng.random_range(0..bins);
+        truth[b] += 1;
+        let row: Vec<&str> = (0..bins).map(|i| if i == b { "1" } else { "0" }).collect();
+        csv.push_str(&row.join(","));
+        csv.push('\n');
+    }
+    let path = dir.join(format!("reports-{n}-{bins}.csv"));
+    std::fs::write(&path, csv).unwrap();
+    (path, truth)
+}
+
+fn keygen(out: &Path, weed: Option<&Seaweed>) {
+    let mut args = vec![
+        "keygen".to_string(),
+        "--out".into(),
+        s(out),
+        "--scheme".into(),
+        "ecies".into(),
+    ];
+    if let Some(w) = weed {
+        args.extend(w.keygen_flags());
+    }
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+fn ingest(d: &Path, input: &Path, bins: usize, batch_size: usize) {
+    ok(&[
+        "ingest",
+        "--config",
+        &s(&d.join("ingestor.toml")),
+        "--input",
+        &s(input),
+        "--aggregation",
+        "s3-test",
+        "--bins",
+        &bins.to_string(),
+        "--batch-size",
+        &batch_size.to_string(),
+        "--time",
+        TIME,
+    ]);
+}
+
+fn intake(d: &Path, server: usize) -> String {
+    ok(&[
+        "intake",
+        "--config",
+        &s(&d.join(format!("server{server}.toml"))),
+        "--aggregation",
+        "s3-test",
+    ])
+}
+
+fn window_args(config: &str) -> Vec<&str> {
+    vec![
+        "--config",
+        config,
+        "--aggregation",
+        "s3-test",
+        "--start",
+        TIME,
+        "--end",
+        TIME,
+    ]
+}
+
+fn aggregate(d: &Path, server: usize) -> String {
+    let config = s(&d.join(format!("server{server}.toml")));
+    let mut args = vec!["aggregate"];
+    args.extend(window_args(&config));
+    ok(&args)
+}
+
+/// Collects and returns the histogram from the printed table.
+fn collect(d: &Path) -> Vec<u64> {
+    let config = s(&d.join("portal.toml"));
+    let mut args = vec!["collect"];
+    args.extend(window_args(&config));
+    ok(&args)
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+        .collect()
+}
+
+fn run_pipeline(d: &Path, input: &Path, bins: usize, batch_size: usize) -> Vec<u64> {
+    ingest(d, input, bins, batch_size);
+    for n in 0..2 {
+        intake(d, n);
+    }
+    for n in 0..2 {
+        aggregate(d, n);
+    }
+    collect(d)
+}
+
+#[test]
+fn the_pipeline_over_s3_gives_the_same_result_as_over_local_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let weed = Seaweed::start(&dir.path().join("weed"), "same-");
+    let (input, truth) = reports(dir.path(), 3000, 8);
+    keygen(&dir.path().join("s3"), Some(&weed));
+    keygen(&dir.path().join("local"), None);
+    let over_s3 = run_pipeline(&dir.path().join("s3"), &input, 8, 1000);
+    let local = run_pipeline(&dir.path().join("local"), &input, 8, 1000);
+    assert_eq!(over_s3, truth);
+    assert_eq!(over_s3, local);
+    // The result objects are in the portal's results bucket, not on local disk.
+    assert!(!dir.path().join("s3/buckets").exists());
+    let results =
+        divvi::store::open_location(&weed.location("portal-results", "portal"), dir.path())
+            .unwrap();
+    let keys = results.list("s3-test/").unwrap();
+    assert_eq!(
+        keys,
+        vec![
+            format!("s3-test/{TIME}-{TIME}.result.csv"),
+            format!("s3-test/{TIME}-{TIME}.result.json")
+        ]
+    );
+}
+
+/// Rewrites one location of a config to be reached with another party's credentials.
+fn with_profile(config: &Path, location: &[&str], profile: &str, out: &Path) {
+    let mut v: toml::Value = toml::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
+    let mut t = &mut v;
+    for k in location {
+        t = t
+            .get_mut(*k)
+            .unwrap_or_else(|| panic!("no {k} in {}", config.display()));
+    }
+    t.as_table_mut()
+        .unwrap()
+        .insert("profile".into(), profile.into());
+    std::fs::write(out, toml::to_string(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn a_party_acting_outside_its_grant_is_denied_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let weed = Seaweed::start(&dir.path().join("weed"), "deny-");
+    let d = dir.path().join("d");
+    keygen(&d, Some(&weed));
+    let (input, _) = reports(dir.path(), 50, 4);
+    ingest(&d, &input, 4, 100);
+    intake(&d, 0);
+
+    // Server 1 writing into server 0's ingestion bucket (an ingestor config with server
+    // 1's credentials for server 0's bucket).
+    let forged = d.join("forged-ingestor.toml");
+    let mut v: toml::Value =
+        toml::from_str(&std::fs::read_to_string(d.join("ingestor.toml")).unwrap()).unwrap();
+    v["servers"][0]["ingestion"]
+        .as_table_mut()
+        .unwrap()
+        .insert("profile".into(), "server1".into());
+    std::fs::write(&forged, toml::to_string(&v).unwrap()).unwrap();
+    let out = divvi(&[
+        "ingest",
+        "--config",
+        &s(&forged),
+        "--input",
+        &s(&input),
+        "--aggregation",
+        "s3-test",
+        "--bins",
+        "4",
+        "--time",
+        TIME,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("AccessDenied")
+            && err.contains("writing s3://deny-server0-ingestion/s3-test/"),
+        "{err}"
+    );
+
+    // The ingestor reading a validation batch (server 0's own bucket, ingestor credentials).
+    let snooping = d.join("snooping-server0.toml");
+    with_profile(
+        &d.join("server0.toml"),
+        &["locations", "own"],
+        "ingestor",
+        &snooping,
+    );
+    let config = s(&snooping);
+    let mut args = vec!["aggregate"];
+    args.extend(window_args(&config));
+    let out = divvi(&args);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("AccessDenied")
+            && err.contains("s3://deny-server0-own/s3-test/")
+            && err.contains("validity_0"),
+        "{err}"
+    );
+
+    // And directly: the ingestor cannot list or read what the servers keep.
+    let own =
+        divvi::store::open_location(&weed.location("server0-own", "ingestor"), dir.path()).unwrap();
+    let e = own.list("s3-test/").unwrap_err().to_string();
+    assert!(
+        e.contains("AccessDenied") && e.contains("listing s3://deny-server0-own/"),
+        "{e}"
+    );
+}
+
+/// Peak resident memory of a child process, polled until it exits.
+fn peak_rss_of(mut cmd: Command) -> (bool, u64) {
+    aws_env();
+    let mut child = cmd.spawn().unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&status_file) {
+            if let Some(kib) = status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+            {
+                peak = peak.max(kib * 1024);
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.success(), peak);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_200000_packet_batch_goes_through_intake_over_s3_with_flat_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let weed = Seaweed::start(&dir.path().join("weed"), "big-");
+    let d = dir.path().join("d");
+    keygen(&d, Some(&weed));
+    let mut peaks = Vec::new();
+    for (n, aggregation) in [(20_000, "small"), (200_000, "large")] {
+        let (input, _) = reports(dir.path(), n, 16);
+        ok(&[
+            "ingest",
+            "--config",
+            &s(&d.join("ingestor.toml")),
+            "--input",
+            &s(&input),
+            "--aggregation",
+            aggregation,
+            "--bins",
+            "16",
+            "--batch-size",
+            &n.to_string(),
+            "--time",
+            TIME,
+        ]);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_divvi"));
+        cmd.args([
+            "intake",
+            "--config",
+            &s(&d.join("server0.toml")),
+            "--aggregation",
+            aggregation,
+        ]);
+        let (success, peak) = peak_rss_of(cmd);
+        assert!(success, "intake of {n} packets failed");
+        peaks.push(peak);
+    }
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    eprintln!(
+        "intake peak RSS over S3: 20,000 packets {:.0} MiB, 200,000 packets {:.0} MiB",
+        mib(peaks[0]),
+        mib(peaks[1])
+    );
+    // Ten times the packets, not ten times the memory: the batch streams through.
+    assert!(
+        peaks[1] < peaks[0] + (32 << 20),
+        "peaks {:?}",
+        peaks.iter().map(|&p| mib(p)).collect::<Vec<_>>()
+    );
+    assert!(peaks[1] < 256 << 20);
+    // The validation (and the stash, sent in multipart) arrived whole: aggregate agrees.
+    ok(&[
+        "intake",
+        "--config",
+        &s(&d.join("server1.toml")),
+        "--aggregation",
+        "large",
+    ]);
+    let config = s(&d.join("server0.toml"));
+    let out = ok(&[
+        "aggregate",
+        "--config",
+        &config,
+        "--aggregation",
+        "large",
+        "--start",
+        TIME,
+        "--end",
+        TIME,
+    ]);
+    assert!(out.contains("\"valid\": 200000"), "{out}");
+}
+
+#[test]
+fn the_server_stopping_mid_intake_fails_cleanly_and_a_rerun_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut weed = Seaweed::start(&dir.path().join("weed"), "crash-");
+    let d = dir.path().join("d");
+    keygen(&d, Some(&weed));
+    let (input, truth) = reports(dir.path(), 150_000, 16);
+    ingest(&d, &input, 16, 150_000);
+
+    // Start server 0's intake, and kill the S3 server once it is busy.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_divvi"))
+        .args([
+            "intake",
+            "--config",
+            &s(&d.join("server0.toml")),
+            "--aggregation",
+            "s3-test",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stat = format!("/proc/{}/stat", child.id());
+    let started = Instant::now();
+    loop {
+        // utime (field 14) in clock ticks: wait for a quarter second of CPU.
+        let busy = std::fs::read_to_string(&stat)
+            .ok()
+            .and_then(|s| {
+                s.rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().nth(11))
+                    .and_then(|t| t.parse::<u64>().ok())
+            })
+            .is_some_and(|ticks| ticks >= 25);
+        if busy || started.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "intake finished before the server was stopped"
+    );
+    weed.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !out.status.success(),
+        "intake must fail when its store goes away"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("s3://crash-server0-"),
+        "the error names the object: {err}"
+    );
+    eprintln!("intake with its S3 server gone: {}", err.trim());
+
+    // After a restart nothing partial is visible: no validation, no stash, in any bucket.
+    weed.restart();
+    // SeaweedFS serves reads only once its volumes are loaded again.
+    let ingestion =
+        divvi::store::open_location(&weed.location("server0-ingestion", "server0"), dir.path())
+            .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let sig = ingestion
+        .list("s3-test/")
+        .unwrap()
+        .into_iter()
+        .find(|k| k.ends_with(".sig"))
+        .unwrap();
+    while divvi::store::get_bytes(ingestion.as_ref(), &sig, 1 << 20).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "SeaweedFS did not serve its data again after the restart"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for (bucket, party) in [("server0-own", "server0"), ("portal-sum-parts", "portal")] {
+        let store = divvi::store::open_location(&weed.location(bucket, party), dir.path()).unwrap();
+        assert_eq!(store.list("").unwrap(), Vec::<String>::new(), "{bucket}");
+    }
+    let inbox =
+        divvi::store::open_location(&weed.location("server1-peer-inbox", "server1"), dir.path())
+            .unwrap();
+    assert_eq!(inbox.list("").unwrap(), Vec::<String>::new());
+
+    // The rerun finishes the work with the right result.
+    assert_eq!(intake(&d, 0).lines().count(), 1);
+    intake(&d, 1);
+    aggregate(&d, 0);
+    aggregate(&d, 1);
+    assert_eq!(collect(&d), truth);
+}
+
+#[test]
+fn the_demo_runs_on_an_s3_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let weed = Seaweed::start(&dir.path().join("weed"), "demo-");
+    let mut args = vec![
+        "demo".to_string(),
+        "--dir".into(),
+        s(&dir.path().join("demo")),
+        "--reports".into(),
+        "2000".into(),
+        "--batch-size".into(),
+        "700".into(),
+    ];
+    args.extend(weed.keygen_flags());
+    let out = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.contains("OK: the histogram matches the truth"), "{out}");
+    let results =
+        divvi::store::open_location(&weed.location("portal-results", "portal"), dir.path())
+            .unwrap();
+    assert_eq!(results.list("demo-histogram/").unwrap().len(), 2);
+}
