@@ -1,24 +1,9 @@
 //! The `divvi` binary as a user runs it: real processes, real config files, real folders.
 
+mod common;
+
+use common::{divvi, ok};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn divvi(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_divvi"))
-        .args(args)
-        .output()
-        .expect("run divvi")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = divvi(args);
-    assert!(
-        out.status.success(),
-        "divvi {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()

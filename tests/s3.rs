@@ -5,30 +5,13 @@
 mod common;
 
 use common::seaweed::{aws_env, Seaweed};
+use common::{divvi, ok};
 use rand::RngExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const TIME: &str = "202611241200";
-
-fn divvi(args: &[&str]) -> Output {
-    aws_env();
-    Command::new(env!("CARGO_BIN_EXE_divvi"))
-        .args(args)
-        .output()
-        .expect("run divvi")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = divvi(args);
-    assert!(
-        out.status.success(),
-        "divvi {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn s(p: &Path) -> String {
     p.display().to_string()

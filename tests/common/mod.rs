@@ -3,6 +3,25 @@
 
 pub mod seaweed;
 
+/// Runs the `divvi` binary.
+pub fn divvi(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_divvi"))
+        .args(args)
+        .output()
+        .expect("run divvi")
+}
+
+/// Runs the `divvi` binary, which must succeed; returns its standard output.
+pub fn ok(args: &[&str]) -> String {
+    let out = divvi(args);
+    assert!(
+        out.status.success(),
+        "divvi {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 use divvi::batch::{truncate_to_minute, Window};
 use divvi::config::{Ingestor, Portal, Server};
 use divvi::crypto::PacketScheme;

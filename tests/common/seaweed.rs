@@ -52,17 +52,6 @@ const GRANTS: &[(&str, &[Grant])] = &[
     ),
 ];
 
-pub const BUCKETS: &[&str] = &[
-    "server0-ingestion",
-    "server0-own",
-    "server0-peer-inbox",
-    "server1-ingestion",
-    "server1-own",
-    "server1-peer-inbox",
-    "portal-sum-parts",
-    "portal-results",
-];
-
 /// The AWS side of the tests: one credentials file with a profile per party, the same
 /// keys for every server this test binary starts, set in the environment once (before any
 /// client reads it) so in-process clients and child processes alike find them.
@@ -232,8 +221,11 @@ impl Seaweed {
                     .build(),
             )
         });
-        for bucket in BUCKETS {
-            let name = format!("{}{bucket}", self.bucket_prefix);
+        let layout = divvi::keygen::Layout::S3(divvi::keygen::S3Layout {
+            bucket_prefix: self.bucket_prefix.clone(),
+            ..Default::default()
+        });
+        for name in layout.bucket_names() {
             loop {
                 let created = rt.block_on(client.create_bucket().bucket(&name).send());
                 let exists = match &created {
