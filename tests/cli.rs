@@ -2,8 +2,21 @@
 
 mod common;
 
-use common::{divvi, ok};
+use common::{divvi, ok, test_time};
 use std::path::Path;
+
+/// The test time as the folders of a batch's objects (`YYYY/mm/dd/HH/MM`).
+fn date_path() -> String {
+    let t = test_time();
+    format!(
+        "{}/{}/{}/{}/{}",
+        &t[..4],
+        &t[4..6],
+        &t[6..8],
+        &t[8..10],
+        &t[10..]
+    )
+}
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
@@ -48,7 +61,7 @@ fn each_command_by_hand() {
         "--bins",
         "4",
         "--time",
-        "202611241200",
+        test_time(),
     ];
     let mut args = vec!["ingest", "--config", &ingestor];
     let csv_arg = p(&csv).to_string();
@@ -71,9 +84,12 @@ fn each_command_by_hand() {
     // A report that is not 0/1 is refused, naming file and line, and nothing is written.
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "1,0,0,0\n0,2,0,0\n").unwrap();
-    let before = std::fs::read_dir(d.join("buckets/server0-ingestion/cli-test/2026/11/24/12/00"))
-        .unwrap()
-        .count();
+    let before = std::fs::read_dir(
+        d.join("buckets/server0-ingestion/cli-test")
+            .join(date_path()),
+    )
+    .unwrap()
+    .count();
     let mut args = vec!["ingest", "--config", &ingestor, "--input", p(&bad)];
     args.extend(common);
     let out = divvi(&args);
@@ -83,9 +99,12 @@ fn each_command_by_hand() {
         err.contains("bad.csv:2") && err.contains("not 0 or 1"),
         "{err}"
     );
-    let after = std::fs::read_dir(d.join("buckets/server0-ingestion/cli-test/2026/11/24/12/00"))
-        .unwrap()
-        .count();
+    let after = std::fs::read_dir(
+        d.join("buckets/server0-ingestion/cli-test")
+            .join(date_path()),
+    )
+    .unwrap()
+    .count();
     assert_eq!(before, after, "a refused input leaves no objects");
 
     for server in ["server0.toml", "server1.toml"] {
@@ -106,9 +125,9 @@ fn each_command_by_hand() {
             "--aggregation",
             "cli-test",
             "--start",
-            "202611241200",
+            test_time(),
             "--end",
-            "202611241200",
+            test_time(),
         ]);
     }
     let out = ok(&[
@@ -118,9 +137,9 @@ fn each_command_by_hand() {
         "--aggregation",
         "cli-test",
         "--start",
-        "202611241200",
+        test_time(),
         "--end",
-        "202611241200",
+        test_time(),
     ]);
     // Truth: 1001 + 0100 + 0110 + 0001 + 0000 + 1111 = 2 3 2 3
     let counts: Vec<&str> = out
@@ -129,9 +148,10 @@ fn each_command_by_hand() {
         .map(|l| l.split_whitespace().nth(1).unwrap())
         .collect();
     assert_eq!(counts, ["2", "3", "2", "3"], "{out}");
-    let json = std::fs::read_to_string(
-        d.join("buckets/portal-results/cli-test/202611241200-202611241200.result.json"),
-    )
+    let json = std::fs::read_to_string(d.join(format!(
+        "buckets/portal-results/cli-test/{t}-{t}.result.json",
+        t = test_time()
+    )))
     .unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["histogram"], serde_json::json!([2, 3, 2, 3]));
@@ -208,4 +228,69 @@ fn the_readme_server_config_example_parses() {
     let config: divvi::config::ServerConfig = toml::from_str(&readme[start..end]).unwrap();
     assert!(config.stash_key.is_some());
     assert_eq!(config.packet_keys.len(), 1);
+}
+
+#[test]
+fn an_incomplete_batch_is_waited_for_then_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("deploy");
+    ok(&["keygen", "--out", p(&d)]);
+    let input = dir.path().join("r.csv");
+    std::fs::write(&input, "1,0\n0,1\n").unwrap();
+    let ingestor = d.join("ingestor.toml");
+    ok(&[
+        "ingest",
+        "--config",
+        p(&ingestor),
+        "--input",
+        p(&input),
+        "--aggregation",
+        "late",
+        "--bins",
+        "2",
+        "--time",
+        test_time(),
+    ]);
+    // The ingestor has not written the signature yet: the batch is incomplete.
+    let folder = d.join("buckets/server0-ingestion/late").join(date_path());
+    let sig = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".batch.sig"))
+        .unwrap();
+    let held = std::fs::read(&sig).unwrap();
+    std::fs::remove_file(&sig).unwrap();
+    let server = d.join("server0.toml");
+    let run = |after: &str| {
+        divvi(&[
+            "intake",
+            "--config",
+            p(&server),
+            "--aggregation",
+            "late",
+            "--incomplete-after",
+            after,
+        ])
+    };
+    let out = run("2h");
+    assert!(
+        out.status.success() && out.stdout.is_empty(),
+        "nothing to do yet"
+    );
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        summary.contains("\"overdue\":false") && summary.contains(".batch.sig"),
+        "{summary}"
+    );
+    // Past the limit it is reported as overdue (a warning in the log, and the summary).
+    let out = run("0m");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("still incomplete") && log.contains("\"overdue\":true"),
+        "{log}"
+    );
+    // Once the signature lands, the batch is taken.
+    std::fs::write(&sig, held).unwrap();
+    let out = run("2h");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }

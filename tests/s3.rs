@@ -5,13 +5,11 @@
 mod common;
 
 use common::seaweed::{aws_env, Seaweed};
-use common::{divvi, ok};
+use common::{divvi, ok, test_time};
 use rand::RngExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-const TIME: &str = "202611241200";
 
 fn s(p: &Path) -> String {
     p.display().to_string()
@@ -62,7 +60,7 @@ fn ingest(d: &Path, input: &Path, bins: usize, batch_size: usize) {
         "--batch-size",
         &batch_size.to_string(),
         "--time",
-        TIME,
+        test_time(),
     ]);
 }
 
@@ -83,9 +81,9 @@ fn window_args(config: &str) -> Vec<&str> {
         "--aggregation",
         "s3-test",
         "--start",
-        TIME,
+        test_time(),
         "--end",
-        TIME,
+        test_time(),
     ]
 }
 
@@ -139,8 +137,8 @@ fn the_pipeline_over_s3_gives_the_same_result_as_over_local_folders() {
     assert_eq!(
         keys,
         vec![
-            format!("s3-test/{TIME}-{TIME}.result.csv"),
-            format!("s3-test/{TIME}-{TIME}.result.json")
+            format!("s3-test/{t}-{t}.result.csv", t = test_time()),
+            format!("s3-test/{t}-{t}.result.json", t = test_time())
         ]
     );
 }
@@ -191,7 +189,7 @@ fn a_party_acting_outside_its_grant_is_denied_clearly() {
         "--bins",
         "4",
         "--time",
-        TIME,
+        test_time(),
     ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -278,7 +276,7 @@ fn a_200000_packet_batch_goes_through_intake_over_s3_with_flat_memory() {
             "--batch-size",
             &n.to_string(),
             "--time",
-            TIME,
+            test_time(),
         ]);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_divvi"));
         cmd.args([
@@ -321,9 +319,9 @@ fn a_200000_packet_batch_goes_through_intake_over_s3_with_flat_memory() {
         "--aggregation",
         "large",
         "--start",
-        TIME,
+        test_time(),
         "--end",
-        TIME,
+        test_time(),
     ]);
     assert!(out.contains("\"valid\": 200000"), "{out}");
 }
@@ -441,4 +439,66 @@ fn the_demo_runs_on_an_s3_endpoint() {
         divvi::store::open_location(&weed.location("portal-results", "portal"), dir.path())
             .unwrap();
     assert_eq!(results.list("demo-histogram/").unwrap().len(), 2);
+}
+
+#[test]
+fn four_intake_workers_share_the_pending_batches_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let weed = Seaweed::start(&dir.path().join("weed"), "shard-");
+    let d = dir.path().join("d");
+    keygen(&d, Some(&weed));
+    let (input, truth) = reports(dir.path(), 4000, 8);
+    ingest(&d, &input, 8, 250); // 16 batches
+    for server in 0..2 {
+        let config = s(&d.join(format!("server{server}.toml")));
+        // Four workers at once: two told their shard, two finding it as a Kubernetes
+        // Indexed Job would tell them.
+        let workers: Vec<std::process::Child> = (0..4)
+            .map(|i| {
+                let mut cmd = Command::new(env!("CARGO_BIN_EXE_divvi"));
+                cmd.args([
+                    "intake",
+                    "--config",
+                    &config,
+                    "--aggregation",
+                    "s3-test",
+                    "--pending",
+                ]);
+                if i < 2 {
+                    cmd.args(["--shard", &format!("{i}/4")]);
+                } else {
+                    cmd.env("JOB_COMPLETION_INDEX", i.to_string())
+                        .env("DIVVI_SHARD_COUNT", "4");
+                }
+                cmd.stdout(std::process::Stdio::piped()).spawn().unwrap()
+            })
+            .collect();
+        let mut done = Vec::new();
+        for w in workers {
+            let out = w.wait_with_output().unwrap();
+            assert!(out.status.success());
+            for line in String::from_utf8(out.stdout).unwrap().lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                done.push(v["batch"].as_str().unwrap().to_string());
+            }
+        }
+        let mut unique = done.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            (done.len(), unique.len()),
+            (16, 16),
+            "server {server}: every batch exactly once"
+        );
+        // Nothing is left for a rerun.
+        assert_eq!(intake(&d, server), "");
+    }
+    aggregate(&d, 0);
+    aggregate(&d, 1);
+    let sharded = collect(&d);
+    assert_eq!(sharded, truth);
+    // A single worker over the same reports reaches the same result.
+    let single = dir.path().join("single");
+    keygen(&single, None);
+    assert_eq!(run_pipeline(&single, &input, 8, 250), sharded);
 }

@@ -197,9 +197,22 @@ struct IntakeArgs {
     config: PathBuf,
     #[arg(long)]
     aggregation: String,
-    /// Only this batch (its UUID); by default every batch not yet validated.
-    #[arg(long)]
+    /// Only this batch (its UUID), whenever it was written.
+    #[arg(long, conflicts_with = "pending")]
     batch: Option<uuid::Uuid>,
+    /// Every complete batch of the lookback window not validated yet (the default).
+    #[arg(long)]
+    pending: bool,
+    /// How far back to look for batches (m, h or d).
+    #[arg(long, default_value = "72h")]
+    lookback: String,
+    /// Report a batch still missing objects after this long (m, h or d).
+    #[arg(long, default_value = "2h")]
+    incomplete_after: String,
+    /// This worker's part of the pending work, i/N (default: from Kubernetes
+    /// JOB_COMPLETION_INDEX and DIVVI_SHARD_COUNT, else all of it).
+    #[arg(long)]
+    shard: Option<String>,
 }
 
 /// A party's config, an aggregation and a window (aggregate, collect).
@@ -270,38 +283,7 @@ pub fn run() -> Result<ExitCode> {
             out!("{}", serde_json::to_string_pretty(&report)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Intake(a) => {
-            let server = Server::load(&a.config)?;
-            let ids = match a.batch {
-                Some(uuid) => {
-                    let all = divvi::stages::ingestion_batches(&server, &a.aggregation)?;
-                    vec![all.into_iter().find(|id| id.uuid == uuid).ok_or_else(|| {
-                        anyhow!("no ingestion batch {uuid} in aggregation {}", a.aggregation)
-                    })?]
-                }
-                None => intake::pending_batches(&server, &a.aggregation)?,
-            };
-            let mut failed = 0;
-            for id in &ids {
-                let bar = progress::bar("intake", 0);
-                match intake::intake(&server, id, &|n| bar.inc(n)) {
-                    Ok(r) => out!("{}", serde_json::to_string(&r)?),
-                    Err(e) => {
-                        failed += 1;
-                        eprintln!("error: intake of {id}: {e:#}");
-                    }
-                }
-                bar.finish_and_clear();
-            }
-            if ids.is_empty() {
-                eprintln!("no pending batches in aggregation {}", a.aggregation);
-            }
-            Ok(if failed == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
+        Command::Intake(a) => intake_command(a),
         Command::Aggregate(a) => {
             let server = Server::load(&a.config)?;
             let window = window(&a.start, &a.end)?;
@@ -336,6 +318,62 @@ pub fn run() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn intake_command(a: IntakeArgs) -> Result<ExitCode> {
+    use divvi::schedule::{parse_duration, pending_intake, Shard};
+    let server = Server::load(&a.config)?;
+    let (ids, incomplete, shard) = match a.batch {
+        Some(uuid) => {
+            let all = divvi::stages::ingestion_batches(&server, &a.aggregation)?;
+            let id = all.into_iter().find(|id| id.uuid == uuid).ok_or_else(|| {
+                anyhow!("no ingestion batch {uuid} in aggregation {}", a.aggregation)
+            })?;
+            (vec![id], Vec::new(), Shard::ALL)
+        }
+        None => {
+            let shard = match &a.shard {
+                Some(text) => Shard::parse(text)?,
+                None => Shard::from_env()?.unwrap_or(Shard::ALL),
+            };
+            let (ids, incomplete) = pending_intake(
+                &server,
+                &a.aggregation,
+                parse_duration(&a.lookback)?,
+                parse_duration(&a.incomplete_after)?,
+                shard,
+                Utc::now(),
+            )?;
+            (ids, incomplete, shard)
+        }
+    };
+    for i in incomplete.iter().filter(|i| i.overdue) {
+        tracing::warn!(batch = %i.batch, age_minutes = i.age_minutes, missing = ?i.missing, "ingestion batch still incomplete");
+    }
+    let mut failed = 0;
+    for id in &ids {
+        let bar = progress::bar("intake", 0);
+        match intake::intake(&server, id, &|n| bar.inc(n)) {
+            Ok(r) => out!("{}", serde_json::to_string(&r)?),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: intake of {id}: {e:#}");
+            }
+        }
+        bar.finish_and_clear();
+    }
+    let summary = serde_json::json!({
+        "shard": shard.to_string(),
+        "batches": ids.len(),
+        "failed": failed,
+        "incomplete": incomplete,
+    });
+    eprintln!("{summary}");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn window(start: &str, end: &str) -> Result<Window> {

@@ -3,6 +3,13 @@
 
 pub mod seaweed;
 
+/// The batch time of a test run (the current minute, fixed once): pending work is looked
+/// for in a window that ends now.
+pub fn test_time() -> &'static str {
+    static TIME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TIME.get_or_init(|| chrono::Utc::now().format("%Y%m%d%H%M").to_string())
+}
+
 /// Runs the `divvi` binary.
 pub fn divvi(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_divvi"))

@@ -1,0 +1,215 @@
+//! Which work is pending: ingestion batches in a lookback window that have no validation
+//! yet, incomplete batches (an object still missing), and how pending work is split
+//! deterministically between workers (`--shard i/N`, Kubernetes Indexed Jobs).
+
+use crate::batch::{truncate_to_minute, BatchId, BatchKind};
+use crate::config::Server;
+use anyhow::{anyhow, bail, Result};
+use chrono::{DateTime, TimeDelta, Utc};
+use std::collections::BTreeMap;
+
+/// One worker's part of the pending work: batches whose UUID is `index` mod `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// `i/N`, with 0 <= i < N.
+    pub fn parse(text: &str) -> Result<Shard> {
+        let (i, n) = text
+            .split_once('/')
+            .ok_or_else(|| anyhow!("shard {text:?} is not i/N"))?;
+        let (index, count): (u32, u32) = (
+            i.trim()
+                .parse()
+                .map_err(|_| anyhow!("shard index {i:?} is not a number"))?,
+            n.trim()
+                .parse()
+                .map_err(|_| anyhow!("shard count {n:?} is not a number"))?,
+        );
+        if count == 0 || index >= count {
+            bail!("shard {text:?}: need 0 <= i < N");
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// From a Kubernetes Indexed Job: `JOB_COMPLETION_INDEX` and the count in
+    /// `DIVVI_SHARD_COUNT` (set it to the Job's `completions`). None outside such a Job.
+    pub fn from_env() -> Result<Option<Shard>> {
+        let Ok(index) = std::env::var("JOB_COMPLETION_INDEX") else {
+            return Ok(None);
+        };
+        let count = std::env::var("DIVVI_SHARD_COUNT").map_err(|_| {
+            anyhow!(
+                "JOB_COMPLETION_INDEX is set but DIVVI_SHARD_COUNT (the Job's completions) is not"
+            )
+        })?;
+        Shard::parse(&format!("{index}/{count}")).map(Some)
+    }
+
+    /// Whether this worker owns a batch. Stable across workers and runs.
+    pub fn owns(&self, id: &BatchId) -> bool {
+        id.uuid.as_u128() % u128::from(self.count) == u128::from(self.index)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// A batch some of whose objects are still missing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Incomplete {
+    pub batch: String,
+    pub missing: Vec<String>,
+    pub age_minutes: i64,
+    /// Incomplete for longer than the configured limit: someone should look.
+    pub overdue: bool,
+}
+
+/// The ingestion batches of a lookback window: complete ones, and incomplete ones.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    pub complete: Vec<BatchId>,
+    pub incomplete: Vec<Incomplete>,
+}
+
+/// Lists an aggregation's ingestion batches whose time lies within `lookback` before
+/// `now`, one listing per hour prefix (cheap on object stores).
+pub fn scan_ingestion(
+    server: &Server,
+    aggregation: &str,
+    lookback: TimeDelta,
+    incomplete_after: TimeDelta,
+    now: DateTime<Utc>,
+) -> Result<Scan> {
+    crate::batch::validate_name("aggregation", aggregation).map_err(anyhow::Error::msg)?;
+    let now = truncate_to_minute(now);
+    let oldest = now - lookback;
+    // Objects seen per batch stem: (header, packets, signature).
+    let mut seen: BTreeMap<BatchId, [bool; 3]> = BTreeMap::new();
+    let mut hour = oldest - TimeDelta::minutes(i64::from(chrono::Timelike::minute(&oldest)));
+    while hour <= now {
+        let prefix = format!("{aggregation}/{}/", hour.format("%Y/%m/%d/%H"));
+        for key in server.ingestion.list(&prefix)? {
+            let (stem, slot) = if let Some(s) = key.strip_suffix(".batch.sig") {
+                (s, 2)
+            } else if let Some(s) = key.strip_suffix(".batch.avro") {
+                (s, 1)
+            } else if let Some(s) = key.strip_suffix(".batch") {
+                (s, 0)
+            } else {
+                continue;
+            };
+            let Some(id) =
+                BatchId::from_signature_key(&format!("{stem}.batch.sig"), BatchKind::Ingestion)
+            else {
+                continue;
+            };
+            if id.time < oldest || id.time > now {
+                continue;
+            }
+            seen.entry(id).or_default()[slot] = true;
+        }
+        hour += TimeDelta::hours(1);
+    }
+    let mut scan = Scan::default();
+    for (id, [header, packets, signature]) in seen {
+        // A signature without header or packets is the single-object form: complete.
+        if signature {
+            scan.complete.push(id);
+            continue;
+        }
+        let names = id.names(BatchKind::Ingestion);
+        let mut missing = vec![names.signature];
+        if !header {
+            missing.push(names.header);
+        }
+        if !packets {
+            missing.push(names.packets);
+        }
+        let age = now - id.time;
+        scan.incomplete.push(Incomplete {
+            batch: id.to_string(),
+            missing,
+            age_minutes: age.num_minutes(),
+            overdue: age >= incomplete_after,
+        });
+    }
+    Ok(scan)
+}
+
+/// This worker's pending intake work: complete batches of the window whose validation by
+/// this server is not written yet and that its shard owns; plus the incomplete batches.
+pub fn pending_intake(
+    server: &Server,
+    aggregation: &str,
+    lookback: TimeDelta,
+    incomplete_after: TimeDelta,
+    shard: Shard,
+    now: DateTime<Utc>,
+) -> Result<(Vec<BatchId>, Vec<Incomplete>)> {
+    let scan = scan_ingestion(server, aggregation, lookback, incomplete_after, now)?;
+    let mut pending = Vec::new();
+    for id in scan.complete.into_iter().filter(|id| shard.owns(id)) {
+        let own = id.names(BatchKind::Validation(server.index)).signature;
+        if server.own.head(&own)?.is_none() {
+            pending.push(id);
+        }
+    }
+    Ok((pending, scan.incomplete))
+}
+
+/// Parses durations like `90m`, `36h`, `7d`.
+pub fn parse_duration(text: &str) -> Result<TimeDelta> {
+    let t = text.trim();
+    let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: i64 = number
+        .parse()
+        .map_err(|_| anyhow!("duration {text:?}: expected a number and m, h or d"))?;
+    match unit {
+        "m" => Ok(TimeDelta::minutes(n)),
+        "h" => Ok(TimeDelta::hours(n)),
+        "d" => Ok(TimeDelta::days(n)),
+        _ => bail!("duration {text:?}: unit must be m, h or d"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_batches() {
+        assert!(Shard::parse("2/4").is_ok());
+        for bad in ["4/4", "1/0", "x/2", "3"] {
+            assert!(Shard::parse(bad).is_err(), "{bad}");
+        }
+        let ids: Vec<BatchId> = (0..200)
+            .map(|_| BatchId::new("a", Utc::now(), uuid::Uuid::new_v4()).unwrap())
+            .collect();
+        for id in &ids {
+            let owners = (0..4)
+                .filter(|&i| Shard { index: i, count: 4 }.owns(id))
+                .count();
+            assert_eq!(owners, 1);
+            assert!(Shard::ALL.owns(id));
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90m").unwrap(), TimeDelta::minutes(90));
+        assert_eq!(parse_duration("36h").unwrap(), TimeDelta::hours(36));
+        assert_eq!(parse_duration("7d").unwrap(), TimeDelta::days(7));
+        for bad in ["", "h", "5s", "-3h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}
