@@ -281,7 +281,16 @@ impl S3Writer {
             let out = s
                 .block_on("writing", &self.key, req)?
                 .map_err(|e| service_error("writing", self.object(), e))?;
-            let id = out.upload_id().unwrap_or_default().to_string();
+            let id = out
+                .upload_id()
+                .ok_or_else(|| StoreError {
+                    op: "writing",
+                    object: self.object(),
+                    kind: StoreErrorKind::Service(
+                        "multipart upload started without an upload id".into(),
+                    ),
+                })?
+                .to_string();
             self.upload = Some(Upload {
                 id,
                 parts: Vec::new(),
