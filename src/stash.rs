@@ -45,6 +45,22 @@ pub struct StashContext {
 }
 
 impl StashContext {
+    /// The context of this server's stash for an ingestion batch: intake (writing) and
+    /// aggregate (reading) must derive it the same way, so both call this.
+    pub fn for_batch(
+        id: &crate::batch::BatchId,
+        server: ServerIndex,
+        bins: usize,
+        header: &crate::wire::IngestionHeader,
+    ) -> Self {
+        StashContext {
+            batch: id.uuid,
+            server,
+            bins,
+            ingestion_digest: header.packet_file_digest.clone(),
+        }
+    }
+
     fn bytes(&self) -> Vec<u8> {
         let mut c = Vec::with_capacity(64);
         c.extend_from_slice(self.batch.as_bytes());

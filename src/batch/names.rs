@@ -1,7 +1,7 @@
 //! Batch identity and the object names of the ENPA layout.
 
 use crate::vdaf::ServerIndex;
-use chrono::{DateTime, NaiveDateTime, TimeDelta, Timelike, Utc};
+use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use uuid::Uuid;
 
 /// Checks an aggregation or instance name: it becomes part of object keys, so only
@@ -161,11 +161,6 @@ impl Window {
             self.end.format(WINDOW_TIME)
         )
     }
-
-    /// The last instant of the window's last minute, in milliseconds.
-    pub fn end_exclusive(&self) -> DateTime<Utc> {
-        self.end + TimeDelta::minutes(1)
-    }
 }
 
 /// Parses a time as `YYYYmmddHHMM`, `YYYY/mm/dd/HH/MM` or RFC 3339.
@@ -207,6 +202,7 @@ impl SumPartId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeDelta;
 
     fn fixture_id() -> BatchId {
         BatchId::new(

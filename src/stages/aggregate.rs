@@ -242,12 +242,7 @@ fn open_stash(
     if server.own.head(&name)?.is_none() {
         return Ok(None);
     }
-    let context = StashContext {
-        batch: id.uuid,
-        server: server.index,
-        bins: prio.bins(),
-        ingestion_digest: header.packet_file_digest.clone(),
-    };
+    let context = StashContext::for_batch(id, server.index, prio.bins(), header);
     Ok(Some(StashReader::open(
         server.own.as_ref(),
         &name,

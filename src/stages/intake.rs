@@ -74,12 +74,7 @@ pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport>
     // What aggregate will need, kept sealed in our own location.
     let mut stash = match &server.stash_key {
         Some(key) => {
-            let context = StashContext {
-                batch: id.uuid,
-                server: server.index,
-                bins: prio.bins(),
-                ingestion_digest: batch.header.packet_file_digest.clone(),
-            };
+            let context = StashContext::for_batch(id, server.index, prio.bins(), &batch.header);
             Some(StashWriter::create(
                 server.own.as_ref(),
                 &id.stash_name(server.index),
