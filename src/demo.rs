@@ -6,10 +6,11 @@ use crate::batch::{truncate_to_minute, Window};
 use crate::config::{Ingestor, Portal, Server};
 use crate::crypto::PacketScheme;
 use crate::keygen::{keygen, Deployment};
-use crate::stages::{aggregate, collect, ingest, intake, CHUNK};
+use crate::runs::{execute_run, RunId, RunOutcome};
+use crate::stages::{collect, ingest, intake, CHUNK};
 use crate::wire::DataSharePacket;
 use anyhow::{bail, Result};
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use rand::RngExt;
 use rayon::prelude::*;
 use std::path::PathBuf;
@@ -224,9 +225,18 @@ pub fn run_demo(options: &DemoOptions, progress: &dyn Progress) -> Result<DemoRe
     let mut invalid = Vec::new();
     for server in &servers {
         let name = format!("aggregate {}", server.index);
-        let report = timed(progress, &name, total, &mut stages, |tick| {
-            aggregate::aggregate(server, aggregation, &window, tick)
-        })?;
+        // As the scheduled jobs do: server 0 decides the run's batches, server 1 follows.
+        let run = RunId::new(aggregation, window, 0)?;
+        let report = timed(
+            progress,
+            &name,
+            total,
+            &mut stages,
+            |tick| match execute_run(server, &run, TimeDelta::hours(2), Utc::now(), tick)? {
+                RunOutcome::Done { report, .. } => Ok(report),
+                other => bail!("{run} did not finish: {}", serde_json::to_string(&other)?),
+            },
+        )?;
         if server.index.is_leader() {
             invalid = report.invalid;
         }

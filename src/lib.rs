@@ -11,6 +11,7 @@ pub mod demo;
 pub mod inspect;
 pub mod keygen;
 pub mod reports;
+pub mod runs;
 pub mod schedule;
 pub mod stages;
 pub mod stash;

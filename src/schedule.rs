@@ -89,13 +89,33 @@ pub fn scan_ingestion(
     incomplete_after: TimeDelta,
     now: DateTime<Utc>,
 ) -> Result<Scan> {
-    crate::batch::validate_name("aggregation", aggregation).map_err(anyhow::Error::msg)?;
     let now = truncate_to_minute(now);
-    let oldest = now - lookback;
+    scan_ingestion_between(
+        server,
+        aggregation,
+        now - lookback,
+        now,
+        incomplete_after,
+        now,
+    )
+}
+
+/// Lists an aggregation's ingestion batches whose minute lies in `[from, to]`; ages (for
+/// `incomplete_after`) are counted to `now`.
+pub fn scan_ingestion_between(
+    server: &Server,
+    aggregation: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    incomplete_after: TimeDelta,
+    now: DateTime<Utc>,
+) -> Result<Scan> {
+    crate::batch::validate_name("aggregation", aggregation).map_err(anyhow::Error::msg)?;
+    let (from, to) = (truncate_to_minute(from), truncate_to_minute(to));
     // Objects seen per batch stem: (header, packets, signature).
     let mut seen: BTreeMap<BatchId, [bool; 3]> = BTreeMap::new();
-    let mut hour = oldest - TimeDelta::minutes(i64::from(chrono::Timelike::minute(&oldest)));
-    while hour <= now {
+    let mut hour = from - TimeDelta::minutes(i64::from(chrono::Timelike::minute(&from)));
+    while hour <= to {
         let prefix = format!("{aggregation}/{}/", hour.format("%Y/%m/%d/%H"));
         for key in server.ingestion.list(&prefix)? {
             let (stem, slot) = if let Some(s) = key.strip_suffix(".batch.sig") {
@@ -112,7 +132,7 @@ pub fn scan_ingestion(
             else {
                 continue;
             };
-            if id.time < oldest || id.time > now {
+            if id.time < from || id.time > to {
                 continue;
             }
             seen.entry(id).or_default()[slot] = true;

@@ -178,6 +178,7 @@ fn aggregate_of_the_fixture_writes_the_original_sums() {
             instance: "local-test".into(),
             aggregation: AGGREGATION.into(),
             window: window(),
+            run: 0,
             server: index,
         };
         let n = part.names();

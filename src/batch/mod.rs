@@ -6,8 +6,8 @@ mod names;
 mod signed;
 
 pub use names::{
-    parse_time, truncate_to_minute, validate_name, BatchId, BatchKind, ObjectNames, SumPartId,
-    Window,
+    parse_time, run_name, truncate_to_minute, validate_name, BatchId, BatchKind, ObjectNames,
+    SumPartId, Window,
 };
 pub use signed::{
     hex, open_batch, BatchHeader, BatchWriter, OpenedBatch, PacketStream, MAX_HEADER_BYTES,

@@ -181,7 +181,17 @@ pub struct SumPartId {
     pub instance: String,
     pub aggregation: String,
     pub window: Window,
+    /// 0 for the window's regular run; k >= 1 for its k-th run of late batches.
+    pub run: u32,
     pub server: ServerIndex,
+}
+
+/// A window's run as named in object keys: `{window}` for run 0, `{window}-late{k}` after.
+pub fn run_name(window: &Window, run: u32) -> String {
+    match run {
+        0 => window.name(),
+        k => format!("{}-late{k}", window.name()),
+    }
 }
 
 impl SumPartId {
@@ -190,7 +200,7 @@ impl SumPartId {
             "{}/{}/{}",
             self.instance,
             self.aggregation,
-            self.window.name()
+            run_name(&self.window, self.run)
         );
         ObjectNames::from_header(
             format!("{stem}.sum_{}", self.server),
@@ -251,6 +261,7 @@ mod tests {
             instance: "local-test".into(),
             aggregation: "test-aggregation".into(),
             window: w,
+            run: 0,
             server: ServerIndex::Zero,
         };
         assert_eq!(
@@ -260,6 +271,11 @@ mod tests {
         assert_eq!(
             s.names().packets,
             "local-test/test-aggregation/202104131917-202104131917.invalid_uuid_0.avro"
+        );
+        let late = SumPartId { run: 2, ..s };
+        assert_eq!(
+            late.names().signature,
+            "local-test/test-aggregation/202104131917-202104131917-late2.sum_0.sig"
         );
     }
 

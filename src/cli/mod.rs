@@ -10,6 +10,8 @@ macro_rules! out {
     ($($arg:tt)*) => { $crate::cli::emit(&format!("{}\n", format_args!($($arg)*))) };
 }
 
+mod runs;
+
 pub fn emit(text: &str) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
@@ -33,7 +35,7 @@ use divvi::config::{read_config, Ingestor, Portal, PortalConfig, Server, ServerC
 use divvi::crypto::{PacketScheme, TrustSet, VerifyingKey};
 use divvi::demo::{peak_rss, run_demo, DemoOptions};
 use divvi::reports::{read_reports, FileFormat, ReportForm};
-use divvi::stages::{aggregate, collect, ingest, intake};
+use divvi::stages::{collect, ingest, intake};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -59,9 +61,11 @@ enum Command {
     /// (server) Verify ingestion batches and write validation batches.
     Intake(IntakeArgs),
     /// (server) Sum the valid packets of a window into a signed sum part.
-    Aggregate(WindowArgs),
+    Aggregate(runs::AggregateArgs),
     /// (portal) Combine both servers' sum parts into the result.
-    Collect(WindowArgs),
+    Collect(CollectArgs),
+    /// (server) Per window: open, pending, done, late or failed.
+    Status(runs::StatusArgs),
     /// Show any ENPA object as JSON, with signature and digest verdicts.
     Inspect(InspectArgs),
     /// Throughput benchmark: one batch, intake and aggregate on both servers.
@@ -215,9 +219,9 @@ struct IntakeArgs {
     shard: Option<String>,
 }
 
-/// A party's config, an aggregation and a window (aggregate, collect).
+/// The portal's config, an aggregation, a window and which of its runs.
 #[derive(Args)]
-struct WindowArgs {
+struct CollectArgs {
     #[arg(long)]
     config: PathBuf,
     #[arg(long)]
@@ -228,6 +232,9 @@ struct WindowArgs {
     /// Last minute of the window, included.
     #[arg(long)]
     end: String,
+    /// Which run of the window: 0 is the regular run, k >= 1 its k-th late run.
+    #[arg(long, default_value_t = 0)]
+    run: u32,
 }
 
 #[derive(Args)]
@@ -284,19 +291,12 @@ pub fn run() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Intake(a) => intake_command(a),
-        Command::Aggregate(a) => {
-            let server = Server::load(&a.config)?;
-            let window = window(&a.start, &a.end)?;
-            let bar = progress::bar("aggregate", 0);
-            let report = aggregate::aggregate(&server, &a.aggregation, &window, &|n| bar.inc(n))?;
-            bar.finish_and_clear();
-            out!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Aggregate(a) => runs::aggregate_command(a),
+        Command::Status(a) => runs::status_command(a),
         Command::Collect(a) => {
             let portal = Portal::load(&a.config)?;
             let window = window(&a.start, &a.end)?;
-            let result = collect::collect(&portal, &a.aggregation, &window)?;
+            let result = collect::collect_run(&portal, &a.aggregation, &window, a.run)?;
             out!(
                 "aggregation {}  window {}  clients {}  invalid packets {}",
                 result.aggregation,

@@ -9,6 +9,7 @@ use super::{check_ingestion_header, judge_in_chunks, open_packet, Rejected, Tick
 use crate::batch::{open_batch, BatchId, BatchKind, SumPartId, Window};
 use crate::config::Server;
 use crate::crypto::sha256;
+use crate::runs::RunId;
 use crate::stash::{StashContext, StashReader, StashRecord};
 use crate::store::put_bytes;
 use crate::vdaf::{is_valid, Accumulator, Prio2Bins, VerifierShare};
@@ -251,7 +252,8 @@ fn open_stash(
     )?))
 }
 
-/// Aggregates a window and writes the signed sum part and the invalid-UUID file.
+/// Aggregates every batch of a window, as its regular run, without asking server 0 which
+/// batches to sum (for a single operator and for checks; scheduled jobs use `runs`).
 pub fn aggregate(
     server: &Server,
     aggregation: &str,
@@ -259,6 +261,19 @@ pub fn aggregate(
     tick: Tick,
 ) -> Result<AggregateReport> {
     let ids = batches_in_window(server, aggregation, window)?;
+    let run = RunId::new(aggregation, *window, 0)?;
+    aggregate_batches(server, &run, &ids, tick)
+}
+
+/// Sums the given batches of a run and writes the signed sum part and the invalid-UUID
+/// file. Every batch needs both validations: a missing one fails the run, naming it.
+pub fn aggregate_batches(
+    server: &Server,
+    run: &RunId,
+    ids: &[BatchId],
+    tick: Tick,
+) -> Result<AggregateReport> {
+    let (aggregation, window) = (&run.aggregation, &run.window);
     if ids.is_empty() {
         bail!(
             "no ingestion batches of {aggregation} in window {}",
@@ -270,7 +285,7 @@ pub fn aggregate(
     let mut total: Option<Accumulator> = None;
     let mut packets = 0;
     let mut invalid = Vec::new();
-    for id in &ids {
+    for id in ids {
         let s = sum_batch(server, id, &mut first, &mut seen, tick)
             .with_context(|| format!("aggregating batch {id}"))?;
         packets += s.packets;
@@ -301,6 +316,7 @@ pub fn aggregate(
         instance: server.instance.clone(),
         aggregation: aggregation.to_string(),
         window: *window,
+        run: run.run,
         server: server.index,
     };
     let names = part.names();

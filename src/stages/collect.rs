@@ -1,7 +1,7 @@
 //! Collect (the portal): read both servers' sum parts of a window, verify signatures and
 //! digests, check they cover the same batches and clients, and add them mod p.
 
-use crate::batch::{hex, SumPartId, Window, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES};
+use crate::batch::{hex, run_name, SumPartId, Window, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES};
 use crate::config::{Portal, PortalServer};
 use crate::crypto::sha256;
 use crate::store::{get_bytes, put_bytes};
@@ -159,6 +159,17 @@ pub fn check_agreement(a: &VerifiedSumPart, b: &VerifiedSumPart) -> Result<()> {
 /// Reads, checks and combines both sum parts of a window; writes the result (JSON and CSV)
 /// to the portal's results location as `{aggregation}/{window}.result.json|csv`.
 pub fn collect(portal: &Portal, aggregation: &str, window: &Window) -> Result<CollectResult> {
+    collect_run(portal, aggregation, window, 0)
+}
+
+/// Collects one run of a window: 0 is its regular run, k >= 1 its k-th late run; the
+/// result is `{aggregation}/{run name}.result.json|csv`.
+pub fn collect_run(
+    portal: &Portal,
+    aggregation: &str,
+    window: &Window,
+    run: u32,
+) -> Result<CollectResult> {
     crate::batch::validate_name("aggregation", aggregation).map_err(|e| anyhow::anyhow!(e))?;
     let part = |index: ServerIndex| {
         let server = &portal.servers[usize::from(index.number())];
@@ -166,6 +177,7 @@ pub fn collect(portal: &Portal, aggregation: &str, window: &Window) -> Result<Co
             instance: server.instance.clone(),
             aggregation: aggregation.to_string(),
             window: *window,
+            run,
             server: index,
         };
         read_sum_part(server, &id)
@@ -176,7 +188,7 @@ pub fn collect(portal: &Portal, aggregation: &str, window: &Window) -> Result<Co
     let histogram = combine(&p0.record.sum, &p1.record.sum)?;
     let result = CollectResult {
         aggregation: aggregation.to_string(),
-        window: window.name(),
+        window: run_name(window, run),
         bins: p0.record.bins,
         epsilon: p0.record.epsilon,
         total_individual_clients: p0.record.total_individual_clients,
@@ -184,7 +196,7 @@ pub fn collect(portal: &Portal, aggregation: &str, window: &Window) -> Result<Co
         batches: p0.record.batch_uuids.clone(),
         histogram,
     };
-    let stem = format!("{aggregation}/{}.result", window.name());
+    let stem = format!("{aggregation}/{}.result", run_name(window, run));
     put_bytes(
         portal.results.as_ref(),
         &format!("{stem}.json"),

@@ -102,6 +102,26 @@ impl ObjectStore for LocalStore {
             Err(e) => Err(self.error("checking", key, e)),
         }
     }
+
+    fn create_new(&self, key: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        let target = self.path("creating", key)?;
+        let dir = target.parent().unwrap_or(&self.root).to_path_buf();
+        let err = |e| self.error("creating", key, e);
+        fs::create_dir_all(&dir).map_err(err)?;
+        let temp = dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().as_simple()));
+        let written = File::create(&temp).and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        });
+        // A hard link fails if the name exists, where rename would replace it.
+        let linked = written.and_then(|()| fs::hard_link(&temp, &target));
+        let _ = fs::remove_file(&temp);
+        match linked {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(err(e)),
+        }
+    }
 }
 
 fn walk(dir: &Path, key_prefix: &str, out: &mut Vec<String>) -> io::Result<()> {
@@ -217,6 +237,26 @@ mod tests {
         assert_eq!(s.head("x/y.z").unwrap(), None);
         assert!(s.list("").unwrap().is_empty());
         assert_eq!(fs::read_dir(dir.path().join("x")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn create_new_has_one_winner() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::new(dir.path());
+        let wins: Vec<bool> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..8u8)
+                .map(|i| {
+                    let s = &s;
+                    scope.spawn(move || s.create_new("r/x", &[i; 4]).unwrap())
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert_eq!(wins.iter().filter(|&&w| w).count(), 1, "{wins:?}");
+        let winner = wins.iter().position(|&w| w).unwrap() as u8;
+        assert_eq!(get_bytes(&s, "r/x", 10).unwrap(), vec![winner; 4]);
+        assert!(!s.create_new("r/x", b"late").unwrap());
+        assert_eq!(s.list("").unwrap(), vec!["r/x"], "no temporary files left");
     }
 
     #[test]

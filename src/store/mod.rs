@@ -64,6 +64,9 @@ pub trait ObjectStore: Send + Sync {
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
     /// The size of an object, or None if it does not exist.
     fn head(&self, key: &str) -> Result<Option<u64>, StoreError>;
+    /// Writes a small object only if no object of that key exists, atomically even when
+    /// several writers race: true if this call created it, false if one existed.
+    fn create_new(&self, key: &str, bytes: &[u8]) -> Result<bool, StoreError>;
 }
 
 /// Reads a whole object, refusing one larger than `limit` bytes before reading it.

@@ -175,6 +175,35 @@ impl ObjectStore for S3Store {
         Ok(keys)
     }
 
+    fn create_new(&self, key: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        let full = self.full_key("creating", key)?;
+        let mut attempt = 0;
+        loop {
+            // S3 conditional write: 412 if the key exists; 409 while a racing write of it
+            // is in flight, after which a retry learns who won.
+            let req = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&full)
+                .if_none_match("*")
+                .body(ByteStream::from(bytes.to_vec()))
+                .send();
+            let err = match self.block_on("creating", key, req)? {
+                Ok(_) => return Ok(true),
+                Err(e) => e,
+            };
+            match err.raw_response().map(|r| r.status().as_u16()) {
+                Some(412) => return Ok(false),
+                Some(409) if attempt < 5 => {
+                    attempt += 1;
+                    std::thread::sleep(backoff(attempt));
+                }
+                _ => return Err(service_error("creating", self.describe(key), err)),
+            }
+        }
+    }
+
     fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
         let full = self.full_key("checking", key)?;
         let req = self

@@ -163,3 +163,24 @@ fn a_different_writer_schema_is_resolved_against_ours() {
         }
     );
 }
+
+#[test]
+fn whole_files_are_deterministic() {
+    use crate::wire::{decode_all, encode_all, InvalidPacket};
+    let records: Vec<InvalidPacket> = (0..5u128)
+        .map(|i| InvalidPacket {
+            uuid: uuid::Uuid::from_u128(i * 7919),
+        })
+        .collect();
+    let a = encode_all(&records).unwrap();
+    assert_eq!(a, encode_all(&records).unwrap());
+    assert_eq!(decode_all::<InvalidPacket>(&a).unwrap(), records);
+    // Different content, different sync marker.
+    let b = encode_all(&records[1..]).unwrap();
+    assert_ne!(a[a.len() - 16..], b[b.len() - 16..]);
+    assert!(
+        decode_all::<InvalidPacket>(&encode_all::<InvalidPacket>(&[]).unwrap())
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -1,0 +1,264 @@
+//! `divvi aggregate` and `divvi status`: scheduled and explicit aggregation runs.
+
+use super::progress;
+use anyhow::{anyhow, bail, Result};
+use chrono::Utc;
+use clap::Args;
+use divvi::batch::Window;
+use divvi::config::Server;
+use divvi::runs::{
+    closed_windows, decide_late_run, execute_run, leader_pending, status, undone_runs, Decision,
+    RunId, RunOutcome, StatusOptions, WindowStatus,
+};
+use divvi::schedule::parse_duration;
+use divvi::vdaf::ServerIndex;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct AggregateArgs {
+    #[arg(long)]
+    config: PathBuf,
+    #[arg(long)]
+    aggregation: String,
+    /// Every run that is due: the latest window of the period closed a grace ago (and
+    /// earlier ones in the lookback) not done yet, and decided runs left unfinished.
+    #[arg(long, conflicts_with_all = ["start", "late"])]
+    pending: bool,
+    /// First minute of an explicit window (YYYYmmddHHMM, YYYY/mm/dd/HH/MM or RFC 3339).
+    #[arg(long, required_unless_present = "pending", requires = "end")]
+    start: Option<String>,
+    /// Last minute of the explicit window, included.
+    #[arg(long, requires = "start")]
+    end: Option<String>,
+    /// Sum the window's late batches (those no run covers yet) as a new late run; on
+    /// server 1, sum the late runs server 0 decided.
+    #[arg(long)]
+    late: bool,
+    #[command(flatten)]
+    schedule: ScheduleArgs,
+}
+
+/// How scheduled windows are cut and how far back to look (aggregate, status).
+#[derive(Args)]
+pub struct ScheduleArgs {
+    /// Length of a window; windows align to midnight UTC (m, h or d).
+    #[arg(long, default_value = "1d")]
+    period: String,
+    /// How long after a window closes before it is aggregated (m, h or d).
+    #[arg(long, default_value = "6h")]
+    grace: String,
+    /// How far back to look for windows not done yet (m, h or d).
+    #[arg(long, default_value = "72h")]
+    lookback: String,
+    /// Report a batch still missing objects after this long (m, h or d).
+    #[arg(long, default_value = "2h")]
+    incomplete_after: String,
+}
+
+impl ScheduleArgs {
+    fn options(&self) -> Result<StatusOptions> {
+        Ok(StatusOptions {
+            period: parse_duration(&self.period)?,
+            grace: parse_duration(&self.grace)?,
+            lookback: parse_duration(&self.lookback)?,
+            incomplete_after: parse_duration(&self.incomplete_after)?,
+            now: Utc::now(),
+        })
+    }
+}
+
+pub fn aggregate_command(a: AggregateArgs) -> Result<ExitCode> {
+    let server = Server::load(&a.config)?;
+    let o = a.schedule.options()?;
+    let runs = if a.pending {
+        let since = o.now - o.lookback;
+        match server.index {
+            ServerIndex::Zero => {
+                let windows = closed_windows(o.now, o.period, o.grace, o.lookback)?;
+                leader_pending(&server, &a.aggregation, &windows, since)?
+            }
+            ServerIndex::One => undone_runs(&server, &a.aggregation, since)?,
+        }
+    } else {
+        let window = super::window(
+            a.start.as_deref().unwrap_or_default(),
+            a.end.as_deref().unwrap_or_default(),
+        )?;
+        explicit_runs(&server, &a.aggregation, &window, a.late, &o)?
+    };
+
+    let (mut failed, mut waiting) = (0, 0);
+    for run in &runs {
+        let bar = progress::bar("aggregate", 0);
+        let outcome = execute_run(&server, run, o.incomplete_after, o.now, &|n| bar.inc(n));
+        bar.finish_and_clear();
+        match outcome {
+            Ok(outcome) => {
+                if let RunOutcome::Done { left_out, .. } = &outcome {
+                    for batch in left_out {
+                        tracing::warn!(run = %run, batch = %batch, "late batch: not ready when the run was decided; sum it later with aggregate --late");
+                    }
+                }
+                if matches!(outcome, RunOutcome::Waiting { .. }) {
+                    waiting += 1;
+                }
+                let line = serde_json::json!({ "run": run.name(), "result": outcome });
+                out!("{line}");
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {run}: {e:#}");
+            }
+        }
+    }
+    if a.pending {
+        report_late(&server, &a.aggregation, &o)?;
+    }
+    let summary = serde_json::json!({ "runs": runs.len(), "failed": failed, "waiting": waiting });
+    eprintln!("{summary}");
+    // Explicit runs must finish now; a scheduled one may wait for its next turn.
+    Ok(if failed > 0 || (!a.pending && waiting > 0) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The runs an explicit window names: its regular run, or with `--late` a new late run
+/// (server 0) or the late runs server 0 decided (server 1).
+fn explicit_runs(
+    server: &Server,
+    aggregation: &str,
+    window: &Window,
+    late: bool,
+    o: &StatusOptions,
+) -> Result<Vec<RunId>> {
+    if !late {
+        return Ok(vec![RunId::new(aggregation, *window, 0)?]);
+    }
+    match server.index {
+        ServerIndex::Zero => {
+            match decide_late_run(server, aggregation, window, o.incomplete_after, o.now)? {
+                Decision::Decided(d) => Ok(vec![d.run]),
+                Decision::NothingReady(scan) => {
+                    if scan.waiting.is_empty() && scan.incomplete.is_empty() {
+                        out!(
+                            "{}",
+                            serde_json::json!({ "window": window.name(), "late": "none: every batch of the window is summed" })
+                        );
+                        Ok(Vec::new())
+                    } else {
+                        bail!(
+                        "window {}: no late batch is ready ({} waiting for validations, {} incomplete)",
+                        window.name(),
+                        scan.waiting.len(),
+                        scan.incomplete.len()
+                    )
+                    }
+                }
+            }
+        }
+        ServerIndex::One => {
+            let runs: Vec<RunId> = undone_runs(server, aggregation, window.end)?
+                .into_iter()
+                .filter(|r| r.window == *window && r.run > 0)
+                .collect();
+            if runs.is_empty() {
+                return Err(anyhow!(
+                    "window {}: server 0 has decided no late run this server has not summed",
+                    window.name()
+                ));
+            }
+            Ok(runs)
+        }
+    }
+}
+
+/// Logs the late batches of the lookback's windows (a batch no run covers).
+fn report_late(server: &Server, aggregation: &str, o: &StatusOptions) -> Result<()> {
+    for w in status(server, aggregation, o)? {
+        if !w.late.is_empty() {
+            tracing::warn!(window = %w.window, late = w.late.len(), batches = ?w.late, "late batches not summed by any run: use aggregate --late");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    #[arg(long)]
+    config: PathBuf,
+    #[arg(long)]
+    aggregation: String,
+    #[command(flatten)]
+    schedule: ScheduleArgs,
+    /// A table for people or JSON for scripts.
+    #[arg(long, default_value = "table")]
+    output: StatusOutput,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum StatusOutput {
+    Table,
+    Json,
+}
+
+pub fn status_command(a: StatusArgs) -> Result<ExitCode> {
+    let server = Server::load(&a.config)?;
+    let windows = status(&server, &a.aggregation, &a.schedule.options()?)?;
+    match a.output {
+        StatusOutput::Json => out!("{}", serde_json::to_string_pretty(&windows)?),
+        StatusOutput::Table => print_table(&windows),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(windows: &[WindowStatus]) {
+    out!(
+        "{:<27}  {:<8}  {:>7}  {:>5}  {:>7}  {:>10}  {:>4}  runs",
+        "window",
+        "state",
+        "batches",
+        "ready",
+        "waiting",
+        "incomplete",
+        "late"
+    );
+    for w in windows {
+        let runs: Vec<String> = w
+            .runs
+            .iter()
+            .map(|r| {
+                let suffix = r.run.strip_prefix(&w.window).unwrap_or(&r.run);
+                let name = if suffix.is_empty() {
+                    "regular"
+                } else {
+                    suffix.trim_start_matches('-')
+                };
+                format!("{name}: {} ({} batches)", r.state, r.batches)
+            })
+            .collect();
+        out!(
+            "{:<27}  {:<8}  {:>7}  {:>5}  {:>7}  {:>10}  {:>4}  {}",
+            w.window,
+            w.state,
+            w.batches,
+            w.ready,
+            w.waiting,
+            w.incomplete,
+            w.late.len(),
+            runs.join(", ")
+        );
+        for r in w.runs.iter().filter(|r| r.error.is_some()) {
+            out!(
+                "    {} failed: {}",
+                r.run,
+                r.error.as_deref().unwrap_or_default()
+            );
+        }
+        for b in &w.late {
+            out!("    late: {b}");
+        }
+    }
+}

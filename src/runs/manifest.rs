@@ -1,0 +1,109 @@
+//! The manifest: server 0's signed list of the batches a run sums. One object, the
+//! single-object signature form (a `BatchSignature` with the manifest's JSON inline),
+//! so it appears whole or not at all.
+
+use super::{parse_batch, RunId, MAX_RUN_OBJECT_BYTES};
+use crate::batch::BatchId;
+use crate::crypto::{SigningKey, TrustSet};
+use crate::store::{get_bytes, ObjectStore};
+use crate::wire::{self, BatchSignature};
+use anyhow::{anyhow, bail, Context, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    pub aggregation: String,
+    /// The run's name: `{start}-{end}` or `{start}-{end}-late{k}`.
+    pub run: String,
+    /// Batches summed, `agg/Y/m/d/H/M/uuid`, in time then UUID order.
+    pub batches: Vec<String>,
+}
+
+impl Manifest {
+    pub fn new(run: &RunId, batches: &[BatchId]) -> Self {
+        let mut ids = batches.to_vec();
+        ids.sort();
+        Manifest {
+            aggregation: run.aggregation.clone(),
+            run: run.name(),
+            batches: ids.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// The listed batches, checked to belong to the run's aggregation and window.
+    pub fn batch_ids(&self, run: &RunId) -> Result<Vec<BatchId>> {
+        self.batches
+            .iter()
+            .map(|text| {
+                let id = parse_batch(text)
+                    .ok_or_else(|| anyhow!("manifest of {run} lists {text:?}, not a batch"))?;
+                if id.aggregation != run.aggregation || !run.window.contains(id.time) {
+                    bail!("manifest of {run} lists batch {id}, outside its aggregation or window");
+                }
+                Ok(id)
+            })
+            .collect()
+    }
+}
+
+/// A manifest with the exact signed bytes it was read from or written as.
+#[derive(Debug, Clone)]
+pub struct SignedManifest {
+    pub manifest: Manifest,
+    pub bytes: Vec<u8>,
+}
+
+impl SignedManifest {
+    pub fn sign(manifest: Manifest, key: &SigningKey) -> Result<Self> {
+        let json = serde_json::to_vec(&manifest)?;
+        let signature = BatchSignature {
+            batch_header_signature: key.sign(&json)?,
+            key_identifier: key.key_id().to_string(),
+            batch_header: Some(json),
+            packets: None,
+        };
+        Ok(SignedManifest {
+            manifest,
+            bytes: wire::encode_single(&signature)?,
+        })
+    }
+
+    /// Checks the signature against `trust` and that the manifest is the one for `run`.
+    pub fn verify(bytes: Vec<u8>, trust: &TrustSet, run: &RunId, object: &str) -> Result<Self> {
+        let signature: BatchSignature = wire::decode_single(&bytes).context(object.to_string())?;
+        let json = signature
+            .batch_header
+            .as_deref()
+            .ok_or_else(|| anyhow!("{object}: manifest has no inline content"))?;
+        trust
+            .verify(
+                &signature.key_identifier,
+                json,
+                &signature.batch_header_signature,
+            )
+            .with_context(|| format!("{object}: manifest signature check failed"))?;
+        let manifest: Manifest =
+            serde_json::from_slice(json).with_context(|| format!("{object}: manifest content"))?;
+        if manifest.aggregation != run.aggregation || manifest.run != run.name() {
+            bail!(
+                "{object}: manifest is for {} run {}, not {run}",
+                manifest.aggregation,
+                manifest.run
+            );
+        }
+        Ok(SignedManifest { manifest, bytes })
+    }
+}
+
+/// Reads and verifies a run's manifest from a location; None if it is not there.
+pub fn read_manifest(
+    store: &dyn ObjectStore,
+    run: &RunId,
+    trust: &TrustSet,
+) -> Result<Option<SignedManifest>> {
+    let key = run.manifest_key();
+    if store.head(&key)?.is_none() {
+        return Ok(None);
+    }
+    let bytes = get_bytes(store, &key, MAX_RUN_OBJECT_BYTES)?;
+    SignedManifest::verify(bytes, trust, run, &store.describe(&key)).map(Some)
+}

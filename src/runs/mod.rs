@@ -1,0 +1,216 @@
+//! Aggregation runs: which batches a window's sum parts cover, agreed by both servers.
+//!
+//! The rule: server 0 decides. When it aggregates a run it lists the batches of the
+//! window that both validations cover at that moment, signs that list (the manifest),
+//! keeps it and sends it to server 1's inbox; both servers sum exactly the listed
+//! batches, and each sum part lists them, which `collect` compares. A batch of the
+//! window that was not ready is late: it is reported, and an explicit later run
+//! (`--late`, run k >= 1 of the same window) sums it. Every run ends with a record in the
+//! server's own storage; its presence means "done".
+
+mod execute;
+mod manifest;
+mod plan;
+mod status;
+mod windows;
+
+pub use execute::{execute_run, RunOutcome};
+pub use manifest::{read_manifest, Manifest, SignedManifest};
+pub use plan::{
+    decide_late_run, decide_run, leader_pending, missing_validations, read_decided, scan_window,
+    undone_runs, Decided, Decision, WindowScan,
+};
+pub use status::{status, RunState, StatusOptions, WindowStatus};
+pub use windows::{closed_windows, window_of};
+
+use crate::batch::{run_name, validate_name, BatchId, BatchKind, Window};
+use crate::store::{get_bytes, put_bytes, ObjectStore};
+use anyhow::{anyhow, Context, Result};
+
+/// One aggregation run: a window's regular run (0) or its k-th run of late batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunId {
+    pub aggregation: String,
+    pub window: Window,
+    pub run: u32,
+}
+
+/// Where a server keeps its runs (own storage; server 1's inbox for server 0's manifests).
+const RUNS_FOLDER: &str = "runs";
+const MANIFEST_SUFFIX: &str = ".manifest.sig";
+const DONE_SUFFIX: &str = ".done.json";
+const FAILED_SUFFIX: &str = ".failed.json";
+/// Manifests and records are small; this bounds what a read accepts.
+const MAX_RUN_OBJECT_BYTES: u64 = 256 << 20;
+
+impl RunId {
+    pub fn new(aggregation: &str, window: Window, run: u32) -> Result<Self> {
+        validate_name("aggregation", aggregation).map_err(|e| anyhow!(e))?;
+        Ok(RunId {
+            aggregation: aggregation.to_string(),
+            window,
+            run,
+        })
+    }
+
+    /// `202611230000-202611232359` or `202611230000-202611232359-late1`.
+    pub fn name(&self) -> String {
+        run_name(&self.window, self.run)
+    }
+
+    fn key(&self, suffix: &str) -> String {
+        format!("{}/{RUNS_FOLDER}/{}{suffix}", self.aggregation, self.name())
+    }
+
+    pub fn manifest_key(&self) -> String {
+        self.key(MANIFEST_SUFFIX)
+    }
+
+    pub fn done_key(&self) -> String {
+        self.key(DONE_SUFFIX)
+    }
+
+    pub fn failed_key(&self) -> String {
+        self.key(FAILED_SUFFIX)
+    }
+
+    /// The run a manifest key names (`{agg}/runs/{start}-{end}[-late{k}].manifest.sig`).
+    pub fn from_manifest_key(key: &str) -> Option<RunId> {
+        let rest = key.strip_suffix(MANIFEST_SUFFIX)?;
+        let (aggregation, name) = rest.split_once(&format!("/{RUNS_FOLDER}/"))?;
+        let (window_name, run) = match name.split_once("-late") {
+            Some((w, k)) => (w, k.parse().ok().filter(|&k| k > 0)?),
+            None => (name, 0),
+        };
+        let (start, end) = window_name.split_once('-')?;
+        let parse = |t| crate::batch::parse_time(t).ok();
+        let window = Window::new(parse(start)?, parse(end)?).ok()?;
+        let id = RunId::new(aggregation, window, run).ok()?;
+        // Only canonical keys: the round trip gives the same key.
+        (id.manifest_key() == key).then_some(id)
+    }
+
+    pub fn sort_key(&self) -> (i64, i64, u32) {
+        (
+            self.window.start.timestamp(),
+            self.window.end.timestamp(),
+            self.run,
+        )
+    }
+}
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} run {}", self.aggregation, self.name())
+    }
+}
+
+/// Runs whose manifests are in a location, oldest window first.
+pub fn list_manifests(store: &dyn ObjectStore, aggregation: &str) -> Result<Vec<RunId>> {
+    validate_name("aggregation", aggregation).map_err(|e| anyhow!(e))?;
+    let mut runs: Vec<RunId> = store
+        .list(&format!("{aggregation}/{RUNS_FOLDER}/"))?
+        .iter()
+        .filter_map(|k| RunId::from_manifest_key(k))
+        .collect();
+    runs.sort_by_key(RunId::sort_key);
+    Ok(runs)
+}
+
+/// What a server keeps once it has written a run's sum part: the run is done.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunRecord {
+    pub aggregation: String,
+    pub run: String,
+    pub batches: Vec<String>,
+    pub packets: u64,
+    pub valid: u64,
+    pub invalid: u64,
+    pub sum_part: String,
+}
+
+/// What a server keeps when a run failed (until a later attempt succeeds).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FailedRecord {
+    pub aggregation: String,
+    pub run: String,
+    pub error: String,
+    pub at: String,
+}
+
+pub fn read_done(store: &dyn ObjectStore, run: &RunId) -> Result<Option<RunRecord>> {
+    read_json(store, &run.done_key())
+}
+
+pub fn read_failed(store: &dyn ObjectStore, run: &RunId) -> Result<Option<FailedRecord>> {
+    read_json(store, &run.failed_key())
+}
+
+pub fn write_done(store: &dyn ObjectStore, run: &RunId, record: &RunRecord) -> Result<()> {
+    put_bytes(store, &run.done_key(), &serde_json::to_vec_pretty(record)?)?;
+    Ok(())
+}
+
+pub fn write_failed(store: &dyn ObjectStore, run: &RunId, error: &str) -> Result<()> {
+    let record = FailedRecord {
+        aggregation: run.aggregation.clone(),
+        run: run.name(),
+        error: error.to_string(),
+        at: chrono::Utc::now().to_rfc3339(),
+    };
+    put_bytes(
+        store,
+        &run.failed_key(),
+        &serde_json::to_vec_pretty(&record)?,
+    )?;
+    Ok(())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    store: &dyn ObjectStore,
+    key: &str,
+) -> Result<Option<T>> {
+    if store.head(key)?.is_none() {
+        return Ok(None);
+    }
+    let bytes = get_bytes(store, key, MAX_RUN_OBJECT_BYTES)?;
+    let value = serde_json::from_slice(&bytes).with_context(|| store.describe(key))?;
+    Ok(Some(value))
+}
+
+/// A batch as manifests and records list it (`agg/Y/m/d/H/M/uuid`).
+pub fn parse_batch(text: &str) -> Option<BatchId> {
+    BatchId::from_signature_key(&format!("{text}.batch.sig"), BatchKind::Ingestion)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::parse_time;
+
+    #[test]
+    fn run_keys_round_trip() {
+        let w = Window::new(
+            parse_time("202611230000").unwrap(),
+            parse_time("202611232359").unwrap(),
+        )
+        .unwrap();
+        for run in [0, 1, 12] {
+            let id = RunId::new("en-a", w, run).unwrap();
+            assert_eq!(RunId::from_manifest_key(&id.manifest_key()), Some(id));
+        }
+        assert_eq!(
+            RunId::new("en-a", w, 1).unwrap().manifest_key(),
+            "en-a/runs/202611230000-202611232359-late1.manifest.sig"
+        );
+        for bad in [
+            "en-a/runs/202611230000-202611232359-late0.manifest.sig",
+            "en-a/runs/202611230000-202611232359-latex.manifest.sig",
+            "en-a/runs/202611232359-202611230000.manifest.sig",
+            "en-a/runs/x.manifest.sig",
+            "en-a/runs/202611230000-202611232359.done.json",
+        ] {
+            assert_eq!(RunId::from_manifest_key(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Deciding runs (server 0) and finding the runs a server still has to sum.
+
+use super::{list_manifests, read_done, read_manifest, Manifest, RunId, SignedManifest};
+use crate::batch::{BatchId, BatchKind, Window};
+use crate::config::Server;
+use crate::schedule::{scan_ingestion_between, Incomplete};
+use crate::store::put_bytes;
+use crate::vdaf::ServerIndex;
+use anyhow::{bail, Result};
+use chrono::{DateTime, TimeDelta, Utc};
+use std::collections::BTreeSet;
+
+/// A window's batches as one server sees them now.
+#[derive(Debug, Clone, Default)]
+pub struct WindowScan {
+    /// Complete batches both validations cover (own, and the peer's in the inbox).
+    pub ready: Vec<BatchId>,
+    /// Complete batches still missing a validation, with the missing objects.
+    pub waiting: Vec<(BatchId, Vec<String>)>,
+    /// Batches whose ingestion objects are not all written yet.
+    pub incomplete: Vec<Incomplete>,
+}
+
+impl WindowScan {
+    /// Every batch of the window, whatever its state (`agg/Y/m/d/H/M/uuid`).
+    pub fn all_batches(&self) -> BTreeSet<String> {
+        let mut all: BTreeSet<String> = self.ready.iter().map(ToString::to_string).collect();
+        all.extend(self.waiting.iter().map(|(id, _)| id.to_string()));
+        all.extend(self.incomplete.iter().map(|i| i.batch.clone()));
+        all
+    }
+}
+
+/// The validation objects of a batch this server cannot see yet (own, then peer's).
+pub fn missing_validations(server: &Server, id: &BatchId) -> Result<Vec<String>> {
+    let mut missing = Vec::new();
+    let own = id.names(BatchKind::Validation(server.index)).signature;
+    if server.own.head(&own)?.is_none() {
+        missing.push(server.own.describe(&own));
+    }
+    let peer = id
+        .names(BatchKind::Validation(server.index.peer()))
+        .signature;
+    if server.peer_inbox.head(&peer)?.is_none() {
+        missing.push(server.peer_inbox.describe(&peer));
+    }
+    Ok(missing)
+}
+
+pub fn scan_window(
+    server: &Server,
+    aggregation: &str,
+    window: &Window,
+    incomplete_after: TimeDelta,
+    now: DateTime<Utc>,
+) -> Result<WindowScan> {
+    let listed = scan_ingestion_between(
+        server,
+        aggregation,
+        window.start,
+        window.end,
+        incomplete_after,
+        now,
+    )?;
+    let mut scan = WindowScan {
+        incomplete: listed.incomplete,
+        ..Default::default()
+    };
+    for id in listed.complete {
+        let missing = missing_validations(server, &id)?;
+        if missing.is_empty() {
+            scan.ready.push(id);
+        } else {
+            scan.waiting.push((id, missing));
+        }
+    }
+    Ok(scan)
+}
+
+/// A run's batches as server 0 decided them.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub run: RunId,
+    pub batches: Vec<BatchId>,
+    pub manifest: SignedManifest,
+    /// Batches of the window neither this run nor an earlier one covers: late.
+    pub left_out: Vec<String>,
+}
+
+/// Server 0: the run's manifest — the one kept if it was decided before (a rerun, or a
+/// racing worker that won), else decided now from the batches both validations cover,
+/// leaving out `exclude` (batches earlier runs of the window summed). The manifest is
+/// created in own storage only if absent, so racing workers agree on one, then sent to
+/// server 1's inbox.
+pub fn decide_run(
+    server: &Server,
+    run: &RunId,
+    exclude: &BTreeSet<String>,
+    incomplete_after: TimeDelta,
+    now: DateTime<Utc>,
+) -> Result<Decision> {
+    if server.index != ServerIndex::Zero {
+        bail!("only server 0 decides which batches a run sums");
+    }
+    let scan = scan_window(server, &run.aggregation, &run.window, incomplete_after, now)?;
+    let key = run.manifest_key();
+    let manifest = match read_manifest(server.own.as_ref(), run, &server.own_trust)? {
+        Some(kept) => kept,
+        None => {
+            let ready: Vec<BatchId> = scan
+                .ready
+                .iter()
+                .filter(|id| !exclude.contains(&id.to_string()))
+                .cloned()
+                .collect();
+            if ready.is_empty() {
+                return Ok(Decision::NothingReady(scan));
+            }
+            let signed = SignedManifest::sign(Manifest::new(run, &ready), &server.signing_key)?;
+            if server.own.create_new(&key, &signed.bytes)? {
+                signed
+            } else {
+                tracing::info!(run = %run, "another worker decided this run first; using its manifest");
+                match read_manifest(server.own.as_ref(), run, &server.own_trust)? {
+                    Some(kept) => kept,
+                    None => bail!(
+                        "{}: vanished after a conditional write refused to replace it",
+                        server.own.describe(&key)
+                    ),
+                }
+            }
+        }
+    };
+    // The exact bytes kept, so every copy server 1 may read is the same object.
+    put_bytes(server.peer_outbox.as_ref(), &key, &manifest.bytes)?;
+    let batches = manifest.manifest.batch_ids(run)?;
+    let covered: BTreeSet<String> = manifest.manifest.batches.iter().cloned().collect();
+    let left_out = scan
+        .all_batches()
+        .into_iter()
+        .filter(|b| !covered.contains(b) && !exclude.contains(b))
+        .collect();
+    Ok(Decision::Decided(Decided {
+        run: run.clone(),
+        batches,
+        manifest,
+        left_out,
+    }))
+}
+
+/// What deciding a run came to.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    Decided(Decided),
+    /// No batch of the window is ready to sum (what there is, is in the scan).
+    NothingReady(WindowScan),
+}
+
+/// Batches that decided runs of a window before `run` summed (its earlier runs).
+pub fn earlier_batches(server: &Server, run: &RunId) -> Result<BTreeSet<String>> {
+    let mut batches = BTreeSet::new();
+    for earlier in 0..run.run {
+        let id = RunId {
+            run: earlier,
+            ..run.clone()
+        };
+        let Some(m) = read_decided(server, &id)? else {
+            bail!("{id} has no manifest, so {run} cannot tell which batches are late");
+        };
+        batches.extend(m.manifest.batches);
+    }
+    Ok(batches)
+}
+
+/// A decided run's manifest where this server reads it: server 0 its own copy, server 1
+/// what server 0 sent to its inbox.
+pub fn read_decided(server: &Server, run: &RunId) -> Result<Option<SignedManifest>> {
+    match server.index {
+        ServerIndex::Zero => read_manifest(server.own.as_ref(), run, &server.own_trust),
+        ServerIndex::One => read_manifest(server.peer_inbox.as_ref(), run, &server.peer_trust),
+    }
+}
+
+/// Server 0: the next late run of a window whose regular run is decided.
+pub fn decide_late_run(
+    server: &Server,
+    aggregation: &str,
+    window: &Window,
+    incomplete_after: TimeDelta,
+    now: DateTime<Utc>,
+) -> Result<Decision> {
+    let runs: Vec<RunId> = list_manifests(server.own.as_ref(), aggregation)?
+        .into_iter()
+        .filter(|r| r.window == *window)
+        .collect();
+    if !runs.iter().any(|r| r.run == 0) {
+        bail!(
+            "{aggregation} window {} has no regular run yet: aggregate it before its late batches",
+            window.name()
+        );
+    }
+    let next = RunId::new(
+        aggregation,
+        *window,
+        runs.iter().map(|r| r.run).max().unwrap_or(0) + 1,
+    )?;
+    let exclude = earlier_batches(server, &next)?;
+    decide_run(server, &next, &exclude, incomplete_after, now)
+}
+
+/// Decided runs this server has not summed yet, whose window ends at or after `since`.
+pub fn undone_runs(server: &Server, aggregation: &str, since: DateTime<Utc>) -> Result<Vec<RunId>> {
+    let decided_in = match server.index {
+        ServerIndex::Zero => server.own.as_ref(),
+        ServerIndex::One => server.peer_inbox.as_ref(),
+    };
+    let mut undone = Vec::new();
+    for run in list_manifests(decided_in, aggregation)? {
+        if run.window.end >= since && read_done(server.own.as_ref(), &run)?.is_none() {
+            undone.push(run);
+        }
+    }
+    Ok(undone)
+}
+
+/// Server 0's scheduled work: regular runs of closed windows not done yet, and any
+/// decided run left unfinished (a crash between deciding and summing). Oldest first.
+pub fn leader_pending(
+    server: &Server,
+    aggregation: &str,
+    windows: &[Window],
+    since: DateTime<Utc>,
+) -> Result<Vec<RunId>> {
+    let mut runs = undone_runs(server, aggregation, since)?;
+    for w in windows {
+        let run = RunId::new(aggregation, *w, 0)?;
+        if !runs.contains(&run) && read_done(server.own.as_ref(), &run)?.is_none() {
+            runs.push(run);
+        }
+    }
+    runs.sort_by_key(RunId::sort_key);
+    Ok(runs)
+}

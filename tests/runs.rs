@@ -1,0 +1,387 @@
+//! Aggregation runs: server 0 decides which batches a window sums, server 1 follows;
+//! late batches are reported and summed by an explicit late run; reruns change nothing.
+
+mod common;
+
+use chrono::{TimeDelta, Utc};
+use common::*;
+use divvi::batch::{truncate_to_minute, BatchId, BatchKind, Window};
+use divvi::crypto::PacketScheme;
+use divvi::runs::{
+    decide_late_run, execute_run, status, Decision, RunId, RunOutcome, StatusOptions,
+};
+use divvi::stages::ingest::{IngestionBatch, PacketMaker};
+use divvi::stages::{collect, intake, no_tick};
+
+const HOUR: TimeDelta = TimeDelta::hours(1);
+
+/// A batch of `n` reports each setting bin `bin` of 3.
+fn write_batch(
+    d: &Deployment,
+    aggregation: &str,
+    time: chrono::DateTime<Utc>,
+    bin: usize,
+    n: usize,
+) -> BatchId {
+    let maker = PacketMaker::new(&d.ingestor, 3).unwrap();
+    let mut b = IngestionBatch::new(&d.ingestor, aggregation, time).unwrap();
+    let mut m = [0u32; 3];
+    m[bin] = 1;
+    for _ in 0..n {
+        b.append(&maker.make(&m).unwrap()).unwrap();
+    }
+    b.finish(3, 1.0).unwrap()
+}
+
+fn run(d: &Deployment, server: usize, run: &RunId) -> RunOutcome {
+    execute_run(&d.servers[server], run, HOUR, Utc::now(), &no_tick).unwrap()
+}
+
+fn done_batches(outcome: &RunOutcome) -> Vec<String> {
+    match outcome {
+        RunOutcome::Done { report, .. } => report.batches.clone(),
+        other => panic!("not done: {other:?}"),
+    }
+}
+
+fn window_at(time: chrono::DateTime<Utc>) -> Window {
+    Window::new(time, time).unwrap()
+}
+
+#[test]
+fn a_late_validation_is_left_out_by_both_and_summed_by_a_late_run() {
+    let d = deployment(PacketScheme::Ecies);
+    let time = truncate_to_minute(Utc::now()) - TimeDelta::minutes(5);
+    let window = window_at(time);
+    let on_time = write_batch(&d, "race", time, 0, 3);
+    let late = write_batch(&d, "race", time, 2, 2);
+    for s in &d.servers {
+        intake::intake(s, &on_time, &no_tick).unwrap();
+    }
+    // Server 0 validated the late batch, but server 1's validation has not landed yet.
+    intake::intake(&d.servers[0], &late, &no_tick).unwrap();
+
+    let run0 = RunId::new("race", window, 0).unwrap();
+    let first = run(&d, 0, &run0);
+    assert_eq!(done_batches(&first), vec![on_time.to_string()]);
+    match &first {
+        RunOutcome::Done { left_out, .. } => assert_eq!(left_out, &vec![late.to_string()]),
+        _ => unreachable!(),
+    }
+    // Now server 1 validates the late batch: it is complete on server 1's side, yet
+    // server 1 sums exactly what server 0 decided.
+    intake::intake(&d.servers[1], &late, &no_tick).unwrap();
+    assert_eq!(done_batches(&run(&d, 1, &run0)), vec![on_time.to_string()]);
+    let result = collect::collect(&d.portal, "race", &window).unwrap();
+    assert_eq!(result.histogram, vec![3, 0, 0]);
+    assert_eq!(result.batches, vec![on_time.uuid]);
+
+    // Both servers report the late batch.
+    let options = StatusOptions {
+        period: TimeDelta::minutes(1),
+        grace: TimeDelta::zero(),
+        lookback: TimeDelta::minutes(10),
+        incomplete_after: HOUR,
+        now: Utc::now(),
+    };
+    for s in &d.servers {
+        let w = status(s, "race", &options)
+            .unwrap()
+            .into_iter()
+            .find(|w| w.window == window.name())
+            .unwrap();
+        assert_eq!((w.state, w.late.clone()), ("done", vec![late.to_string()]));
+    }
+
+    // The explicit late run sums it, once.
+    let Decision::Decided(decided) =
+        decide_late_run(&d.servers[0], "race", &window, HOUR, Utc::now()).unwrap()
+    else {
+        panic!("a late run should be decided");
+    };
+    assert_eq!(decided.run.run, 1);
+    assert_eq!(decided.batches, vec![late.clone()]);
+    assert_eq!(
+        done_batches(&run(&d, 0, &decided.run)),
+        vec![late.to_string()]
+    );
+    assert_eq!(
+        done_batches(&run(&d, 1, &decided.run)),
+        vec![late.to_string()]
+    );
+    let late_result = collect::collect_run(&d.portal, "race", &window, 1).unwrap();
+    assert_eq!(late_result.histogram, vec![0, 0, 2]);
+    assert_eq!(late_result.window, format!("{}-late1", window.name()));
+    assert!(matches!(
+        decide_late_run(&d.servers[0], "race", &window, HOUR, Utc::now()).unwrap(),
+        Decision::NothingReady(_)
+    ));
+    for s in &d.servers {
+        let w = status(s, "race", &options)
+            .unwrap()
+            .into_iter()
+            .find(|w| w.window == window.name())
+            .unwrap();
+        assert_eq!(w.state, "done");
+        assert!(w.late.is_empty(), "{:?}", w.late);
+        assert_eq!(w.runs.len(), 2);
+    }
+}
+
+#[test]
+fn server_1_waits_for_a_validation_server_0_already_counted() {
+    let d = deployment(PacketScheme::Hpke);
+    let time = truncate_to_minute(Utc::now()) - TimeDelta::minutes(5);
+    let window = window_at(time);
+    let id = write_batch(&d, "wait", time, 1, 4);
+    for s in &d.servers {
+        intake::intake(s, &id, &no_tick).unwrap();
+    }
+    // Server 1's intake sent server 0 its validation but died before keeping its own.
+    let own1 = id.names(BatchKind::Validation(divvi::vdaf::ServerIndex::One));
+    let own_dir = d.paths.dir.join("buckets/server1-own");
+    std::fs::remove_file(own_dir.join(&own1.signature)).unwrap();
+
+    let run0 = RunId::new("wait", window, 0).unwrap();
+    // Server 1 has no manifest yet: it waits for server 0's decision.
+    match run(&d, 1, &run0) {
+        RunOutcome::Waiting { missing } => {
+            assert!(missing[0].ends_with(".manifest.sig"), "{missing:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(done_batches(&run(&d, 0, &run0)), vec![id.to_string()]);
+    match run(&d, 1, &run0) {
+        RunOutcome::Waiting { missing } => {
+            assert_eq!(missing.len(), 1);
+            assert!(missing[0].ends_with(&own1.signature), "{missing:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Intake's rerun writes the validation again; then server 1 catches up.
+    assert_eq!(
+        intake::pending_batches(&d.servers[1], "wait").unwrap(),
+        vec![id.clone()]
+    );
+    intake::intake(&d.servers[1], &id, &no_tick).unwrap();
+    assert_eq!(done_batches(&run(&d, 1, &run0)), vec![id.to_string()]);
+    assert_eq!(
+        collect::collect(&d.portal, "wait", &window)
+            .unwrap()
+            .histogram,
+        vec![0, 4, 0]
+    );
+}
+
+// --- The scheduled jobs as processes -------------------------------------------------
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_divvi"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_ok(child: Child, what: &str) {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn config(d: &Deployment, server: usize) -> String {
+    d.paths.servers[server].to_str().unwrap().to_string()
+}
+
+fn intake_args(config: &str, aggregation: &str) -> Vec<String> {
+    [
+        "intake",
+        "--config",
+        config,
+        "--aggregation",
+        aggregation,
+        "--pending",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn aggregate_args(config: &str, aggregation: &str) -> Vec<String> {
+    let args = [
+        "aggregate",
+        "--config",
+        config,
+        "--aggregation",
+        aggregation,
+        "--pending",
+        "--period",
+        "1m",
+        "--grace",
+        "0m",
+        "--lookback",
+        "60m",
+    ];
+    args.map(String::from).to_vec()
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// Every object of a deployment's buckets with its bytes (temporary files excluded).
+fn snapshot(d: &Deployment) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else if !p
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with(".divvi-tmp-")
+            {
+                let key = p.strip_prefix(root).unwrap().display().to_string();
+                out.insert(key, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    let root = d.paths.dir.join("buckets");
+    walk(&root, &root, &mut out);
+    out
+}
+
+/// Batches in one closed one-minute window: `counts[i]` reports setting bin i.
+fn scheduled_deployment(
+    aggregation: &str,
+    batches: usize,
+    per_batch: usize,
+) -> (Deployment, Window, Vec<u64>) {
+    let d = deployment(PacketScheme::Ecies);
+    let time = truncate_to_minute(Utc::now()) - TimeDelta::minutes(3);
+    let mut truth = vec![0u64; 3];
+    for i in 0..batches {
+        write_batch(&d, aggregation, time, i % 3, per_batch);
+        truth[i % 3] += per_batch as u64;
+    }
+    (d, window_at(time), truth)
+}
+
+#[test]
+fn racing_workers_agree_and_a_rerun_after_success_changes_nothing() {
+    let (d, window, truth) = scheduled_deployment("sched", 6, 20);
+    let (c0, c1) = (config(&d, 0), config(&d, 1));
+    // Two workers per server take the same pending intake work at once.
+    let workers: Vec<Child> = [&c0, &c0, &c1, &c1]
+        .iter()
+        .map(|c| spawn(&strs(&intake_args(c, "sched"))))
+        .collect();
+    for w in workers {
+        wait_ok(w, "intake");
+    }
+    // Two aggregate workers per server at once (server 1 may still wait for server 0's
+    // manifest, so its workers run once more after).
+    let workers: Vec<Child> = [&c0, &c0, &c1, &c1]
+        .iter()
+        .map(|c| spawn(&strs(&aggregate_args(c, "sched"))))
+        .collect();
+    for w in workers {
+        wait_ok(w, "aggregate");
+    }
+    wait_ok(spawn(&strs(&aggregate_args(&c1, "sched"))), "aggregate");
+    let result = collect::collect(&d.portal, "sched", &window).unwrap();
+    assert_eq!(result.histogram, truth);
+    assert_eq!(result.batches.len(), 6);
+
+    // Rerunning every scheduled job after success writes nothing at all.
+    let before = snapshot(&d);
+    for c in [&c0, &c1] {
+        ok(&strs(&intake_args(c, "sched")));
+        ok(&strs(&aggregate_args(c, "sched")));
+    }
+    assert_eq!(snapshot(&d), before);
+
+    // An explicit rerun of the window writes the same sum parts again, byte for byte
+    // (only the ECDSA signatures, randomised, differ), so racing writers cannot mix.
+    // Compared by digest: a failure message with whole files would be unreadable.
+    let sum_parts = |s: &BTreeMap<String, Vec<u8>>| -> Vec<(String, String)> {
+        s.iter()
+            .filter(|(k, _)| {
+                (k.contains(".sum_") && !k.ends_with(".sig")) || k.contains(".invalid_uuid_")
+            })
+            .map(|(k, v)| (k.clone(), divvi::batch::hex(&divvi::crypto::sha256(v))))
+            .collect()
+    };
+    for c in [&c0, &c1] {
+        ok(&[
+            "aggregate",
+            "--config",
+            c,
+            "--aggregation",
+            "sched",
+            "--start",
+            &window.name()[..12],
+            "--end",
+            &window.name()[13..],
+        ]);
+    }
+    let after = snapshot(&d);
+    assert_eq!(sum_parts(&after), sum_parts(&before));
+    assert_eq!(sum_parts(&before).len(), 4);
+    assert_eq!(
+        collect::collect(&d.portal, "sched", &window)
+            .unwrap()
+            .histogram,
+        truth
+    );
+}
+
+/// Starts a job, kills it with SIGKILL after `delay`; true if it was still running.
+fn kill_after(args: &[String], delay: std::time::Duration) -> bool {
+    let mut child = spawn(&strs(args));
+    std::thread::sleep(delay);
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    status.signal() == Some(9)
+}
+
+#[test]
+fn jobs_killed_at_any_point_finish_on_rerun_with_the_true_result() {
+    let (d, window, truth) = scheduled_deployment("crash", 8, 1500);
+    let (c0, c1) = (config(&d, 0), config(&d, 1));
+    let delays = [5, 20, 40, 70, 110, 160, 230, 320, 450].map(std::time::Duration::from_millis);
+    let mut killed = 0;
+    for jobs in [
+        [intake_args(&c0, "crash"), intake_args(&c1, "crash")],
+        [aggregate_args(&c0, "crash"), aggregate_args(&c1, "crash")],
+    ] {
+        for delay in delays {
+            for job in &jobs {
+                killed += usize::from(kill_after(job, delay));
+            }
+        }
+        // Whatever state the kills left, a plain rerun finishes the work.
+        for job in &jobs {
+            ok(&strs(job));
+        }
+    }
+    assert!(
+        killed >= 8,
+        "only {killed} jobs were still running when killed"
+    );
+    let result = collect::collect(&d.portal, "crash", &window).unwrap();
+    assert_eq!(result.histogram, truth);
+    assert_eq!(result.batches.len(), 8);
+    assert_eq!(result.total_individual_clients, 8 * 1500);
+}
