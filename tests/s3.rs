@@ -323,7 +323,7 @@ fn a_200000_packet_batch_goes_through_intake_over_s3_with_flat_memory() {
         "--end",
         test_time(),
     ]);
-    assert!(out.contains("\"valid\": 200000"), "{out}");
+    assert!(out.contains("\"valid\":200000"), "{out}");
 }
 
 #[test]
@@ -501,4 +501,28 @@ fn four_intake_workers_share_the_pending_batches_exactly_once() {
     let single = dir.path().join("single");
     keygen(&single, None);
     assert_eq!(run_pipeline(&single, &input, 8, 250), sharded);
+}
+
+#[test]
+fn a_conditional_create_on_s3_has_exactly_one_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let weed = Seaweed::start(&dir.path().join("weed"), "cond-");
+    let store =
+        divvi::store::open_location(&weed.location("server0-own", "server0"), dir.path()).unwrap();
+    let wins: Vec<bool> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..6u8)
+            .map(|i| {
+                let store = &store;
+                scope.spawn(move || store.create_new("runs/decision", &[i; 8]).unwrap())
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(wins.iter().filter(|&&w| w).count(), 1, "{wins:?}");
+    let winner = wins.iter().position(|&w| w).unwrap() as u8;
+    assert_eq!(
+        divvi::store::get_bytes(store.as_ref(), "runs/decision", 100).unwrap(),
+        vec![winner; 8]
+    );
+    assert!(!store.create_new("runs/decision", b"later").unwrap());
 }
