@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every check and test of divvi, on a fresh machine: installs what the tests need
-# (Python fastavro for the cross-implementation test, SeaweedFS for the S3 tests), then
-# formatting, lints, tests.
+# (Python fastavro for the cross-implementation test, SeaweedFS for the S3 tests,
+# kubernetes-validate for the job manifests), then formatting, lints, tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +17,7 @@ fi
 
 if ! command -v kubernetes-validate >/dev/null 2>&1; then
     echo "installing kubernetes-validate (offline schema check of the Kubernetes jobs)"
-    python3 -m pip install --quiet --disable-pip-version-check 'kubernetes-validate>=1.28'
+    python3 -m pip install --quiet --disable-pip-version-check 'kubernetes-validate>=1.30'
 fi
 # The deployable jobs (jobs/): manifests against the Kubernetes schemas, and policy.
 python3 jobs/check.py --self-test
@@ -31,6 +31,8 @@ cargo clippy --locked --all-targets -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked 2>&1 | tee "$log"
+# Every --flag the job manifests and crontab pass exists in the binary just built.
+python3 jobs/check.py --divvi-bin target/debug/divvi
 # One closing line for the whole run (cargo's last block is the empty doc-test run).
 awk '/^test result:/ { passed += $4; failed += $6 }
      END { printf "all tests: %d passed, %d failed\n", passed, failed }' "$log"
