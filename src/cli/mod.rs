@@ -48,6 +48,15 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as JSON or text; auto is JSON unless stderr is a terminal.
+    #[arg(long, global = true, env = "DIVVI_LOG_FORMAT", default_value = "auto")]
+    log_format: logging::LogFormat,
+    /// Push the job's metrics to this Prometheus Pushgateway (http://host:port) when it ends.
+    #[arg(long, global = true, env = "DIVVI_PUSHGATEWAY")]
+    pushgateway: Option<String>,
+    /// Serve the job's metrics at http://0.0.0.0:PORT/metrics while it runs.
+    #[arg(long, global = true, env = "DIVVI_METRICS_PORT")]
+    metrics_port: Option<u16>,
 }
 
 #[derive(Subcommand)]
@@ -253,10 +262,13 @@ struct InspectArgs {
 
 pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
-    logging::init(match cli.command {
-        Command::Demo(_) | Command::Bench(_) => "error",
-        _ => "warn",
-    });
+    logging::init(
+        match cli.command {
+            Command::Demo(_) | Command::Bench(_) => "error",
+            _ => "warn",
+        },
+        cli.log_format,
+    );
     match cli.command {
         Command::Demo(a) => demo(a),
         Command::Keygen(a) => {
