@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Every check and test of divvi, on a fresh machine: installs what the tests need
-# (Python fastavro for the cross-implementation test, SeaweedFS for the S3 tests,
-# kubernetes-validate for the job manifests), then formatting, lints, tests.
+# (Python fastavro for the cross-implementation test, prometheus-client for the metrics
+# format, SeaweedFS for the S3 tests, kubernetes-validate for the job manifests), then
+# formatting, lints, tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! python3 -c 'import fastavro' 2>/dev/null; then
     echo "installing fastavro (cross-implementation Avro check)"
     python3 -m pip install --quiet --disable-pip-version-check 'fastavro>=1.9,<2'
+fi
+
+if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+    echo "installing prometheus-client (cross-check of the metrics exposition format)"
+    python3 -m pip install --quiet --disable-pip-version-check 'prometheus-client>=0.20,<1'
 fi
 
 if ! command -v weed >/dev/null 2>&1; then

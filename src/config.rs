@@ -196,6 +196,19 @@ pub struct Server {
 }
 
 impl Server {
+    /// The same server with every location counting its bytes into `counters`.
+    pub fn metered(self, counters: &std::sync::Arc<crate::store::ByteCounters>) -> Self {
+        use crate::store::Metered;
+        Server {
+            ingestion: Metered::wrap(self.ingestion, counters),
+            own: Metered::wrap(self.own, counters),
+            peer_inbox: Metered::wrap(self.peer_inbox, counters),
+            peer_outbox: Metered::wrap(self.peer_outbox, counters),
+            sum_parts: Metered::wrap(self.sum_parts, counters),
+            ..self
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Self> {
         let (c, base): (ServerConfig, _) = read_config(path)?;
         Self::from_config(&c, &base)

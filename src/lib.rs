@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod demo;
 pub mod inspect;
 pub mod keygen;
+pub mod metrics;
 pub mod reports;
 pub mod runs;
 pub mod schedule;

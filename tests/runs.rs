@@ -385,3 +385,99 @@ fn jobs_killed_at_any_point_finish_on_rerun_with_the_true_result() {
     assert_eq!(result.batches.len(), 8);
     assert_eq!(result.total_individual_clients, 8 * 1500);
 }
+
+/// A stand-in Pushgateway on loopback: records each request's path and body.
+fn fake_pushgateway() -> (String, std::sync::mpsc::Receiver<(String, String)>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .unwrap();
+            let _ = tx.send((request_line, String::from_utf8(body).unwrap()));
+        }
+    });
+    (url, rx)
+}
+
+/// The value of one sample in a Prometheus text body (name and a label it must carry).
+fn sample(body: &str, name: &str, label: &str) -> f64 {
+    body.lines()
+        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or_else(|| panic!("no {name} with {label} in:\n{body}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn jobs_push_their_metrics_including_late_batches() {
+    let (d, window, _) = scheduled_deployment("metrics", 3, 7);
+    let (c0, c1) = (config(&d, 0), config(&d, 1));
+    let (gateway, pushes) = fake_pushgateway();
+    let with_gateway = |mut args: Vec<String>| {
+        args.extend(["--pushgateway".to_string(), gateway.clone()]);
+        args
+    };
+    ok(&strs(&with_gateway(intake_args(&c0, "metrics"))));
+    let (request, body) = pushes.recv().unwrap();
+    assert!(
+        request.starts_with("PUT /metrics/job/divvi_intake/server/0/aggregation/metrics "),
+        "{request}"
+    );
+    assert_eq!(
+        sample(&body, "divvi_packets_total", "outcome=\"valid\""),
+        21.0
+    );
+    assert_eq!(
+        sample(&body, "divvi_packets_total", "outcome=\"invalid\""),
+        0.0
+    );
+    assert_eq!(
+        sample(&body, "divvi_batches_total", "outcome=\"done\""),
+        3.0
+    );
+    assert!(sample(&body, "divvi_bytes_total", "direction=\"read\"") > 0.0);
+    assert!(sample(&body, "divvi_bytes_total", "direction=\"written\"") > 0.0);
+    assert!(
+        body.contains("divvi_last_success_timestamp_seconds{"),
+        "{body}"
+    );
+
+    // One batch more arrives, validated by server 0 only: it is late for the window.
+    ok(&strs(&intake_args(&c1, "metrics")));
+    let late = write_batch(&d, "metrics", window.start, 1, 2);
+    intake::intake(&d.servers[0], &late, &no_tick).unwrap();
+    ok(&strs(&with_gateway(aggregate_args(&c0, "metrics"))));
+    let (request, body) = pushes.recv().unwrap();
+    assert!(request.contains("/job/divvi_aggregate/"), "{request}");
+    assert_eq!(
+        sample(&body, "divvi_packets_total", "outcome=\"valid\""),
+        21.0
+    );
+    assert_eq!(sample(&body, "divvi_late_batches", "server=\"0\""), 1.0);
+    assert_eq!(
+        sample(&body, "divvi_batches_total", "outcome=\"done\""),
+        1.0
+    );
+}

@@ -10,6 +10,7 @@ macro_rules! out {
     ($($arg:tt)*) => { $crate::cli::emit(&format!("{}\n", format_args!($($arg)*))) };
 }
 
+mod job_metrics;
 mod runs;
 
 pub fn emit(text: &str) {
@@ -269,6 +270,10 @@ pub fn run() -> Result<ExitCode> {
         },
         cli.log_format,
     );
+    let metrics_args = MetricsArgs {
+        pushgateway: cli.pushgateway,
+        port: cli.metrics_port,
+    };
     match cli.command {
         Command::Demo(a) => demo(a),
         Command::Keygen(a) => {
@@ -302,8 +307,8 @@ pub fn run() -> Result<ExitCode> {
             out!("{}", serde_json::to_string_pretty(&report)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Intake(a) => intake_command(a),
-        Command::Aggregate(a) => runs::aggregate_command(a),
+        Command::Intake(a) => intake_command(a, &metrics_args),
+        Command::Aggregate(a) => runs::aggregate_command(a, &metrics_args),
         Command::Status(a) => runs::status_command(a),
         Command::Collect(a) => {
             let portal = Portal::load(&a.config)?;
@@ -332,9 +337,17 @@ pub fn run() -> Result<ExitCode> {
     }
 }
 
-fn intake_command(a: IntakeArgs) -> Result<ExitCode> {
+/// Where a job's metrics go (global flags).
+pub struct MetricsArgs {
+    pub pushgateway: Option<String>,
+    pub port: Option<u16>,
+}
+
+fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<ExitCode> {
     use divvi::schedule::{parse_duration, pending_intake, Shard};
     let server = Server::load(&a.config)?;
+    let metrics = job_metrics::JobMetrics::start("intake", &a.aggregation, &server, m.port)?;
+    let server = metrics.meter(server);
     let (ids, incomplete, shard) = match a.batch {
         Some(uuid) => {
             let all = divvi::stages::ingestion_batches(&server, &a.aggregation)?;
@@ -362,13 +375,22 @@ fn intake_command(a: IntakeArgs) -> Result<ExitCode> {
     for i in incomplete.iter().filter(|i| i.overdue) {
         tracing::warn!(batch = %i.batch, age_minutes = i.age_minutes, missing = ?i.missing, "ingestion batch still incomplete");
     }
+    metrics.incomplete(
+        incomplete.len(),
+        incomplete.iter().filter(|i| i.overdue).count(),
+    );
     let mut failed = 0;
     for id in &ids {
         let bar = progress::bar("intake", 0);
         match intake::intake(&server, id, &|n| bar.inc(n)) {
-            Ok(r) => out!("{}", serde_json::to_string(&r)?),
+            Ok(r) => {
+                metrics.packets(r.verified, r.rejected.len() as u64);
+                metrics.batch("done");
+                out!("{}", serde_json::to_string(&r)?);
+            }
             Err(e) => {
                 failed += 1;
+                metrics.batch("failed");
                 eprintln!("error: intake of {id}: {e:#}");
             }
         }
@@ -381,6 +403,8 @@ fn intake_command(a: IntakeArgs) -> Result<ExitCode> {
         "incomplete": incomplete,
     });
     eprintln!("{summary}");
+    let shard_label = (shard != Shard::ALL).then(|| shard.to_string());
+    metrics.finish(failed == 0, m.pushgateway.as_deref(), shard_label);
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

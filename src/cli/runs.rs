@@ -68,8 +68,11 @@ impl ScheduleArgs {
     }
 }
 
-pub fn aggregate_command(a: AggregateArgs) -> Result<ExitCode> {
+pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<ExitCode> {
     let server = Server::load(&a.config)?;
+    let metrics =
+        super::job_metrics::JobMetrics::start("aggregate", &a.aggregation, &server, m.port)?;
+    let server = metrics.meter(server);
     let o = a.schedule.options()?;
     let runs = if a.pending {
         let since = o.now - o.lookback;
@@ -95,28 +98,36 @@ pub fn aggregate_command(a: AggregateArgs) -> Result<ExitCode> {
         bar.finish_and_clear();
         match outcome {
             Ok(outcome) => {
-                if let RunOutcome::Done { left_out, .. } = &outcome {
-                    for batch in left_out {
-                        tracing::warn!(run = %run, batch = %batch, "late batch: not ready when the run was decided; sum it later with aggregate --late");
+                match &outcome {
+                    RunOutcome::Done { report, left_out } => {
+                        metrics.packets(report.valid, report.invalid.len() as u64);
+                        metrics.batch("done");
+                        for batch in left_out {
+                            tracing::warn!(run = %run, batch = %batch, "late batch: not ready when the run was decided; sum it later with aggregate --late");
+                        }
                     }
-                }
-                if matches!(outcome, RunOutcome::Waiting { .. }) {
-                    waiting += 1;
+                    RunOutcome::Waiting { .. } => {
+                        waiting += 1;
+                        metrics.batch("waiting");
+                    }
+                    RunOutcome::NothingReady { .. } => {}
                 }
                 let line = serde_json::json!({ "run": run.name(), "result": outcome });
                 out!("{line}");
             }
             Err(e) => {
                 failed += 1;
+                metrics.batch("failed");
                 eprintln!("error: {run}: {e:#}");
             }
         }
     }
     if a.pending {
-        report_late(&server, &a.aggregation, &o)?;
+        metrics.late(report_late(&server, &a.aggregation, &o)?);
     }
     let summary = serde_json::json!({ "runs": runs.len(), "failed": failed, "waiting": waiting });
     eprintln!("{summary}");
+    metrics.finish(failed == 0, m.pushgateway.as_deref(), None);
     // Explicit runs must finish now; a scheduled one may wait for its next turn.
     Ok(if failed > 0 || (!a.pending && waiting > 0) {
         ExitCode::FAILURE
@@ -175,14 +186,16 @@ fn explicit_runs(
     }
 }
 
-/// Logs the late batches of the lookback's windows (a batch no run covers).
-fn report_late(server: &Server, aggregation: &str, o: &StatusOptions) -> Result<()> {
+/// Logs the late batches of the lookback's windows (a batch no run covers); their count.
+fn report_late(server: &Server, aggregation: &str, o: &StatusOptions) -> Result<usize> {
+    let mut late = 0;
     for w in status(server, aggregation, o)? {
         if !w.late.is_empty() {
+            late += w.late.len();
             tracing::warn!(window = %w.window, late = w.late.len(), batches = ?w.late, "late batches not summed by any run: use aggregate --late");
         }
     }
-    Ok(())
+    Ok(late)
 }
 
 #[derive(Args)]

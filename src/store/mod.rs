@@ -7,11 +7,13 @@
 mod key;
 mod local;
 mod location;
+mod metered;
 mod s3;
 
 pub use key::validate_key;
 pub use local::LocalStore;
 pub use location::{open_location, LocationConfig, LocationSettings};
+pub use metered::{ByteCounters, Metered};
 pub use s3::S3Store;
 
 use std::io::{Read, Write};
