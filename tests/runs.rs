@@ -481,3 +481,93 @@ fn jobs_push_their_metrics_including_late_batches() {
         1.0
     );
 }
+
+#[test]
+fn status_and_a_late_run_from_the_command_line() {
+    let (d, window, truth) = scheduled_deployment("cli-late", 2, 5);
+    let (c0, c1) = (config(&d, 0), config(&d, 1));
+    let status_args = |c: &str| -> Vec<String> {
+        let args = [
+            "status",
+            "--config",
+            c,
+            "--aggregation",
+            "cli-late",
+            "--period",
+            "1m",
+            "--grace",
+            "0m",
+            "--lookback",
+            "10m",
+            "--output",
+            "json",
+        ];
+        args.map(String::from).to_vec()
+    };
+    let window_status = |c: &str| -> serde_json::Value {
+        let all: serde_json::Value = serde_json::from_str(&ok(&strs(&status_args(c)))).unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["window"] == window.name())
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(window_status(&c0)["state"], "pending");
+    assert_eq!(window_status(&c0)["batches"], 2);
+    for c in [&c0, &c1] {
+        ok(&strs(&intake_args(c, "cli-late")));
+    }
+    let late = write_batch(&d, "cli-late", window.start, 2, 4);
+    for c in [&c0, &c1] {
+        ok(&strs(&aggregate_args(c, "cli-late")));
+    }
+    let w = window_status(&c0);
+    assert_eq!(w["state"], "done");
+    assert_eq!(w["late"], serde_json::json!([late.to_string()]));
+    assert_eq!(w["incomplete"], 0);
+    // Once validated, the late batch is summed by an explicit late run on both servers.
+    for c in [&c0, &c1] {
+        ok(&strs(&intake_args(c, "cli-late")));
+    }
+    let (start, end) = (&window.name()[..12], &window.name()[13..]);
+    for c in [&c0, &c1] {
+        let late_args = [
+            "aggregate",
+            "--config",
+            c,
+            "--aggregation",
+            "cli-late",
+            "--late",
+            "--start",
+            start,
+            "--end",
+            end,
+        ];
+        ok(&late_args);
+    }
+    let portal = d.paths.portal.to_str().unwrap();
+    let collect_args = |run: &str| {
+        ok(&[
+            "collect",
+            "--config",
+            portal,
+            "--aggregation",
+            "cli-late",
+            "--start",
+            start,
+            "--end",
+            end,
+            "--run",
+            run,
+        ])
+    };
+    assert!(collect_args("0").contains(&format!("clients {}", truth.iter().sum::<u64>())));
+    assert!(collect_args("1").contains("clients 4"));
+    let w = window_status(&c1);
+    assert_eq!(
+        (w["state"].as_str(), w["late"].as_array().unwrap().len()),
+        (Some("done"), 0)
+    );
+    assert_eq!(w["runs"].as_array().unwrap().len(), 2);
+}
