@@ -571,3 +571,67 @@ fn status_and_a_late_run_from_the_command_line() {
     );
     assert_eq!(w["runs"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn a_failed_run_is_recorded_shown_by_status_and_cleared_by_a_good_rerun() {
+    let d = deployment(PacketScheme::Ecies);
+    let time = truncate_to_minute(Utc::now()) - TimeDelta::minutes(4);
+    let window = window_at(time);
+    let id = write_batch(&d, "fail", time, 0, 6);
+    for s in &d.servers {
+        intake::intake(s, &id, &no_tick).unwrap();
+    }
+    // Server 0's share stash is damaged: its run fails, naming the stash.
+    let stash = d
+        .paths
+        .dir
+        .join("buckets/server0-own")
+        .join(id.stash_name(d.servers[0].index));
+    let good = std::fs::read(&stash).unwrap();
+    let mut bad = good.clone();
+    bad[60] ^= 1;
+    std::fs::write(&stash, &bad).unwrap();
+    let run0 = RunId::new("fail", window, 0).unwrap();
+    let err = execute_run(&d.servers[0], &run0, HOUR, Utc::now(), &no_tick).unwrap_err();
+    assert!(format!("{err:#}").contains(".shares_0"), "{err:#}");
+
+    let options = StatusOptions {
+        period: TimeDelta::minutes(1),
+        grace: TimeDelta::zero(),
+        lookback: TimeDelta::minutes(10),
+        incomplete_after: HOUR,
+        now: Utc::now(),
+    };
+    let find = |s: &divvi::config::Server| {
+        status(s, "fail", &options)
+            .unwrap()
+            .into_iter()
+            .find(|w| w.window == window.name())
+            .unwrap()
+    };
+    let w = find(&d.servers[0]);
+    assert_eq!(w.state, "failed");
+    assert!(
+        w.runs[0]
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains(".shares_0"),
+        "{w:?}"
+    );
+    // Server 1 sees the decided run it has not summed yet.
+    assert_eq!(find(&d.servers[1]).state, "pending");
+
+    std::fs::write(&stash, &good).unwrap();
+    assert_eq!(done_batches(&run(&d, 0, &run0)), vec![id.to_string()]);
+    assert_eq!(done_batches(&run(&d, 1, &run0)), vec![id.to_string()]);
+    for s in &d.servers {
+        assert_eq!(find(s).state, "done");
+    }
+    assert_eq!(
+        collect::collect(&d.portal, "fail", &window)
+            .unwrap()
+            .histogram,
+        vec![6, 0, 0]
+    );
+}
