@@ -90,7 +90,13 @@ pub fn run_bench(
     if packets == 0 || bins == 0 {
         bail!("packets and bins must be positive");
     }
-    let d = keygen(dir, scheme, "divvi-bench", &crate::keygen::Layout::Local)?;
+    let d = keygen(
+        dir,
+        scheme,
+        "divvi-bench",
+        &crate::keygen::Layout::Local,
+        crate::config::Limits::default(),
+    )?;
     let ingestor = Ingestor::load(&d.ingestor)?;
     let servers = [Server::load(&d.servers[0])?, Server::load(&d.servers[1])?];
     let aggregation = "bench";

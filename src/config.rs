@@ -118,6 +118,27 @@ pub struct ServerConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stash_key: Option<SecretSource>,
     pub trust: ServerTrustConfig,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// What a server refuses, for privacy and for its own safety.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// A run with fewer valid clients writes no sum part (the reason is reported).
+    pub min_clients: u64,
+    /// Any object larger than this is refused before it is read (checked by size first).
+    pub max_object_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            min_clients: 100,
+            max_object_bytes: 64 << 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -193,6 +214,7 @@ pub struct Server {
     /// This server's own public key, to verify its own validation batches.
     pub own_trust: TrustSet,
     pub stash_key: Option<StashKey>,
+    pub limits: Limits,
 }
 
 impl Server {
@@ -249,6 +271,7 @@ impl Server {
                 }
                 None => None,
             },
+            limits: c.limits,
         })
     }
 }

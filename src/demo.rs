@@ -156,7 +156,17 @@ pub fn run_demo(options: &DemoOptions, progress: &dyn Progress) -> Result<DemoRe
     if options.invalid > options.reports {
         bail!("cannot spoil more reports than there are");
     }
-    let d: Deployment = keygen(&options.dir, options.scheme, "divvi-demo", &options.layout)?;
+    let d: Deployment = keygen(
+        &options.dir,
+        options.scheme,
+        "divvi-demo",
+        &options.layout,
+        // The demo compares with the truth at any size; a deployment sets its own floor.
+        crate::config::Limits {
+            min_clients: 1,
+            ..Default::default()
+        },
+    )?;
     let ingestor = Ingestor::load(&d.ingestor)?;
     let servers = [Server::load(&d.servers[0])?, Server::load(&d.servers[1])?];
     let portal = Portal::load(&d.portal)?;

@@ -106,6 +106,7 @@ pub fn keygen(
     scheme: PacketScheme,
     instance: &str,
     layout: &Layout,
+    limits: Limits,
 ) -> Result<Deployment> {
     crate::batch::validate_name("instance", instance).map_err(|e| anyhow::anyhow!(e))?;
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
@@ -205,6 +206,7 @@ pub fn keygen(
                     s0_pub.clone()
                 }],
             },
+            limits,
         }
     };
     let ingestor = IngestorConfig {

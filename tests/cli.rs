@@ -46,7 +46,15 @@ fn demo_prints_a_matching_histogram() {
 fn each_command_by_hand() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("deploy");
-    ok(&["keygen", "--out", p(&d), "--scheme", "ecies"]);
+    ok(&[
+        "keygen",
+        "--out",
+        p(&d),
+        "--scheme",
+        "ecies",
+        "--min-clients",
+        "1",
+    ]);
     let cfg = |name: &str| d.join(name).display().to_string();
     let ingestor = cfg("ingestor.toml");
 
@@ -234,7 +242,7 @@ fn the_readme_server_config_example_parses() {
 fn an_incomplete_batch_is_waited_for_then_reported() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("deploy");
-    ok(&["keygen", "--out", p(&d)]);
+    ok(&["keygen", "--out", p(&d), "--min-clients", "1"]);
     let input = dir.path().join("r.csv");
     std::fs::write(&input, "1,0\n0,1\n").unwrap();
     let ingestor = d.join("ingestor.toml");

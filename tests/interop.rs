@@ -98,6 +98,11 @@ fn fixture_server(index: ServerIndex, dir: &Path, own: &Path, peer_inbox: &Path)
             ingestors: vec![public("signing-key-1", INGESTOR_SIGNING)],
             peer: vec![peer],
         },
+        // The fixture has 10 clients; the original had no floor.
+        limits: Limits {
+            min_clients: 1,
+            ..Default::default()
+        },
     };
     Server::from_config(&config, dir).unwrap()
 }

@@ -39,6 +39,8 @@ fn keygen(out: &Path, weed: Option<&Seaweed>) {
         s(out),
         "--scheme".into(),
         "ecies".into(),
+        "--min-clients".into(),
+        "1".into(),
     ];
     if let Some(w) = weed {
         args.extend(w.keygen_flags());

@@ -174,6 +174,9 @@ struct KeygenArgs {
     /// Deployment name, the first part of sum-part object names.
     #[arg(long, default_value = "divvi")]
     instance: String,
+    /// Runs with fewer valid clients write no sum part (privacy floor, in the configs).
+    #[arg(long, default_value_t = 100)]
+    min_clients: u64,
     #[command(flatten)]
     layout: LayoutArgs,
 }
@@ -277,7 +280,12 @@ pub fn run() -> Result<ExitCode> {
     match cli.command {
         Command::Demo(a) => demo(a),
         Command::Keygen(a) => {
-            let d = divvi::keygen::keygen(&a.out, a.scheme, &a.instance, &a.layout.layout())?;
+            let limits = divvi::config::Limits {
+                min_clients: a.min_clients,
+                ..Default::default()
+            };
+            let d =
+                divvi::keygen::keygen(&a.out, a.scheme, &a.instance, &a.layout.layout(), limits)?;
             out!("wrote keys to {}/keys and configs:", d.dir.display());
             for p in [&d.ingestor, &d.servers[0], &d.servers[1], &d.portal] {
                 out!("  {}", p.display());

@@ -16,6 +16,7 @@
 //! IRSA, container and instance metadata), narrowed by `profile` and/or `role_arn`, so a
 //! server can write into its peer's bucket with credentials the peer granted.
 
+#[cfg(feature = "s3")]
 use super::s3::{runtime, S3Store};
 use super::{LocalStore, ObjectStore};
 use serde::{Deserialize, Serialize};
@@ -80,14 +81,7 @@ pub fn open_location(
         if bucket.is_empty() {
             return Err(format!("location {}: no bucket", s.url));
         }
-        let client = runtime()
-            .map_err(|e| format!("location {}: starting the S3 runtime: {e}", s.url))?
-            .block_on(s3_client(&s));
-        return Ok(Box::new(S3Store::new(
-            client,
-            bucket.to_string(),
-            prefix.to_string(),
-        )));
+        return open_s3(&s, bucket, prefix);
     }
     if s.region.is_some()
         || s.endpoint.is_some()
@@ -113,6 +107,36 @@ pub fn open_location(
     Ok(Box::new(LocalStore::new(full)))
 }
 
+#[cfg(feature = "s3")]
+fn open_s3(
+    s: &LocationSettings,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Box<dyn ObjectStore>, String> {
+    let client = runtime()
+        .map_err(|e| format!("location {}: starting the S3 runtime: {e}", s.url))?
+        .block_on(s3_client(s));
+    Ok(Box::new(S3Store::new(
+        client,
+        bucket.to_string(),
+        prefix.to_string(),
+    )))
+}
+
+/// Builds without the `s3` feature (fuzzing) know local folders only.
+#[cfg(not(feature = "s3"))]
+fn open_s3(
+    s: &LocationSettings,
+    _bucket: &str,
+    _prefix: &str,
+) -> Result<Box<dyn ObjectStore>, String> {
+    Err(format!(
+        "location {}: this divvi was built without the s3 feature",
+        s.url
+    ))
+}
+
+#[cfg(feature = "s3")]
 async fn s3_client(s: &LocationSettings) -> aws_sdk_s3::Client {
     use aws_config::meta::region::RegionProviderChain;
     use aws_config::retry::RetryConfig;

@@ -8,12 +8,14 @@ mod key;
 mod local;
 mod location;
 mod metered;
+#[cfg(feature = "s3")]
 mod s3;
 
 pub use key::validate_key;
 pub use local::LocalStore;
 pub use location::{open_location, LocationConfig, LocationSettings};
 pub use metered::{ByteCounters, Metered};
+#[cfg(feature = "s3")]
 pub use s3::S3Store;
 
 use std::io::{Read, Write};

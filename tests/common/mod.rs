@@ -51,7 +51,18 @@ pub struct Deployment {
 
 pub fn deployment(scheme: PacketScheme) -> Deployment {
     let dir = tempfile::tempdir().unwrap();
-    let paths = keygen(&dir.path().join("d"), scheme, "test", &Default::default()).unwrap();
+    let limits = divvi::config::Limits {
+        min_clients: 1,
+        ..Default::default()
+    };
+    let paths = keygen(
+        &dir.path().join("d"),
+        scheme,
+        "test",
+        &Default::default(),
+        limits,
+    )
+    .unwrap();
     Deployment {
         ingestor: Ingestor::load(&paths.ingestor).unwrap(),
         servers: [
