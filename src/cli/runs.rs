@@ -92,10 +92,7 @@ pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<Exi
     };
 
     let (mut failed, mut waiting) = (0, 0);
-    for run in &runs {
-        let bar = progress::bar("aggregate", 0);
-        let outcome = execute_run(&server, run, o.incomplete_after, o.now, &|n| bar.inc(n));
-        bar.finish_and_clear();
+    for (run, outcome) in run_all(&server, &runs, &o) {
         match outcome {
             Ok(outcome) => {
                 match &outcome {
@@ -134,6 +131,38 @@ pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<Exi
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Runs each run; runs left waiting get another turn while others finish, since a run
+/// waits for the runs decided before it (a late run may precede a later window's run).
+fn run_all(server: &Server, runs: &[RunId], o: &StatusOptions) -> Vec<(RunId, Result<RunOutcome>)> {
+    let mut finished = Vec::new();
+    let mut todo: Vec<RunId> = runs.to_vec();
+    loop {
+        let mut waiting = Vec::new();
+        let mut progressed = false;
+        for run in todo {
+            let bar = progress::bar("aggregate", 0);
+            let outcome = execute_run(server, &run, o.incomplete_after, o.now, &|n| bar.inc(n));
+            bar.finish_and_clear();
+            match outcome {
+                Ok(RunOutcome::Waiting { missing }) => waiting.push((run, missing)),
+                other => {
+                    progressed |= matches!(other, Ok(RunOutcome::Done { .. }));
+                    finished.push((run, other));
+                }
+            }
+        }
+        if !progressed || waiting.is_empty() {
+            finished.extend(
+                waiting
+                    .into_iter()
+                    .map(|(run, missing)| (run, Ok(RunOutcome::Waiting { missing }))),
+            );
+            return finished;
+        }
+        todo = waiting.into_iter().map(|(run, _)| run).collect();
+    }
 }
 
 /// The runs an explicit window names: its regular run, or with `--late` a new late run

@@ -2,13 +2,14 @@
 //! server 1 follows it; both sum exactly the listed batches once every validation is
 //! there, write the sum part, and record the run as done.
 
-use super::plan::{decide_run, earlier_batches, missing_validations, read_decided, Decision};
-use super::{write_done, write_failed, RunId, RunRecord};
+use super::history::{counted_before, preceding_runs, summed_before, write_counted};
+use super::plan::{decide_run, missing_validations, read_decided, Decision};
+use super::{read_done, write_done, write_failed, RunId, RunRecord};
 use crate::config::Server;
 use crate::stages::aggregate::{aggregate_batches, AggregateReport};
 use crate::stages::Tick;
 use crate::vdaf::ServerIndex;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use chrono::{DateTime, TimeDelta, Utc};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -49,37 +50,55 @@ fn execute(
     now: DateTime<Utc>,
     tick: Tick,
 ) -> Result<RunOutcome> {
-    let (batches, left_out) = match server.index {
-        ServerIndex::Zero => {
-            let exclude = earlier_batches(server, run)?;
-            match decide_run(server, run, &exclude, incomplete_after, now)? {
-                Decision::Decided(d) => (d.batches, d.left_out),
-                Decision::NothingReady(scan) => {
-                    return Ok(RunOutcome::NothingReady {
-                        waiting: scan.waiting.len(),
-                        incomplete: scan.incomplete.len(),
-                    })
-                }
+    let (manifest, left_out) = match server.index {
+        ServerIndex::Zero => match decide_run(server, run, incomplete_after, now)? {
+            Decision::Decided(d) => (d.manifest, d.left_out),
+            Decision::NothingReady(scan) => {
+                return Ok(RunOutcome::NothingReady {
+                    waiting: scan.waiting.len(),
+                    incomplete: scan.incomplete.len(),
+                })
             }
-        }
+        },
         ServerIndex::One => match read_decided(server, run)? {
-            Some(m) => (m.manifest.batch_ids(run)?, Vec::new()),
+            Some(m) => (m, Vec::new()),
             None => {
-                let key = run.manifest_key();
                 return Ok(RunOutcome::Waiting {
-                    missing: vec![server.peer_inbox.describe(&key)],
+                    missing: vec![server.peer_inbox.describe(&run.manifest_key())],
                 });
             }
         },
     };
+    let batches = manifest.manifest.batch_ids(run)?;
+
+    // The runs decided before this one must be summed here first: they say which
+    // batches and packets this run must not count again.
+    let preceding = preceding_runs(run, &manifest)?;
     let mut missing = Vec::new();
+    for earlier in &preceding {
+        if read_done(server.own.as_ref(), earlier)?.is_none() {
+            missing.push(format!(
+                "{earlier} (decided before it, not summed here yet)"
+            ));
+        }
+    }
     for id in &batches {
         missing.extend(missing_validations(server, id)?);
     }
     if !missing.is_empty() {
         return Ok(RunOutcome::Waiting { missing });
     }
-    let report = aggregate_batches(server, run, &batches, tick)?;
+    let summed = summed_before(server, &preceding)?;
+    if let Some((batch, by)) = batches
+        .iter()
+        .find_map(|b| summed.get_key_value(&b.to_string()))
+    {
+        bail!("{run} lists batch {batch}, already summed by run {by}: refusing to sum it twice");
+    }
+    let counted = counted_before(server, &preceding)?;
+
+    let report = aggregate_batches(server, run, &batches, &counted, tick)?;
+    write_counted(server, run, &report.counted)?;
     let record = RunRecord {
         aggregation: run.aggregation.clone(),
         run: run.name(),

@@ -16,16 +16,20 @@ pub struct Manifest {
     pub run: String,
     /// Batches summed, `agg/Y/m/d/H/M/uuid`, in time then UUID order.
     pub batches: Vec<String>,
+    /// Runs of the aggregation decided before this one: what it must not sum again.
+    #[serde(default)]
+    pub preceding: Vec<String>,
 }
 
 impl Manifest {
-    pub fn new(run: &RunId, batches: &[BatchId]) -> Self {
+    pub fn new(run: &RunId, batches: &[BatchId], preceding: &[RunId]) -> Self {
         let mut ids = batches.to_vec();
         ids.sort();
         Manifest {
             aggregation: run.aggregation.clone(),
             run: run.name(),
             batches: ids.iter().map(ToString::to_string).collect(),
+            preceding: preceding.iter().map(RunId::name).collect(),
         }
     }
 

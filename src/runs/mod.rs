@@ -9,6 +9,7 @@
 //! server's own storage; its presence means "done".
 
 mod execute;
+mod history;
 mod manifest;
 mod plan;
 mod status;
@@ -88,6 +89,13 @@ impl RunId {
         let id = RunId::new(aggregation, window, run).ok()?;
         // Only canonical keys: the round trip gives the same key.
         (id.manifest_key() == key).then_some(id)
+    }
+
+    /// The run of an aggregation named `{start}-{end}` or `{start}-{end}-late{k}`.
+    pub fn from_name(aggregation: &str, name: &str) -> Option<RunId> {
+        RunId::from_manifest_key(&format!(
+            "{aggregation}/{RUNS_FOLDER}/{name}{MANIFEST_SUFFIX}"
+        ))
     }
 
     pub fn sort_key(&self) -> (i64, i64, u32) {

@@ -1,5 +1,6 @@
 //! Deciding runs (server 0) and finding the runs a server still has to sum.
 
+use super::history::{preceding_runs, summed_before};
 use super::{list_manifests, read_done, read_manifest, Manifest, RunId, SignedManifest};
 use crate::batch::{BatchId, BatchKind, Window};
 use crate::config::Server;
@@ -88,14 +89,12 @@ pub struct Decided {
 }
 
 /// Server 0: the run's manifest — the one kept if it was decided before (a rerun, or a
-/// racing worker that won), else decided now from the batches both validations cover,
-/// leaving out `exclude` (batches earlier runs of the window summed). The manifest is
-/// created in own storage only if absent, so racing workers agree on one, then sent to
-/// server 1's inbox.
+/// racing worker that won), else decided now: the batches both validations cover that no
+/// run decided before it summed, and those runs' names. The manifest is created in own
+/// storage only if absent, so racing workers agree on one, then sent to server 1's inbox.
 pub fn decide_run(
     server: &Server,
     run: &RunId,
-    exclude: &BTreeSet<String>,
     incomplete_after: TimeDelta,
     now: DateTime<Utc>,
 ) -> Result<Decision> {
@@ -107,16 +106,22 @@ pub fn decide_run(
     let manifest = match read_manifest(server.own.as_ref(), run, &server.own_trust)? {
         Some(kept) => kept,
         None => {
+            let preceding: Vec<RunId> = list_manifests(server.own.as_ref(), &run.aggregation)?
+                .into_iter()
+                .filter(|r| r != run)
+                .collect();
+            let summed = summed_before(server, &preceding)?;
             let ready: Vec<BatchId> = scan
                 .ready
                 .iter()
-                .filter(|id| !exclude.contains(&id.to_string()))
+                .filter(|id| !summed.contains_key(&id.to_string()))
                 .cloned()
                 .collect();
             if ready.is_empty() {
                 return Ok(Decision::NothingReady(scan));
             }
-            let signed = SignedManifest::sign(Manifest::new(run, &ready), &server.signing_key)?;
+            let manifest = Manifest::new(run, &ready, &preceding);
+            let signed = SignedManifest::sign(manifest, &server.signing_key)?;
             if server.own.create_new(&key, &signed.bytes)? {
                 signed
             } else {
@@ -134,11 +139,12 @@ pub fn decide_run(
     // The exact bytes kept, so every copy server 1 may read is the same object.
     put_bytes(server.peer_outbox.as_ref(), &key, &manifest.bytes)?;
     let batches = manifest.manifest.batch_ids(run)?;
+    let summed = summed_before(server, &preceding_runs(run, &manifest)?)?;
     let covered: BTreeSet<String> = manifest.manifest.batches.iter().cloned().collect();
     let left_out = scan
         .all_batches()
         .into_iter()
-        .filter(|b| !covered.contains(b) && !exclude.contains(b))
+        .filter(|b| !covered.contains(b) && !summed.contains_key(b))
         .collect();
     Ok(Decision::Decided(Decided {
         run: run.clone(),
@@ -154,22 +160,6 @@ pub enum Decision {
     Decided(Decided),
     /// No batch of the window is ready to sum (what there is, is in the scan).
     NothingReady(WindowScan),
-}
-
-/// Batches that decided runs of a window before `run` summed (its earlier runs).
-pub fn earlier_batches(server: &Server, run: &RunId) -> Result<BTreeSet<String>> {
-    let mut batches = BTreeSet::new();
-    for earlier in 0..run.run {
-        let id = RunId {
-            run: earlier,
-            ..run.clone()
-        };
-        let Some(m) = read_decided(server, &id)? else {
-            bail!("{id} has no manifest, so {run} cannot tell which batches are late");
-        };
-        batches.extend(m.manifest.batches);
-    }
-    Ok(batches)
 }
 
 /// A decided run's manifest where this server reads it: server 0 its own copy, server 1
@@ -204,8 +194,7 @@ pub fn decide_late_run(
         *window,
         runs.iter().map(|r| r.run).max().unwrap_or(0) + 1,
     )?;
-    let exclude = earlier_batches(server, &next)?;
-    decide_run(server, &next, &exclude, incomplete_after, now)
+    decide_run(server, &next, incomplete_after, now)
 }
 
 /// Decided runs this server has not summed yet, whose window ends at or after `since`.

@@ -29,6 +29,9 @@ pub struct AggregateReport {
     pub valid: u64,
     pub invalid: Vec<Rejected>,
     pub sum: Vec<u32>,
+    /// UUIDs of the packets counted (the run's contribution to the replay check).
+    #[serde(skip)]
+    pub counted: Vec<Uuid>,
 }
 
 /// Ingestion batches of an aggregation inside a window, in time then UUID order.
@@ -137,19 +140,33 @@ struct BatchSum {
     acc: Accumulator,
     packets: u64,
     invalid: Vec<Rejected>,
+    counted: Vec<Uuid>,
+}
+
+/// Packet UUIDs a run must not count: those of earlier runs of the aggregation (kept by
+/// the server), and those already met in this run.
+struct Seen<'a> {
+    before: &'a HashSet<Uuid>,
+    this_run: HashSet<Uuid>,
 }
 
 impl BatchSum {
-    /// Counts one packet; a UUID seen before in the window is refused whatever its proof.
-    fn account(&mut self, seen: &mut HashSet<Uuid>, uuid: Uuid, outcome: Outcome) -> Result<()> {
+    /// Counts one packet; a UUID counted in an earlier run (a replay) or seen before in
+    /// this run is refused whatever its proof.
+    fn account(&mut self, seen: &mut Seen, uuid: Uuid, outcome: Outcome) -> Result<()> {
         self.packets += 1;
-        let outcome = if seen.insert(uuid) {
-            outcome
+        let outcome = if seen.before.contains(&uuid) {
+            Outcome::Invalid("replayed: counted in an earlier run of this aggregation".into())
+        } else if !seen.this_run.insert(uuid) {
+            Outcome::Invalid("packet uuid already seen in this run".into())
         } else {
-            Outcome::Invalid("packet uuid already seen in this window".into())
+            outcome
         };
         match outcome {
-            Outcome::Valid(share) => self.acc.add(&share)?,
+            Outcome::Valid(share) => {
+                self.acc.add(&share)?;
+                self.counted.push(uuid);
+            }
             Outcome::Invalid(reason) => self.invalid.push(Rejected { uuid, reason }),
         }
         Ok(())
@@ -160,7 +177,7 @@ fn sum_batch(
     server: &Server,
     id: &BatchId,
     first_header: &mut Option<IngestionHeader>,
-    seen: &mut HashSet<Uuid>,
+    seen: &mut Seen,
     tick: Tick,
 ) -> Result<BatchSum> {
     let names = id.names(BatchKind::Ingestion);
@@ -202,6 +219,7 @@ fn sum_batch(
         acc: Accumulator::new(prio.bins()),
         packets: 0,
         invalid: Vec::new(),
+        counted: Vec::new(),
     };
     match open_stash(server, id, &prio, &batch.header)? {
         Some(mut stash) => {
@@ -262,15 +280,18 @@ pub fn aggregate(
 ) -> Result<AggregateReport> {
     let ids = batches_in_window(server, aggregation, window)?;
     let run = RunId::new(aggregation, *window, 0)?;
-    aggregate_batches(server, &run, &ids, tick)
+    aggregate_batches(server, &run, &ids, &HashSet::new(), tick)
 }
 
 /// Sums the given batches of a run and writes the signed sum part and the invalid-UUID
 /// file. Every batch needs both validations: a missing one fails the run, naming it.
+/// Packets in `counted_before` (earlier runs) are refused as replays. With fewer valid
+/// clients than the server's `min_clients`, nothing is written and the run fails.
 pub fn aggregate_batches(
     server: &Server,
     run: &RunId,
     ids: &[BatchId],
+    counted_before: &HashSet<Uuid>,
     tick: Tick,
 ) -> Result<AggregateReport> {
     let (aggregation, window) = (&run.aggregation, &run.window);
@@ -281,7 +302,11 @@ pub fn aggregate_batches(
         );
     }
     let mut first: Option<IngestionHeader> = None;
-    let mut seen = HashSet::new();
+    let mut seen = Seen {
+        before: counted_before,
+        this_run: HashSet::new(),
+    };
+    let mut counted = Vec::new();
     let mut total: Option<Accumulator> = None;
     let mut packets = 0;
     let mut invalid = Vec::new();
@@ -290,6 +315,7 @@ pub fn aggregate_batches(
             .with_context(|| format!("aggregating batch {id}"))?;
         packets += s.packets;
         invalid.extend(s.invalid);
+        counted.extend(s.counted);
         match &mut total {
             Some(t) => t.merge(&s.acc)?,
             None => total = Some(s.acc),
@@ -300,6 +326,13 @@ pub fn aggregate_batches(
     };
     for r in &invalid {
         tracing::info!(packet = %r.uuid, reason = %r.reason, "invalid packet");
+    }
+    let min = server.limits.min_clients;
+    if total.count() < min {
+        bail!(
+            "{run}: {} valid clients, fewer than the minimum of {min} (limits.min_clients): no sum part written",
+            total.count()
+        );
     }
 
     // The invalid-UUID file is the sum part's packet file; empty when none, as the original.
@@ -353,5 +386,6 @@ pub fn aggregate_batches(
         valid: total.count(),
         invalid,
         sum,
+        counted,
     })
 }
