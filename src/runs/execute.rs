@@ -2,7 +2,7 @@
 //! server 1 follows it; both sum exactly the listed batches once every validation is
 //! there, write the sum part, and record the run as done.
 
-use super::history::{counted_before, preceding_runs, summed_before, write_counted};
+use super::history::{counted_elsewhere, other_runs, preceding_runs, summed_by, write_counted};
 use super::plan::{decide_run, missing_validations, read_decided, Decision};
 use super::{read_done, write_done, write_failed, RunId, RunRecord};
 use crate::config::Server;
@@ -88,14 +88,14 @@ fn execute(
     if !missing.is_empty() {
         return Ok(RunOutcome::Waiting { missing });
     }
-    let summed = summed_before(server, &preceding)?;
+    let summed = summed_by(server, &other_runs(server, run)?)?;
     if let Some((batch, by)) = batches
         .iter()
         .find_map(|b| summed.get_key_value(&b.to_string()))
     {
         bail!("{run} lists batch {batch}, already summed by run {by}: refusing to sum it twice");
     }
-    let counted = counted_before(server, &preceding)?;
+    let counted = counted_elsewhere(server, run)?;
 
     let report = aggregate_batches(server, run, &batches, &counted, tick)?;
     write_counted(server, run, &report.counted)?;

@@ -2,12 +2,15 @@
 //! batches their manifests list, and the packet UUIDs each server counted (kept in its
 //! own storage, `{aggregation}/counted/{run}.uuids`, 16 bytes per packet, sorted).
 //!
-//! "Earlier" is what server 0's manifest says: the runs it had decided before this one
-//! (`preceding`). Both servers use that same list, and a server sums a run only once it
-//! has summed every preceding run, so both refuse exactly the same replayed packets.
+//! A server sums a run only once it has summed every run server 0 decided before it (the
+//! manifest's `preceding`), so both servers refuse the same replayed packets. What is
+//! refused does not rest on server 0's word, though: a run may not list a batch that any
+//! other manifest lists, and packets counted in any other run this server has summed
+//! are refused. A dishonest server 0 can then make the servers disagree (and `collect`
+//! fail), but not make a packet or batch count twice.
 
 use super::plan::read_decided;
-use super::{RunId, SignedManifest, MAX_RUN_OBJECT_BYTES};
+use super::{list_manifests, RunId, SignedManifest, MAX_RUN_OBJECT_BYTES};
 use crate::config::Server;
 use crate::store::{get_bytes, put_bytes};
 use anyhow::{anyhow, bail, Result};
@@ -31,12 +34,12 @@ pub fn preceding_runs(run: &RunId, manifest: &SignedManifest) -> Result<Vec<RunI
         .collect()
 }
 
-/// Batches the preceding runs summed, each with the run that summed it.
-pub fn summed_before(server: &Server, preceding: &[RunId]) -> Result<BTreeMap<String, String>> {
+/// Batches the given runs list, each with the run that lists it.
+pub fn summed_by(server: &Server, runs: &[RunId]) -> Result<BTreeMap<String, String>> {
     let mut batches = BTreeMap::new();
-    for earlier in preceding {
+    for earlier in runs {
         let Some(m) = read_decided(server, earlier)? else {
-            bail!("{earlier} is named as an earlier run but has no manifest");
+            bail!("{earlier} has no manifest");
         };
         for b in m.manifest.batches {
             batches.insert(b, earlier.name());
@@ -45,11 +48,15 @@ pub fn summed_before(server: &Server, preceding: &[RunId]) -> Result<BTreeMap<St
     Ok(batches)
 }
 
-/// Packet UUIDs this server counted in the preceding runs (all must be summed here).
-pub fn counted_before(server: &Server, preceding: &[RunId]) -> Result<HashSet<Uuid>> {
+/// Packet UUIDs this server counted in every other run of the aggregation.
+pub fn counted_elsewhere(server: &Server, run: &RunId) -> Result<HashSet<Uuid>> {
     let mut counted = HashSet::new();
-    for earlier in preceding {
-        let key = counted_key(earlier);
+    let own_key = counted_key(run);
+    let prefix = format!("{}/counted/", run.aggregation);
+    for key in server.own.list(&prefix)? {
+        if key == own_key || !key.ends_with(".uuids") {
+            continue;
+        }
         let bytes = get_bytes(server.own.as_ref(), &key, MAX_RUN_OBJECT_BYTES)?;
         if bytes.len() % 16 != 0 {
             bail!(
@@ -73,4 +80,16 @@ pub fn write_counted(server: &Server, run: &RunId, uuids: &[Uuid]) -> Result<()>
     let bytes: Vec<u8> = sorted.iter().flat_map(|u| *u.as_bytes()).collect();
     put_bytes(server.own.as_ref(), &counted_key(run), &bytes)?;
     Ok(())
+}
+
+/// Every other run of the aggregation decided where this server reads decisions.
+pub fn other_runs(server: &Server, run: &RunId) -> Result<Vec<RunId>> {
+    let decided_in = match server.index {
+        crate::vdaf::ServerIndex::Zero => server.own.as_ref(),
+        crate::vdaf::ServerIndex::One => server.peer_inbox.as_ref(),
+    };
+    Ok(list_manifests(decided_in, &run.aggregation)?
+        .into_iter()
+        .filter(|r| r != run)
+        .collect())
 }

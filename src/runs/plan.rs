@@ -1,6 +1,6 @@
 //! Deciding runs (server 0) and finding the runs a server still has to sum.
 
-use super::history::{preceding_runs, summed_before};
+use super::history::{preceding_runs, summed_by};
 use super::{list_manifests, read_done, read_manifest, Manifest, RunId, SignedManifest};
 use crate::batch::{BatchId, BatchKind, Window};
 use crate::config::Server;
@@ -110,7 +110,7 @@ pub fn decide_run(
                 .into_iter()
                 .filter(|r| r != run)
                 .collect();
-            let summed = summed_before(server, &preceding)?;
+            let summed = summed_by(server, &preceding)?;
             let ready: Vec<BatchId> = scan
                 .ready
                 .iter()
@@ -139,7 +139,7 @@ pub fn decide_run(
     // The exact bytes kept, so every copy server 1 may read is the same object.
     put_bytes(server.peer_outbox.as_ref(), &key, &manifest.bytes)?;
     let batches = manifest.manifest.batch_ids(run)?;
-    let summed = summed_before(server, &preceding_runs(run, &manifest)?)?;
+    let summed = summed_by(server, &preceding_runs(run, &manifest)?)?;
     let covered: BTreeSet<String> = manifest.manifest.batches.iter().cloned().collect();
     let left_out = scan
         .all_batches()
