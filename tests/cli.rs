@@ -236,6 +236,7 @@ fn the_readme_server_config_example_parses() {
     let config: divvi::config::ServerConfig = toml::from_str(&readme[start..end]).unwrap();
     assert!(config.stash_key.is_some());
     assert_eq!(config.packet_keys.len(), 1);
+    assert_eq!(config.limits, divvi::config::Limits::default());
 }
 
 #[test]
