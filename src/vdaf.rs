@@ -189,6 +189,17 @@ impl Prio2Bins {
         server: ServerIndex,
         plaintext_share: &[u8],
     ) -> Result<Share<FieldPrio2, 32>, VdafError> {
+        // The length first: prio's decoder only says "I/O error" for a short share.
+        let (expected, what) = match server {
+            ServerIndex::Zero => (self.leader_share_len(), format!(" for {} bins", self.bins)),
+            ServerIndex::One => (32, String::new()),
+        };
+        if plaintext_share.len() != expected {
+            return Err(VdafError::BadShare(format!(
+                "share of {} bytes, expected {expected}{what}",
+                plaintext_share.len()
+            )));
+        }
         let agg_id = usize::from(server.number());
         Share::get_decoded_with_param(&(&self.prio2, agg_id), plaintext_share)
             .map_err(|e| VdafError::BadShare(e.to_string()))

@@ -135,7 +135,8 @@ fn intake_reproduces_the_original_verifier_shares() {
         // Ours, read back through the batch reader (single-object form, signed by us).
         let names = batch_id().names(BatchKind::Validation(index));
         let ours =
-            open_batch::<ValidityHeader>(server.own.as_ref(), &names, &server.own_trust).unwrap();
+            open_batch::<ValidityHeader>(server.own.as_ref(), &names, &server.own_trust, u64::MAX)
+                .unwrap();
         let mine: Vec<ValidityPacket> = ours.packets().unwrap().collect::<Result<_, _>>().unwrap();
         let original = validity_packets(&fixture_validity(index));
         assert_eq!(mine, original, "server {index} verifier shares");

@@ -5,7 +5,7 @@
 use super::BatchError;
 use crate::batch::ObjectNames;
 use crate::crypto::{HashingWriter, SigningKey, TrustSet};
-use crate::store::{get_bytes, ObjectStore, ObjectWriter};
+use crate::store::{get_bytes, ObjectStore, ObjectWriter, StoreError, StoreErrorKind};
 use crate::wire::{self, BatchSignature, Record, RecordReader, RecordWriter};
 use std::io::{self, Read, Seek, Write};
 use std::sync::{Arc, Mutex};
@@ -220,18 +220,66 @@ enum PacketSource<'s> {
     Object {
         store: &'s dyn ObjectStore,
         key: String,
+        /// The size `head` reported: reads stop there, so an object replaced by a larger
+        /// one after the check is never read past it (its digest then fails).
+        size: u64,
     },
 }
 
+/// The size of an object, refused if it exceeds the server's `max_bytes`
+/// (`limits.max_object_bytes`) or the format's own `cap` for that kind of object; only
+/// `head` is asked, nothing is read.
+fn checked_size(
+    store: &dyn ObjectStore,
+    key: &str,
+    cap: u64,
+    max_bytes: u64,
+) -> Result<u64, BatchError> {
+    let object = store.describe(key);
+    let size = store.head(key)?.ok_or_else(|| StoreError {
+        op: "reading",
+        object: object.clone(),
+        kind: StoreErrorKind::NotFound,
+    })?;
+    let (limit, which) = if max_bytes <= cap {
+        (max_bytes, "limits.max_object_bytes")
+    } else {
+        (cap, "the largest this kind of object may be")
+    };
+    if size > limit {
+        return Err(BatchError::Other {
+            object,
+            reason: format!(
+                "object is {size} bytes, over the limit of {limit} bytes ({which}); refused before reading"
+            ),
+        });
+    }
+    Ok(size)
+}
+
+/// Reads a small object (signature, header) whole, after checking its size.
+fn read_checked(
+    store: &dyn ObjectStore,
+    key: &str,
+    cap: u64,
+    max_bytes: u64,
+) -> Result<Vec<u8>, BatchError> {
+    checked_size(store, key, cap, max_bytes)?;
+    Ok(get_bytes(store, key, cap.min(max_bytes))?)
+}
+
 /// Reads and verifies a batch: signature record, header (inline or object), signature
-/// under `trust`. Packets are not read yet; `packets()` streams them and checks the digest.
+/// under `trust`. Every object is refused by its size (`head`) before it is read if it is
+/// larger than `max_bytes` (the server's `limits.max_object_bytes`). Packets are not read
+/// yet; `packets()` streams them and checks the digest.
 pub fn open_batch<'s, H: BatchHeader>(
     store: &'s dyn ObjectStore,
     names: &ObjectNames,
     trust: &TrustSet,
+    max_bytes: u64,
 ) -> Result<OpenedBatch<'s, H>, BatchError> {
     let sig_object = store.describe(&names.signature);
-    let sig_bytes = get_bytes(store, &names.signature, MAX_SIGNATURE_BYTES)?;
+    let sig_bytes = read_checked(store, &names.signature, MAX_SIGNATURE_BYTES, max_bytes)?;
     let sig: BatchSignature = wire::decode_single(&sig_bytes).map_err(|e| BatchError::Wire {
         object: sig_object.clone(),
         source: e,
@@ -246,10 +294,11 @@ pub fn open_batch<'s, H: BatchHeader>(
             },
         ),
         (None, None) => (
-            get_bytes(store, &names.header, MAX_HEADER_BYTES)?,
+            read_checked(store, &names.header, MAX_HEADER_BYTES, max_bytes)?,
             PacketSource::Object {
                 store,
                 key: names.packets.clone(),
+                size: checked_size(store, &names.packets, u64::MAX, max_bytes)?,
             },
         ),
         _ => {
@@ -290,7 +339,9 @@ impl<'s, H: BatchHeader> OpenedBatch<'s, H> {
                 Box::new(io::Cursor::new(SharedBytes(bytes.clone()))),
                 object.clone(),
             ),
-            PacketSource::Object { store, key } => (store.get(key)?, store.describe(key)),
+            PacketSource::Object { store, key, size } => {
+                (Box::new(store.get(key)?.take(*size)), store.describe(key))
+            }
         };
         PacketStream::new(reader, object, self.header.packet_file_digest().to_vec())
     }
@@ -299,7 +350,7 @@ impl<'s, H: BatchHeader> OpenedBatch<'s, H> {
     pub fn packet_object(&self) -> String {
         match &self.packets {
             PacketSource::Inline { object, .. } => object.clone(),
-            PacketSource::Object { store, key } => store.describe(key),
+            PacketSource::Object { store, key, .. } => store.describe(key),
         }
     }
 }

@@ -52,10 +52,11 @@ fn read_validation(
     from: crate::vdaf::ServerIndex,
     trust: &crate::crypto::TrustSet,
     ingestion: &IngestionHeader,
+    max_bytes: u64,
 ) -> Result<HashMap<Uuid, Result<VerifierShare, String>>> {
     let names = id.names(BatchKind::Validation(from));
     let object = store.describe(&names.signature);
-    let batch = open_batch::<ValidityHeader>(store, &names, trust)
+    let batch = open_batch::<ValidityHeader>(store, &names, trust, max_bytes)
         .with_context(|| format!("validation of {id} by server {from}"))?;
     check_validity_header(ingestion, &batch.header, &object)?;
     let mut map = HashMap::new();
@@ -95,7 +96,9 @@ fn decide(uuid: &Uuid, own: &Validations, peer: &Validations) -> Result<(), Stri
     }
 }
 
-/// Without a stash: the output share comes from opening the packet again.
+/// Without a stash: the output share comes from opening the packet again. Its verifier
+/// share is computed again too and must be the one intake recorded: a packet file
+/// re-signed since intake (same UUIDs, other payloads) is not summed under old verdicts.
 fn judge_packet(
     server: &Server,
     prio: &Prio2Bins,
@@ -105,6 +108,12 @@ fn judge_packet(
 ) -> Outcome {
     let share = decide(&packet.uuid, own, peer).and_then(|()| {
         let plaintext = open_packet(&server.packet_keys, packet)?;
+        let now = prio
+            .verifier_share(server.index, &plaintext, packet.r_pit)
+            .map_err(|e| e.to_string())?;
+        if own.get(&packet.uuid) != Some(&Ok(now)) {
+            return Err("packet differs from the one validated at intake".into());
+        }
         prio.output_share(server.index, &plaintext)
             .map_err(|e| e.to_string())
     });
@@ -141,6 +150,8 @@ struct BatchSum {
     packets: u64,
     invalid: Vec<Rejected>,
     counted: Vec<Uuid>,
+    /// Every packet UUID of the batch, to find validations listing packets it lacks.
+    uuids: HashSet<Uuid>,
 }
 
 /// Packet UUIDs a run must not count: those of earlier runs of the aggregation (kept by
@@ -155,6 +166,7 @@ impl BatchSum {
     /// this run is refused whatever its proof.
     fn account(&mut self, seen: &mut Seen, uuid: Uuid, outcome: Outcome) -> Result<()> {
         self.packets += 1;
+        self.uuids.insert(uuid);
         let outcome = if seen.before.contains(&uuid) {
             Outcome::Invalid("replayed: counted in an earlier run of this aggregation".into())
         } else if !seen.this_run.insert(uuid) {
@@ -182,8 +194,12 @@ fn sum_batch(
 ) -> Result<BatchSum> {
     let names = id.names(BatchKind::Ingestion);
     let object = server.ingestion.describe(&names.header);
-    let batch =
-        open_batch::<IngestionHeader>(server.ingestion.as_ref(), &names, &server.ingestor_trust)?;
+    let batch = open_batch::<IngestionHeader>(
+        server.ingestion.as_ref(),
+        &names,
+        &server.ingestor_trust,
+        server.limits.max_object_bytes,
+    )?;
     let prio = check_ingestion_header(id, &batch.header, &object)?;
     match first_header {
         Some(first) => {
@@ -206,6 +222,7 @@ fn sum_batch(
         server.index,
         &server.own_trust,
         &batch.header,
+        server.limits.max_object_bytes,
     )?;
     let peer = read_validation(
         server.peer_inbox.as_ref(),
@@ -213,6 +230,7 @@ fn sum_batch(
         server.index.peer(),
         &server.peer_trust,
         &batch.header,
+        server.limits.max_object_bytes,
     )?;
 
     let mut sum = BatchSum {
@@ -220,6 +238,7 @@ fn sum_batch(
         packets: 0,
         invalid: Vec::new(),
         counted: Vec::new(),
+        uuids: HashSet::new(),
     };
     match open_stash(server, id, &prio, &batch.header)? {
         Some(mut stash) => {
@@ -242,6 +261,19 @@ fn sum_batch(
                 |packet, outcome| sum.account(seen, packet.uuid, outcome),
                 tick,
             )?;
+        }
+    }
+    for (map, from, store) in [
+        (&own, server.index, server.own.as_ref()),
+        (&peer, server.index.peer(), server.peer_inbox.as_ref()),
+    ] {
+        let extra: Vec<&Uuid> = map.keys().filter(|u| !sum.uuids.contains(u)).collect();
+        if let Some(first) = extra.first() {
+            bail!(
+                "{}: lists {} packet(s) the ingestion batch does not hold, e.g. {first}",
+                store.describe(&id.names(BatchKind::Validation(from)).signature),
+                extra.len()
+            );
         }
     }
     Ok(sum)

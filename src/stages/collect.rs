@@ -5,7 +5,7 @@ use crate::batch::{hex, run_name, SumPartId, Window, MAX_HEADER_BYTES, MAX_SIGNA
 use crate::config::{Portal, PortalServer};
 use crate::crypto::sha256;
 use crate::store::{get_bytes, put_bytes};
-use crate::vdaf::{combine, ServerIndex};
+use crate::vdaf::{combine, ServerIndex, PRIME};
 use crate::wire::{self, BatchSignature, InvalidPacket, SumPart};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
@@ -42,6 +42,7 @@ pub fn read_sum_part(server: &PortalServer, id: &SumPartId) -> Result<VerifiedSu
         )
         .with_context(|| format!("{object}: signature check failed"))?;
     let record: SumPart = wire::decode_single(&header_bytes).with_context(|| object.clone())?;
+    check_sum(&record).map_err(|reason| anyhow::anyhow!("{object}: {reason}"))?;
     let invalid_bytes = match sig.packets {
         Some(inline) => inline,
         None => get_bytes(store, &names.packets, MAX_INVALID_FILE_BYTES)?,
@@ -69,6 +70,29 @@ pub fn read_sum_part(server: &PortalServer, id: &SumPartId) -> Result<VerifiedSu
         invalid,
         object,
     })
+}
+
+/// A sum is `bins` field elements: each below p, as both servers write them. Checked per
+/// sum part, so an error names the part at fault.
+fn check_sum(record: &SumPart) -> std::result::Result<(), String> {
+    if usize::try_from(record.bins).ok() != Some(record.sum.len()) {
+        return Err(format!(
+            "sum has {} values, but bins is {}",
+            record.sum.len(),
+            record.bins
+        ));
+    }
+    match record
+        .sum
+        .iter()
+        .enumerate()
+        .find(|(_, &v)| !(0..i64::from(PRIME)).contains(&v))
+    {
+        Some((i, v)) => Err(format!(
+            "sum[{i}] = {v} is not a field element (must be below {PRIME})"
+        )),
+        None => Ok(()),
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -185,7 +209,8 @@ pub fn collect_run(
     let p0 = part(ServerIndex::Zero)?;
     let p1 = part(ServerIndex::One)?;
     check_agreement(&p0, &p1)?;
-    let histogram = combine(&p0.record.sum, &p1.record.sum)?;
+    let histogram = combine(&p0.record.sum, &p1.record.sum)
+        .with_context(|| format!("combining {} and {}", p0.object, p1.object))?;
     let result = CollectResult {
         aggregation: aggregation.to_string(),
         window: run_name(window, run),

@@ -59,8 +59,12 @@ fn verify_packet(
 pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport> {
     let names = id.names(BatchKind::Ingestion);
     let object = server.ingestion.describe(&names.header);
-    let batch =
-        open_batch::<IngestionHeader>(server.ingestion.as_ref(), &names, &server.ingestor_trust)?;
+    let batch = open_batch::<IngestionHeader>(
+        server.ingestion.as_ref(),
+        &names,
+        &server.ingestor_trust,
+        server.limits.max_object_bytes,
+    )?;
     let prio = check_ingestion_header(id, &batch.header, &object)?;
 
     let out_names = id.names(BatchKind::Validation(server.index));
