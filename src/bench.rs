@@ -119,7 +119,7 @@ pub fn run_bench(
         m[rng.random_range(0..bins)] = 1;
         Ok(m)
     });
-    ingest::ingest(&ingestor, &options, reports, &|n| progress.tick(n))?;
+    ingest::ingest(&ingestor, &options, reports, None, &|n| progress.tick(n))?;
     progress.end();
     let generate_seconds = generate.elapsed().as_secs_f64();
 

@@ -635,3 +635,68 @@ fn a_failed_run_is_recorded_shown_by_status_and_cleared_by_a_good_rerun() {
         vec![6, 0, 0]
     );
 }
+
+#[test]
+fn an_ingest_killed_at_any_point_is_finished_by_running_it_again_with_its_journal() {
+    let d = deployment(PacketScheme::Ecies);
+    let dir = d.dir.path();
+    let (reports, batch_size) = (6000, 500);
+    let mut csv = String::new();
+    let mut truth = vec![0u64; 3];
+    for i in 0..reports {
+        let bin = (i * 7 + i / 3) % 3;
+        truth[bin] += 1;
+        let row: Vec<&str> = (0..3).map(|b| if b == bin { "1" } else { "0" }).collect();
+        csv.push_str(&row.join(","));
+        csv.push('\n');
+    }
+    let input = dir.join("reports.csv");
+    std::fs::write(&input, csv).unwrap();
+    let time = (truncate_to_minute(Utc::now()) - TimeDelta::minutes(3))
+        .format("%Y%m%d%H%M")
+        .to_string();
+    let ingest: Vec<String> = [
+        "ingest",
+        "--config",
+        d.paths.ingestor.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--aggregation",
+        "ingest-crash",
+        "--bins",
+        "3",
+        "--batch-size",
+        &batch_size.to_string(),
+        "--time",
+        &time,
+        "--journal",
+        dir.join("ingest.journal").to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut killed = 0;
+    for ms in [20, 60, 120, 200, 300, 450] {
+        killed += usize::from(kill_after(&ingest, std::time::Duration::from_millis(ms)));
+    }
+    assert!(
+        killed >= 3,
+        "only {killed} ingest runs were still running when killed"
+    );
+    ok(&strs(&ingest));
+    // A rerun after success sends nothing more.
+    let again: serde_json::Value = serde_json::from_str(&ok(&strs(&ingest))).unwrap();
+    assert_eq!(again["batches"], serde_json::json!([]), "{again}");
+
+    let (c0, c1) = (config(&d, 0), config(&d, 1));
+    for c in [&c0, &c1] {
+        ok(&strs(&intake_args(c, "ingest-crash")));
+    }
+    for c in [&c0, &c1] {
+        ok(&strs(&aggregate_args(c, "ingest-crash")));
+    }
+    let window = window_at(divvi::batch::parse_time(&time).unwrap());
+    let result = collect::collect(&d.portal, "ingest-crash", &window).unwrap();
+    assert_eq!(result.histogram, truth);
+    assert_eq!(result.total_individual_clients, reports as i64);
+    assert_eq!(result.batches.len(), reports / batch_size);
+}

@@ -206,6 +206,10 @@ struct IngestArgs {
     /// Batch time (default: now), minute precision.
     #[arg(long)]
     time: Option<String>,
+    /// Record each batch written in full here; run again with the same journal, ingest
+    /// skips those batches, so a killed ingest is finished by running it again.
+    #[arg(long)]
+    journal: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -297,9 +301,25 @@ pub fn run() -> Result<ExitCode> {
             let format = a
                 .format
                 .unwrap_or_else(|| FileFormat::from_extension(&a.input));
-            let time = match &a.time {
+            let mut time = match &a.time {
                 Some(t) => parse_time(t).map_err(|e| anyhow!(e))?,
                 None => Utc::now(),
+            };
+            let mut journal = match &a.journal {
+                Some(path) => {
+                    let digest = divvi::batch::hex(&file_digest(&a.input)?);
+                    let j = divvi::stages::journal::Journal::open(
+                        path,
+                        &digest,
+                        &a.aggregation,
+                        a.bins,
+                        a.batch_size,
+                        time,
+                    )?;
+                    time = j.time;
+                    Some(j)
+                }
+                None => None,
             };
             let options = ingest::IngestOptions {
                 aggregation: a.aggregation,
@@ -310,7 +330,9 @@ pub fn run() -> Result<ExitCode> {
             };
             let reports = read_reports(&a.input, format, a.form, a.bins)?;
             let bar = progress::bar("ingest", 0);
-            let report = ingest::ingest(&ingestor, &options, reports, &|n| bar.inc(n))?;
+            let report = ingest::ingest(&ingestor, &options, reports, journal.as_mut(), &|n| {
+                bar.inc(n)
+            })?;
             bar.finish_and_clear();
             out!("{}", serde_json::to_string_pretty(&report)?);
             Ok(ExitCode::SUCCESS)
@@ -418,6 +440,24 @@ fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// SHA-256 of a file, read in pieces.
+fn file_digest(path: &std::path::Path) -> Result<[u8; 32]> {
+    use std::io::Read;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut hash = divvi::crypto::Sha256Stream::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            return Ok(hash.finish());
+        }
+        hash.update(&buf[..n]);
+    }
 }
 
 fn window(start: &str, end: &str) -> Result<Window> {

@@ -2,6 +2,7 @@
 //! ingestion batches (three-object form, as real ingestors write them) for both servers,
 //! with the same batch UUID, packet UUIDs and `r_pit`.
 
+use super::journal::Journal;
 use super::{Tick, CHUNK};
 use crate::batch::{BatchId, BatchKind, BatchWriter};
 use crate::config::Ingestor;
@@ -147,6 +148,8 @@ pub struct Batcher<'a> {
     options: &'a IngestOptions,
     current: Option<IngestionBatch<'a>>,
     report: IngestReport,
+    journal: Option<&'a mut Journal>,
+    index: usize,
 }
 
 impl<'a> Batcher<'a> {
@@ -156,7 +159,16 @@ impl<'a> Batcher<'a> {
             options,
             current: None,
             report: IngestReport::default(),
+            journal: None,
+            index: 0,
         }
+    }
+
+    /// Records each finished batch in `journal`, numbering on from its finished ones.
+    pub fn with_journal(mut self, journal: &'a mut Journal) -> Self {
+        self.index = journal.done;
+        self.journal = Some(journal);
+        self
     }
 
     pub fn push(&mut self, pair: &[DataSharePacket; 2]) -> Result<()> {
@@ -179,6 +191,10 @@ impl<'a> Batcher<'a> {
     fn close_batch(&mut self) -> Result<()> {
         if let Some(full) = self.current.take() {
             let id = full.finish(self.options.bins, self.options.epsilon)?;
+            if let Some(journal) = self.journal.as_deref_mut() {
+                journal.record(self.index, &id.to_string())?;
+            }
+            self.index += 1;
             self.report.batches.push(id.to_string());
         }
         Ok(())
@@ -192,16 +208,25 @@ impl<'a> Batcher<'a> {
 }
 
 /// Ingests measurements into batches of `batch_size` reports for both servers; packets
-/// are made in parallel, a chunk at a time.
+/// are made in parallel, a chunk at a time. With a journal, the reports of batches an
+/// earlier run wrote in full are skipped, and each new batch is recorded.
 pub fn ingest(
     ingestor: &Ingestor,
     options: &IngestOptions,
     measurements: impl Iterator<Item = Result<Vec<u32>>>,
+    journal: Option<&mut Journal>,
     tick: Tick,
 ) -> Result<IngestReport> {
     let maker = PacketMaker::new(ingestor, options.bins)?;
     let mut batcher = Batcher::new(ingestor, options);
     let mut measurements = measurements.peekable();
+    if let Some(journal) = journal {
+        let skip = journal.done.saturating_mul(options.batch_size);
+        for m in measurements.by_ref().take(skip) {
+            m?;
+        }
+        batcher = batcher.with_journal(journal);
+    }
     while measurements.peek().is_some() {
         let chunk: Vec<Vec<u32>> = measurements.by_ref().take(CHUNK).collect::<Result<_>>()?;
         let pairs: Vec<[DataSharePacket; 2]> = chunk

@@ -6,6 +6,7 @@ mod checks;
 pub mod collect;
 pub mod ingest;
 pub mod intake;
+pub mod journal;
 mod packets;
 
 pub use checks::check_ingestion_header;
