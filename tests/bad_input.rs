@@ -800,13 +800,6 @@ fn case(name: &'static str, stage: Stage, build: fn(&mut Fx) -> Expect) -> Case 
     }
 }
 
-fn gap(name: &'static str, stage: Stage, note: &'static str, build: fn(&mut Fx) -> Expect) -> Case {
-    Case {
-        gap: Some(note),
-        ..case(name, stage, build)
-    }
-}
-
 /// What the stage did.
 enum Ran {
     Intake {
