@@ -61,7 +61,10 @@ impl StashContext {
         }
     }
 
-    fn bytes(&self) -> Vec<u8> {
+    /// What the stash's file key is bound to: batch UUID, server, bins (u64 BE), digest.
+    /// Public for the fuzz harness, which seals frames of its own under a context.
+    #[doc(hidden)]
+    pub fn key_context(&self) -> Vec<u8> {
         let mut c = Vec::with_capacity(64);
         c.extend_from_slice(self.batch.as_bytes());
         c.push(self.server.number());
@@ -110,7 +113,7 @@ impl StashWriter {
         };
         let salt = StashKey::new_salt().map_err(|e| bad(e.to_string()))?;
         let sealer = stash_key
-            .file_sealer(&salt, &context.bytes())
+            .file_sealer(&salt, &context.key_context())
             .map_err(|e| bad(e.to_string()))?;
         let mut out = store.put(key)?;
         out.write_all(MAGIC)
@@ -226,7 +229,7 @@ impl StashReader {
         let mut salt = [0u8; 32];
         salt.copy_from_slice(&head[8..]);
         let sealer = stash_key
-            .file_sealer(&salt, &context.bytes())
+            .file_sealer(&salt, &context.key_context())
             .map_err(|e| StashError::Bad {
                 object: object.clone(),
                 reason: e.to_string(),
@@ -266,9 +269,7 @@ impl StashReader {
         if len > MAX_FRAME_BYTES {
             return Err(self.bad(format!("frame {} claims {len} bytes", self.frame)));
         }
-        let mut sealed = vec![0u8; len as usize];
-        self.input
-            .read_exact(&mut sealed)
+        let sealed = read_frame(&mut *self.input, len as usize)
             .map_err(|e| self.bad(format!("frame {}: {e}", self.frame)))?;
         let plain = self.sealer.open(self.frame, last, sealed).map_err(|_| {
             self.bad(format!(
@@ -320,6 +321,21 @@ impl StashReader {
         }
         Ok(records)
     }
+}
+
+/// Reads a frame of `len` bytes into a buffer that grows with the bytes that arrive, never
+/// past `len`: a damaged length must not cost its claim in memory before the stash turns
+/// out to be short (found by fuzzing: a 57-byte stash whose first frame claims 256 MB).
+fn read_frame(input: &mut dyn Read, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut frame = Vec::new();
+    while frame.len() < len {
+        let start = frame.len();
+        let step = (len - start).min(start.max(1 << 20));
+        frame.reserve_exact(step);
+        frame.resize(start + step, 0);
+        input.read_exact(&mut frame[start..])?;
+    }
+    Ok(frame)
 }
 
 #[cfg(test)]
@@ -382,5 +398,57 @@ mod tests {
         let mut r = StashReader::open(&store, "a/s", &key, &ctx).unwrap();
         let e = read_all(&mut r).unwrap_err().to_string();
         assert!(e.contains("a/s"), "{e}");
+    }
+
+    /// Remembers the largest buffer it was asked to fill.
+    struct Probe {
+        bytes: std::io::Cursor<Vec<u8>>,
+        largest: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Read for Probe {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.largest
+                .fetch_max(buf.len(), std::sync::atomic::Ordering::Relaxed);
+            self.bytes.read(buf)
+        }
+    }
+
+    #[test]
+    fn a_frame_length_is_not_allocated_before_its_bytes_arrive() {
+        let (key, _) = StashKey::generate().unwrap();
+        let ctx = context(ServerIndex::Zero);
+        // Frame 0 claims 200 MB and holds 3 bytes.
+        let mut frame = vec![0u8];
+        frame.extend_from_slice(&200_000_000u32.to_be_bytes());
+        frame.extend_from_slice(b"abc");
+        let largest = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let probe = Probe {
+            bytes: std::io::Cursor::new(frame),
+            largest: largest.clone(),
+        };
+        let mut reader = StashReader {
+            input: Box::new(probe),
+            object: "file:///own/a/s".into(),
+            sealer: key.file_sealer(&[0; 32], &ctx.key_context()).unwrap(),
+            share_len: ctx.share_len(),
+            frame: 0,
+            done: false,
+        };
+        let e = reader.next_frame().unwrap_err().to_string();
+        assert!(
+            e.contains("file:///own/a/s") && e.contains("frame 0"),
+            "{e}"
+        );
+        let largest = largest.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(largest <= 1 << 20, "asked to fill {largest} bytes at once");
+    }
+
+    #[test]
+    fn frames_are_read_whole_across_growth_steps() {
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let frame = read_frame(&mut &bytes[..], bytes.len()).unwrap();
+        assert_eq!(frame, bytes);
+        assert!(read_frame(&mut &bytes[..10], 11).is_err());
     }
 }

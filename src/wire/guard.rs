@@ -5,6 +5,11 @@
 //! 20-byte record makes it reserve 28 GB and abort the process. Each block is walked
 //! here first with the writer schema, so apache-avro only ever decodes blocks whose
 //! every length and count is backed by bytes actually present.
+//!
+//! apache-avro's work also grows with the values it decodes, and a writer schema can
+//! declare values of zero bytes (null fields, arrays of nulls, empty records): a 4 KB
+//! block with an array of millions of nulls took seconds and 500 MB. The walk therefore
+//! also counts values, and a block may hold only a few per byte, as real files do.
 
 use super::{slot::ErrorSlot, varint, WireError};
 use apache_avro::Schema;
@@ -16,6 +21,11 @@ const MAX_BLOCK_BYTES: u64 = 512 * 1024 * 1024;
 const MAX_ITEMS: usize = 1 << 22;
 /// Blocks above this size release their buffer once passed on.
 const KEEP_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+/// Values (fields, items, union branches) a block may hold per byte, plus a small
+/// allowance. Our records take one value per byte at most (a sum of small numbers); the
+/// bound keeps apache-avro's work and memory proportional to the bytes of the file.
+const VALUES_PER_BYTE: u64 = 4;
+const VALUES_ALLOWANCE: u64 = 256;
 
 pub(crate) struct Guard<T> {
     input: T,
@@ -84,9 +94,12 @@ impl<T: Read> Guard<T> {
         }
 
         let mut data = &self.ready[start..];
+        let mut budget = declared
+            .saturating_mul(VALUES_PER_BYTE)
+            .saturating_add(VALUES_ALLOWANCE);
         for _ in 0..count {
             let before = data.len();
-            skip(&self.writer, &mut data).map_err(malformed)?;
+            skip(&self.writer, &mut data, &mut budget).map_err(malformed)?;
             if data.len() == before {
                 return Err(malformed("record of zero bytes".into()));
             }
@@ -140,8 +153,12 @@ fn framing(e: io::Error) -> WireError {
     }
 }
 
-/// Steps over one datum of `schema`, checking that everything it declares is present.
-fn skip(schema: &Schema, data: &mut &[u8]) -> Result<(), String> {
+/// Steps over one datum of `schema`, checking that everything it declares is present
+/// and counting its values against `budget`.
+fn skip(schema: &Schema, data: &mut &[u8], budget: &mut u64) -> Result<(), String> {
+    *budget = budget
+        .checked_sub(1)
+        .ok_or("more values than the block's bytes can carry")?;
     match schema {
         Schema::Null => Ok(()),
         Schema::Boolean => take(data, 1),
@@ -177,16 +194,16 @@ fn skip(schema: &Schema, data: &mut &[u8]) -> Result<(), String> {
                 .ok()
                 .and_then(|i| union.variants().get(i))
                 .ok_or_else(|| format!("union index {index} out of range"))?;
-            skip(variant, data)
+            skip(variant, data, budget)
         }
         Schema::Record(record) => record
             .fields
             .iter()
-            .try_for_each(|field| skip(&field.schema, data)),
-        Schema::Array(array) => items(data, |data| skip(&array.items, data)),
+            .try_for_each(|field| skip(&field.schema, data, budget)),
+        Schema::Array(array) => items(data, |data| skip(&array.items, data, budget)),
         Schema::Map(map) => items(data, |data| {
-            skip(&Schema::String, data)?;
-            skip(&map.types, data)
+            skip(&Schema::String, data, budget)?;
+            skip(&map.types, data, budget)
         }),
         other => Err(format!(
             "unsupported {:?} type",
