@@ -380,6 +380,36 @@ fn jobs_killed_at_any_point_finish_on_rerun_with_the_true_result() {
         killed >= 8,
         "only {killed} jobs were still running when killed"
     );
+    // Collect killed too; it takes milliseconds, so most kills land before or after it,
+    let (start, end) = (&window.name()[..12], &window.name()[13..]);
+    let portal = d.paths.portal.to_str().unwrap().to_string();
+    let collect_args: Vec<String> = [
+        "collect",
+        "--config",
+        &portal,
+        "--aggregation",
+        "crash",
+        "--start",
+        start,
+        "--end",
+        end,
+    ]
+    .map(String::from)
+    .to_vec();
+    // so the kills sweep its first few milliseconds in fine steps.
+    let collects_killed = (0..32u64)
+        .filter(|&step| kill_after(&collect_args, std::time::Duration::from_micros(step * 150)))
+        .count();
+    assert!(
+        collects_killed >= 4,
+        "only {collects_killed} collects were still running when killed"
+    );
+    assert!(ok(&strs(&collect_args)).contains("clients 12000"));
+    let results = d.paths.dir.join("buckets/portal-results/crash");
+    let json = std::fs::read_to_string(results.join(format!("{}.result.json", window.name())));
+    assert!(json
+        .unwrap()
+        .contains("\"total_individual_clients\": 12000"));
     let result = collect::collect(&d.portal, "crash", &window).unwrap();
     assert_eq!(result.histogram, truth);
     assert_eq!(result.batches.len(), 8);
