@@ -459,8 +459,12 @@ def check_server_pair(configs, fail):
         if dig(b, "signing_key", "id") not in peer_ids:
             fail(wa, f"trust.peer does not list {wb}'s signing key "
                      f"{dig(b, 'signing_key', 'id')!r}")
-    if loc(c0, "sum_parts") != loc(c1, "sum_parts"):
-        fail(w1, "sum_parts differs between the two servers")
+    # Each server writes its sum parts to its own bucket (the portal reads both), so
+    # a server writing into its peer's storage is a mistake.
+    for a, wa, b in ((c0, w0, c1), (c1, w1, c0)):
+        theirs = {loc(b, k) for k in ("ingestion", "own", "peer_inbox", "sum_parts")}
+        if loc(a, "sum_parts") in theirs:
+            fail(wa, f"sum_parts {loc(a, 'sum_parts')} is one of the peer's own locations")
 
 
 def policy_check(files, crontab_text):

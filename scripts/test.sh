@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every check and test of divvi, on a fresh machine: installs what the tests need
 # (Python fastavro for the cross-implementation test, prometheus-client for the metrics
-# format, SeaweedFS for the S3 tests, kubernetes-validate for the job manifests), then
-# formatting, lints, tests.
+# format, SeaweedFS for the S3 tests, kubernetes-validate for the job manifests, and
+# Terraform 1.0.3, python-hcl2 and checkov for terraform/), then formatting, lints, tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +28,8 @@ fi
 # The deployable jobs (jobs/): manifests against the Kubernetes schemas, and policy.
 python3 jobs/check.py --self-test
 python3 jobs/check.py
+# The Terraform deployment (terraform/): format, parse, checkov, IAM grants, docs.
+bash terraform/tests/run.sh
 
 # Tests talk to loopback only: never to an instance-metadata service.
 export AWS_EC2_METADATA_DISABLED=true
@@ -39,6 +41,8 @@ trap 'rm -f "$log"' EXIT
 cargo test --locked 2>&1 | tee "$log"
 # Every --flag the job manifests and crontab pass exists in the binary just built.
 python3 jobs/check.py --divvi-bin target/debug/divvi
+# ... and so does every flag of the Terraform module's jobs; its server.toml loads.
+bash terraform/tests/run.sh --divvi-bin target/debug/divvi
 # One closing line for the whole run (cargo's last block is the empty doc-test run).
 awk '/^test result:/ { passed += $4; failed += $6 }
      END { printf "all tests: %d passed, %d failed\n", passed, failed }' "$log"

@@ -303,3 +303,58 @@ fn an_incomplete_batch_is_waited_for_then_reported() {
     let out = run("2h");
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }
+
+#[test]
+fn check_loads_each_config_with_its_keys_and_names_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("deploy");
+    ok(&["keygen", "--out", p(&d), "--s3-region", "us-west-2"]);
+    let cfg = |name: &str| d.join(name).display().to_string();
+
+    let server = ok(&["check", "--config", &cfg("server1.toml")]);
+    for line in [
+        "server 1 config",
+        "signing key  server1-signing",
+        "packet keys  server1-packet",
+        "peer         server0-signing",
+        "peer_outbox  s3://divvi-server0-peer-inbox/",
+    ] {
+        assert!(server.contains(line), "{line:?} not in:\n{server}");
+    }
+    let portal = ok(&["check", "--config", &cfg("portal.toml"), "--as", "portal"]);
+    assert!(portal.contains("trusts server0-signing"), "{portal}");
+    let ingestor = ok(&[
+        "check",
+        "--config",
+        &cfg("ingestor.toml"),
+        "--as",
+        "ingestor",
+    ]);
+    assert!(ingestor.contains("packet key server1-packet"), "{ingestor}");
+
+    // A key file the Secret lacks, and a trusted key that is not a key: both named.
+    std::fs::remove_file(d.join("keys/server0-stash.key")).unwrap();
+    let out = divvi(&["check", "--config", &cfg("server0.toml")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("server0-stash.key"),
+        "{err}"
+    );
+    let text = std::fs::read_to_string(d.join("server1.toml")).unwrap();
+    let broken = text.replacen("public_key = \"MFkw", "public_key = \"XFkw", 1);
+    assert_ne!(text, broken);
+    std::fs::write(d.join("server1.toml"), broken).unwrap();
+    let out = divvi(&["check", "--config", &cfg("server1.toml")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("server1.toml"),
+        "{err}"
+    );
+    // The wrong party's config is refused by its parser, naming the file.
+    let out = divvi(&["check", "--config", &cfg("portal.toml")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("portal.toml"),
+        "{err}"
+    );
+}

@@ -140,6 +140,7 @@ fn key_files_are_owner_only_and_no_output_shows_key_material() {
         "status",
         "inspect",
         "bench",
+        "check",
     ] {
         let mut args: Vec<&str> = sub.split_whitespace().collect();
         args.push("--help");
@@ -153,6 +154,11 @@ fn key_files_are_owner_only_and_no_output_shows_key_material() {
     for c in [&s0, &portal] {
         outputs.push(run(&["inspect", c], &trace));
     }
+    outputs.push(run(&["check", "--config", &s0], &trace));
+    outputs.push(run(
+        &["check", "--config", &portal, "--as", "portal"],
+        &trace,
+    ));
     // Broken secrets: a truncated key and a key variable that is not set.
     let packet_key = d.join("keys/server0-packet.key");
     let text = std::fs::read_to_string(&packet_key).unwrap();

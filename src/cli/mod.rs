@@ -10,6 +10,7 @@ macro_rules! out {
     ($($arg:tt)*) => { $crate::cli::emit(&format!("{}\n", format_args!($($arg)*))) };
 }
 
+mod check;
 mod job_metrics;
 mod runs;
 
@@ -78,6 +79,8 @@ enum Command {
     Status(runs::StatusArgs),
     /// Show any ENPA object as JSON, with signature and digest verdicts.
     Inspect(InspectArgs),
+    /// Load a server, ingestor or portal config and every key it names; no storage is touched.
+    Check(check::CheckArgs),
     /// Throughput benchmark: one batch, intake and aggregate on both servers.
     Bench(BenchArgs),
 }
@@ -358,6 +361,7 @@ pub fn run() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(a) => bench(a),
+        Command::Check(a) => check::check_command(a),
         Command::Inspect(a) => {
             let trust = inspect_trust(&a)?;
             let out = divvi::inspect::inspect(&a.file, trust.as_ref(), a.limit)?;

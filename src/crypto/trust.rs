@@ -24,6 +24,13 @@ impl TrustSet {
         self.keys.is_empty()
     }
 
+    /// The trusted key identifiers, sorted.
+    pub fn key_ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self.keys.keys().map(String::as_str).collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// UnknownKeyId if the id is not trusted, BadSignature if it does not verify.
     pub fn verify(
         &self,

@@ -1,0 +1,86 @@
+//! `divvi check`: load a config with every key it names, touching no storage. For
+//! operators (does this ConfigMap and Secret work?) and for the Terraform test, which
+//! checks that the config the module writes is one divvi loads.
+
+use anyhow::Result;
+use clap::Args;
+use divvi::config::{Ingestor, Portal, Server};
+use divvi::store::ObjectStore;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// The config file to load (its key files are read too).
+    #[arg(long)]
+    config: PathBuf,
+    /// Whose config it is.
+    #[arg(long = "as", value_enum, default_value = "server")]
+    party: Party,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Party {
+    Server,
+    Ingestor,
+    Portal,
+}
+
+fn location(store: &dyn ObjectStore) -> String {
+    store.describe("")
+}
+
+pub fn check_command(a: CheckArgs) -> Result<ExitCode> {
+    let path = a.config.display();
+    match a.party {
+        Party::Server => {
+            let s = Server::load(&a.config)?;
+            out!("server {} config {path}: loads", s.index);
+            out!("  instance     {}", s.instance);
+            out!("  signing key  {}", s.signing_key.key_id());
+            let ids: Vec<&str> = s.packet_keys.iter().map(|(id, _)| id.as_str()).collect();
+            out!("  packet keys  {}", ids.join(", "));
+            out!(
+                "  stash key    {}",
+                if s.stash_key.is_some() { "yes" } else { "no" }
+            );
+            out!("  ingestors    {}", s.ingestor_trust.key_ids().join(", "));
+            out!("  peer         {}", s.peer_trust.key_ids().join(", "));
+            out!("  min clients  {}", s.limits.min_clients);
+            for (name, store) in [
+                ("ingestion", &s.ingestion),
+                ("own", &s.own),
+                ("peer_inbox", &s.peer_inbox),
+                ("peer_outbox", &s.peer_outbox),
+                ("sum_parts", &s.sum_parts),
+            ] {
+                out!("  {name:<12} {}", location(store.as_ref()));
+            }
+        }
+        Party::Ingestor => {
+            let i = Ingestor::load(&a.config)?;
+            out!("ingestor config {path}: loads");
+            out!("  signing key  {}", i.signing_key.key_id());
+            for (n, t) in i.targets.iter().enumerate() {
+                out!(
+                    "  server {n}     {} (packet key {})",
+                    location(t.store.as_ref()),
+                    t.key_id
+                );
+            }
+        }
+        Party::Portal => {
+            let p = Portal::load(&a.config)?;
+            out!("portal config {path}: loads");
+            for (n, s) in p.servers.iter().enumerate() {
+                let keys = s.trust.key_ids().join(", ");
+                out!(
+                    "  server {n}     {} (trusts {keys})",
+                    location(s.sum_parts.as_ref())
+                );
+            }
+            out!("  results      {}", location(p.results.as_ref()));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

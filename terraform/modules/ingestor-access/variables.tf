@@ -1,0 +1,43 @@
+variable "name" {
+  description = "Name of the role to create in the server's account, e.g. \"my-pha-divvi-ingestor-apple\"."
+  type        = string
+  validation {
+    condition     = can(regex("^[A-Za-z0-9+=,.@_-]{1,64}$", var.name))
+    error_message = "name must be a valid IAM role name (1 to 64 characters)."
+  }
+}
+
+variable "ingestor_principal_arns" {
+  description = "IAM principals of the ingestor (roles in its own AWS account) that may assume the role."
+  type        = list(string)
+  validation {
+    condition     = length(var.ingestor_principal_arns) > 0 && alltrue([for p in var.ingestor_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", p))])
+    error_message = "ingestor_principal_arns must be IAM role ARNs."
+  }
+}
+
+variable "external_id" {
+  description = "External ID the ingestor must present when assuming the role (guards against the confused deputy when the ingestor serves several PHAs); null for none. An identifier agreed with the ingestor, not a secret."
+  type        = string
+  default     = null
+}
+
+variable "ingestion_bucket_arn" {
+  description = "ARN of the server's ingestion bucket (divvi-server output bucket_arns.ingestion)."
+  type        = string
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:s3:::[a-z0-9.-]+$", var.ingestion_bucket_arn))
+    error_message = "ingestion_bucket_arn must be an S3 bucket ARN."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "ARN of the server's storage key (divvi-server output kms_key_arn)."
+  type        = string
+}
+
+variable "tags" {
+  description = "Tags for the role."
+  type        = map(string)
+  default     = {}
+}
