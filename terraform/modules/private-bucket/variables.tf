@@ -12,7 +12,7 @@ variable "kms_key_arn" {
   type        = string
   validation {
     condition     = can(regex("^arn:aws[a-z-]*:kms:", var.kms_key_arn))
-    error_message = "kms_key_arn must be a KMS key ARN."
+    error_message = "The kms_key_arn must be a KMS key ARN."
   }
 }
 
@@ -21,7 +21,7 @@ variable "retention_days" {
   type        = number
   validation {
     condition     = var.retention_days >= 1 && var.retention_days == floor(var.retention_days)
-    error_message = "retention_days must be a whole number of days, at least 1."
+    error_message = "The retention_days must be a whole number of days, at least 1."
   }
 }
 
