@@ -91,7 +91,8 @@ impl Layout {
             "server1-ingestion",
             "server1-own",
             "server1-peer-inbox",
-            "portal-sum-parts",
+            "server0-sum-parts",
+            "server1-sum-parts",
             "portal-results",
         ]
         .iter()
@@ -172,7 +173,8 @@ pub fn keygen(
 
     // `party` is who reaches the location: with S3 profiles, each party has its own.
     let bucket = |name: &str, party: &str| layout.location(name, party);
-    let sum_parts = |party: &str| bucket("portal-sum-parts", party);
+    // Each server's sum parts are its own; the portal only reads them.
+    let sum_parts = |n: usize, party: &str| bucket(&format!("server{n}-sum-parts"), party);
     let server_config = |n: usize| {
         let me = format!("server{n}");
         let peer = format!("server{}", 1 - n);
@@ -189,7 +191,7 @@ pub fn keygen(
                 peer_inbox: bucket(&format!("{me}-peer-inbox"), &me),
                 // The peer's inbox, reached with the credentials the peer granted.
                 peer_outbox: bucket(&format!("{peer}-peer-inbox"), &format!("{me}-to-{peer}")),
-                sum_parts: sum_parts(&me),
+                sum_parts: sum_parts(n, &me),
             },
             signing_key: if n == 0 {
                 s0_key.clone()
@@ -230,13 +232,13 @@ pub fn keygen(
             PortalServerConfig {
                 server_index: ServerIndex::Zero,
                 instance: instance.to_string(),
-                sum_parts: sum_parts("portal"),
+                sum_parts: sum_parts(0, "portal"),
                 signing_keys: vec![s0_pub.clone()],
             },
             PortalServerConfig {
                 server_index: ServerIndex::One,
                 instance: instance.to_string(),
-                sum_parts: sum_parts("portal"),
+                sum_parts: sum_parts(1, "portal"),
                 signing_keys: vec![s1_pub.clone()],
             },
         ],

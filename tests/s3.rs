@@ -404,7 +404,7 @@ fn the_server_stopping_mid_intake_fails_cleanly_and_a_rerun_completes() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    for (bucket, party) in [("server0-own", "server0"), ("portal-sum-parts", "portal")] {
+    for (bucket, party) in [("server0-own", "server0"), ("server0-sum-parts", "portal")] {
         let store = divvi::store::open_location(&weed.location(bucket, party), dir.path()).unwrap();
         assert_eq!(store.list("").unwrap(), Vec::<String>::new(), "{bucket}");
     }
