@@ -512,6 +512,62 @@ fn jobs_push_their_metrics_including_late_batches() {
     );
 }
 
+/// One scrape of `/metrics` on loopback, or None while nothing answers.
+fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+#[test]
+fn a_running_job_serves_its_metrics_on_the_metrics_port() {
+    let (d, _, _) = scheduled_deployment("scrape", 6, 1500);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut args = intake_args(&config(&d, 0), "scrape");
+    args.extend(["--metrics-port".to_string(), port.to_string()]);
+    let mut job = spawn(&strs(&args));
+    // Scrape while the job runs, until the first finished batch shows (6 batches of
+    // 1500 packets: the job runs for seconds, and counts each batch as it ends).
+    let mut answered = None;
+    let mut counted = None;
+    while job.try_wait().unwrap().is_none() {
+        if let Some(response) = scrape(port) {
+            if response.contains("divvi_packets_total{") {
+                counted = Some(response);
+                break;
+            }
+            answered = Some(response);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let still_running = job.try_wait().unwrap().is_none();
+    wait_ok(job, "intake");
+    let response = counted.expect("no scrape during the job showed a finished batch");
+    assert!(still_running, "the scrape must happen while the job runs");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("text/plain; version=0.0.4"), "{response}");
+    assert!(
+        response.contains("# TYPE divvi_packets_total counter")
+            && response.contains("divvi_batches_total{"),
+        "{response}"
+    );
+    // Before the first batch ended, the endpoint already answered (with what it had).
+    if let Some(early) = answered {
+        assert!(early.starts_with("HTTP/1.1 200"), "{early}");
+    }
+    // Once the job has ended, nothing listens any more.
+    assert!(scrape(port).is_none());
+}
+
 #[test]
 fn status_and_a_late_run_from_the_command_line() {
     let (d, window, truth) = scheduled_deployment("cli-late", 2, 5);

@@ -78,7 +78,10 @@ resource "aws_s3_bucket_lifecycle_configuration" "access_logs" {
   rule {
     id     = "expire"
     status = "Enabled"
-    filter {}
+    # Every object. (An empty prefix, not `filter {}`, which provider 5.90+ warns about.)
+    filter {
+      prefix = ""
+    }
     expiration {
       days = var.retention_days.access_logs
     }
