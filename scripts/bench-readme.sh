@@ -5,9 +5,12 @@
 # bench markers; the "vs original" column divides by the original ENPA aggregator's
 # rates on the same kind of machine (issue 3); "of 2-core floor" divides intake by
 # cores / (open + verifier share), the per-packet floor from the criterion benchmarks.
+# Each stage runs REPEAT times (default 3); the table shows the median run and, beside
+# its rate, the slowest and fastest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packets=${PACKETS:-100000}
+repeat=${REPEAT:-3}
 echo "criterion: packet opening and verifier shares (the per-packet floor)" >&2
 cargo bench --quiet --bench micro -- '^(open|verify)/' > /dev/null
 cargo build --release --quiet
@@ -16,7 +19,8 @@ trap 'rm -f "$results"' EXIT
 for run in "16 ecies" "256 ecies" "2048 ecies" "16 hpke"; do
     set -- $run
     echo "bench: $packets packets, $1 bins, $2" >&2
-    ./target/release/divvi bench --packets "$packets" --bins "$1" --scheme "$2" --output json \
+    ./target/release/divvi bench --packets "$packets" --bins "$1" --scheme "$2" \
+        --repeat "$repeat" --output json \
         | tr -d '\n' >> "$results"
     echo >> "$results"
 done
@@ -37,8 +41,8 @@ def floor_us(bins, scheme, server):
 ORIGINAL = {16: {"intake": 14500, "aggregate": 8100},
             256: {"intake": 3500, "aggregate": 3000},
             2048: {"intake": 450, "aggregate": 410}}
-rows = ["| bins | scheme | stage | packets/s | vs original | of 2-core floor | CPU | peak RSS |",
-        "|---|---|---|---|---|---|---|---|"]
+rows = ["| bins | scheme | stage | packets/s | range | vs original | of 2-core floor | CPU | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|"]
 server_rows = ["| bins | scheme | server | floor (open + verify) | intake + aggregate, CPU time |",
                "|---|---|---|---|---|"]
 packets = None
@@ -53,8 +57,10 @@ for line in open(os.environ["RESULTS"]):
         floor = floor_us(r["bins"], r["scheme"], server)
         of_floor = f"{100 * s['packets_per_second'] * floor / 1e6 / cores:.0f}%" if kind == "intake" else "-"
         rss = f"{s['peak_rss_mib']:.0f} MiB" if s["peak_rss_mib"] is not None else "-"
+        spread = f"{s['packets_per_second_min'] / 1000:,.1f}k–{s['packets_per_second_max'] / 1000:,.1f}k"
         rows.append(f"| {r['bins']} | {r['scheme']} | {s['stage']} | {s['packets_per_second']:,.0f} "
-                    f"| {ratio} | {of_floor} | {s['cpu_percent']:.0f}% | {rss} |")
+                    f"| {spread} | {ratio} | {of_floor} | {s['cpu_percent']:.0f}% | {rss} |")
+        runs = s["runs"]
         # CPU time per packet of the stage: what the server really spends.
         cpu_us = 1e6 * s["seconds"] * s["cpu_percent"] / 100 / s["packets"]
         per_packet[server] = per_packet.get(server, 0.0) + cpu_us
@@ -63,8 +69,9 @@ for line in open(os.environ["RESULTS"]):
         server_rows.append(f"| {r['bins']} | {r['scheme']} | {server} | {floor:.0f} µs "
                            f"| {spent:.0f} µs ({spent / floor:.2f}x the floor) |")
 start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-body = (f"{start}\n_{packets:,}-packet batches on {os.environ['MACHINE']}; "
-        f"written by `scripts/bench-readme.sh`._\n\n" + "\n".join(rows)
+body = (f"{start}\n_{packets:,}-packet batches on {os.environ['MACHINE']}; median of {runs} "
+        f"runs per stage (range: slowest to fastest); written by `scripts/bench-readme.sh`._\n\n"
+        + "\n".join(rows)
         + "\n\nPer packet, the whole server (the original spends two opens and two verifies):\n\n"
         + "\n".join(server_rows) + f"\n{end}")
 text = open("README.md").read()

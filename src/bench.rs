@@ -1,12 +1,14 @@
 //! `divvi bench`: the throughput benchmark. Generates one batch of a given size once, then
 //! times intake and aggregate on both servers, with CPU use and peak memory per stage.
+//! Each stage can run several times (`repeat`); the median run is reported, with the
+//! slowest and fastest rates beside it, since one short stage is a noisy measurement.
 
 use crate::batch::{truncate_to_minute, Window};
 use crate::config::{Ingestor, Server};
 use crate::crypto::PacketScheme;
 use crate::demo::Progress;
 use crate::keygen::keygen;
-use crate::stages::{aggregate, ingest, intake};
+use crate::stages::{aggregate, ingest, intake, Tick};
 use anyhow::{bail, Result};
 use chrono::Utc;
 use rand::RngExt;
@@ -17,11 +19,17 @@ use std::time::Instant;
 pub struct StageResult {
     pub stage: String,
     pub packets: u64,
+    /// How many times the stage ran; the figures below are the median run's.
+    pub runs: usize,
     pub seconds: f64,
     pub packets_per_second: f64,
+    /// The slowest and fastest of the runs.
+    pub packets_per_second_min: f64,
+    pub packets_per_second_max: f64,
     /// CPU time over wall time, in percent (200% = both of two cores busy).
     pub cpu_percent: f64,
-    /// Peak resident memory during the stage, if the platform lets it be measured.
+    /// Peak resident memory during the stage (the highest of the runs), if the platform
+    /// lets it be measured.
     pub peak_rss_mib: Option<f64>,
 }
 
@@ -52,11 +60,12 @@ fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
-fn measure<T>(
+/// One timed run of a stage.
+fn measure_once(
     stage: &str,
     packets: u64,
     progress: &dyn Progress,
-    f: impl FnOnce(&(dyn Fn(u64) + Sync)) -> Result<T>,
+    f: &mut dyn FnMut(Tick) -> Result<()>,
 ) -> Result<StageResult> {
     let resettable = reset_peak_rss();
     progress.begin(stage, packets);
@@ -66,11 +75,15 @@ fn measure<T>(
     let seconds = wall.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     progress.end();
+    let rate = packets as f64 / seconds.max(1e-9);
     Ok(StageResult {
         stage: stage.to_string(),
         packets,
+        runs: 1,
         seconds,
-        packets_per_second: packets as f64 / seconds.max(1e-9),
+        packets_per_second: rate,
+        packets_per_second_min: rate,
+        packets_per_second_max: rate,
         cpu_percent: 100.0 * cpu / seconds.max(1e-9),
         peak_rss_mib: resettable
             .then(crate::demo::peak_rss)
@@ -79,12 +92,41 @@ fn measure<T>(
     })
 }
 
+/// `repeat` runs of a stage, reported as the median run (the lower middle one for an even
+/// count), with the range of rates and the highest peak memory.
+fn measure(
+    stage: &str,
+    packets: u64,
+    repeat: usize,
+    progress: &dyn Progress,
+    mut f: impl FnMut(Tick) -> Result<()>,
+) -> Result<StageResult> {
+    let mut runs = Vec::with_capacity(repeat);
+    for _ in 0..repeat.max(1) {
+        runs.push(measure_once(stage, packets, progress, &mut f)?);
+    }
+    runs.sort_by(|a, b| a.packets_per_second.total_cmp(&b.packets_per_second));
+    let peak = runs.iter().filter_map(|r| r.peak_rss_mib).reduce(f64::max);
+    let (min, max) = (
+        runs[0].packets_per_second,
+        runs[runs.len() - 1].packets_per_second,
+    );
+    let count = runs.len();
+    let mut median = runs.swap_remove((count - 1) / 2);
+    median.runs = count;
+    median.packets_per_second_min = min;
+    median.packets_per_second_max = max;
+    median.peak_rss_mib = peak;
+    Ok(median)
+}
+
 /// Runs the benchmark in `dir` (a fresh folder; it holds the batch, which may be large).
 pub fn run_bench(
     dir: &Path,
     packets: u64,
     bins: usize,
     scheme: PacketScheme,
+    repeat: usize,
     progress: &dyn Progress,
 ) -> Result<BenchReport> {
     if packets == 0 || bins == 0 {
@@ -129,6 +171,7 @@ pub fn run_bench(
         stages.push(measure(
             &format!("intake {}", server.index),
             packets,
+            repeat,
             progress,
             |tick| {
                 ids.iter()
@@ -140,6 +183,7 @@ pub fn run_bench(
         stages.push(measure(
             &format!("aggregate {}", server.index),
             packets,
+            repeat,
             progress,
             |tick| {
                 let report = aggregate::aggregate(server, aggregation, &window, tick)?;

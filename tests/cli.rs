@@ -205,6 +205,8 @@ fn bench_reports_every_stage_as_json() {
         "4",
         "--scheme",
         "hpke",
+        "--repeat",
+        "3",
         "--output",
         "json",
         "--dir",
@@ -223,7 +225,15 @@ fn bench_reports_every_stage_as_json() {
         ["intake 0", "intake 1", "aggregate 0", "aggregate 1"]
     );
     for s in v["stages"].as_array().unwrap() {
-        assert!(s["packets_per_second"].as_f64().unwrap() > 0.0, "{s}");
+        let rate = |key: &str| s[key].as_f64().unwrap();
+        assert!(rate("packets_per_second") > 0.0, "{s}");
+        // Three runs, the median reported inside their range.
+        assert_eq!(s["runs"], 3, "{s}");
+        assert!(
+            rate("packets_per_second_min") <= rate("packets_per_second")
+                && rate("packets_per_second") <= rate("packets_per_second_max"),
+            "{s}"
+        );
     }
 }
 

@@ -93,6 +93,9 @@ struct BenchArgs {
     bins: usize,
     #[arg(long, default_value = "ecies")]
     scheme: PacketScheme,
+    /// Run each stage this many times and report the median run (and the range).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    repeat: u16,
     /// Where the batch is written and kept (default: a temporary folder, removed after).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -516,7 +519,14 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
         }
     };
     let bars = progress::Bars::default();
-    let r = divvi::bench::run_bench(&dir, a.packets, a.bins, a.scheme, &bars)?;
+    let r = divvi::bench::run_bench(
+        &dir,
+        a.packets,
+        a.bins,
+        a.scheme,
+        usize::from(a.repeat),
+        &bars,
+    )?;
     match a.output {
         BenchOutput::Json => out!("{}", serde_json::to_string_pretty(&r)?),
         BenchOutput::Markdown => out!("{}", r.markdown().trim_end()),
@@ -530,22 +540,28 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
                 r.generate_seconds
             );
             out!(
-                "{:>12}  {:>9}  {:>10}  {:>6}  {:>9}",
+                "{:>12}  {:>9}  {:>10}  {:>6}  {:>9}  {:>19}",
                 "stage",
                 "seconds",
                 "packets/s",
                 "CPU",
-                "peak RSS"
+                "peak RSS",
+                "range (runs)"
             );
             for s in &r.stages {
                 let rss = s.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0} MiB"));
+                let range = format!(
+                    "{:.0}-{:.0} ({})",
+                    s.packets_per_second_min, s.packets_per_second_max, s.runs
+                );
                 out!(
-                    "{:>12}  {:>9.2}  {:>10.0}  {:>5.0}%  {:>9}",
+                    "{:>12}  {:>9.2}  {:>10.0}  {:>5.0}%  {:>9}  {:>19}",
                     s.stage,
                     s.seconds,
                     s.packets_per_second,
                     s.cpu_percent,
-                    rss
+                    rss,
+                    range
                 );
             }
         }
