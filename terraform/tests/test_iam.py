@@ -53,7 +53,8 @@ def unquote(value):
 
 
 def read_module(name):
-    """All blocks of a module's .tf files: {(kind, type, name): body}."""
+    """All blocks of a module's .tf files: {(kind, type, name): body}; module calls are
+    ("module", name, "") and locals ("local", name, "")."""
     blocks = {}
     for tf in sorted((MODULES / name).glob("*.tf")):
         with tf.open() as f:
@@ -63,6 +64,9 @@ def read_module(name):
                 for rtype, named in entry.items():
                     for rname, body in named.items():
                         blocks[(kind, unquote(rtype), unquote(rname))] = body
+        for entry in parsed.get("module", []):
+            for mname, body in entry.items():
+                blocks[("module", unquote(mname), "")] = body
         for entry in parsed.get("locals", []):
             for key, value in entry.items():
                 blocks[("local", key, "")] = value
@@ -200,6 +204,8 @@ def decide(docs, action, resource, ctx, who):
 
 
 SECURE = {"aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
+# The arguments of modules/bucket-access that its documents use.
+ACCESS_ARGS = ("name", "access", "principal_arns", "external_id", "bucket_arn", "kms_key_arn")
 
 
 # --- The deployment, as the example wires it ------------------------------------------------------
@@ -232,34 +238,32 @@ class Deployment:
             "data.aws_region.current.region": REGION,
             "var.peer_job_role_arn": f"arn:aws:iam::{ACCOUNT[peer]}:role/{peer_name}-job",
             "var.peer_inbox_writer_role_arn": f"arn:aws:iam::{ACCOUNT[peer]}:role/{peer_name}-peer-inbox-writer",
-            "local.peer_account": f"arn:aws:iam::{ACCOUNT[peer]}:root",
             "aws_s3_bucket.access_logs.arn": f"arn:aws:s3:::{name}-access-logs",
         }
         env.update({f"local.bucket_arn.{k}": v for k, v in arn.items()})
         env.update({f"local.objects.{k}": f"{v}/*" for k, v in arn.items()})
 
         roles = self._roles(server, env, ACCOUNT[side], mutate, "server")
-        # The access modules, instantiated in this server's account as in the example.
-        ingestor_env = {
-            "var.name": f"{name}-ingestor",
-            "var.ingestor_principal_arns": [INGESTOR],
-            "local.principal_accounts": [account_root(INGESTOR)],
-            "var.external_id == null ? [] : [var.external_id]": [EXTERNAL_ID],
-            "var.ingestion_bucket_arn": arn["ingestion"],
-            "var.kms_key_arn": key,
-            "data.aws_region.current.region": REGION,
-        }
-        roles.update(self._roles(read_module("ingestor-access"), ingestor_env, ACCOUNT[side], mutate, "ingestor"))
-        portal_env = {
-            "var.name": f"{name}-portal",
-            "var.portal_principal_arns": [PORTAL],
-            "local.principal_accounts": [account_root(PORTAL)],
-            "var.external_id == null ? [] : [var.external_id]": [],
-            "var.sum_parts_bucket_arn": arn["sum_parts"],
-            "var.kms_key_arn": key,
-            "data.aws_region.current.region": REGION,
-        }
-        roles.update(self._roles(read_module("portal-access"), portal_env, ACCOUNT[side], mutate, "portal"))
+        # The server's own module calls: its buckets (whose policies are modelled below)
+        # and the bucket-access role it grants the peer, with its arguments as written.
+        for (kind, call, _), body in server.items():
+            if kind != "module":
+                continue
+            source = unquote(body["source"])
+            if source == "../bucket-access":
+                args = {k: resolve(body[k], env) for k in ACCESS_ARGS if k in body}
+                roles[f"server:{call}"] = self._access(args, ACCOUNT[side], mutate)
+            elif source != "../private-bucket":
+                raise Unmodelled(f"module {call} ({source}) may grant what this test does not model")
+        # The ingestor's and the portal's roles, in this server's account as in the example.
+        roles["ingestor:ingestor"] = self._access(
+            {"name": f"{name}-ingestor", "access": "put", "principal_arns": [INGESTOR],
+             "external_id": EXTERNAL_ID, "bucket_arn": arn["ingestion"], "kms_key_arn": key},
+            ACCOUNT[side], mutate)
+        roles["portal:portal"] = self._access(
+            {"name": f"{name}-portal", "access": "read", "principal_arns": [PORTAL],
+             "bucket_arn": arn["sum_parts"], "kms_key_arn": key},
+            ACCOUNT[side], mutate)
 
         bucket_module = read_module("private-bucket")
         bucket_policy = {
@@ -271,6 +275,18 @@ class Deployment:
         }
         key_policy = statements(self._doc(server, "key", mutate, "server"), env)
         return {"arn": arn, "key": key, "roles": roles, "bucket_policy": bucket_policy, "key_policy": key_policy}
+
+    def _access(self, args, account, mutate):
+        """The one role of modules/bucket-access, given its arguments."""
+        external_id = args.get("external_id")
+        env = {f"var.{k}": v for k, v in args.items()}
+        env.update({
+            "local.principal_accounts": sorted({account_root(a) for a in args["principal_arns"]}),
+            "var.external_id == null ? [] : [var.external_id]": [] if external_id is None else [external_id],
+            "local.s3_service": S3_SERVICE,
+        })
+        (role,) = self._roles(read_module("bucket-access"), env, account, mutate, "access").values()
+        return role
 
     @staticmethod
     def _doc(blocks, name, mutate, module):
@@ -297,7 +313,12 @@ class Deployment:
             policies = []
             for (k2, t2, n2), b2 in blocks.items():
                 if t2 == "aws_iam_role_policy" and unquote(b2["role"]) == f"${{aws_iam_role.{rname}.id}}":
-                    doc = re.fullmatch(doc_ref, unquote(b2["policy"])).group(1)
+                    policy = unquote(b2["policy"])
+                    # A policy picked from a map by a variable: local.policy[var.access].
+                    picked = re.fullmatch(r"\$\{local\.([a-z_]+)\[var\.([a-z_]+)\]\}", policy)
+                    if picked:
+                        policy = blocks[("local", picked.group(1), "")][env[f"var.{picked.group(2)}"]]
+                    doc = re.fullmatch(doc_ref, policy).group(1)
                     policies.append(statements(self._doc(blocks, doc, mutate, module), env))
             roles[f"{module}:{rname}"] = {
                 "arn": role_arn,
@@ -517,27 +538,23 @@ def widen(module, doc, statement_sid, drop=False, **changes):
 
 
 MUTATIONS = {
-    "ingestor also reads": widen("ingestor", "put_batches", "PutIntoIngestion",
-                                 actions=['"s3:PutObject"', '"s3:GetObject"']),
-    "ingestor writes anywhere": widen("ingestor", "put_batches", "PutIntoIngestion", resources=['"*"']),
-    "portal may write": widen("portal", "read_sum_parts", "ReadSumParts", actions=['"s3:*"']),
+    "put access also reads": widen("access", "put", "PutObjects", actions=['"s3:PutObject"', '"s3:GetObject"']),
+    "put access writes anywhere": widen("access", "put", "PutObjects", resources=['"*"']),
+    "read access may write": widen("access", "read", "ReadObjects", actions=['"s3:*"']),
     "job deletes own objects": widen("server", "job", "ReadWriteOwnStorage",
                                      actions=['"s3:GetObject"', '"s3:PutObject"', '"s3:DeleteObject"']),
     "job key use outside S3": widen("server", "job", "DecryptThroughS3", condition=None),
-    "inbox writer trusts anyone": widen("server", "peer_inbox_writer_trust", "ThePeersJobRoleOnly",
-                                        principals=[{"type": '"AWS"', "identifiers": ['"*"']}], condition=None),
+    "access roles trust anyone": widen("access", "trust", "TheNamedPrincipalsOnly",
+                                       principals=[{"type": '"AWS"', "identifiers": ['"*"']}], condition=None),
     "job trust without subject": widen("server", "job_trust", "ThisServersPodsOnly", condition=None),
     "plain HTTP allowed": widen("bucket", "bucket", "DenyInsecureTransport", effect='"Allow"'),
-    "ingestor trust without external id": widen("ingestor", "trust", "TheIngestorOnly", dynamic=None),
-    "inbox writer trusts the peer's whole account": widen("server", "peer_inbox_writer_trust", "ThePeersJobRoleOnly",
-                                                          condition=None),
-    "portal trusts its whole account": widen("portal", "trust", "ThePortalOnly", condition=None),
+    "access trust without external id": widen("access", "trust", "TheNamedPrincipalsOnly", dynamic=None),
+    "access roles trust the party's whole account": widen("access", "trust", "TheNamedPrincipalsOnly", condition=None),
     "SSE-S3 uploads allowed": widen("bucket", "bucket", "DenyOtherEncryption", drop=True),
     "other KMS keys allowed": widen("bucket", "bucket", "DenyOtherKey", drop=True),
     "old TLS allowed": widen("bucket", "bucket", "DenyOldTLS", drop=True),
-    "peer writer may list": widen("server", "peer_inbox_writer", "PutIntoPeerInbox",
-                                  actions=['"s3:PutObject"', '"s3:ListBucket"'],
-                                  resources=['"${local.objects.peer_inbox}"', '"${local.bucket_arn.peer_inbox}"']),
+    "put access may list": widen("access", "put", "PutObjects", actions=['"s3:PutObject"', '"s3:ListBucket"'],
+                                 resources=['"${var.bucket_arn}/*"', '"${var.bucket_arn}"']),
 }
 
 

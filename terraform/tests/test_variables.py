@@ -47,16 +47,11 @@ GOOD = {
         "access_log_bucket": "my-pha-divvi-access-logs",
         "access_log_prefix": "my-pha-divvi-own/",
     },
-    "ingestor-access": {
+    "bucket-access": {
         "name": "my-pha-divvi-ingestor",
-        "ingestor_principal_arns": ["arn:aws:iam::444444444444:role/app-backend"],
-        "ingestion_bucket_arn": "arn:aws:s3:::my-pha-divvi-ingestion",
-        "kms_key_arn": "arn:aws:kms:us-west-2:111111111111:key/k",
-    },
-    "portal-access": {
-        "name": "my-pha-divvi-portal",
-        "portal_principal_arns": ["arn:aws:iam::555555555555:role/portal"],
-        "sum_parts_bucket_arn": "arn:aws:s3:::my-pha-divvi-sum-parts",
+        "access": "put",
+        "principal_arns": ["arn:aws:iam::444444444444:role/app-backend"],
+        "bucket_arn": "arn:aws:s3:::my-pha-divvi-ingestion",
         "kms_key_arn": "arn:aws:kms:us-west-2:111111111111:key/k",
     },
 }
@@ -90,12 +85,14 @@ BAD = [
     ("private-bucket", "name", "Bad_Bucket", "A bucket name is"),
     ("private-bucket", "kms_key_arn", "alias/x", "KMS key ARN"),
     ("private-bucket", "retention_days", 0, "retention_days must be"),
-    ("ingestor-access", "ingestor_principal_arns", ["arn:aws:iam::444444444444:root"], "must be IAM role ARNs"),
-    ("ingestor-access", "ingestor_principal_arns", [], "must be IAM role ARNs"),
-    ("ingestor-access", "ingestion_bucket_arn", "my-pha-divvi-ingestion", "S3 bucket ARN"),
-    ("ingestor-access", "name", "x" * 65, "valid IAM role name"),
-    ("portal-access", "portal_principal_arns", ["*"], "must be IAM role ARNs"),
-    ("portal-access", "sum_parts_bucket_arn", "arn:aws:s3:::Bad Bucket", "S3 bucket ARN"),
+    ("bucket-access", "principal_arns", ["arn:aws:iam::444444444444:root"], "must be IAM role ARNs"),
+    ("bucket-access", "principal_arns", [], "must be IAM role ARNs"),
+    ("bucket-access", "principal_arns", ["*"], "must be IAM role ARNs"),
+    ("bucket-access", "bucket_arn", "my-pha-divvi-ingestion", "S3 bucket ARN"),
+    ("bucket-access", "bucket_arn", "arn:aws:s3:::Bad Bucket", "S3 bucket ARN"),
+    ("bucket-access", "name", "x" * 65, "valid IAM role name"),
+    ("bucket-access", "access", "write", "access must be"),
+    ("bucket-access", "kms_key_arn", "alias/divvi", "KMS key ARN"),
 ]
 
 

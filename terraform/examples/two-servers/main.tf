@@ -63,41 +63,45 @@ module "facilitator" {
 }
 
 module "pha_ingestor" {
-  source    = "../../modules/ingestor-access"
+  source    = "../../modules/bucket-access"
   providers = { aws = aws.pha }
 
-  name                    = "${var.pha.name}-ingestor"
-  ingestor_principal_arns = var.ingestor_principal_arns
-  ingestion_bucket_arn    = module.pha.bucket_arns.ingestion
-  kms_key_arn             = module.pha.kms_key_arn
+  name           = "${var.pha.name}-ingestor"
+  access         = "put"
+  principal_arns = var.ingestor_principal_arns
+  bucket_arn     = module.pha.bucket_arns.ingestion
+  kms_key_arn    = module.pha.kms_key_arn
 }
 
 module "facilitator_ingestor" {
-  source    = "../../modules/ingestor-access"
+  source    = "../../modules/bucket-access"
   providers = { aws = aws.facilitator }
 
-  name                    = "${var.facilitator.name}-ingestor"
-  ingestor_principal_arns = var.ingestor_principal_arns
-  ingestion_bucket_arn    = module.facilitator.bucket_arns.ingestion
-  kms_key_arn             = module.facilitator.kms_key_arn
+  name           = "${var.facilitator.name}-ingestor"
+  access         = "put"
+  principal_arns = var.ingestor_principal_arns
+  bucket_arn     = module.facilitator.bucket_arns.ingestion
+  kms_key_arn    = module.facilitator.kms_key_arn
 }
 
 module "pha_portal" {
-  source    = "../../modules/portal-access"
+  source    = "../../modules/bucket-access"
   providers = { aws = aws.pha }
 
-  name                  = "${var.pha.name}-portal"
-  portal_principal_arns = var.portal_principal_arns
-  sum_parts_bucket_arn  = module.pha.bucket_arns.sum_parts
-  kms_key_arn           = module.pha.kms_key_arn
+  name           = "${var.pha.name}-portal"
+  access         = "read"
+  principal_arns = var.portal_principal_arns
+  bucket_arn     = module.pha.bucket_arns.sum_parts
+  kms_key_arn    = module.pha.kms_key_arn
 }
 
 module "facilitator_portal" {
-  source    = "../../modules/portal-access"
+  source    = "../../modules/bucket-access"
   providers = { aws = aws.facilitator }
 
-  name                  = "${var.facilitator.name}-portal"
-  portal_principal_arns = var.portal_principal_arns
-  sum_parts_bucket_arn  = module.facilitator.bucket_arns.sum_parts
-  kms_key_arn           = module.facilitator.kms_key_arn
+  name           = "${var.facilitator.name}-portal"
+  access         = "read"
+  principal_arns = var.portal_principal_arns
+  bucket_arn     = module.facilitator.bucket_arns.sum_parts
+  kms_key_arn    = module.facilitator.kms_key_arn
 }

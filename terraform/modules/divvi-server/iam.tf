@@ -3,11 +3,10 @@
 #   job                the server's pods (IRSA): read inputs, read/write its own bucket,
 #                      put sum parts, and assume the inbox-writer role the peer granted
 #   peer_inbox_writer  assumed by the peer's job role: put objects into the peer inbox
+#                      (modules/bucket-access, as the ingestor's and the portal's roles)
 #
 # Every grant of the storage key goes through S3 only (kms:ViaService) and only for
 # the named buckets (the encryption context is the bucket ARN: bucket keys are on).
-# The ingestor's and the portal's roles are in modules/ingestor-access and
-# modules/portal-access.
 
 locals {
   bucket_arn = { for k, m in module.bucket : k => m.arn }
@@ -16,10 +15,6 @@ locals {
   s3_service = "s3.${data.aws_region.current.region}.amazonaws.com"
   # The Kubernetes ServiceAccount the jobs run as (kubernetes.tf).
   service_account = "divvi"
-  # The peer is trusted as its account, narrowed to its job role by aws:PrincipalArn:
-  # unlike the role ARN as principal, this needs no role to exist yet (each server can
-  # apply first) and survives the peer recreating its role.
-  peer_account = "arn:${data.aws_partition.current.partition}:iam::${split(":", var.peer_job_role_arn)[4]}:root"
 }
 
 # --- The jobs' role -------------------------------------------------------------------
@@ -127,57 +122,13 @@ resource "aws_iam_role_policy" "job" {
 
 # --- The role the peer assumes to write into this server's inbox --------------------------
 
-data "aws_iam_policy_document" "peer_inbox_writer_trust" {
-  statement {
-    sid     = "ThePeersJobRoleOnly"
-    effect  = "Allow"
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "AWS"
-      identifiers = [local.peer_account]
-    }
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:PrincipalArn"
-      values   = [var.peer_job_role_arn]
-    }
-  }
-}
+module "peer_inbox_writer" {
+  source = "../bucket-access"
 
-resource "aws_iam_role" "peer_inbox_writer" {
-  name               = "${var.name}-peer-inbox-writer"
-  description        = "divvi ${var.name}: the peer server writes its validations into this server's inbox"
-  assume_role_policy = data.aws_iam_policy_document.peer_inbox_writer_trust.json
-  tags               = var.tags
-}
-
-data "aws_iam_policy_document" "peer_inbox_writer" {
-  statement {
-    sid       = "PutIntoPeerInbox"
-    effect    = "Allow"
-    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
-    resources = [local.objects.peer_inbox]
-  }
-  statement {
-    sid       = "EncryptThroughS3IntoPeerInbox"
-    effect    = "Allow"
-    actions   = ["kms:GenerateDataKey", "kms:Decrypt"] # Decrypt: multipart uploads
-    resources = [aws_kms_key.storage.arn]
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = [local.s3_service]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "kms:EncryptionContext:aws:s3:arn"
-      values   = [local.bucket_arn.peer_inbox]
-    }
-  }
-}
-
-resource "aws_iam_role_policy" "peer_inbox_writer" {
-  name   = "divvi-put-peer-inbox"
-  role   = aws_iam_role.peer_inbox_writer.id
-  policy = data.aws_iam_policy_document.peer_inbox_writer.json
+  name           = "${var.name}-peer-inbox-writer"
+  access         = "put"
+  principal_arns = [var.peer_job_role_arn]
+  bucket_arn     = local.bucket_arn.peer_inbox
+  kms_key_arn    = aws_kms_key.storage.arn
+  tags           = var.tags
 }

@@ -5,7 +5,7 @@ output "job_role_arn" {
 
 output "peer_inbox_writer_role_arn" {
   description = "The role the peer's jobs assume to write into this server's inbox. Give it to the peer (peer_inbox_writer_role_arn)."
-  value       = aws_iam_role.peer_inbox_writer.arn
+  value       = module.peer_inbox_writer.role_arn
 }
 
 output "buckets" {
