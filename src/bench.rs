@@ -101,8 +101,9 @@ fn measure(
     progress: &dyn Progress,
     mut f: impl FnMut(Tick) -> Result<()>,
 ) -> Result<StageResult> {
+    let repeat = repeat.max(1);
     let mut runs = Vec::with_capacity(repeat);
-    for _ in 0..repeat.max(1) {
+    for _ in 0..repeat {
         runs.push(measure_once(stage, packets, progress, &mut f)?);
     }
     runs.sort_by(|a, b| a.packets_per_second.total_cmp(&b.packets_per_second));

@@ -232,6 +232,13 @@ fn aggregate_args(config: &str, aggregation: &str) -> Vec<String> {
     args.map(String::from).to_vec()
 }
 
+/// A window's `--start` and `--end` values: the two halves of its name.
+fn start_end(window: &Window) -> (String, String) {
+    let name = window.name();
+    let (start, end) = name.split_once('-').expect("a window name is START-END");
+    (start.to_string(), end.to_string())
+}
+
 fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
@@ -322,6 +329,7 @@ fn racing_workers_agree_and_a_rerun_after_success_changes_nothing() {
             .map(|(k, v)| (k.clone(), divvi::batch::hex(&divvi::crypto::sha256(v))))
             .collect()
     };
+    let (start, end) = start_end(&window);
     for c in [&c0, &c1] {
         ok(&[
             "aggregate",
@@ -330,9 +338,9 @@ fn racing_workers_agree_and_a_rerun_after_success_changes_nothing() {
             "--aggregation",
             "sched",
             "--start",
-            &window.name()[..12],
+            &start,
             "--end",
-            &window.name()[13..],
+            &end,
         ]);
     }
     let after = snapshot(&d);
@@ -380,8 +388,9 @@ fn jobs_killed_at_any_point_finish_on_rerun_with_the_true_result() {
         killed >= 8,
         "only {killed} jobs were still running when killed"
     );
-    // Collect killed too; it takes milliseconds, so most kills land before or after it,
-    let (start, end) = (&window.name()[..12], &window.name()[13..]);
+    // Collect killed too. It takes milliseconds, so most kills land before or after it;
+    // the kills sweep its first few milliseconds in fine steps.
+    let (start, end) = start_end(&window);
     let portal = d.paths.portal.to_str().unwrap().to_string();
     let collect_args: Vec<String> = [
         "collect",
@@ -390,13 +399,12 @@ fn jobs_killed_at_any_point_finish_on_rerun_with_the_true_result() {
         "--aggregation",
         "crash",
         "--start",
-        start,
+        &start,
         "--end",
-        end,
+        &end,
     ]
     .map(String::from)
     .to_vec();
-    // so the kills sweep its first few milliseconds in fine steps.
     let collects_killed = (0..32u64)
         .filter(|&step| kill_after(&collect_args, std::time::Duration::from_micros(step * 150)))
         .count();
@@ -616,7 +624,7 @@ fn status_and_a_late_run_from_the_command_line() {
     for c in [&c0, &c1] {
         ok(&strs(&intake_args(c, "cli-late")));
     }
-    let (start, end) = (&window.name()[..12], &window.name()[13..]);
+    let (start, end) = start_end(&window);
     for c in [&c0, &c1] {
         let late_args = [
             "aggregate",
@@ -626,9 +634,9 @@ fn status_and_a_late_run_from_the_command_line() {
             "cli-late",
             "--late",
             "--start",
-            start,
+            &start,
             "--end",
-            end,
+            &end,
         ];
         ok(&late_args);
     }
@@ -641,9 +649,9 @@ fn status_and_a_late_run_from_the_command_line() {
             "--aggregation",
             "cli-late",
             "--start",
-            start,
+            &start,
             "--end",
-            end,
+            &end,
             "--run",
             run,
         ])

@@ -12,14 +12,20 @@ fn push_long(out: &mut Vec<u8>, value: i64) {
     out.push(raw as u8);
 }
 
+/// Appends to a bare container header one block of `count` records made of `datum`,
+/// closed with the header's sync marker (its last 16 bytes).
+fn push_block(file: &mut Vec<u8>, count: i64, datum: &[u8]) {
+    let marker = file[file.len() - 16..].to_vec();
+    push_long(file, count);
+    push_long(file, i64::try_from(datum.len()).expect("small"));
+    file.extend_from_slice(datum);
+    file.extend_from_slice(&marker);
+}
+
 /// A container with our header for `R` and one block of `count` records made of `datum`.
 fn with_block<R: Record>(count: i64, datum: &[u8]) -> Vec<u8> {
     let mut file = encode_all::<R>(&[]).expect("header");
-    let marker = file[file.len() - 16..].to_vec();
-    push_long(&mut file, count);
-    push_long(&mut file, i64::try_from(datum.len()).expect("small"));
-    file.extend_from_slice(datum);
-    file.extend_from_slice(&marker);
+    push_block(&mut file, count, datum);
     file
 }
 
@@ -155,10 +161,7 @@ fn random_corruption_never_panics() {
 /// A block of one record `datum` after a header carrying `schema`.
 fn with_schema_and_record(schema: &str, datum: &[u8]) -> Vec<u8> {
     let mut file = with_schema(schema);
-    push_long(&mut file, 1);
-    push_long(&mut file, i64::try_from(datum.len()).expect("small"));
-    file.extend_from_slice(datum);
-    file.extend_from_slice(&[7; 16]);
+    push_block(&mut file, 1, datum);
     file
 }
 
