@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import hcl2
+from docs import blocks, unquote
 
 ROOT = Path(__file__).resolve().parent.parent
 META = {"source", "providers", "for_each", "count", "depends_on", "__is_block__", "__comments__"}
@@ -24,42 +25,27 @@ for path in files:
 for f in failed:
     print(f"FAILED to parse {f}")
 print(f"hcl: {len(files) - len(failed)} of {len(files)} files parse")
-
-
-def declared(folder, kind):
-    """{name: body} of the variable or output blocks of a module folder."""
-    out = {}
-    for path, doc in parsed.items():
-        if path.parent == folder and path.suffix == ".tf":
-            for entry in doc.get(kind, []):
-                out.update({name.strip('"'): body for name, body in entry.items()})
-    return out
-
+if failed or not files:
+    sys.exit(1)
 
 wiring, calls = [], 0
 for folder in sorted({p.parent for p in parsed if p.suffix == ".tf"}):
+    where = folder.relative_to(ROOT)
     sources = {}
-    for path, doc in parsed.items():
-        if path.parent != folder or path.suffix != ".tf":
-            continue
-        for entry in doc.get("module", []):
-            for call, body in entry.items():
-                call, calls = call.strip('"'), calls + 1
-                source = (folder / body["source"].strip('"')).resolve()
-                sources[call] = source
-                variables = declared(source, "variable")
-                where = f"{path.relative_to(ROOT)}: module {call}"
-                wiring += [f"{where}: no variable {a} in {source.name}" for a in set(body) - META - set(variables)]
-                wiring += [f"{where}: {v} is required" for v, b in variables.items() if "default" not in b and v not in body]
-    for path, doc in parsed.items():
-        if path.parent == folder and path.suffix == ".tf":
-            for call, output in re.findall(r"\bmodule\.([a-z_]+)\.([a-z_]+)", path.read_text()):
-                if call not in sources:
-                    wiring.append(f"{path.relative_to(ROOT)}: no module {call}")
-                elif output not in declared(sources[call], "output"):
-                    wiring.append(f"{path.relative_to(ROOT)}: module {call} has no output {output}")
+    for call, body in blocks(folder, "module"):
+        calls += 1
+        sources[call] = (folder / unquote(body["source"])).resolve()
+        variables = dict(blocks(sources[call], "variable"))
+        wiring += [f"{where}: module {call}: no variable {a} in {sources[call].name}" for a in set(body) - META - set(variables)]
+        wiring += [f"{where}: module {call}: {v} is required" for v, b in variables.items() if "default" not in b and v not in body]
+    for path in sorted(folder.glob("*.tf")):
+        for call, output in re.findall(r"\bmodule\.([a-z_]+)\.([a-z_]+)", path.read_text()):
+            if call not in sources:
+                wiring.append(f"{path.relative_to(ROOT)}: no module {call}")
+            elif output not in dict(blocks(sources[call], "output")):
+                wiring.append(f"{path.relative_to(ROOT)}: module {call} has no output {output}")
 for w in wiring:
     print(f"FAILED: {w}")
 if not wiring:
     print(f"modules: {calls} module calls fit their modules' variables and outputs")
-sys.exit(1 if failed or wiring or not files else 0)
+sys.exit(1 if wiring else 0)
