@@ -37,6 +37,7 @@ locals {
   # One intake and one aggregate CronJob per aggregation.
   jobs = merge(
     { for a in var.aggregations : "intake-${a}" => {
+      stage       = "intake"
       schedule    = var.intake_schedule
       pods        = var.intake_parallelism
       retries     = 3
@@ -47,6 +48,7 @@ locals {
       env = { DIVVI_SHARD_COUNT = tostring(var.intake_parallelism) }
     } },
     { for a in var.aggregations : "aggregate-${a}" => {
+      stage       = "aggregate"
       schedule    = var.aggregate_schedule
       pods        = 1
       retries     = 2
@@ -99,7 +101,7 @@ resource "kubernetes_cron_job_v1" "job" {
   metadata {
     name      = "divvi-${each.key}"
     namespace = kubernetes_namespace_v1.divvi.metadata[0].name
-    labels    = merge(local.labels, { "app.kubernetes.io/component" = split("-", each.key)[0] })
+    labels    = merge(local.labels, { "app.kubernetes.io/component" = each.value.stage })
   }
   spec {
     schedule = each.value.schedule
@@ -123,7 +125,7 @@ resource "kubernetes_cron_job_v1" "job" {
         ttl_seconds_after_finished = tostring(var.job_history_days * 86400)
         template {
           metadata {
-            labels = merge(local.labels, { "app.kubernetes.io/component" = split("-", each.key)[0] })
+            labels = merge(local.labels, { "app.kubernetes.io/component" = each.value.stage })
           }
           spec {
             service_account_name            = kubernetes_service_account_v1.divvi.metadata[0].name
@@ -141,7 +143,7 @@ resource "kubernetes_cron_job_v1" "job" {
               }
             }
             container {
-              name              = split("-", each.key)[0]
+              name              = each.value.stage
               image             = var.image
               image_pull_policy = "IfNotPresent"
               args              = each.value.args
