@@ -33,7 +33,10 @@ py="$tf_env/bin/python"
 terraform="$tf_env/bin/terraform"
 
 if [[ -z "$divvi_bin" ]]; then
-    "$terraform" version | head -1
+    # Not `version | head -1`: under pipefail, head closing the pipe early made
+    # Terraform exit 255 whenever it lost that race (about 1 run in 30).
+    tf_version=$("$terraform" version)
+    echo "${tf_version%%$'\n'*}"
     "$terraform" fmt -check -recursive -diff terraform
     # fmt -recursive skips the example's tfvars (not a .tfvars name): compare it piped.
     example=terraform/examples/two-servers/terraform.tfvars.example
