@@ -120,6 +120,23 @@ pub struct ServerConfig {
     pub trust: ServerTrustConfig,
     #[serde(default)]
     pub limits: Limits,
+    /// Server 1 only: whether server 0 signs a manifest of each run's batches into this
+    /// server's inbox (divvi does). Set it to false beside the original ENPA aggregator
+    /// as server 0, which writes none: this server then decides its runs itself, as the
+    /// original does (every batch of the window both validations cover).
+    #[serde(
+        default = "peer_writes_manifests_default",
+        skip_serializing_if = "is_true"
+    )]
+    pub peer_writes_manifests: bool,
+}
+
+fn peer_writes_manifests_default() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 /// What a server refuses, for privacy and for its own safety.
@@ -215,6 +232,20 @@ pub struct Server {
     pub own_trust: TrustSet,
     pub stash_key: Option<StashKey>,
     pub limits: Limits,
+    /// Whether this server decides which batches its runs sum: server 0 always; server 1
+    /// only beside a server 0 that writes no manifests (the original ENPA aggregator).
+    pub decides_runs: bool,
+}
+
+impl Server {
+    /// Where this server's run decisions (manifests) are, and whose key signs them.
+    pub fn decisions(&self) -> (&dyn ObjectStore, &TrustSet) {
+        if self.decides_runs {
+            (self.own.as_ref(), &self.own_trust)
+        } else {
+            (self.peer_inbox.as_ref(), &self.peer_trust)
+        }
+    }
 }
 
 impl Server {
@@ -245,6 +276,11 @@ impl Server {
         if c.packet_keys.is_empty() {
             bail!("no packet_keys configured");
         }
+        if c.server_index == ServerIndex::Zero && !c.peer_writes_manifests {
+            bail!(
+                "peer_writes_manifests = false is for server 1 only: server 0 writes the manifests"
+            );
+        }
         let mut packet_keys = Vec::new();
         for k in &c.packet_keys {
             let text = k.secret.read(base)?;
@@ -272,6 +308,7 @@ impl Server {
                 None => None,
             },
             limits: c.limits,
+            decides_runs: c.server_index == ServerIndex::Zero || !c.peer_writes_manifests,
         })
     }
 }

@@ -258,7 +258,11 @@ pub fn run_demo(options: &DemoOptions, progress: &dyn Progress) -> Result<DemoRe
         dir: d.dir,
         truth,
         histogram: result.histogram,
-        clients: result.total_individual_clients,
+        // divvi's parts record the valid clients; the ENPA field also counts failed proofs.
+        clients: match result.valid_clients {
+            Some(valid) => i64::try_from(valid)?,
+            None => result.total_individual_clients,
+        },
         invalid_injected: options.invalid,
         invalid_found: result.invalid_packets,
         invalid,

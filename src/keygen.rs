@@ -209,6 +209,7 @@ pub fn keygen(
                 }],
             },
             limits,
+            peer_writes_manifests: true,
         }
     };
     let ingestor = IngestorConfig {

@@ -21,7 +21,10 @@
 mod common;
 
 use common::{deployment, now_window, Deployment};
-use divvi::batch::{open_batch, BatchId, BatchKind, BatchWriter, ObjectNames, SumPartId, Window};
+use divvi::batch::{
+    decode_sum_part, encode_sum_part, open_batch, BatchId, BatchKind, BatchWriter, ObjectNames,
+    SumPartId, Window,
+};
 use divvi::crypto::{sha256, PacketScheme, SigningKey};
 use divvi::stages::aggregate::AggregateReport;
 use divvi::stages::ingest::{IngestionBatch, PacketMaker};
@@ -229,7 +232,9 @@ fn cases() -> Vec<Case> {
         }),
         case("header bins 65536 (the maximum) for 3-bin packets", Intake(0), |fx| {
             fx.set_header(|h| h.bins = 65536);
-            invalid(fx.uuid(0), "share of 40 bytes, expected 786444 for 65536 bins")
+            // Every packet is refused: the batch fails, naming the reason, and no
+            // validation marks its packets invalid for good.
+            fails(fx.header_url(), "every one of its 4 packets was refused (4 x share does not decode: share of 40 bytes, expected 786444 for 65536 bins")
         }),
         case("header prime is not Prio2's", Intake(0), |fx| {
             fx.set_header(|h| h.prime = 7);
@@ -530,7 +535,7 @@ fn cases() -> Vec<Case> {
         }),
         case("sum parts disagree on the window", Collect, |fx| {
             fx.rewrite_sum_part(1, |p, _| p.aggregation_start_time -= 60_000);
-            fails(fx.sum_part_url(1), "aggregation_start_time")
+            fails(fx.sum_part_url(1), "is not the sum part asked for: its signed fields say window")
         }),
         case("sum parts disagree on invalid packets", Collect, |fx| {
             let u = fx.uuid(0);
@@ -593,6 +598,63 @@ fn cases() -> Vec<Case> {
             fx.put(fx.sums(1), &names.signature, &wire::encode_single(&sig).unwrap());
             fails(fx.sum_part_url(1), "no trusted key with identifier \"server0-signing\"")
         }),
+        // --- Sum parts that are not the ones asked for (issue 16 item 1) ---
+        case("sum parts of another window, re-signed by their servers", Collect, |fx| {
+            for s in 0..2 {
+                fx.rewrite_sum_part(s, |p, _| {
+                    p.aggregation_start_time -= 86_400_000;
+                    p.aggregation_end_time -= 86_400_000;
+                });
+            }
+            fails(fx.sum_part_url(0), "is not the sum part asked for: its signed fields say window")
+        }),
+        case("sum parts of another aggregation, re-signed by their servers", Collect, |fx| {
+            for s in 0..2 {
+                fx.rewrite_sum_part(s, |p, _| p.name = "other-aggregation".into());
+            }
+            fails(fx.sum_part_url(0), "aggregation \"other-aggregation\", not \"bad-input\"")
+        }),
+        case("regular run's sum parts copied over a late run's names", Direct, |fx| {
+            fx.prepare(Collect);
+            for s in 0..2 {
+                fx.copy_sum_part(s, &fx.sum_part_id(s), &fx.late_sum_part_id(s, 1));
+            }
+            fx.direct = Some(collect_late(fx, 1));
+            fails(fx.url(fx.sums(0), &fx.late_sum_part_id(0, 1).names().header), "run 0, not 1")
+        }),
+        case("sum part copied under another instance's name", Direct, |fx| {
+            fx.prepare(Collect);
+            let mut moved = fx.sum_part_id(0);
+            moved.instance = "elsewhere".into();
+            fx.copy_sum_part(0, &fx.sum_part_id(0), &moved);
+            fx.d.portal.servers[0].instance = "elsewhere".into();
+            fx.direct = Some(guarded(|| collect::collect(&fx.d.portal, AGG, &fx.window)).map(|_| String::new()));
+            let object = fx.url(fx.sums(0), &moved.names().header);
+            fails(object, "instance \"test\", not \"elsewhere\"")
+        }),
+        case("server 0's sum part copied over server 1's, one key trusted for both", Direct, |fx| {
+            fx.prepare(Collect);
+            let key = fx.d.servers[0].signing_key.verifying_key();
+            fx.d.portal.servers[1].trust.insert("server0-signing", key);
+            let (from, to) = (fx.sum_part_id(0), fx.sum_part_id(1));
+            let names = to.names();
+            for key in [&names.header, &names.packets, &names.signature] {
+                fx.remove(fx.sums(1), key);
+            }
+            fx.copy_objects(fx.sums(0), &from.names(), fx.sums(1), &names);
+            fx.direct = Some(guarded(|| collect::collect(&fx.d.portal, AGG, &fx.window)).map(|_| String::new()));
+            fails(fx.sum_part_url(1), "server 0, not 1")
+        }),
+        case("sum parts adding to a bin above the clients counted", Collect, |fx| {
+            fx.rewrite_sum_part(0, |p, _| p.sum[0] = (p.sum[0] + 1000) % i64::from(PRIME));
+            fails(fx.sum_part_url(0), "impossible result: bin 0 counts")
+        }),
+        case("sum parts agreeing on a negative client count", Collect, |fx| {
+            for s in 0..2 {
+                fx.rewrite_sum_part(s, |p, _| p.total_individual_clients = -1);
+            }
+            fails(fx.sum_part_url(1), "impossible result: total_individual_clients is -1")
+        }),
         // --- Names and keys: traversal and odd characters ---
         case("intake --aggregation ../escape", Cli("intake {server0} ../escape"), |_| {
             fails("\"../escape\"", "is not a valid name")
@@ -650,6 +712,12 @@ fn cases() -> Vec<Case> {
             Cli("intake {server0} bad-input"), |fx| {
             fx.replace_header(&garbage(64));
             fails(fx.header_url(), "not an Avro object container file")
+        }),
+        case("divvi intake: every packet refused (server 1's packets in server 0's bucket)",
+            Cli("intake {server0} bad-input"), |fx| {
+            let theirs = fx.packets(1);
+            fx.rewrite_ingestion(0, |_, packets| *packets = theirs);
+            fails(fx.header_url(), "every one of its 4 packets was refused (4 x unknown encryption key id \"server1-packet\" (e.g. ")
         }),
         case("intake --batch of a UUID the aggregation does not hold",
             Cli("intake {server0} bad-input --batch {nil}"), |_| {
@@ -1567,10 +1635,15 @@ impl Fx {
         self.write_sum_part(s, &record, &list);
     }
 
-    /// Writes server `s`'s sum part objects: `record`, the invalid file, the signature.
+    /// Writes server `s`'s sum part objects: `record` (keeping the binding divvi wrote
+    /// into its header, if any), the invalid file, the signature.
     fn write_sum_part(&self, s: usize, record: &SumPart, invalid_file: &[u8]) {
         let names = self.sum_part_id(s).names();
-        let header = wire::encode_single(record).unwrap();
+        let (_, binding) = decode_sum_part(&self.get(self.sums(s), &names.header)).unwrap();
+        let header = match binding {
+            Some(b) => encode_sum_part(record, &b).unwrap(),
+            None => wire::encode_single(record).unwrap(),
+        };
         self.put(self.sums(s), &names.packets, invalid_file);
         self.put(self.sums(s), &names.header, &header);
         let sig = signature_record(&header, &self.d.servers[s].signing_key);
@@ -1580,6 +1653,41 @@ impl Fx {
             &wire::encode_single(&sig).unwrap(),
         );
     }
+}
+
+impl Fx {
+    fn late_sum_part_id(&self, s: usize, run: u32) -> SumPartId {
+        SumPartId {
+            run,
+            ..self.sum_part_id(s)
+        }
+    }
+
+    /// Copies server `s`'s sum part objects, as they are, to another part's names.
+    fn copy_sum_part(&self, s: usize, from: &SumPartId, to: &SumPartId) {
+        self.copy_objects(self.sums(s), &from.names(), self.sums(s), &to.names());
+    }
+
+    fn copy_objects(
+        &self,
+        from_store: &dyn ObjectStore,
+        from: &ObjectNames,
+        to_store: &dyn ObjectStore,
+        to: &ObjectNames,
+    ) {
+        for (a, b) in [
+            (&from.packets, &to.packets),
+            (&from.header, &to.header),
+            (&from.signature, &to.signature),
+        ] {
+            self.put(to_store, b, &self.get(from_store, a));
+        }
+    }
+}
+
+/// Collects late run `run` of the fixture's window.
+fn collect_late(fx: &Fx, run: u32) -> Result<String, String> {
+    guarded(|| collect::collect_run(&fx.d.portal, AGG, &fx.window, run)).map(|_| String::new())
 }
 
 fn signature_record(header: &[u8], key: &SigningKey) -> BatchSignature {

@@ -4,6 +4,7 @@
 
 mod names;
 mod signed;
+mod sum_part;
 
 pub use names::{
     parse_time, run_name, truncate_to_minute, validate_name, BatchId, BatchKind, ObjectNames,
@@ -13,6 +14,7 @@ pub use signed::{
     hex, open_batch, BatchHeader, BatchWriter, OpenedBatch, PacketStream, MAX_HEADER_BYTES,
     MAX_SIGNATURE_BYTES,
 };
+pub use sum_part::{decode_sum_part, encode_sum_part, SumPartBinding};
 
 use crate::crypto::CryptoError;
 use crate::store::StoreError;

@@ -350,8 +350,9 @@ pub fn run() -> Result<ExitCode> {
             let portal = Portal::load(&a.config)?;
             let window = window(&a.start, &a.end)?;
             let result = collect::collect_run(&portal, &a.aggregation, &window, a.run)?;
+            let valid = (result.valid_clients).map_or("unknown".into(), |v| v.to_string());
             out!(
-                "aggregation {}  window {}  clients {}  invalid packets {}",
+                "aggregation {}  window {}  valid clients {valid}  judged (total_individual_clients) {}  invalid packets {}",
                 result.aggregation,
                 result.window,
                 result.total_individual_clients,

@@ -76,12 +76,11 @@ pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<Exi
     let o = a.schedule.options()?;
     let runs = if a.pending {
         let since = o.now - o.lookback;
-        match server.index {
-            ServerIndex::Zero => {
-                let windows = closed_windows(o.now, o.period, o.grace, o.lookback)?;
-                leader_pending(&server, &a.aggregation, &windows, since)?
-            }
-            ServerIndex::One => undone_runs(&server, &a.aggregation, since)?,
+        if server.decides_runs {
+            let windows = closed_windows(o.now, o.period, o.grace, o.lookback)?;
+            leader_pending(&server, &a.aggregation, &windows, since)?
+        } else {
+            undone_runs(&server, &a.aggregation, since)?
         }
     } else {
         let window = super::window(
@@ -176,6 +175,9 @@ fn explicit_runs(
 ) -> Result<Vec<RunId>> {
     if !late {
         return Ok(vec![RunId::new(aggregation, *window, 0)?]);
+    }
+    if server.index == ServerIndex::One && server.decides_runs {
+        bail!("--late: server 0 (the original aggregator, peer_writes_manifests = false) has no late runs to follow");
     }
     match server.index {
         ServerIndex::Zero => {

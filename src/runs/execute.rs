@@ -8,7 +8,6 @@ use super::{read_done, write_done, write_failed, RunId, RunRecord};
 use crate::config::Server;
 use crate::stages::aggregate::{aggregate_batches, AggregateReport};
 use crate::stages::Tick;
-use crate::vdaf::ServerIndex;
 use anyhow::{bail, Result};
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -50,8 +49,8 @@ fn execute(
     now: DateTime<Utc>,
     tick: Tick,
 ) -> Result<RunOutcome> {
-    let (manifest, left_out) = match server.index {
-        ServerIndex::Zero => match decide_run(server, run, incomplete_after, now)? {
+    let (manifest, left_out) = match server.decides_runs {
+        true => match decide_run(server, run, incomplete_after, now)? {
             Decision::Decided(d) => (d.manifest, d.left_out),
             Decision::NothingReady(scan) => {
                 return Ok(RunOutcome::NothingReady {
@@ -60,7 +59,7 @@ fn execute(
                 })
             }
         },
-        ServerIndex::One => match read_decided(server, run)? {
+        false => match read_decided(server, run)? {
             Some(m) => (m, Vec::new()),
             None => {
                 return Ok(RunOutcome::Waiting {

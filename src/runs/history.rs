@@ -84,10 +84,7 @@ pub fn write_counted(server: &Server, run: &RunId, uuids: &[Uuid]) -> Result<()>
 
 /// Every other run of the aggregation decided where this server reads decisions.
 pub fn other_runs(server: &Server, run: &RunId) -> Result<Vec<RunId>> {
-    let decided_in = match server.index {
-        crate::vdaf::ServerIndex::Zero => server.own.as_ref(),
-        crate::vdaf::ServerIndex::One => server.peer_inbox.as_ref(),
-    };
+    let (decided_in, _) = server.decisions();
     Ok(list_manifests(decided_in, &run.aggregation)?
         .into_iter()
         .filter(|r| r != run)

@@ -98,8 +98,8 @@ pub fn decide_run(
     incomplete_after: TimeDelta,
     now: DateTime<Utc>,
 ) -> Result<Decision> {
-    if server.index != ServerIndex::Zero {
-        bail!("only server 0 decides which batches a run sums");
+    if !server.decides_runs {
+        bail!("only server 0 decides which batches a run sums (server 1 decides only with peer_writes_manifests = false)");
     }
     let scan = scan_window(server, &run.aggregation, &run.window, incomplete_after, now)?;
     let key = run.manifest_key();
@@ -136,8 +136,11 @@ pub fn decide_run(
             }
         }
     };
-    // The exact bytes kept, so every copy server 1 may read is the same object.
-    put_bytes(server.peer_outbox.as_ref(), &key, &manifest.bytes)?;
+    // The exact bytes kept, so every copy server 1 may read is the same object. A server 1
+    // deciding for itself (beside the original aggregator) keeps its manifest to itself.
+    if server.index == ServerIndex::Zero {
+        put_bytes(server.peer_outbox.as_ref(), &key, &manifest.bytes)?;
+    }
     let batches = manifest.manifest.batch_ids(run)?;
     let summed = summed_by(server, &preceding_runs(run, &manifest)?)?;
     let covered: BTreeSet<String> = manifest.manifest.batches.iter().cloned().collect();
@@ -162,13 +165,11 @@ pub enum Decision {
     NothingReady(WindowScan),
 }
 
-/// A decided run's manifest where this server reads it: server 0 its own copy, server 1
-/// what server 0 sent to its inbox.
+/// A decided run's manifest where this server reads it: its own copy if it decides its
+/// runs, else what server 0 sent to its inbox.
 pub fn read_decided(server: &Server, run: &RunId) -> Result<Option<SignedManifest>> {
-    match server.index {
-        ServerIndex::Zero => read_manifest(server.own.as_ref(), run, &server.own_trust),
-        ServerIndex::One => read_manifest(server.peer_inbox.as_ref(), run, &server.peer_trust),
-    }
+    let (store, trust) = server.decisions();
+    read_manifest(store, run, trust)
 }
 
 /// Server 0: the next late run of a window whose regular run is decided.
@@ -199,10 +200,7 @@ pub fn decide_late_run(
 
 /// Decided runs this server has not summed yet, whose window ends at or after `since`.
 pub fn undone_runs(server: &Server, aggregation: &str, since: DateTime<Utc>) -> Result<Vec<RunId>> {
-    let decided_in = match server.index {
-        ServerIndex::Zero => server.own.as_ref(),
-        ServerIndex::One => server.peer_inbox.as_ref(),
-    };
+    let (decided_in, _) = server.decisions();
     let mut undone = Vec::new();
     for run in list_manifests(decided_in, aggregation)? {
         if run.window.end >= since && read_done(server.own.as_ref(), &run)?.is_none() {
@@ -212,7 +210,8 @@ pub fn undone_runs(server: &Server, aggregation: &str, since: DateTime<Utc>) -> 
     Ok(undone)
 }
 
-/// Server 0's scheduled work: regular runs of closed windows not done yet, and any
+/// The scheduled work of a server that decides its runs (server 0, or a server 1 beside
+/// the original aggregator): regular runs of closed windows not done yet, and any
 /// decided run left unfinished (a crash between deciding and summing). Oldest first.
 pub fn leader_pending(
     server: &Server,

@@ -6,7 +6,6 @@ use super::windows::window_of;
 use super::{list_manifests, read_done, read_failed, RunId};
 use crate::batch::Window;
 use crate::config::Server;
-use crate::vdaf::ServerIndex;
 use anyhow::Result;
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::BTreeSet;
@@ -52,10 +51,7 @@ pub fn status(
     options: &StatusOptions,
 ) -> Result<Vec<WindowStatus>> {
     let since = options.now - options.lookback;
-    let decided_in = match server.index {
-        ServerIndex::Zero => server.own.as_ref(),
-        ServerIndex::One => server.peer_inbox.as_ref(),
-    };
+    let (decided_in, _) = server.decisions();
     let runs: Vec<RunId> = list_manifests(decided_in, aggregation)?
         .into_iter()
         .filter(|r| r.window.end >= since)

@@ -6,7 +6,9 @@
 
 use super::checks::check_validity_header;
 use super::{check_ingestion_header, judge_in_chunks, open_packet, Rejected, Tick};
-use crate::batch::{open_batch, BatchId, BatchKind, SumPartId, Window};
+use crate::batch::{
+    encode_sum_part, open_batch, BatchId, BatchKind, SumPartBinding, SumPartId, Window,
+};
 use crate::config::Server;
 use crate::crypto::sha256;
 use crate::runs::RunId;
@@ -27,6 +29,9 @@ pub struct AggregateReport {
     pub batches: Vec<String>,
     pub packets: u64,
     pub valid: u64,
+    /// Packets judged by their proof, valid or not: the sum part's
+    /// `total_individual_clients`, counted as the original aggregator counts it.
+    pub judged: u64,
     pub invalid: Vec<Rejected>,
     pub sum: Vec<u32>,
     /// UUIDs of the packets counted (the run's contribution to the replay check).
@@ -77,14 +82,38 @@ type Validations = HashMap<Uuid, Result<VerifierShare, String>>;
 /// What happened to one packet in aggregate.
 enum Outcome {
     Valid(crate::vdaf::OutputShare),
-    Invalid(String),
+    Invalid {
+        reason: String,
+        /// Both verifier shares were there, so the packet was judged (and failed): the
+        /// original aggregator counts such a packet in `total_individual_clients`.
+        judged: bool,
+    },
+}
+
+impl Outcome {
+    fn invalid(reason: impl Into<String>, judged: bool) -> Self {
+        Outcome::Invalid {
+            reason: reason.into(),
+            judged,
+        }
+    }
+
+    /// Ok(share) goes into the sum; an error after both verifier shares were found is a
+    /// judged packet.
+    fn judged(share: Result<crate::vdaf::OutputShare, String>) -> Self {
+        match share {
+            Ok(s) => Outcome::Valid(s),
+            Err(reason) => Outcome::invalid(reason, true),
+        }
+    }
 }
 
 /// Ok if both servers' verifier shares of the packet exist and its proof checks out.
-fn decide(uuid: &Uuid, own: &Validations, peer: &Validations) -> Result<(), String> {
+/// Err(outcome) otherwise: not judged when a verifier share is missing or unusable.
+fn decide(uuid: &Uuid, own: &Validations, peer: &Validations) -> Result<(), Outcome> {
     let lookup = |map: &Validations, whose: &str| match map.get(uuid) {
-        None => Err(format!("no {whose} validation")),
-        Some(Err(e)) => Err(format!("{whose} validation: {e}")),
+        None => Err(Outcome::invalid(format!("no {whose} validation"), false)),
+        Some(Err(e)) => Err(Outcome::invalid(format!("{whose} validation: {e}"), false)),
         Some(Ok(v)) => Ok(*v),
     };
     let mine = lookup(own, "own")?;
@@ -92,7 +121,7 @@ fn decide(uuid: &Uuid, own: &Validations, peer: &Validations) -> Result<(), Stri
     if is_valid(&mine, &theirs) {
         Ok(())
     } else {
-        Err("proof check failed".to_string())
+        Err(Outcome::invalid("proof check failed", true))
     }
 }
 
@@ -106,7 +135,10 @@ fn judge_packet(
     own: &Validations,
     peer: &Validations,
 ) -> Outcome {
-    let share = decide(&packet.uuid, own, peer).and_then(|()| {
+    if let Err(outcome) = decide(&packet.uuid, own, peer) {
+        return outcome;
+    }
+    Outcome::judged((|| {
         let plaintext = open_packet(&server.packet_keys, packet)?;
         let now = prio
             .verifier_share(server.index, &plaintext, packet.r_pit)
@@ -116,11 +148,7 @@ fn judge_packet(
         }
         prio.output_share(server.index, &plaintext)
             .map_err(|e| e.to_string())
-    });
-    match share {
-        Ok(s) => Outcome::Valid(s),
-        Err(reason) => Outcome::Invalid(reason),
-    }
+    })())
 }
 
 /// With a stash: the output share comes from the bytes intake kept.
@@ -132,22 +160,23 @@ fn judge_kept(
     peer: &Validations,
 ) -> Outcome {
     let Some(kept) = &record.share else {
-        return Outcome::Invalid("left out at intake (no own validation)".into());
+        return Outcome::invalid("left out at intake (no own validation)", false);
     };
-    let share = decide(&record.uuid, own, peer).and_then(|()| {
-        prio.output_share_from_kept(server.index, kept)
-            .map_err(|e| e.to_string())
-    });
-    match share {
-        Ok(s) => Outcome::Valid(s),
-        Err(reason) => Outcome::Invalid(reason),
+    if let Err(outcome) = decide(&record.uuid, own, peer) {
+        return outcome;
     }
+    Outcome::judged(
+        prio.output_share_from_kept(server.index, kept)
+            .map_err(|e| e.to_string()),
+    )
 }
 
 /// The sum of one batch, kept apart until its packet file's digest has been checked.
 struct BatchSum {
     acc: Accumulator,
     packets: u64,
+    /// Packets judged by their proof, valid or not (the original's client count).
+    judged: u64,
     invalid: Vec<Rejected>,
     counted: Vec<Uuid>,
     /// Every packet UUID of the batch, to find validations listing packets it lacks.
@@ -168,9 +197,12 @@ impl BatchSum {
         self.packets += 1;
         self.uuids.insert(uuid);
         let outcome = if seen.before.contains(&uuid) {
-            Outcome::Invalid("replayed: counted in an earlier run of this aggregation".into())
+            Outcome::invalid(
+                "replayed: counted in an earlier run of this aggregation",
+                false,
+            )
         } else if !seen.this_run.insert(uuid) {
-            Outcome::Invalid("packet uuid already seen in this run".into())
+            Outcome::invalid("packet uuid already seen in this run", false)
         } else {
             outcome
         };
@@ -178,8 +210,12 @@ impl BatchSum {
             Outcome::Valid(share) => {
                 self.acc.add(&share)?;
                 self.counted.push(uuid);
+                self.judged += 1;
             }
-            Outcome::Invalid(reason) => self.invalid.push(Rejected { uuid, reason }),
+            Outcome::Invalid { reason, judged } => {
+                self.judged += u64::from(judged);
+                self.invalid.push(Rejected { uuid, reason });
+            }
         }
         Ok(())
     }
@@ -236,6 +272,7 @@ fn sum_batch(
     let mut sum = BatchSum {
         acc: Accumulator::new(prio.bins()),
         packets: 0,
+        judged: 0,
         invalid: Vec::new(),
         counted: Vec::new(),
         uuids: HashSet::new(),
@@ -341,11 +378,13 @@ pub fn aggregate_batches(
     let mut counted = Vec::new();
     let mut total: Option<Accumulator> = None;
     let mut packets = 0;
+    let mut judged = 0;
     let mut invalid = Vec::new();
     for id in ids {
         let s = sum_batch(server, id, &mut first, &mut seen, tick)
             .with_context(|| format!("aggregating batch {id}"))?;
         packets += s.packets;
+        judged += s.judged;
         invalid.extend(s.invalid);
         counted.extend(s.counted);
         match &mut total {
@@ -398,9 +437,15 @@ pub fn aggregate_batches(
         aggregation_start_time: window.start.timestamp_millis(),
         aggregation_end_time: window.end.timestamp_millis(),
         packet_file_digest: sha256(&invalid_bytes).to_vec(),
-        total_individual_clients: i64::try_from(total.count())?,
+        total_individual_clients: i64::try_from(judged)?,
     };
-    let header_bytes = wire::encode_single(&record)?;
+    let binding = SumPartBinding {
+        instance: server.instance.clone(),
+        run: run.run,
+        server: server.index,
+        valid_clients: total.count(),
+    };
+    let header_bytes = encode_sum_part(&record, &binding).map_err(|e| anyhow::anyhow!(e))?;
     let signature = wire::BatchSignature {
         batch_header_signature: server.signing_key.sign(&header_bytes)?,
         key_identifier: server.signing_key.key_id().to_string(),
@@ -416,6 +461,7 @@ pub fn aggregate_batches(
         batches: ids.iter().map(|id| id.to_string()).collect(),
         packets,
         valid: total.count(),
+        judged,
         invalid,
         sum,
         counted,

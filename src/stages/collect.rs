@@ -1,7 +1,12 @@
 //! Collect (the portal): read both servers' sum parts of a window, verify signatures and
-//! digests, check they cover the same batches and clients, and add them mod p.
+//! digests, check that each is the part asked for (by its signed fields, not its object
+//! name) and that they cover the same batches and clients, add them mod p, and refuse a
+//! result no honest pair of parts can give.
 
-use crate::batch::{hex, run_name, SumPartId, Window, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES};
+use crate::batch::{
+    decode_sum_part, hex, run_name, SumPartBinding, SumPartId, Window, MAX_HEADER_BYTES,
+    MAX_SIGNATURE_BYTES,
+};
 use crate::config::{Portal, PortalServer};
 use crate::crypto::sha256;
 use crate::store::{get_bytes, put_bytes};
@@ -18,6 +23,9 @@ const MAX_INVALID_FILE_BYTES: u64 = 1 << 30;
 #[derive(Debug, Clone)]
 pub struct VerifiedSumPart {
     pub record: SumPart,
+    /// Its run, instance, server and valid clients; None if the original aggregator
+    /// wrote it.
+    pub binding: Option<SumPartBinding>,
     pub invalid: Vec<Uuid>,
     pub object: String,
 }
@@ -41,8 +49,11 @@ pub fn read_sum_part(server: &PortalServer, id: &SumPartId) -> Result<VerifiedSu
             &sig.batch_header_signature,
         )
         .with_context(|| format!("{object}: signature check failed"))?;
-    let record: SumPart = wire::decode_single(&header_bytes).with_context(|| object.clone())?;
+    let (record, binding) =
+        decode_sum_part(&header_bytes).map_err(|reason| anyhow::anyhow!("{object}: {reason}"))?;
     check_sum(&record).map_err(|reason| anyhow::anyhow!("{object}: {reason}"))?;
+    check_request(&record, binding.as_ref(), id)
+        .map_err(|reason| anyhow::anyhow!("{object}: {reason}"))?;
     let invalid_bytes = match sig.packets {
         Some(inline) => inline,
         None => get_bytes(store, &names.packets, MAX_INVALID_FILE_BYTES)?,
@@ -67,9 +78,64 @@ pub fn read_sum_part(server: &PortalServer, id: &SumPartId) -> Result<VerifiedSu
     };
     Ok(VerifiedSumPart {
         record,
+        binding,
         invalid,
         object,
     })
+}
+
+/// The signed fields must be those of the part asked for: a part copied over another
+/// window's, aggregation's, run's, instance's or server's object name is refused.
+fn check_request(
+    record: &SumPart,
+    binding: Option<&SumPartBinding>,
+    id: &SumPartId,
+) -> std::result::Result<(), String> {
+    let mut wrong = Vec::new();
+    if record.name != id.aggregation {
+        wrong.push(format!(
+            "aggregation {:?}, not {:?}",
+            record.name, id.aggregation
+        ));
+    }
+    let (start, end) = (
+        id.window.start.timestamp_millis(),
+        id.window.end.timestamp_millis(),
+    );
+    if (record.aggregation_start_time, record.aggregation_end_time) != (start, end) {
+        wrong.push(format!(
+            "window {}-{} (ms), not {start}-{end}",
+            record.aggregation_start_time, record.aggregation_end_time
+        ));
+    }
+    match binding {
+        Some(b) => {
+            let pairs = [
+                ("run", b.run.to_string(), id.run.to_string()),
+                ("instance", format!("{:?}", b.instance), format!("{:?}", id.instance)),
+                ("server", b.server.to_string(), id.server.to_string()),
+            ];
+            for (field, signed, asked) in pairs {
+                if signed != asked {
+                    wrong.push(format!("{field} {signed}, not {asked}"));
+                }
+            }
+        }
+        // The original aggregator binds no run: its parts are regular runs only.
+        None if id.run != 0 => wrong.push(format!(
+            "no run binding (a part in the original aggregator's form, which is always run 0), not run {}",
+            id.run
+        )),
+        None => {}
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "is not the sum part asked for: its signed fields say {}",
+            wrong.join("; ")
+        ))
+    }
 }
 
 /// A sum is `bins` field elements: each below p, as both servers write them. Checked per
@@ -101,7 +167,11 @@ pub struct CollectResult {
     pub window: String,
     pub bins: i32,
     pub epsilon: f64,
+    /// Packets judged by their proof, valid or not (as the original aggregator counts).
     pub total_individual_clients: i64,
+    /// Packets counted in the histogram; unknown (None) when either part comes from the
+    /// original aggregator, which does not record it.
+    pub valid_clients: Option<u64>,
     pub invalid_packets: usize,
     pub batches: Vec<Uuid>,
     pub histogram: Vec<u64>,
@@ -161,6 +231,14 @@ pub fn check_agreement(a: &VerifiedSumPart, b: &VerifiedSumPart) -> Result<()> {
         x.aggregation_end_time.to_string(),
         y.aggregation_end_time.to_string(),
     );
+    if let (Some(bx), Some(by)) = (&a.binding, &b.binding) {
+        field("run", bx.run.to_string(), by.run.to_string());
+        field(
+            "valid clients",
+            bx.valid_clients.to_string(),
+            by.valid_clients.to_string(),
+        );
+    }
     let invalid = |p: &VerifiedSumPart| p.invalid.iter().copied().collect::<BTreeSet<_>>();
     if invalid(a) != invalid(b) {
         diffs.push(format!(
@@ -211,12 +289,27 @@ pub fn collect_run(
     check_agreement(&p0, &p1)?;
     let histogram = combine(&p0.record.sum, &p1.record.sum)
         .with_context(|| format!("combining {} and {}", p0.object, p1.object))?;
+    let valid_clients = p0.binding.as_ref().or(p1.binding.as_ref());
+    let valid_clients = valid_clients.map(|b| b.valid_clients);
+    check_possible(
+        &histogram,
+        p0.record.total_individual_clients,
+        valid_clients,
+    )
+    .map_err(|reason| {
+        anyhow::anyhow!(
+            "sum parts {} and {} combine to an impossible result: {reason}",
+            p0.object,
+            p1.object
+        )
+    })?;
     let result = CollectResult {
         aggregation: aggregation.to_string(),
         window: run_name(window, run),
         bins: p0.record.bins,
         epsilon: p0.record.epsilon,
         total_individual_clients: p0.record.total_individual_clients,
+        valid_clients,
         invalid_packets: p0.invalid.len(),
         batches: p0.record.batch_uuids.clone(),
         histogram,
@@ -233,6 +326,33 @@ pub fn collect_run(
         result_csv(&result).as_bytes(),
     )?;
     Ok(result)
+}
+
+/// Every ENPA measurement is a 0/1 vector, so no bin can count more clients than were
+/// counted, and no count of clients is negative. A result that breaks this comes from
+/// parts that are not what they claim, and is not published.
+fn check_possible(
+    histogram: &[u64],
+    total_clients: i64,
+    valid_clients: Option<u64>,
+) -> std::result::Result<(), String> {
+    let total = u64::try_from(total_clients)
+        .map_err(|_| format!("total_individual_clients is {total_clients}"))?;
+    let counted = match valid_clients {
+        Some(valid) if valid > total => {
+            return Err(format!(
+                "{valid} valid clients, more than total_individual_clients {total}"
+            ))
+        }
+        Some(valid) => valid,
+        None => total,
+    };
+    match histogram.iter().enumerate().find(|(_, &c)| c > counted) {
+        Some((bin, count)) => Err(format!(
+            "bin {bin} counts {count}, more than the {counted} clients counted"
+        )),
+        None => Ok(()),
+    }
 }
 
 pub fn result_csv(result: &CollectResult) -> String {

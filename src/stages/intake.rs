@@ -56,6 +56,39 @@ fn verify_packet(
     Ok((record, kept))
 }
 
+/// Each reason packets were refused for, with how many: one line per reason, not one
+/// per packet.
+fn reason_counts(rejected: &[Rejected]) -> Vec<String> {
+    let mut counts: std::collections::BTreeMap<&str, (usize, uuid::Uuid)> = Default::default();
+    for r in rejected {
+        counts.entry(&r.reason).or_insert((0, r.uuid)).0 += 1;
+    }
+    let mut lines: Vec<(usize, String)> = counts
+        .into_iter()
+        .map(|(reason, (n, first))| (n, format!("{n} x {reason} (e.g. {first})")))
+        .collect();
+    lines.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+    lines.into_iter().map(|(_, line)| line).collect()
+}
+
+fn warn_rejected(id: &BatchId, rejected: &[Rejected]) {
+    for line in reason_counts(rejected) {
+        tracing::warn!(batch = %id, "packets left out of validation: {line}");
+    }
+}
+
+/// What a batch whose every packet is refused most likely means.
+fn likely_cause(rejected: &[Rejected]) -> &'static str {
+    let unopened = rejected.iter().all(|r| {
+        r.reason.contains("key") || r.reason.contains("decrypt") || r.reason.contains("open")
+    });
+    if unopened {
+        "Likely cause: this server's packet keys do not open the batch: a wrong or missing packet key, or the other server's batch in this server's ingestion bucket."
+    } else {
+        "Likely cause: the batch's Prio parameters or encoding do not match what its devices sent (bins, or a batch for the other server)."
+    }
+}
+
 pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport> {
     let names = id.names(BatchKind::Ingestion);
     let object = server.ingestion.describe(&names.header);
@@ -108,7 +141,7 @@ pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport>
                     report.verified += 1;
                 }
                 Err(reason) => {
-                    tracing::warn!(batch = %id, packet = %packet.uuid, %reason, "packet left out of validation");
+                    tracing::debug!(batch = %id, packet = %packet.uuid, %reason, "packet left out of validation");
                     report.rejected.push(Rejected {
                         uuid: packet.uuid,
                         reason,
@@ -120,6 +153,17 @@ pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport>
         tick,
     )?;
     // The digest was checked when the stream ended; only now is anything written.
+    warn_rejected(id, &report.rejected);
+    if report.packets > 0 && report.verified == 0 {
+        // A validation listing nothing would mark every packet invalid on both servers
+        // for good; written nothing, the batch stays pending until the cause is fixed.
+        anyhow::bail!(
+            "{object}: every one of its {} packets was refused ({}); nothing written. {}",
+            report.packets,
+            reason_counts(&report.rejected).join(", "),
+            likely_cause(&report.rejected)
+        );
+    }
     let h = &batch.header;
     let header = |digest| ValidityHeader {
         batch_uuid: h.batch_uuid,

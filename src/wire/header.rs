@@ -16,6 +16,9 @@ pub(crate) struct Header {
     /// The writer schema (`avro.schema`), as JSON.
     pub(crate) schema: serde_json::Value,
     pub(crate) marker: [u8; 16],
+    /// Metadata entries outside Avro's reserved `avro.` namespace, in file order. Avro
+    /// readers ignore them, and a signature over the file covers them.
+    pub(crate) user_metadata: super::UserMetadata,
 }
 
 /// Reads the header off the front of `input`, leaving it at the first data block.
@@ -24,7 +27,7 @@ pub(crate) fn read_header<T: Read>(input: &mut T) -> Result<Header, WireError> {
         input,
         raw: Vec::with_capacity(1024),
     };
-    let (schema, marker) = parse(&mut recorder).map_err(|e| match e.kind() {
+    let (schema, marker, user_metadata) = parse(&mut recorder).map_err(|e| match e.kind() {
         io::ErrorKind::UnexpectedEof => WireError::NotAvro("truncated header".into()),
         io::ErrorKind::InvalidData => WireError::NotAvro(e.to_string()),
         _ => WireError::Io(e),
@@ -35,6 +38,7 @@ pub(crate) fn read_header<T: Read>(input: &mut T) -> Result<Header, WireError> {
         raw: recorder.raw,
         schema,
         marker,
+        user_metadata,
     })
 }
 
@@ -42,14 +46,17 @@ fn invalid(message: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message.to_owned())
 }
 
-/// Returns the schema bytes and the sync marker; only codec null is accepted.
-fn parse<T: Read>(input: &mut Recorder<'_, T>) -> io::Result<(Vec<u8>, [u8; 16])> {
+/// The schema bytes, the sync marker and the user metadata; only codec null is accepted.
+type Parsed = (Vec<u8>, [u8; 16], super::UserMetadata);
+
+fn parse<T: Read>(input: &mut Recorder<'_, T>) -> io::Result<Parsed> {
     let mut magic = [0u8; 4];
     input.read_exact(&mut magic)?;
     if &magic != MAGIC {
         return Err(invalid("no Avro magic"));
     }
     let mut schema = None;
+    let mut user = Vec::new();
     // The metadata map: blocks of entries, ended by a zero count.
     loop {
         let count = varint::read_long(input)?;
@@ -69,14 +76,19 @@ fn parse<T: Read>(input: &mut Recorder<'_, T>) -> io::Result<(Vec<u8>, [u8; 16])
                     let codec = String::from_utf8_lossy(&value);
                     return Err(invalid(&format!("unsupported codec {codec:?}")));
                 }
-                _ => {}
+                k if k.starts_with(b"avro.") => {}
+                k => {
+                    let key = String::from_utf8(k.to_vec())
+                        .map_err(|_| invalid("a metadata key is not UTF-8"))?;
+                    user.push((key, value));
+                }
             }
         }
     }
     let mut marker = [0u8; 16];
     input.read_exact(&mut marker)?;
     let schema = schema.ok_or_else(|| invalid("no avro.schema in header"))?;
-    Ok((schema, marker))
+    Ok((schema, marker, user))
 }
 
 /// Keeps every byte read, within the header size cap.

@@ -33,5 +33,8 @@ pub use records::{
     BatchSignature, DataSharePacket, IngestionHeader, InvalidPacket, Record, SumPart,
     ValidityHeader, ValidityPacket,
 };
-pub use whole_file::{decode_all, decode_single, encode_all, encode_single, record_name};
+pub use whole_file::{
+    decode_all, decode_single, decode_single_with_metadata, encode_all, encode_single,
+    encode_single_with_metadata, record_name, UserMetadata,
+};
 pub use writer::RecordWriter;

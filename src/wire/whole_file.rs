@@ -38,6 +38,28 @@ pub fn decode_single<R: Record>(bytes: &[u8]) -> Result<R, WireError> {
 /// workers writing the same output thus write identical files, so whichever copy of an
 /// object lands, the objects of a batch or sum part still agree with each other.
 pub fn encode_all<R: Record>(records: &[R]) -> Result<Vec<u8>, WireError> {
+    encode_all_with_metadata(records, &[])
+}
+
+/// A container file holding exactly `record`, with `metadata` entries (keys outside
+/// Avro's `avro.` namespace) after the schema and codec: what a signature over the file
+/// covers beyond the record, and what any Avro reader ignores.
+pub fn encode_single_with_metadata<R: Record>(
+    record: &R,
+    metadata: &[(&str, Vec<u8>)],
+) -> Result<Vec<u8>, WireError> {
+    encode_all_with_metadata(std::slice::from_ref(record), metadata)
+}
+
+fn encode_all_with_metadata<R: Record>(
+    records: &[R],
+    metadata: &[(&str, Vec<u8>)],
+) -> Result<Vec<u8>, WireError> {
+    if let Some((key, _)) = metadata.iter().find(|(k, _)| k.starts_with("avro.")) {
+        return Err(WireError::Malformed(format!(
+            "metadata key {key} is reserved by Avro"
+        )));
+    }
     let schema = R::schema();
     let mut data = Vec::new();
     for record in records {
@@ -56,11 +78,13 @@ pub fn encode_all<R: Record>(records: &[R]) -> Result<Vec<u8>, WireError> {
 
     let mut out = Vec::with_capacity(data.len() + schema_json.len() + 64);
     out.extend_from_slice(b"Obj\x01");
-    push_long(&mut out, 2); // metadata entries
-    for (key, value) in [
+    push_long(&mut out, 2 + metadata.len() as i64); // metadata entries
+    let reserved: [(&str, &[u8]); 2] = [
         ("avro.schema", schema_json.as_bytes()),
         ("avro.codec", b"null"),
-    ] {
+    ];
+    let user = metadata.iter().map(|(k, v)| (*k, v.as_slice()));
+    for (key, value) in reserved.into_iter().chain(user) {
         push_bytes(&mut out, key.as_bytes());
         push_bytes(&mut out, value);
     }
@@ -82,6 +106,19 @@ fn push_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 /// Every record of a container file, in memory.
 pub fn decode_all<R: Record>(bytes: &[u8]) -> Result<Vec<R>, WireError> {
     RecordReader::<R, _>::new(bytes)?.collect()
+}
+
+/// A container file's metadata entries outside `avro.`, in file order.
+pub type UserMetadata = Vec<(String, Vec<u8>)>;
+
+/// The one record of a container file with its user metadata (keys outside `avro.`).
+pub fn decode_single_with_metadata<R: Record>(
+    bytes: &[u8],
+) -> Result<(R, UserMetadata), WireError> {
+    let record = decode_single(bytes)?;
+    let mut header_bytes = bytes;
+    let header = read_header(&mut header_bytes)?;
+    Ok((record, header.user_metadata))
 }
 
 /// The record type a container file holds, from its writer schema: the bare name (e.g.
