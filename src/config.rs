@@ -147,6 +147,10 @@ pub struct Limits {
     pub min_clients: u64,
     /// Any object larger than this is refused before it is read (checked by size first).
     pub max_object_bytes: u64,
+    /// How far apart in batch time two copies of one share are still caught (intake
+    /// compares a batch's shares with those of batches this close). At least the
+    /// aggregate lookback plus the period: 72 h + 1 d by default.
+    pub replay_horizon_hours: u32,
 }
 
 impl Default for Limits {
@@ -154,6 +158,7 @@ impl Default for Limits {
         Limits {
             min_clients: 100,
             max_object_bytes: 64 << 30,
+            replay_horizon_hours: 96,
         }
     }
 }

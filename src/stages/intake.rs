@@ -4,6 +4,7 @@
 //! out and listed; it then counts as invalid on both sides. Memory stays flat: packets
 //! stream in chunks, and the validation records spool to a temporary file.
 
+use super::replays::{fingerprint, record_and_check, Fingerprint, Replay};
 use super::{check_ingestion_header, judge_in_chunks, open_packet, Rejected, Tick};
 use crate::batch::{open_batch, BatchId, BatchKind, BatchWriter};
 use crate::config::Server;
@@ -11,6 +12,10 @@ use crate::stash::{StashContext, StashWriter};
 use crate::vdaf::Prio2Bins;
 use crate::wire::{DataSharePacket, IngestionHeader, ValidityHeader, ValidityPacket};
 use anyhow::{Context, Result};
+use chrono::TimeDelta;
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use uuid::Uuid;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IntakeReport {
@@ -38,7 +43,7 @@ fn verify_packet(
     server: &Server,
     prio: &Prio2Bins,
     packet: &DataSharePacket,
-) -> Result<(ValidityPacket, Vec<u8>), String> {
+) -> Result<(ValidityPacket, Vec<u8>, Fingerprint), String> {
     let share = open_packet(&server.packet_keys, packet)?;
     let v = prio
         .verifier_share(server.index, &share, packet.r_pit)
@@ -53,7 +58,7 @@ fn verify_packet(
         g_r: i64::from(v.g_r),
         h_r: i64::from(v.h_r),
     };
-    Ok((record, kept))
+    Ok((record, kept, fingerprint(&share)))
 }
 
 /// Each reason packets were refused for, with how many: one line per reason, not one
@@ -89,7 +94,41 @@ fn likely_cause(rejected: &[Rejected]) -> &'static str {
     }
 }
 
+/// Validates one batch. A pass that finds shares another batch kept under other UUIDs
+/// writes nothing; the next pass leaves those packets out. More passes are needed only
+/// while other intakes keep committing copies of this batch's shares.
 pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport> {
+    const PASSES: usize = 3;
+    let mut left_out = HashMap::new();
+    for _ in 0..PASSES {
+        match intake_pass(server, id, &left_out, tick)? {
+            Pass::Written(report) => return Ok(report),
+            Pass::Replays(found) => {
+                for r in found {
+                    tracing::warn!(batch = %id, packet = %r.uuid, reason = %r.reason, "replayed share left out");
+                    left_out.insert(r.uuid, r.reason);
+                }
+            }
+        }
+    }
+    anyhow::bail!(
+        "{id}: other batches kept committing copies of its shares through {PASSES} passes; run intake again"
+    )
+}
+
+/// What one pass over a batch came to.
+enum Pass {
+    Written(IntakeReport),
+    /// Packets whose shares another batch keeps: nothing was written.
+    Replays(Vec<Replay>),
+}
+
+fn intake_pass(
+    server: &Server,
+    id: &BatchId,
+    left_out: &HashMap<Uuid, String>,
+    tick: Tick,
+) -> Result<Pass> {
     let names = id.names(BatchKind::Ingestion);
     let object = server.ingestion.describe(&names.header);
     let batch = open_batch::<IngestionHeader>(
@@ -121,12 +160,31 @@ pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport>
         }
         None => None,
     };
+    // Each share kept, by fingerprint: a second UUID for one share is a replay.
+    let mut kept_shares: HashMap<Fingerprint, Uuid> = HashMap::new();
     let mut packets = batch.packets::<DataSharePacket>()?;
     judge_in_chunks(
         &mut packets,
         |p| verify_packet(server, &prio, p),
         |packet, result| {
             report.packets += 1;
+            let result = match left_out.get(&packet.uuid) {
+                Some(reason) => Err(reason.clone()),
+                None => result.and_then(|(v, kept, share)| {
+                    match kept_shares.entry(share) {
+                        Entry::Occupied(first) if *first.get() != packet.uuid => Err(format!(
+                            "replayed: the same share as packet {} earlier in this batch",
+                            first.get()
+                        )),
+                        // The same UUID twice is left to aggregate's UUID rules.
+                        Entry::Occupied(_) => Ok((v, kept)),
+                        Entry::Vacant(slot) => {
+                            slot.insert(packet.uuid);
+                            Ok((v, kept))
+                        }
+                    }
+                }),
+            };
             // Duplicate UUIDs are kept: aggregate sees them listed twice and refuses
             // both, so intake needs no per-batch memory for them.
             if let Some(stash) = &mut stash {
@@ -164,6 +222,11 @@ pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport>
             likely_cause(&report.rejected)
         );
     }
+    let horizon = TimeDelta::hours(i64::from(server.limits.replay_horizon_hours));
+    let replays = record_and_check(server, id, &kept_shares, horizon)?;
+    if !replays.is_empty() {
+        return Ok(Pass::Replays(replays));
+    }
     let h = &batch.header;
     let header = |digest| ValidityHeader {
         batch_uuid: h.batch_uuid,
@@ -185,5 +248,5 @@ pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport>
         &[server.peer_outbox.as_ref(), server.own.as_ref()],
     )
     .with_context(|| format!("writing validation of {id}"))?;
-    Ok(report)
+    Ok(Pass::Written(report))
 }

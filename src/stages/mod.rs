@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod intake;
 pub mod journal;
 mod packets;
+pub mod replays;
 
 pub use checks::check_ingestion_header;
 pub use packets::open_packet;
