@@ -368,3 +368,69 @@ fn check_loads_each_config_with_its_keys_and_names_what_is_wrong() {
         "{err}"
     );
 }
+
+/// Starts `divvi` with its output captured.
+fn spawn_divvi(args: &[&str], stdin: std::process::Stdio) -> std::process::Child {
+    use std::process::{Command, Stdio};
+    Command::new(env!("CARGO_BIN_EXE_divvi"))
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A fresh deployment (local folders, HPKE) in `dir`/deploy; returns that folder.
+fn keygen_into(dir: &Path) -> std::path::PathBuf {
+    let d = dir.join("deploy");
+    ok(&["keygen", "--out", p(&d)]);
+    d
+}
+
+/// Runs `divvi ingest` with `stdin` as its standard input; returns how many packets it wrote.
+fn ingest_packets(args: &[&str], stdin: &str) -> u64 {
+    use std::io::Write;
+    let mut child = spawn_divvi(args, std::process::Stdio::piped());
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "divvi {args:?}: {stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    report["packets"].as_u64().unwrap()
+}
+
+#[test]
+fn ingest_counts_an_empty_csv_indices_line_as_a_report_and_reads_standard_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = keygen_into(dir.path());
+    let ingestor = d.join("ingestor.toml");
+    let csv = dir.path().join("r.csv");
+    // Three reports: bin 0, none, bin 2; the comment is skipped.
+    std::fs::write(&csv, "# indices\n0\n\n2\n").unwrap();
+    let common = [
+        "--config",
+        p(&ingestor),
+        "--aggregation",
+        "stdin",
+        "--bins",
+        "3",
+    ];
+    let mut args = vec!["ingest", "--input", p(&csv), "--form", "indices"];
+    args.extend(common);
+    assert_eq!(ingest_packets(&args, ""), 3);
+    // The same reports on standard input.
+    let mut args = vec![
+        "ingest", "--input", "-", "--format", "csv", "--form", "indices",
+    ];
+    args.extend(common);
+    assert_eq!(ingest_packets(&args, "# indices\n0\n\n2\n"), 3);
+    let mut args = vec!["ingest", "--input", "-", "--format", "jsonl"];
+    args.extend(common);
+    assert_eq!(ingest_packets(&args, "[1,0,1]\n"), 1);
+}
