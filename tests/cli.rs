@@ -604,3 +604,36 @@ fn ingest_counts_an_empty_csv_indices_line_as_a_report_and_reads_standard_input(
     args.extend(common);
     assert_eq!(ingest_packets(&args, "[1,0,1]\n"), 1);
 }
+
+#[test]
+fn a_stage_removes_stale_temporary_files_and_keeps_fresh_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = keygen_into(dir.path());
+    // As a killed intake leaves them, in the folder of the object it was writing.
+    let folder = d.join("buckets/server0-own/killed/2026/12/03/10/00");
+    std::fs::create_dir_all(&folder).unwrap();
+    let old = folder.join(".divvi-tmp-0123456789abcdef");
+    let fresh = folder.join(".divvi-tmp-fedcba9876543210");
+    for file in [&old, &fresh] {
+        std::fs::write(file, b"half an object").unwrap();
+    }
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    let planted = std::fs::File::options().write(true).open(&old).unwrap();
+    planted.set_modified(two_hours_ago).unwrap();
+    drop(planted);
+    let out = divvi(&[
+        "intake",
+        "--config",
+        p(&d.join("server0.toml")),
+        "--aggregation",
+        "killed",
+    ]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(!old.exists(), "the stale temporary file is removed");
+    assert!(fresh.exists(), "a fresh one may be a live write: kept");
+    assert!(
+        log.contains("removed stale temporary files") && log.contains("\"removed\":1"),
+        "{log}"
+    );
+}

@@ -310,6 +310,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Status(a) => runs::status_command(a),
         Command::Collect(a) => {
             let portal = Portal::load(&a.config)?;
+            divvi::stages::remove_stale_temporaries(&[portal.results.as_ref()]);
             let window = window(&a.start, &a.end)?;
             let result = collect::collect_run(&portal, &a.aggregation, &window, a.run)?;
             out!(
@@ -374,6 +375,8 @@ fn ingest_command(a: IngestArgs) -> Result<ExitCode> {
         time,
     };
     options.check()?;
+    let written: Vec<_> = ingestor.targets.iter().map(|t| t.store.as_ref()).collect();
+    divvi::stages::remove_stale_temporaries(&written);
     let reports = read_reports(&source, format, a.form, a.bins)?;
     let bar = progress::bar("ingest", 0);
     let report = ingest::ingest(&ingestor, &options, reports, journal.as_mut(), &|n| {
@@ -412,6 +415,7 @@ fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<ExitCode> {
     let server = Server::load(&a.config)?;
     let metrics = job_metrics::JobMetrics::start("intake", &a.aggregation, &server, m.port)?;
     let server = metrics.meter(server);
+    divvi::stages::remove_stale_temporaries(&server.written_locations());
     let (ids, incomplete, shard) = match a.batch {
         Some(uuid) => {
             let all = divvi::stages::ingestion_batches(&server, &a.aggregation)?;
