@@ -685,6 +685,32 @@ fn cases() -> Vec<Case> {
             fx.write_input("1,0,0\n1,0\n");
             fails(format!("{}:2", fx.input().display()), "has 2 entries, expected 3")
         }),
+        // --- bounded inputs (issue 16 item 7) ---
+        case("ingest --batch-size 0",
+            Cli("ingest {ingestor} bad-input --bins 3 --batch-size 0"), |fx| {
+            fx.write_input("1,0,0\n");
+            fails("--batch-size", "must be at least 1, got 0")
+        }),
+        case("ingest --epsilon NaN", Cli("ingest {ingestor} bad-input --bins 3 --epsilon NaN"), |fx| {
+            fx.write_input("1,0,0\n");
+            fails("--epsilon", "must be a finite number >= 0, got NaN")
+        }),
+        case("ingest --epsilon inf", Cli("ingest {ingestor} bad-input --bins 3 --epsilon inf"), |fx| {
+            fx.write_input("1,0,0\n");
+            fails("--epsilon", "must be a finite number >= 0, got inf")
+        }),
+        case("ingest --epsilon -1", Cli("ingest {ingestor} bad-input --bins 3 --epsilon -1"), |fx| {
+            fx.write_input("1,0,0\n");
+            fails("--epsilon", "must be a finite number >= 0, got -1")
+        }),
+        case("ingest --input - (standard input) without --format",
+            Cli("ingest {ingestor} bad-input --bins 3 --input -"), |_| {
+            fails("--input -", "needs --format csv or --format jsonl")
+        }),
+        case("ingest --input - with --journal (stdin cannot be read again)",
+            Cli("ingest {ingestor} bad-input --bins 3 --input - --format csv --journal {journal}"),
+            |_| fails("--journal", "standard input cannot be read again"),
+        ),
     ]
 }
 
@@ -698,9 +724,9 @@ enum Stage {
     Aggregate(usize),
     Collect,
     /// The `divvi` binary: `"command config aggregation more..."`. `--config` and
-    /// `--aggregation` (and for ingest `--input`) are added; `{server0}`, `{portal}`,
-    /// `{ingestor}`, `{target}`, `{nil}` and `{odd}` are filled in, and `{window}` becomes
-    /// `--start … --end …` for the fixture's window.
+    /// `--aggregation` (and for ingest `--input`, unless given) are added; `{server0}`,
+    /// `{portal}`, `{ingestor}`, `{target}`, `{nil}`, `{odd}` and `{journal}` are filled
+    /// in, and `{window}` becomes `--start … --end …` for the fixture's window.
     Cli(&'static str),
     /// Calls the case makes itself; it leaves the result in `Fx::direct`.
     Direct,
@@ -1155,7 +1181,7 @@ impl Fx {
             "--aggregation".into(),
             aggregation,
         ];
-        if command == "ingest" {
+        if command == "ingest" && !spec.contains("--input") {
             args.extend(["--input".into(), self.input().display().to_string()]);
         }
         let start = self.window.start.format("%Y%m%d%H%M").to_string();
@@ -1179,6 +1205,7 @@ impl Fx {
             "{target}" => self.target.uuid.to_string(),
             "{nil}" => Uuid::nil().to_string(),
             "{odd}" => "a b\nc".into(),
+            "{journal}" => path(&self.d.dir.path().join("journal.json")),
             _ => word.into(),
         }
     }
