@@ -267,6 +267,15 @@ impl Server {
         }
     }
 
+    /// The locations this server's stages write to.
+    pub fn written_locations(&self) -> [&dyn ObjectStore; 3] {
+        [
+            self.own.as_ref(),
+            self.peer_outbox.as_ref(),
+            self.sum_parts.as_ref(),
+        ]
+    }
+
     pub fn load(path: &Path) -> Result<Self> {
         let (c, base): (ServerConfig, _) = read_config(path)?;
         Self::from_config(&c, &base)

@@ -1,15 +1,135 @@
 //! `divvi inspect`: any object of the ENPA format as readable JSON; with trusted keys,
 //! the signature verdict, and for batch headers and signatures, the packet digest verdict.
+//!
+//! Bounded: it reads regular files only (a FIFO, device, socket or folder is refused by
+//! its type before it is opened, and opening never blocks), and never more of an object,
+//! the named one or a neighbour it opens itself, than the cap for its kind.
 
-use crate::batch::hex;
+use crate::batch::{hex, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES};
 use crate::crypto::{sha256, TrustSet};
 use crate::wire::{self, *};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use std::fs::{File, FileType};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// Objects larger than this are not inspected whole.
-const MAX_INSPECT_BYTES: u64 = 4 << 30;
+/// The most `inspect` reads of a file of packets (ingestion, validation or invalid-packet
+/// records), which it holds in memory whole: ample for a batch of 100,000 packets.
+pub const MAX_PACKET_FILE_BYTES: u64 = 64 << 20;
+
+/// The cap for a file of `record`s: the batch module's caps for headers (and sum parts) and
+/// signatures (which may carry a batch's packets inline), else the packet-file cap.
+fn cap_of(record: &str) -> u64 {
+    match record {
+        "PrioBatchSignature" => MAX_SIGNATURE_BYTES,
+        "PrioIngestionHeader" | "PrioValidityHeader" | "PrioSumPart" => MAX_HEADER_BYTES,
+        _ => MAX_PACKET_FILE_BYTES,
+    }
+}
+
+/// What a file that is not a regular file is, for the refusal.
+fn kind_of(file_type: FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn refuse_unless_regular(path: &Path, file_type: FileType) -> Result<()> {
+    match file_type.is_file() {
+        true => Ok(()),
+        false => bail!(
+            "{} is {}: inspect reads regular files only",
+            path.display(),
+            kind_of(file_type)
+        ),
+    }
+}
+
+/// Opens a regular file (symlinks followed), checking its type before opening it and
+/// again on what was opened; non-blocking, so a file swapped for a FIFO cannot hang us.
+/// Returns it with its size.
+fn open_regular(path: &Path) -> Result<(File, u64)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let reading = || format!("reading {}", path.display());
+    refuse_unless_regular(
+        path,
+        std::fs::metadata(path).with_context(reading)?.file_type(),
+    )?;
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .with_context(reading)?;
+    let meta = file.metadata().with_context(reading)?;
+    refuse_unless_regular(path, meta.file_type())?;
+    Ok((file, meta.len()))
+}
+
+fn refuse_over(path: &Path, what: &str, size: u64, cap: u64) -> Result<()> {
+    match size > cap {
+        true => bail!(
+            "{} ({what}) is {size} bytes, over the inspect limit of {cap} bytes",
+            path.display()
+        ),
+        false => Ok(()),
+    }
+}
+
+/// Reads the rest of `file` onto `bytes`, never past `cap` in all (a file may grow).
+fn read_rest(file: File, path: &Path, what: &str, cap: u64, bytes: &mut Vec<u8>) -> Result<()> {
+    let room = cap.saturating_sub(bytes.len() as u64);
+    file.take(room.saturating_add(1))
+        .read_to_end(bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    refuse_over(path, what, bytes.len() as u64, cap)
+}
+
+/// Reads a file we know the kind of (a neighbour), refusing one over `cap`.
+fn read_capped(path: &Path, what: &str, cap: u64) -> Result<Vec<u8>> {
+    let (file, size) = open_regular(path)?;
+    refuse_over(path, what, size, cap)?;
+    let mut bytes = Vec::new();
+    read_rest(file, path, what, cap, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// Reads the file named on the command line: its first bytes (within the header cap),
+/// then the rest within the cap for the record its Avro header declares.
+fn read_inspected(path: &Path) -> Result<Vec<u8>> {
+    let (mut file, size) = open_regular(path)?;
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(MAX_HEADER_BYTES)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let (what, cap) = cap_for(path, &bytes, size)?;
+    refuse_over(path, &what, size, cap)?;
+    read_rest(file, path, &what, cap, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// What a file is and its cap: any file fits the header cap; a larger one gets the cap
+/// of the record its first bytes declare.
+fn cap_for(path: &Path, first_bytes: &[u8], size: u64) -> Result<(String, u64)> {
+    if size <= MAX_HEADER_BYTES {
+        return Ok(("a file".into(), MAX_HEADER_BYTES));
+    }
+    let record = wire::record_name(first_bytes)
+        .with_context(|| format!("{} is not an ENPA Avro file", path.display()))?;
+    Ok((format!("a {record} file"), cap_of(&record)))
+}
 
 fn records<R: Record + serde::Serialize>(
     bytes: &[u8],
@@ -73,14 +193,12 @@ fn digest_verdict(header_bytes: &[u8], packets: Option<&[u8]>, packet_path: &Pat
     let owned;
     let packets = match packets {
         Some(p) => p,
-        None => match std::fs::read(packet_path) {
+        None => match read_capped(packet_path, "a packet file", MAX_PACKET_FILE_BYTES) {
             Ok(b) => {
                 owned = b;
                 &owned[..]
             }
-            Err(e) => {
-                return json!({"verdict": "not checked", "reason": format!("{}: {e}", packet_path.display())})
-            }
+            Err(e) => return json!({"verdict": "not checked", "reason": format!("{e:#}")}),
         },
     };
     let actual = sha256(packets);
@@ -92,19 +210,9 @@ fn digest_verdict(header_bytes: &[u8], packets: Option<&[u8]>, packet_path: &Pat
     })
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>> {
-    let len = std::fs::metadata(path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .len();
-    if len > MAX_INSPECT_BYTES {
-        anyhow::bail!("{} is {len} bytes, over the inspect limit", path.display());
-    }
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
-}
-
 /// Describes a file as JSON. `trust` (if any) checks signatures; `limit` caps records shown.
 pub fn inspect(path: &Path, trust: Option<&TrustSet>, limit: usize) -> Result<Value> {
-    let bytes = read_file(path)?;
+    let bytes = read_inspected(path)?;
     let file = path.display().to_string();
     if bytes.is_empty() {
         return Ok(
@@ -121,9 +229,8 @@ pub fn inspect(path: &Path, trust: Option<&TrustSet>, limit: usize) -> Result<Va
         let header_path = PathBuf::from(file.strip_suffix(".sig").unwrap_or(&file));
         let header = match &sig.batch_header {
             Some(h) => Ok(h.clone()),
-            None => {
-                std::fs::read(&header_path).map_err(|e| format!("{}: {e}", header_path.display()))
-            }
+            None => read_capped(&header_path, "a batch header", MAX_HEADER_BYTES)
+                .map_err(|e| format!("{e:#}")),
         };
         match header {
             Ok(h) => {

@@ -368,3 +368,272 @@ fn check_loads_each_config_with_its_keys_and_names_what_is_wrong() {
         "{err}"
     );
 }
+
+/// Starts `divvi` with its output captured.
+fn spawn_divvi(args: &[&str], stdin: std::process::Stdio) -> std::process::Child {
+    use std::process::{Command, Stdio};
+    Command::new(env!("CARGO_BIN_EXE_divvi"))
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs `divvi`, failing the test (instead of hanging it) if it has not ended in 60 s.
+fn divvi_within_a_minute(args: &[&str]) -> std::process::Output {
+    let mut child = spawn_divvi(args, std::process::Stdio::null());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("divvi {args:?} blocked for a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo").arg(path).status();
+    assert!(made.unwrap().success(), "mkfifo {}", path.display());
+}
+
+/// A fresh deployment (local folders, HPKE) in `dir`/deploy; returns that folder.
+fn keygen_into(dir: &Path) -> std::path::PathBuf {
+    let d = dir.join("deploy");
+    ok(&["keygen", "--out", p(&d)]);
+    d
+}
+
+/// A deployment holding one ingestion batch; returns its header's path in server 0's
+/// ingestion folder.
+fn one_batch(dir: &Path) -> std::path::PathBuf {
+    let d = keygen_into(dir);
+    let input = dir.join("r.csv");
+    std::fs::write(&input, "1,0\n0,1\n").unwrap();
+    let ingestor = d.join("ingestor.toml");
+    let mut args = vec!["ingest", "--config", p(&ingestor), "--input", p(&input)];
+    args.extend(["--aggregation", "bounded", "--bins", "2"]);
+    ok(&args);
+    walk(&d.join("buckets/server0-ingestion"))
+        .into_iter()
+        .find(|f| f.to_string_lossy().ends_with(".batch"))
+        .unwrap()
+}
+
+/// A copy of `from` at `to`, grown (sparse) to `len` bytes.
+fn grown_copy(from: &Path, to: &Path, len: u64) {
+    std::fs::copy(from, to).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(to)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+/// How inspect refuses `path`, one byte over its cap.
+fn one_byte_too_many(path: &Path, what: &str, cap: u64) -> String {
+    let size = cap + 1;
+    let path = path.display();
+    format!("{path} ({what}) is {size} bytes, over the inspect limit of {cap} bytes")
+}
+
+fn inspect_json(file: &Path) -> serde_json::Value {
+    let out = divvi_within_a_minute(&["inspect", p(file)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&text).unwrap()
+}
+
+fn inspect_error(file: &Path) -> String {
+    let out = divvi_within_a_minute(&["inspect", p(file)]);
+    assert!(
+        !out.status.success(),
+        "inspect {} succeeded",
+        file.display()
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn inspect_refuses_what_is_not_a_regular_file_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("x.batch");
+    mkfifo(&fifo);
+    let socket = dir.path().join("x.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let link = dir.path().join("link.batch");
+    std::os::unix::fs::symlink(&fifo, &link).unwrap();
+    for (file, kind) in [
+        (fifo.as_path(), "is a FIFO"),
+        (link.as_path(), "is a FIFO"),
+        (socket.as_path(), "is a socket"),
+        (dir.path(), "is a directory"),
+        (Path::new("/dev/null"), "is a character device"),
+    ] {
+        let err = inspect_error(file);
+        assert!(
+            err.contains(&file.display().to_string()) && err.contains(kind),
+            "{kind}: {err}"
+        );
+    }
+}
+
+#[test]
+fn inspect_caps_what_it_reads_of_a_file_and_of_its_neighbours() {
+    use divvi::batch::MAX_HEADER_BYTES;
+    use divvi::inspect::MAX_PACKET_FILE_BYTES;
+    let dir = tempfile::tempdir().unwrap();
+    let header = one_batch(dir.path());
+    let packets = header.with_extension("batch.avro");
+    let sig = header.with_extension("batch.sig");
+    let here = |name: &str| dir.path().join(name);
+
+    // The file named: a header over the header cap, a packet file over the packet cap.
+    let named = [
+        (
+            &header,
+            "big.batch",
+            MAX_HEADER_BYTES,
+            "a PrioIngestionHeader file",
+        ),
+        (
+            &packets,
+            "big.batch.avro",
+            MAX_PACKET_FILE_BYTES,
+            "a PrioDataSharePacket file",
+        ),
+    ];
+    for (real, name, cap, what) in named {
+        grown_copy(real, &here(name), cap + 1);
+        let err = inspect_error(&here(name));
+        assert!(
+            err.contains(&one_byte_too_many(&here(name), what, cap)),
+            "{err}"
+        );
+    }
+    // Neighbours a signature or header opens itself: its header, its packet file.
+    std::fs::copy(&sig, here("n.batch.sig")).unwrap();
+    std::fs::copy(&header, here("m.batch")).unwrap();
+    let neighbours = [
+        (
+            "n.batch.sig",
+            "n.batch",
+            "signature",
+            &header,
+            MAX_HEADER_BYTES,
+            "a batch header",
+        ),
+        (
+            "m.batch",
+            "m.batch.avro",
+            "digest",
+            &packets,
+            MAX_PACKET_FILE_BYTES,
+            "a packet file",
+        ),
+    ];
+    for (file, neighbour, section, real, cap, what) in neighbours {
+        let reason = |v: &serde_json::Value| v[section]["reason"].to_string();
+        // A FIFO: refused by its type, without blocking.
+        mkfifo(&here(neighbour));
+        let v = inspect_json(&here(file));
+        let fifo = format!("{} is a FIFO", here(neighbour).display());
+        assert!(reason(&v).contains(&fifo), "{v}");
+        // A copy of the real one grown past its cap: refused by its size.
+        std::fs::remove_file(here(neighbour)).unwrap();
+        grown_copy(real, &here(neighbour), cap + 1);
+        let v = inspect_json(&here(file));
+        let refusal = one_byte_too_many(&here(neighbour), what, cap);
+        assert!(reason(&v).contains(&refusal), "{v}");
+    }
+    // The real batch still inspects whole, its digest checked.
+    assert_eq!(inspect_json(&header)["digest"]["verdict"], "matches");
+}
+
+/// Runs `divvi ingest` with `stdin` as its standard input; returns how many packets it wrote.
+fn ingest_packets(args: &[&str], stdin: &str) -> u64 {
+    use std::io::Write;
+    let mut child = spawn_divvi(args, std::process::Stdio::piped());
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "divvi {args:?}: {stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    report["packets"].as_u64().unwrap()
+}
+
+#[test]
+fn ingest_counts_an_empty_csv_indices_line_as_a_report_and_reads_standard_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = keygen_into(dir.path());
+    let ingestor = d.join("ingestor.toml");
+    let csv = dir.path().join("r.csv");
+    // Three reports: bin 0, none, bin 2; the comment is skipped.
+    std::fs::write(&csv, "# indices\n0\n\n2\n").unwrap();
+    let common = [
+        "--config",
+        p(&ingestor),
+        "--aggregation",
+        "stdin",
+        "--bins",
+        "3",
+    ];
+    let mut args = vec!["ingest", "--input", p(&csv), "--form", "indices"];
+    args.extend(common);
+    assert_eq!(ingest_packets(&args, ""), 3);
+    // The same reports on standard input.
+    let mut args = vec![
+        "ingest", "--input", "-", "--format", "csv", "--form", "indices",
+    ];
+    args.extend(common);
+    assert_eq!(ingest_packets(&args, "# indices\n0\n\n2\n"), 3);
+    let mut args = vec!["ingest", "--input", "-", "--format", "jsonl"];
+    args.extend(common);
+    assert_eq!(ingest_packets(&args, "[1,0,1]\n"), 1);
+}
+
+#[test]
+fn a_stage_removes_stale_temporary_files_and_keeps_fresh_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = keygen_into(dir.path());
+    // As a killed intake leaves them, in the folder of the object it was writing.
+    let folder = d.join("buckets/server0-own/killed/2026/12/03/10/00");
+    std::fs::create_dir_all(&folder).unwrap();
+    let old = folder.join(".divvi-tmp-0123456789abcdef");
+    let fresh = folder.join(".divvi-tmp-fedcba9876543210");
+    for file in [&old, &fresh] {
+        std::fs::write(file, b"half an object").unwrap();
+    }
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    let planted = std::fs::File::options().write(true).open(&old).unwrap();
+    planted.set_modified(two_hours_ago).unwrap();
+    drop(planted);
+    let out = divvi(&[
+        "intake",
+        "--config",
+        p(&d.join("server0.toml")),
+        "--aggregation",
+        "killed",
+    ]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(!old.exists(), "the stale temporary file is removed");
+    assert!(fresh.exists(), "a fresh one may be a live write: kept");
+    assert!(
+        log.contains("removed stale temporary files") && log.contains("\"removed\":1"),
+        "{log}"
+    );
+}

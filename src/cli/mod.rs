@@ -36,7 +36,7 @@ use divvi::batch::{parse_time, Window};
 use divvi::config::{read_config, Ingestor, Portal, PortalConfig, Server, ServerConfig};
 use divvi::crypto::{PacketScheme, TrustSet, VerifyingKey};
 use divvi::demo::{peak_rss, run_demo, DemoOptions};
-use divvi::reports::{read_reports, FileFormat, ReportForm};
+use divvi::reports::{read_reports, FileFormat, ReportForm, ReportSource};
 use divvi::stages::{collect, ingest, intake};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -191,10 +191,11 @@ struct KeygenArgs {
 struct IngestArgs {
     #[arg(long)]
     config: PathBuf,
-    /// The measurements: one report per line, CSV or JSON lines.
+    /// The measurements: one report per line, CSV or JSON lines; `-` is standard input.
     #[arg(long)]
     input: PathBuf,
-    /// File format (default: by extension; .jsonl/.json/.ndjson are JSON lines, else CSV).
+    /// File format (default: by extension; .jsonl/.json/.ndjson are JSON lines, else CSV;
+    /// required with `--input -`).
     #[arg(long)]
     format: Option<FileFormat>,
     /// Each report is a 0/1 vector of length `bins`, or the indices of its set bins.
@@ -205,9 +206,10 @@ struct IngestArgs {
     #[arg(long)]
     bins: usize,
     /// Differential-privacy epsilon, carried in headers as declared (no noise is added).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true, value_parser = epsilon_arg)]
     epsilon: f64,
-    #[arg(long, default_value_t = 100_000)]
+    /// Reports per ingestion batch (at least 1).
+    #[arg(long, default_value_t = 100_000, value_parser = batch_size_arg)]
     batch_size: usize,
     /// Batch time (default: now), minute precision.
     #[arg(long)]
@@ -302,52 +304,13 @@ pub fn run() -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest(a) => {
-            let ingestor = Ingestor::load(&a.config)?;
-            let format = a
-                .format
-                .unwrap_or_else(|| FileFormat::from_extension(&a.input));
-            let mut time = match &a.time {
-                Some(t) => parse_time(t).map_err(|e| anyhow!(e))?,
-                None => Utc::now(),
-            };
-            let mut journal = match &a.journal {
-                Some(path) => {
-                    let digest = divvi::batch::hex(&file_digest(&a.input)?);
-                    let j = divvi::stages::journal::Journal::open(
-                        path,
-                        &digest,
-                        &a.aggregation,
-                        a.bins,
-                        a.batch_size,
-                        time,
-                    )?;
-                    time = j.time;
-                    Some(j)
-                }
-                None => None,
-            };
-            let options = ingest::IngestOptions {
-                aggregation: a.aggregation,
-                bins: a.bins,
-                epsilon: a.epsilon,
-                batch_size: a.batch_size,
-                time,
-            };
-            let reports = read_reports(&a.input, format, a.form, a.bins)?;
-            let bar = progress::bar("ingest", 0);
-            let report = ingest::ingest(&ingestor, &options, reports, journal.as_mut(), &|n| {
-                bar.inc(n)
-            })?;
-            bar.finish_and_clear();
-            out!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Ingest(a) => ingest_command(a),
         Command::Intake(a) => intake_command(a, &metrics_args),
         Command::Aggregate(a) => runs::aggregate_command(a, &metrics_args),
         Command::Status(a) => runs::status_command(a),
         Command::Collect(a) => {
             let portal = Portal::load(&a.config)?;
+            divvi::stages::remove_stale_temporaries(&[portal.results.as_ref()]);
             let window = window(&a.start, &a.end)?;
             let result = collect::collect_run(&portal, &a.aggregation, &window, a.run)?;
             let valid = (result.valid_clients).map_or("unknown".into(), |v| v.to_string());
@@ -375,6 +338,73 @@ pub fn run() -> Result<ExitCode> {
     }
 }
 
+fn epsilon_arg(text: &str) -> Result<f64, String> {
+    let epsilon: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    ingest::check_epsilon(epsilon).map(|()| epsilon)
+}
+
+fn batch_size_arg(text: &str) -> Result<usize, String> {
+    let size: usize = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number"))?;
+    ingest::check_batch_size(size).map(|()| size)
+}
+
+fn ingest_command(a: IngestArgs) -> Result<ExitCode> {
+    let ingestor = Ingestor::load(&a.config)?;
+    let source = ReportSource::from_arg(&a.input);
+    let format = source.format(a.format)?;
+    let mut time = match &a.time {
+        Some(t) => parse_time(t).map_err(|e| anyhow!(e))?,
+        None => Utc::now(),
+    };
+    let mut journal = match &a.journal {
+        Some(path) => {
+            let j = open_journal(path, &source, &a, time)?;
+            time = j.time;
+            Some(j)
+        }
+        None => None,
+    };
+    let options = ingest::IngestOptions {
+        aggregation: a.aggregation,
+        bins: a.bins,
+        epsilon: a.epsilon,
+        batch_size: a.batch_size,
+        time,
+    };
+    options.check()?;
+    let written: Vec<_> = ingestor.targets.iter().map(|t| t.store.as_ref()).collect();
+    divvi::stages::remove_stale_temporaries(&written);
+    let reports = read_reports(&source, format, a.form, a.bins)?;
+    let bar = progress::bar("ingest", 0);
+    let report = ingest::ingest(&ingestor, &options, reports, journal.as_mut(), &|n| {
+        bar.inc(n)
+    })?;
+    bar.finish_and_clear();
+    out!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The journal of an ingest of this input. It is bound to the input's digest, so the
+/// input must be a file that can be read twice, not standard input.
+fn open_journal(
+    path: &std::path::Path,
+    source: &ReportSource,
+    a: &IngestArgs,
+    time: chrono::DateTime<Utc>,
+) -> Result<divvi::stages::journal::Journal> {
+    let ReportSource::File(input) = source else {
+        bail!(
+            "--journal needs --input to be a file: standard input cannot be read again to resume"
+        );
+    };
+    let digest = divvi::batch::hex(&file_digest(input)?);
+    divvi::stages::journal::Journal::open(path, &digest, &a.aggregation, a.bins, a.batch_size, time)
+}
+
 /// Where a job's metrics go (global flags).
 pub struct MetricsArgs {
     pub pushgateway: Option<String>,
@@ -386,6 +416,7 @@ fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<ExitCode> {
     let server = Server::load(&a.config)?;
     let metrics = job_metrics::JobMetrics::start("intake", &a.aggregation, &server, m.port)?;
     let server = metrics.meter(server);
+    divvi::stages::remove_stale_temporaries(&server.written_locations());
     let (ids, incomplete, shard) = match a.batch {
         Some(uuid) => {
             let all = divvi::stages::ingestion_batches(&server, &a.aggregation)?;

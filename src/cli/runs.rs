@@ -73,6 +73,7 @@ pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<Exi
     let metrics =
         super::job_metrics::JobMetrics::start("aggregate", &a.aggregation, &server, m.port)?;
     let server = metrics.meter(server);
+    divvi::stages::remove_stale_temporaries(&server.written_locations());
     let o = a.schedule.options()?;
     let runs = if a.pending {
         let since = o.now - o.lookback;

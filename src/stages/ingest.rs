@@ -24,6 +24,30 @@ pub struct IngestOptions {
     pub time: DateTime<Utc>,
 }
 
+impl IngestOptions {
+    /// Refuses options no run can honour, before anything is written.
+    pub fn check(&self) -> Result<()> {
+        check_batch_size(self.batch_size).map_err(|e| anyhow!("batch size: {e}"))?;
+        check_epsilon(self.epsilon).map_err(|e| anyhow!("epsilon: {e}"))
+    }
+}
+
+/// A batch holds at least one report (0 would make every report a batch of its own).
+pub fn check_batch_size(batch_size: usize) -> Result<(), String> {
+    match batch_size {
+        0 => Err("must be at least 1, got 0".into()),
+        _ => Ok(()),
+    }
+}
+
+/// Epsilon is a privacy budget the header declares: a finite number, not negative.
+pub fn check_epsilon(epsilon: f64) -> Result<(), String> {
+    match epsilon.is_finite() && epsilon >= 0.0 {
+        true => Ok(()),
+        false => Err(format!("must be a finite number >= 0, got {epsilon}")),
+    }
+}
+
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct IngestReport {
     pub batches: Vec<String>,
@@ -217,6 +241,7 @@ pub fn ingest(
     journal: Option<&mut Journal>,
     tick: Tick,
 ) -> Result<IngestReport> {
+    options.check()?;
     let maker = PacketMaker::new(ingestor, options.bins)?;
     let mut batcher = Batcher::new(ingestor, options);
     let mut measurements = measurements.peekable();

@@ -19,6 +19,26 @@ pub type Tick<'a> = &'a (dyn Fn(u64) + Sync);
 /// A tick that does nothing.
 pub fn no_tick(_: u64) {}
 
+/// Temporary files younger than this are left alone: a concurrent worker (another shard,
+/// or the other stage on a shared folder) may be writing one right now, and no single
+/// object write takes this long. Older ones are the leftovers of a killed job.
+pub const STALE_TEMPORARY_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes the stale temporary files a killed job left in the locations a stage writes,
+/// logging how many. A failure to do so is logged, not fatal: it is housekeeping.
+pub fn remove_stale_temporaries(locations: &[&dyn crate::store::ObjectStore]) {
+    for location in locations {
+        let where_ = location.describe("");
+        match location.remove_stale_temporaries(STALE_TEMPORARY_AGE) {
+            Ok(0) => tracing::debug!(location = %where_, "no stale temporary files"),
+            Ok(removed) => {
+                tracing::warn!(location = %where_, removed, "removed stale temporary files a killed job left")
+            }
+            Err(e) => tracing::warn!(error = %e, "could not remove stale temporary files"),
+        }
+    }
+}
+
 /// Packets are read and processed in chunks of this many: enough to keep every core busy,
 /// few enough that memory does not grow with the batch.
 pub const CHUNK: usize = 512;

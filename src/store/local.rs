@@ -5,6 +5,7 @@ use super::{validate_key, ObjectStore, ObjectWriter, StoreError, StoreErrorKind}
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 #[derive(Debug, Clone)]
 pub struct LocalStore {
@@ -121,6 +122,60 @@ impl ObjectStore for LocalStore {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(err(e)),
         }
+    }
+
+    fn remove_stale_temporaries(&self, age: Duration) -> Result<usize, StoreError> {
+        let cutoff = SystemTime::now()
+            .checked_sub(age)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        remove_temporaries_before(&self.root, cutoff).map_err(|e| StoreError {
+            op: "removing stale temporary files under",
+            object: self.describe(""),
+            kind: StoreErrorKind::Io(e),
+        })
+    }
+}
+
+/// Removes the temporary files under `dir` (at any depth: a write's temporary file sits
+/// in its target's folder) last modified before `cutoff`; returns how many.
+fn remove_temporaries_before(dir: &Path, cutoff: SystemTime) -> io::Result<usize> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            removed += remove_temporaries_before(&entry.path(), cutoff)?;
+        } else if kind.is_file() && is_temporary(&entry.file_name()) {
+            removed += usize::from(remove_if_older(&entry.path(), cutoff)?);
+        }
+    }
+    Ok(removed)
+}
+
+fn is_temporary(name: &std::ffi::OsStr) -> bool {
+    name.to_str().is_some_and(|n| n.starts_with(TEMP_PREFIX))
+}
+
+/// Removes a file last modified before `cutoff`; one already gone (its writer committed
+/// it, or another run removed it) counts as not removed.
+fn remove_if_older(path: &Path, cutoff: SystemTime) -> io::Result<bool> {
+    let modified = match fs::symlink_metadata(path).and_then(|m| m.modified()) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if modified >= cutoff {
+        return Ok(false);
+    }
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -257,6 +312,34 @@ mod tests {
         assert_eq!(get_bytes(&s, "r/x", 10).unwrap(), vec![winner; 4]);
         assert!(!s.create_new("r/x", b"late").unwrap());
         assert_eq!(s.list("").unwrap(), vec!["r/x"], "no temporary files left");
+    }
+
+    #[test]
+    fn stale_temporaries_are_removed_fresh_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::new(dir.path());
+        put_bytes(&s, "a/b/kept.x", b"object").unwrap();
+        let old = dir.path().join(format!("a/b/{TEMP_PREFIX}old"));
+        let fresh = dir.path().join(format!("a/{TEMP_PREFIX}fresh"));
+        for path in [&old, &fresh] {
+            fs::write(path, b"partial").unwrap();
+        }
+        let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+        assert_eq!(
+            s.remove_stale_temporaries(Duration::from_secs(3600))
+                .unwrap(),
+            1
+        );
+        assert!(!old.exists() && fresh.exists());
+        assert_eq!(s.list("").unwrap(), vec!["a/b/kept.x"]);
+        let missing = LocalStore::new(dir.path().join("none"));
+        assert_eq!(missing.remove_stale_temporaries(Duration::ZERO).unwrap(), 0);
     }
 
     #[test]

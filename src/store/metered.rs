@@ -72,6 +72,10 @@ impl ObjectStore for Metered {
         }
         Ok(created)
     }
+
+    fn remove_stale_temporaries(&self, age: std::time::Duration) -> Result<usize, StoreError> {
+        self.inner.remove_stale_temporaries(age)
+    }
 }
 
 struct CountingReader {

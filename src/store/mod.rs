@@ -71,6 +71,12 @@ pub trait ObjectStore: Send + Sync {
     /// Writes a small object only if no object of that key exists, atomically even when
     /// several writers race: true if this call created it, false if one existed.
     fn create_new(&self, key: &str, bytes: &[u8]) -> Result<bool, StoreError>;
+    /// Removes what killed writers left behind (temporary files) older than `age`, and
+    /// says how many. Younger ones may belong to a writer still at work, so they stay.
+    /// Stores whose writes leave nothing visible when killed have nothing to remove.
+    fn remove_stale_temporaries(&self, _age: std::time::Duration) -> Result<usize, StoreError> {
+        Ok(0)
+    }
 }
 
 /// Reads a whole object, refusing one larger than `limit` bytes before reading it.
