@@ -8,7 +8,7 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            cli::error_exit_code(&e)
         }
     }
 }

@@ -293,8 +293,8 @@ fn an_incomplete_batch_is_waited_for_then_reported() {
     };
     let out = run("2h");
     assert!(
-        out.status.success() && out.stdout.is_empty(),
-        "nothing to do yet"
+        out.status.code() == Some(4) && out.stdout.is_empty(),
+        "nothing to do yet: waiting for the ingestor to finish the batch (exit code 4)"
     );
     let summary = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -629,11 +629,97 @@ fn a_stage_removes_stale_temporary_files_and_keeps_fresh_ones() {
         "killed",
     ]);
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
+    assert_eq!(out.status.code(), Some(3), "nothing to do: {log}");
     assert!(!old.exists(), "the stale temporary file is removed");
     assert!(fresh.exists(), "a fresh one may be a live write: kept");
     assert!(
         log.contains("removed stale temporary files") && log.contains("\"removed\":1"),
         "{log}"
+    );
+}
+
+/// Runs `divvi` with extra environment variables; returns its exit code and stderr.
+fn exit_code(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_divvi"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+/// Done, failed, usage, nothing to do and waiting each have an exit code; a scheduler
+/// mode folds the two idle ones into 0.
+#[test]
+fn exit_codes_tell_done_failed_nothing_to_do_and_waiting_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("deploy");
+    ok(&["keygen", "--out", p(&d), "--min-clients", "1"]);
+    let cfg = |name: &str| d.join(name).display().to_string();
+    let (server0, server1) = (cfg("server0.toml"), cfg("server1.toml"));
+    let idle = ["--aggregation", "codes"];
+    let scheduler = [("DIVVI_EXIT_CODES", "scheduler")];
+
+    // Nothing ingested: nothing to do.
+    let intake0 = ["intake", "--config", &server0, idle[0], idle[1]];
+    assert_eq!(exit_code(&intake0, &[]).0, 3);
+    assert_eq!(exit_code(&intake0, &scheduler).0, 0);
+
+    // A batch validated by server 0 only: server 1's explicit run waits for the manifest,
+    // server 0's for server 1's validation.
+    let input = dir.path().join("reports.csv");
+    std::fs::write(&input, "1,0\n0,1\n").unwrap();
+    let t = test_time();
+    ok(&[
+        "ingest",
+        "--config",
+        &cfg("ingestor.toml"),
+        "--input",
+        p(&input),
+        "--aggregation",
+        "codes",
+        "--bins",
+        "2",
+        "--time",
+        t,
+    ]);
+    let (code, stderr) = exit_code(&intake0, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("\"outcome\":\"done\""), "{stderr}");
+    let window = ["--start", t, "--end", t];
+    for server in [&server0, &server1] {
+        let mut args = vec!["aggregate", "--config", server.as_str(), idle[0], idle[1]];
+        args.extend(window);
+        let (code, stderr) = exit_code(&args, &[]);
+        assert_eq!(code, 4, "{server}: {stderr}");
+        assert_eq!(exit_code(&args, &scheduler).0, 0);
+    }
+
+    // A config that does not load: a usage error.
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "server_index = 7\n").unwrap();
+    let (code, stderr) = exit_code(&["intake", "--config", p(&broken), idle[0], idle[1]], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    // A failed job: a batch that is not Avro.
+    let sig = d.join("buckets/server1-ingestion/codes").join(date_path());
+    let header = std::fs::read_dir(&sig)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "batch"))
+        .unwrap();
+    std::fs::write(&header, b"not avro").unwrap();
+    let intake1 = ["intake", "--config", &server1, idle[0], idle[1]];
+    assert_eq!(exit_code(&intake1, &[]).0, 1);
+    assert_eq!(
+        exit_code(&intake1, &scheduler).0,
+        1,
+        "a failure stays a failure"
+    );
+
+    let help = ok(&["--help"]);
+    assert!(
+        help.contains("Exit codes:") && help.contains("4  waiting"),
+        "{help}"
     );
 }

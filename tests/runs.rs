@@ -201,6 +201,8 @@ fn config(d: &Deployment, server: usize) -> String {
     d.paths.servers[server].to_str().unwrap().to_string()
 }
 
+/// Scheduled jobs run as the jobs/ manifests run them: with `--exit-codes scheduler`, so
+/// a turn with nothing to do or waiting exits 0.
 fn intake_args(config: &str, aggregation: &str) -> Vec<String> {
     [
         "intake",
@@ -209,6 +211,8 @@ fn intake_args(config: &str, aggregation: &str) -> Vec<String> {
         "--aggregation",
         aggregation,
         "--pending",
+        "--exit-codes",
+        "scheduler",
     ]
     .map(String::from)
     .to_vec()
@@ -228,6 +232,8 @@ fn aggregate_args(config: &str, aggregation: &str) -> Vec<String> {
         "0m",
         "--lookback",
         "60m",
+        "--exit-codes",
+        "scheduler",
     ];
     args.map(String::from).to_vec()
 }

@@ -34,7 +34,7 @@ pub fn check_command(a: CheckArgs) -> Result<ExitCode> {
     let path = a.config.display();
     match a.party {
         Party::Server => {
-            let s = Server::load(&a.config)?;
+            let s = super::outcome::config(Server::load(&a.config))?;
             out!("server {} config {path}: loads", s.index);
             out!("  instance     {}", s.instance);
             out!("  signing key  {}", s.signing_key.key_id());
@@ -58,7 +58,7 @@ pub fn check_command(a: CheckArgs) -> Result<ExitCode> {
             }
         }
         Party::Ingestor => {
-            let i = Ingestor::load(&a.config)?;
+            let i = super::outcome::config(Ingestor::load(&a.config))?;
             out!("ingestor config {path}: loads");
             out!("  signing key  {}", i.signing_key.key_id());
             for (n, t) in i.targets.iter().enumerate() {
@@ -70,7 +70,7 @@ pub fn check_command(a: CheckArgs) -> Result<ExitCode> {
             }
         }
         Party::Portal => {
-            let p = Portal::load(&a.config)?;
+            let p = super::outcome::config(Portal::load(&a.config))?;
             out!("portal config {path}: loads");
             for (n, s) in p.servers.iter().enumerate() {
                 let keys = s.trust.key_ids().join(", ");

@@ -12,7 +12,11 @@ macro_rules! out {
 
 mod check;
 mod job_metrics;
+mod outcome;
 mod runs;
+
+pub use outcome::error_exit_code;
+use outcome::{config, Ended, ExitCodes};
 
 pub fn emit(text: &str) {
     use std::io::Write;
@@ -45,7 +49,8 @@ use std::process::ExitCode;
 #[command(
     name = "divvi",
     version,
-    about = "Privacy-preserving aggregate statistics: the ENPA Prio batch pipeline"
+    about = "Privacy-preserving aggregate statistics: the ENPA Prio batch pipeline",
+    after_help = outcome::EXIT_CODES_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -59,6 +64,14 @@ struct Cli {
     /// Serve the job's metrics at http://0.0.0.0:PORT/metrics while it runs.
     #[arg(long, global = true, env = "DIVVI_METRICS_PORT")]
     metrics_port: Option<u16>,
+    /// detailed: 3 for nothing to do, 4 for waiting; scheduler: both exit 0 (see below).
+    #[arg(
+        long,
+        global = true,
+        env = "DIVVI_EXIT_CODES",
+        default_value = "detailed"
+    )]
+    exit_codes: ExitCodes,
 }
 
 #[derive(Subcommand)]
@@ -289,6 +302,7 @@ pub fn run() -> Result<ExitCode> {
         pushgateway: cli.pushgateway,
         port: cli.metrics_port,
     };
+    let exit_codes = cli.exit_codes;
     match cli.command {
         Command::Demo(a) => demo(a),
         Command::Keygen(a) => {
@@ -305,11 +319,13 @@ pub fn run() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Ingest(a) => ingest_command(a),
-        Command::Intake(a) => intake_command(a, &metrics_args),
-        Command::Aggregate(a) => runs::aggregate_command(a, &metrics_args),
+        Command::Intake(a) => Ok(intake_command(a, &metrics_args)?.exit_code(exit_codes)),
+        Command::Aggregate(a) => {
+            Ok(runs::aggregate_command(a, &metrics_args)?.exit_code(exit_codes))
+        }
         Command::Status(a) => runs::status_command(a),
         Command::Collect(a) => {
-            let portal = Portal::load(&a.config)?;
+            let portal = config(Portal::load(&a.config))?;
             divvi::stages::remove_stale_temporaries(&[portal.results.as_ref()]);
             let window = window(&a.start, &a.end)?;
             let result = collect::collect_run(&portal, &a.aggregation, &window, a.run)?;
@@ -353,7 +369,7 @@ fn batch_size_arg(text: &str) -> Result<usize, String> {
 }
 
 fn ingest_command(a: IngestArgs) -> Result<ExitCode> {
-    let ingestor = Ingestor::load(&a.config)?;
+    let ingestor = config(Ingestor::load(&a.config))?;
     let source = ReportSource::from_arg(&a.input);
     let format = source.format(a.format)?;
     let mut time = match &a.time {
@@ -411,9 +427,9 @@ pub struct MetricsArgs {
     pub port: Option<u16>,
 }
 
-fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<ExitCode> {
+fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<Ended> {
     use divvi::schedule::{parse_duration, pending_intake, Shard};
-    let server = Server::load(&a.config)?;
+    let server = config(Server::load(&a.config))?;
     let metrics = job_metrics::JobMetrics::start("intake", &a.aggregation, &server, m.port)?;
     let server = metrics.meter(server);
     divvi::stages::remove_stale_temporaries(&server.written_locations());
@@ -465,20 +481,27 @@ fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<ExitCode> {
         }
         bar.finish_and_clear();
     }
+    let ended = if failed > 0 {
+        Ended::Failed
+    } else if !ids.is_empty() {
+        Ended::Done
+    } else if !incomplete.is_empty() {
+        // Batches the ingestor has not finished writing: they come at a later turn.
+        Ended::Waiting
+    } else {
+        Ended::NothingToDo
+    };
     let summary = serde_json::json!({
         "shard": shard.to_string(),
         "batches": ids.len(),
         "failed": failed,
         "incomplete": incomplete,
+        "outcome": ended.name(),
     });
     eprintln!("{summary}");
     let shard_label = (shard != Shard::ALL).then(|| shard.to_string());
     metrics.finish(failed == 0, m.pushgateway.as_deref(), shard_label);
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(ended)
 }
 
 /// SHA-256 of a file, read in pieces.

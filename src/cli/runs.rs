@@ -1,5 +1,6 @@
 //! `divvi aggregate` and `divvi status`: scheduled and explicit aggregation runs.
 
+use super::outcome::{config, Ended};
 use super::progress;
 use anyhow::{anyhow, bail, Result};
 use chrono::Utc;
@@ -68,8 +69,8 @@ impl ScheduleArgs {
     }
 }
 
-pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<ExitCode> {
-    let server = Server::load(&a.config)?;
+pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<Ended> {
+    let server = config(Server::load(&a.config))?;
     let metrics =
         super::job_metrics::JobMetrics::start("aggregate", &a.aggregation, &server, m.port)?;
     let server = metrics.meter(server);
@@ -91,12 +92,13 @@ pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<Exi
         explicit_runs(&server, &a.aggregation, &window, a.late, &o)?
     };
 
-    let (mut failed, mut waiting) = (0, 0);
+    let (mut failed, mut waiting, mut done) = (0, 0, 0);
     for (run, outcome) in run_all(&server, &runs, &o) {
         match outcome {
             Ok(outcome) => {
                 match &outcome {
                     RunOutcome::Done { report, left_out } => {
+                        done += 1;
                         metrics.packets(report.valid, report.invalid.len() as u64);
                         metrics.batch("done");
                         for batch in left_out {
@@ -107,6 +109,11 @@ pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<Exi
                         waiting += 1;
                         metrics.batch("waiting");
                     }
+                    // Batches of the window not ready yet: wait for them.
+                    RunOutcome::NothingReady {
+                        waiting: w,
+                        incomplete,
+                    } if w + incomplete > 0 => waiting += 1,
                     RunOutcome::NothingReady { .. } => {}
                 }
                 let line = serde_json::json!({ "run": run.name(), "result": outcome });
@@ -122,15 +129,19 @@ pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<Exi
     if a.pending {
         metrics.late(report_late(&server, &a.aggregation, &o)?);
     }
-    let summary = serde_json::json!({ "runs": runs.len(), "failed": failed, "waiting": waiting });
+    let ended = if failed > 0 {
+        Ended::Failed
+    } else if waiting > 0 {
+        Ended::Waiting
+    } else if done > 0 {
+        Ended::Done
+    } else {
+        Ended::NothingToDo
+    };
+    let summary = serde_json::json!({ "runs": runs.len(), "failed": failed, "waiting": waiting, "outcome": ended.name() });
     eprintln!("{summary}");
     metrics.finish(failed == 0, m.pushgateway.as_deref(), None);
-    // Explicit runs must finish now; a scheduled one may wait for its next turn.
-    Ok(if failed > 0 || (!a.pending && waiting > 0) {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ended)
 }
 
 /// Runs each run; runs left waiting get another turn while others finish, since a run
@@ -250,7 +261,7 @@ pub enum StatusOutput {
 }
 
 pub fn status_command(a: StatusArgs) -> Result<ExitCode> {
-    let server = Server::load(&a.config)?;
+    let server = config(Server::load(&a.config))?;
     let windows = status(&server, &a.aggregation, &a.schedule.options()?)?;
     match a.output {
         StatusOutput::Json => out!("{}", serde_json::to_string_pretty(&windows)?),

@@ -26,6 +26,8 @@ locals {
   common_env = merge(
     {
       DIVVI_LOG_FORMAT = "json"
+      # Nothing to do or waiting exits 0; only a failure fails the Job (and is retried).
+      DIVVI_EXIT_CODES = "scheduler"
       TMPDIR           = "/tmp"
       AWS_REGION       = data.aws_region.current.region
       # If IRSA is misconfigured, fail instead of falling back to the node's role.
