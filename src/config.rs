@@ -18,7 +18,7 @@ pub use checks::KeyFileCheck;
 use checks::{
     check_key_file_mode, looks_like_key_material, refuse_duplicate_ids,
     refuse_mixed_up_portal_servers, refuse_shared_ingestion, refuse_shared_server_locations,
-    the_server_entry,
+    server_field, the_server_entry,
 };
 
 /// Where a secret comes from: `file = "keys/x.key"` or `env = "VAR_NAME"`.
@@ -268,8 +268,9 @@ pub fn read_config<T: serde::de::DeserializeOwned>(path: &Path) -> Result<(T, Pa
     Ok((config, base))
 }
 
-fn location(text: &LocationConfig, base: &Path, what: &str) -> Result<Box<dyn ObjectStore>> {
-    open_location(text, base).map_err(|e| anyhow!("{what} location: {e}"))
+/// Opens the location of the config field `field`; errors name the field.
+fn location(text: &LocationConfig, base: &Path, field: &str) -> Result<Box<dyn ObjectStore>> {
+    open_location(text, base).map_err(|e| anyhow!("{field}: {e}"))
 }
 
 /// A server with its stores opened and its keys loaded.
@@ -328,11 +329,11 @@ impl Server {
         Ok(Server {
             index: c.server_index,
             instance: c.instance.clone(),
-            ingestion: location(&c.locations.ingestion, base, "ingestion")?,
-            own: location(&c.locations.own, base, "own")?,
-            peer_inbox: location(&c.locations.peer_inbox, base, "peer_inbox")?,
-            peer_outbox: location(&c.locations.peer_outbox, base, "peer_outbox")?,
-            sum_parts: location(&c.locations.sum_parts, base, "sum_parts")?,
+            ingestion: location(&c.locations.ingestion, base, "locations.ingestion")?,
+            own: location(&c.locations.own, base, "locations.own")?,
+            peer_inbox: location(&c.locations.peer_inbox, base, "locations.peer_inbox")?,
+            peer_outbox: location(&c.locations.peer_outbox, base, "locations.peer_outbox")?,
+            sum_parts: location(&c.locations.sum_parts, base, "locations.sum_parts")?,
             signing_key,
             packet_keys,
             ingestor_trust: trust_set(&c.trust.ingestors, "trust.ingestors")?,
@@ -390,7 +391,11 @@ impl Ingestor {
         refuse_shared_ingestion(servers, base)?;
         let target = |s: &IngestorServerConfig| -> Result<IngestTarget> {
             Ok(IngestTarget {
-                store: location(&s.ingestion, base, "ingestion")?,
+                store: location(
+                    &s.ingestion,
+                    base,
+                    &server_field(s.server_index, "ingestion"),
+                )?,
                 key_id: s.packet_key_id.clone(),
                 key: PacketPublicKey::from_text(s.packet_scheme, &s.packet_public_key)
                     .with_context(|| format!("packet key {}", s.packet_key_id))?,
@@ -427,11 +432,11 @@ impl Portal {
         let entries = [entry(ServerIndex::Zero)?, entry(ServerIndex::One)?];
         let server = |s: &PortalServerConfig| -> Result<PortalServer> {
             crate::batch::validate_name("instance", &s.instance).map_err(|e| anyhow!(e))?;
-            let field = format!("servers[server_index = {}].signing_keys", s.server_index);
+            let field = |name: &str| server_field(s.server_index, name);
             Ok(PortalServer {
                 instance: s.instance.clone(),
-                sum_parts: location(&s.sum_parts, base, "sum_parts")?,
-                trust: trust_set(&s.signing_keys, &field)?,
+                sum_parts: location(&s.sum_parts, base, &field("sum_parts"))?,
+                trust: trust_set(&s.signing_keys, &field("signing_keys"))?,
             })
         };
         let servers = [server(entries[0])?, server(entries[1])?];

@@ -39,6 +39,11 @@ pub fn the_server_entry<T>(
     Ok(entry)
 }
 
+/// The config field `name` of the `[[servers]]` entry for `index`, as errors name it.
+pub fn server_field(index: ServerIndex, name: &str) -> String {
+    format!("servers[server_index = {index}].{name}")
+}
+
 /// The place of a location, or why its URL names none, naming its field.
 fn place(field: &str, location: &LocationConfig, base: &Path) -> Result<Place> {
     location.place(base).map_err(|e| anyhow!("{field}: {e}"))
@@ -96,8 +101,7 @@ pub fn refuse_shared_server_locations(locations: &ServerLocations, base: &Path) 
 /// Refuses an ingestor config whose two servers' ingestion locations are one place: both
 /// servers' batches have the same names, so each would replace the other's.
 pub fn refuse_shared_ingestion(servers: [&IngestorServerConfig; 2], base: &Path) -> Result<()> {
-    let field =
-        |s: &IngestorServerConfig| format!("servers[server_index = {}].ingestion", s.server_index);
+    let field = |s: &IngestorServerConfig| server_field(s.server_index, "ingestion");
     let places = [
         place(&field(servers[0]), &servers[0].ingestion, base)?,
         place(&field(servers[1]), &servers[1].ingestion, base)?,
@@ -122,27 +126,25 @@ pub fn refuse_mixed_up_portal_servers(
     servers: [&PortalServerConfig; 2],
     base: &Path,
 ) -> Result<()> {
-    let field = |s: &PortalServerConfig| format!("servers[server_index = {}]", s.server_index);
     let [a, b] = servers;
-    let same_place = place(&format!("{}.sum_parts", field(a)), &a.sum_parts, base)?
-        == place(&format!("{}.sum_parts", field(b)), &b.sum_parts, base)?;
+    let field = |s: &PortalServerConfig, name: &str| server_field(s.server_index, name);
+    let (a_sums, b_sums) = (field(a, "sum_parts"), field(b, "sum_parts"));
+    let same_place = place(&a_sums, &a.sum_parts, base)? == place(&b_sums, &b.sum_parts, base)?;
     if same_place && a.instance == b.instance {
         bail!(
-            "{}.sum_parts and {}.sum_parts are the same location with the same instance {:?}; \
-             each server's sum parts come from its own location",
-            field(a),
-            field(b),
+            "{a_sums} and {b_sums} are the same location with the same instance {:?}; each \
+             server's sum parts come from its own location",
             a.instance
         );
     }
     for ka in &a.signing_keys {
         if let Some(kb) = b.signing_keys.iter().find(|kb| same_public_key(ka, kb)) {
             bail!(
-                "{}.signing_keys {:?} and {}.signing_keys {:?} are the same public key: either \
-                 server could sign the other's sum parts; each server has its own key",
-                field(a),
+                "{} {:?} and {} {:?} are the same public key: either server could sign the \
+                 other's sum parts; each server has its own key",
+                field(a, "signing_keys"),
                 ka.id,
-                field(b),
+                field(b, "signing_keys"),
                 kb.id
             );
         }
