@@ -320,7 +320,9 @@ impl Server {
         own_trust.insert(signing_key.key_id(), signing_key.verifying_key());
         let mut packet_keys = Vec::new();
         for (n, k) in c.packet_keys.iter().enumerate() {
-            let text = (k.secret.read(base, KeyFileCheck::Refuse))
+            let text = k
+                .secret
+                .read(base, KeyFileCheck::Refuse)
                 .with_context(|| format!("packet_keys[{n}].secret"))?;
             let key = PacketPrivateKey::from_text(k.scheme, &text)
                 .with_context(|| format!("loading packet key {}", k.id))?;
