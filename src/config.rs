@@ -11,9 +11,18 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+mod checks;
+mod parse_error;
+
+pub use checks::KeyFileCheck;
+use checks::{
+    check_key_file_mode, looks_like_key_material, refuse_duplicate_ids,
+    refuse_mixed_up_portal_servers, refuse_shared_ingestion, refuse_shared_server_locations,
+    server_field, the_server_entry,
+};
+
 /// Where a secret comes from: `file = "keys/x.key"` or `env = "VAR_NAME"`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SecretSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
@@ -21,22 +30,82 @@ pub struct SecretSource {
     pub env: Option<String>,
 }
 
+/// A secret's table as written; a string in its place is refused by `SecretSource`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretSourceTable {
+    #[serde(default)]
+    file: Option<PathBuf>,
+    #[serde(default)]
+    env: Option<String>,
+}
+
+/// Why a secret written as a string is refused (the string is likely the key itself).
+const INLINE_SECRET: &str =
+    "a secret must be { file = ... } or { env = ... }; never inline (the text is not shown)";
+
+impl<'de> Deserialize<'de> for SecretSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SecretSourceVisitor)
+    }
+}
+
+/// Takes a secret's table, and refuses a string without quoting it.
+struct SecretSourceVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SecretSourceVisitor {
+    type Value = SecretSource;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a table { file = ... } or { env = ... }")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _inline: &str) -> Result<SecretSource, E> {
+        Err(E::custom(INLINE_SECRET))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<SecretSource, A::Error> {
+        let table =
+            SecretSourceTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(SecretSource {
+            file: table.file,
+            env: table.env,
+        })
+    }
+}
+
 impl SecretSource {
-    /// The secret's text. Errors name the source, never the content.
-    pub fn read(&self, base: &Path) -> Result<String> {
+    /// The secret's text. Errors name the source, never the content; `check` says what a
+    /// key file open to group or others draws.
+    pub fn read(&self, base: &Path, check: KeyFileCheck) -> Result<String> {
         match (&self.file, &self.env) {
-            (Some(file), None) => {
-                let path = base.join(file);
-                std::fs::read_to_string(&path)
-                    .map(|s| s.trim().to_string())
-                    .with_context(|| format!("reading secret file {}", path.display()))
-            }
+            (Some(file), None) => read_secret_file(base, file, check),
+            (None, Some(var)) if looks_like_key_material(var) => bail!(
+                "the secret's variable name looks like key material (not shown); give the \
+                 name of an environment variable that holds the key"
+            ),
             (None, Some(var)) => std::env::var(var)
                 .map(|s| s.trim().to_string())
                 .map_err(|_| anyhow!("environment variable {var} (a secret) is not set")),
             _ => bail!("a secret needs exactly one of `file` or `env`"),
         }
     }
+}
+
+/// Reads a secret file, after refusing a name that is a key pasted in its place (without
+/// showing it) and checking the file's mode.
+fn read_secret_file(base: &Path, file: &Path, check: KeyFileCheck) -> Result<String> {
+    let path = base.join(file);
+    if !path.exists() && looks_like_key_material(&file.to_string_lossy()) {
+        bail!(
+            "the secret's file name looks like key material (not shown), and no such file \
+             exists; put the key in a file and give its path"
+        );
+    }
+    check_key_file_mode(&path, check)?;
+    std::fs::read_to_string(&path)
+        .map(|s| s.trim().to_string())
+        .with_context(|| format!("reading secret file {}", path.display()))
 }
 
 /// A party's own signing key.
@@ -48,8 +117,11 @@ pub struct SigningKeyConfig {
 }
 
 impl SigningKeyConfig {
-    pub fn load(&self, base: &Path) -> Result<SigningKey> {
-        let text = self.secret.read(base)?;
+    pub fn load(&self, base: &Path, check: KeyFileCheck) -> Result<SigningKey> {
+        let text = self
+            .secret
+            .read(base, check)
+            .context("signing_key.secret")?;
         SigningKey::from_pkcs8_base64(&self.id, &text)
             .with_context(|| format!("loading signing key {}", self.id))
     }
@@ -63,11 +135,13 @@ pub struct PublicKeyConfig {
     pub public_key: String,
 }
 
-pub fn trust_set(keys: &[PublicKeyConfig], what: &str) -> Result<TrustSet> {
+/// The trusted keys of the config field `field`; two with one id are refused.
+pub fn trust_set(keys: &[PublicKeyConfig], field: &str) -> Result<TrustSet> {
+    refuse_duplicate_ids(field, keys.iter().map(|k| k.id.as_str()))?;
     let mut set = TrustSet::new();
     for k in keys {
         let key = VerifyingKey::from_base64(&k.public_key)
-            .with_context(|| format!("{what} key {}", k.id))?;
+            .with_context(|| format!("{field} key {}", k.id))?;
         set.insert(&k.id, key);
     }
     Ok(set)
@@ -197,12 +271,13 @@ pub struct PortalConfig {
     pub results: LocationConfig,
 }
 
-/// Reads a TOML config; returns it with the folder relative paths are taken from.
+/// Reads a TOML config; returns it with the folder relative paths are taken from. A parse
+/// error names the file, line, column and field, never the text (it may hold a key).
 pub fn read_config<T: serde::de::DeserializeOwned>(path: &Path) -> Result<(T, PathBuf)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config {}", path.display()))?;
     let config =
-        toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow!(parse_error::describe(path, &text, e)))?;
     let base = path
         .parent()
         .map(Path::to_path_buf)
@@ -215,8 +290,9 @@ pub fn read_config<T: serde::de::DeserializeOwned>(path: &Path) -> Result<(T, Pa
     Ok((config, base))
 }
 
-fn location(text: &LocationConfig, base: &Path, what: &str) -> Result<Box<dyn ObjectStore>> {
-    open_location(text, base).map_err(|e| anyhow!("{what} location: {e}"))
+/// Opens the location of the config field `field`; errors name the field.
+fn location(text: &LocationConfig, base: &Path, field: &str) -> Result<Box<dyn ObjectStore>> {
+    open_location(text, base).map_err(|e| anyhow!("{field}: {e}"))
 }
 
 /// A server with its stores opened and its keys loaded.
@@ -283,21 +359,16 @@ impl Server {
     }
 
     pub fn from_config(c: &ServerConfig, base: &Path) -> Result<Self> {
-        crate::batch::validate_name("instance", &c.instance).map_err(|e| anyhow!(e))?;
-        let signing_key = c.signing_key.load(base)?;
+        check_server_config(c, base)?;
+        let signing_key = c.signing_key.load(base, KeyFileCheck::Refuse)?;
         let mut own_trust = TrustSet::new();
         own_trust.insert(signing_key.key_id(), signing_key.verifying_key());
-        if c.packet_keys.is_empty() {
-            bail!("no packet_keys configured");
-        }
-        if c.server_index == ServerIndex::Zero && !c.peer_writes_manifests {
-            bail!(
-                "peer_writes_manifests = false is for server 1 only: server 0 writes the manifests"
-            );
-        }
         let mut packet_keys = Vec::new();
-        for k in &c.packet_keys {
-            let text = k.secret.read(base)?;
+        for (n, k) in c.packet_keys.iter().enumerate() {
+            let text = k
+                .secret
+                .read(base, KeyFileCheck::Refuse)
+                .with_context(|| format!("packet_keys[{n}].secret"))?;
             let key = PacketPrivateKey::from_text(k.scheme, &text)
                 .with_context(|| format!("loading packet key {}", k.id))?;
             packet_keys.push((k.id.clone(), key));
@@ -305,26 +376,44 @@ impl Server {
         Ok(Server {
             index: c.server_index,
             instance: c.instance.clone(),
-            ingestion: location(&c.locations.ingestion, base, "ingestion")?,
-            own: location(&c.locations.own, base, "own")?,
-            peer_inbox: location(&c.locations.peer_inbox, base, "peer_inbox")?,
-            peer_outbox: location(&c.locations.peer_outbox, base, "peer_outbox")?,
-            sum_parts: location(&c.locations.sum_parts, base, "sum_parts")?,
+            ingestion: location(&c.locations.ingestion, base, "locations.ingestion")?,
+            own: location(&c.locations.own, base, "locations.own")?,
+            peer_inbox: location(&c.locations.peer_inbox, base, "locations.peer_inbox")?,
+            peer_outbox: location(&c.locations.peer_outbox, base, "locations.peer_outbox")?,
+            sum_parts: location(&c.locations.sum_parts, base, "locations.sum_parts")?,
             signing_key,
             packet_keys,
-            ingestor_trust: trust_set(&c.trust.ingestors, "ingestor")?,
-            peer_trust: trust_set(&c.trust.peer, "peer")?,
+            ingestor_trust: trust_set(&c.trust.ingestors, "trust.ingestors")?,
+            peer_trust: trust_set(&c.trust.peer, "trust.peer")?,
             own_trust,
             stash_key: match &c.stash_key {
-                Some(source) => {
-                    Some(StashKey::from_text(&source.read(base)?).context("loading stash key")?)
-                }
+                Some(source) => Some(load_stash_key(source, base)?),
                 None => None,
             },
             limits: c.limits,
             decides_runs: c.server_index == ServerIndex::Zero || !c.peer_writes_manifests,
         })
     }
+}
+
+/// What a server config is refused for before any key or location is touched.
+fn check_server_config(c: &ServerConfig, base: &Path) -> Result<()> {
+    crate::batch::validate_name("instance", &c.instance).map_err(|e| anyhow!(e))?;
+    if c.packet_keys.is_empty() {
+        bail!("no packet_keys configured");
+    }
+    if c.server_index == ServerIndex::Zero && !c.peer_writes_manifests {
+        bail!("peer_writes_manifests = false is for server 1 only: server 0 writes the manifests");
+    }
+    refuse_duplicate_ids("packet_keys", c.packet_keys.iter().map(|k| k.id.as_str()))?;
+    refuse_shared_server_locations(&c.locations, base)
+}
+
+fn load_stash_key(source: &SecretSource, base: &Path) -> Result<StashKey> {
+    let text = source
+        .read(base, KeyFileCheck::Refuse)
+        .context("stash_key")?;
+    StashKey::from_text(&text).context("loading stash key")
 }
 
 /// The ingestor's view of one server: where its batches go and how packets are sealed.
@@ -348,24 +437,24 @@ impl Ingestor {
     }
 
     pub fn from_config(c: &IngestorConfig, base: &Path) -> Result<Self> {
-        let target = |index: ServerIndex| -> Result<IngestTarget> {
-            let mut found = c.servers.iter().filter(|s| s.server_index == index);
-            let s = found
-                .next()
-                .ok_or_else(|| anyhow!("no [[servers]] entry with server_index = {index}"))?;
-            if found.next().is_some() {
-                bail!("two [[servers]] entries with server_index = {index}");
-            }
+        let entry = |index| the_server_entry(&c.servers, index, |s| s.server_index);
+        let servers = [entry(ServerIndex::Zero)?, entry(ServerIndex::One)?];
+        refuse_shared_ingestion(servers, base)?;
+        let target = |s: &IngestorServerConfig| -> Result<IngestTarget> {
             Ok(IngestTarget {
-                store: location(&s.ingestion, base, "ingestion")?,
+                store: location(
+                    &s.ingestion,
+                    base,
+                    &server_field(s.server_index, "ingestion"),
+                )?,
                 key_id: s.packet_key_id.clone(),
                 key: PacketPublicKey::from_text(s.packet_scheme, &s.packet_public_key)
                     .with_context(|| format!("packet key {}", s.packet_key_id))?,
             })
         };
         Ok(Ingestor {
-            signing_key: c.signing_key.load(base)?,
-            targets: [target(ServerIndex::Zero)?, target(ServerIndex::One)?],
+            signing_key: c.signing_key.load(base, KeyFileCheck::Warn)?,
+            targets: [target(servers[0])?, target(servers[1])?],
         })
     }
 }
@@ -390,21 +479,21 @@ impl Portal {
     }
 
     pub fn from_config(c: &PortalConfig, base: &Path) -> Result<Self> {
-        let server = |index: ServerIndex| -> Result<PortalServer> {
-            let s = c
-                .servers
-                .iter()
-                .find(|s| s.server_index == index)
-                .ok_or_else(|| anyhow!("no [[servers]] entry with server_index = {index}"))?;
+        let entry = |index| the_server_entry(&c.servers, index, |s| s.server_index);
+        let entries = [entry(ServerIndex::Zero)?, entry(ServerIndex::One)?];
+        let server = |s: &PortalServerConfig| -> Result<PortalServer> {
             crate::batch::validate_name("instance", &s.instance).map_err(|e| anyhow!(e))?;
+            let field = |name: &str| server_field(s.server_index, name);
             Ok(PortalServer {
                 instance: s.instance.clone(),
-                sum_parts: location(&s.sum_parts, base, "sum_parts")?,
-                trust: trust_set(&s.signing_keys, "server signing")?,
+                sum_parts: location(&s.sum_parts, base, &field("sum_parts"))?,
+                trust: trust_set(&s.signing_keys, &field("signing_keys"))?,
             })
         };
+        let servers = [server(entries[0])?, server(entries[1])?];
+        refuse_mixed_up_portal_servers(entries, base)?;
         Ok(Portal {
-            servers: [server(ServerIndex::Zero)?, server(ServerIndex::One)?],
+            servers,
             results: location(&c.results, base, "results")?,
         })
     }

@@ -779,6 +779,103 @@ fn cases() -> Vec<Case> {
             Cli("ingest {ingestor} bad-input --bins 3 --input - --format csv --journal {journal}"),
             |_| fails("--journal", "standard input cannot be read again"),
         ),
+        // --- configs refused at load (issue 16 item 3) ---
+        case("ingestor: both servers' ingestion one folder (./x/ vs x)",
+            Cli("check {ingestor} --as ingestor"), |fx| {
+            fx.refused(Ingestor, "\"buckets/server1-ingestion\"", "\"./buckets/server0-ingestion/\"", "servers[server_index = 0].ingestion and servers[server_index = 1].ingestion are the same location")
+        }),
+        case("ingestor: both servers' ingestion one folder (file://, %-escaped)",
+            Cli("ingest {ingestor} bad-input --bins 3"), |fx| {
+            fx.write_input("1,0,0\n");
+            let url = format!("\"file://{}/buckets/server0%2Dingestion\"", fx.d.paths.dir.display());
+            fx.refused(Ingestor, "\"buckets/server1-ingestion\"", &url, "are the same location")
+        }),
+        case("server: own is its ingestion location", Cli("check {server0}"), |fx| {
+            fx.refused(Server0, "own = \"buckets/server0-own\"", "own = \"buckets/server0-ingestion\"", "locations.ingestion (written by the ingestor) and locations.own")
+        }),
+        case("server: own is its ingestion location (divvi aggregate)",
+            Cli("aggregate {server0} bad-input {window}"), |fx| {
+            fx.refused(Server0, "own = \"buckets/server0-own\"", "own = \"buckets/server0-ingestion\"", "locations.ingestion (written by the ingestor) and locations.own")
+        }),
+        case("server: peer_outbox is its own peer_inbox", Cli("check {server1}"), |fx| {
+            fx.refused(Server1, "\"buckets/server0-peer-inbox\"", "\"buckets/server1-peer-inbox\"", "locations.peer_inbox (written by the peer) and locations.peer_outbox")
+        }),
+        case("server: own and sum_parts one S3 prefix (p vs p/)", Cli("check {server0}"), |fx| {
+            fx.edit_config(Server0, "\"buckets/server0-own\"", "\"s3://shared/p\"");
+            fx.refused(Server0, "\"buckets/server0-sum-parts\"", "\"s3://shared/p/\"", "locations.own (this server's own records, written and read by it alone) and locations.sum_parts (read by the portal) are the same location, s3://shared/p/")
+        }),
+        case("server: two [[packet_keys]] with one id", Cli("check {server0}"), |fx| {
+            let twice = "[[packet_keys]]\nid = \"server0-packet\"\nscheme = \"hpke\"\n\n\
+                [packet_keys.secret]\nfile = \"keys/server0-packet.key\"\n\n[stash_key]";
+            fx.refused(Server0, "[stash_key]", twice, "packet_keys: two entries with id \"server0-packet\"")
+        }),
+        case("server: two trust.ingestors with one id", Cli("check {server0}"), |fx| {
+            let other = fx.d.servers[1].signing_key.verifying_key().to_base64();
+            let entry = format!("[[trust.ingestors]]\nid = \"ingestor-signing\"\npublic_key = \"{other}\"\n\n[[trust.peer]]");
+            fx.refused(Server0, "[[trust.peer]]", &entry, "trust.ingestors: two entries with id \"ingestor-signing\"")
+        }),
+        case("server: two trust.peer with one id", Cli("check {server0}"), |fx| {
+            let other = fx.d.ingestor.signing_key.verifying_key().to_base64();
+            let entry = format!("[[trust.peer]]\nid = \"server1-signing\"\npublic_key = \"{other}\"\n\n[limits]");
+            fx.refused(Server0, "[limits]", &entry, "trust.peer: two entries with id \"server1-signing\"")
+        }),
+        case("portal: a server's signing_keys with one id twice", Cli("check {portal} --as portal"), |fx| {
+            let other = fx.d.servers[1].signing_key.verifying_key().to_base64();
+            let entry = format!("[[servers.signing_keys]]\nid = \"server0-signing\"\npublic_key = \"{other}\"\n\n[[servers]]");
+            fx.refused(Portal, "[[servers]]\nserver_index = 1", &format!("{entry}\nserver_index = 1"), "servers[server_index = 0].signing_keys: two entries with id \"server0-signing\"")
+        }),
+        case("portal: one server listed twice (divvi collect)",
+            Cli("collect {portal} bad-input {window}"), |fx| {
+            fx.refused(Portal, "server_index = 1", "server_index = 0", "two [[servers]] entries with server_index = 0")
+        }),
+        case("portal: both servers' sum parts from one location", Cli("check {portal} --as portal"), |fx| {
+            fx.refused(Portal, "\"buckets/server1-sum-parts\"", "\"buckets/server0-sum-parts/\"", "sum_parts are the same location with the same instance")
+        }),
+        case("portal: one signing key trusted for both servers", Cli("check {portal} --as portal"), |fx| {
+            let key0 = fx.d.servers[0].signing_key.verifying_key().to_base64();
+            let key1 = fx.d.servers[1].signing_key.verifying_key().to_base64();
+            fx.refused(Portal, &key1, &key0, "are the same public key")
+        }),
+        case("location s3:/bucket (one slash)", Cli("check {server0}"), |fx| {
+            fx.refused(Server0, "\"buckets/server0-sum-parts\"", "\"s3:/bucket\"", "locations.sum_parts: location \"s3:/bucket\" starts with \"s3:\"")
+        }),
+        case("location s3:bucket", Cli("check {server1}"), |fx| {
+            fx.refused(Server1, "\"buckets/server1-own\"", "\"s3:bucket\"", "locations.own: location \"s3:bucket\" starts with \"s3:\", which is neither s3:// nor file://")
+        }),
+        case("location S3://bucket (capital S)", Cli("check {ingestor} --as ingestor"), |fx| {
+            fx.refused(Ingestor, "\"buckets/server1-ingestion\"", "\"S3://bucket\"", "servers[server_index = 1].ingestion: location \"S3://bucket\"")
+        }),
+        case("location file:/x and http://host/x", Cli("check {portal} --as portal"), |fx| {
+            fx.edit_config(Portal, "\"buckets/server1-sum-parts\"", "\"file:/x\"");
+            fx.refused(Portal, "\"buckets/portal-results\"", "\"http://host/x\"", "servers[server_index = 1].sum_parts: location \"file:/x\" starts with \"file:\"")
+        }),
+        case("location http://host/x", Cli("check {server0}"), |fx| {
+            fx.refused(Server0, "\"buckets/server0-peer-inbox\"", "\"http://host/x\"", "a location is s3://bucket/prefix, file:///absolute/folder, or a folder path")
+        }),
+        case("location file:// URL with a bad % escape", Cli("check {server0}"), |fx| {
+            fx.refused(Server0, "\"buckets/server0-own\"", "\"file:///tmp/own%zz\"", "locations.own: location file:///tmp/own%zz: bad percent escape")
+        }),
+        case("secret pasted inline as a string", Cli("check {server0}"), |fx| {
+            let key = fx.key_text("server0-signing.key");
+            fx.refused(Server0, "[signing_key.secret]\nfile = \"keys/server0-signing.key\"", &format!("secret = \"{key}\""), "a secret must be { file = ... } or { env = ... }; never inline")
+        }),
+        case("secret file name that is key text", Cli("check {server0}"), |fx| {
+            let key = fx.key_text("server0-packet.key");
+            fx.refused(Server0, "\"keys/server0-packet.key\"", &format!("\"{key}\""), "packet_keys[0].secret: the secret's file name looks like key material")
+        }),
+        case("server key file open to others (0644)", Cli("check {server0}"), |fx| {
+            let path = fx.set_key_mode("server0-stash.key", 0o644);
+            fails(path, "is mode 644, open to group or others; a server's keys must be owner-only: chmod 600")
+        }),
+        case("server key file open to its group (0640, divvi intake)",
+            Cli("intake {server1} bad-input --batch {target}"), |fx| {
+            let path = fx.set_key_mode("server1-signing.key", 0o640);
+            fails(path, "chmod 600")
+        }),
+        case("ingestor key file open to others (0644): a warning", Cli("check {ingestor} --as ingestor"), |fx| {
+            fx.set_key_mode("ingestor-signing.key", 0o644);
+            accepted("the ingestor's own key: a warning, not a refusal (tests/secrets.rs checks it)")
+        }),
     ]
 }
 
@@ -786,15 +883,26 @@ fn cases() -> Vec<Case> {
 // Cases, expectations, outcomes
 // ---------------------------------------------------------------------------------------
 
+/// Whose config a case edits.
+#[derive(Clone, Copy)]
+enum Party {
+    Server0,
+    Server1,
+    Ingestor,
+    Portal,
+}
+use Party::*;
+
 #[derive(Clone, Copy, Debug)]
 enum Stage {
     Intake(usize),
     Aggregate(usize),
     Collect,
-    /// The `divvi` binary: `"command config aggregation more..."`. `--config` and
-    /// `--aggregation` (and for ingest `--input`, unless given) are added; `{server0}`,
-    /// `{portal}`, `{ingestor}`, `{target}`, `{nil}`, `{odd}` and `{journal}` are filled
-    /// in, and `{window}` becomes `--start … --end …` for the fixture's window.
+    /// The `divvi` binary: `"command config aggregation more..."` (`check` takes no
+    /// aggregation). `--config` and `--aggregation` (and for ingest `--input`, unless
+    /// given) are added; `{server0}`, `{server1}`, `{portal}`, `{ingestor}`, `{target}`,
+    /// `{nil}`, `{odd}` and `{journal}` are filled in, and `{window}` becomes
+    /// `--start … --end …` for the fixture's window.
     Cli(&'static str),
     /// Calls the case makes itself; it leaves the result in `Fx::direct`.
     Direct,
@@ -1241,14 +1349,11 @@ impl Fx {
     fn cli_args(&self, spec: &str) -> Vec<String> {
         let mut words = spec.split(' ');
         let mut word = || self.fill(words.next().unwrap());
-        let (command, config, aggregation) = (word(), word(), word());
-        let mut args = vec![
-            command.clone(),
-            "--config".into(),
-            config,
-            "--aggregation".into(),
-            aggregation,
-        ];
+        let (command, config) = (word(), word());
+        let mut args = vec![command.clone(), "--config".into(), config];
+        if command != "check" {
+            args.extend(["--aggregation".into(), word()]);
+        }
         if command == "ingest" && !spec.contains("--input") {
             args.extend(["--input".into(), self.input().display().to_string()]);
         }
@@ -1394,6 +1499,53 @@ impl Fx {
     fn remove(&self, store: &dyn ObjectStore, key: &str) {
         let path = store.describe(key);
         std::fs::remove_file(path.strip_prefix("file://").unwrap()).unwrap();
+    }
+
+    // --- the deployment's configs and key files ---
+
+    fn config(&self, party: Party) -> String {
+        let p = &self.d.paths;
+        let path = match party {
+            Server0 => &p.servers[0],
+            Server1 => &p.servers[1],
+            Ingestor => &p.ingestor,
+            Portal => &p.portal,
+        };
+        path.display().to_string()
+    }
+
+    /// Replaces the first `from` in a party's config (which must hold it) with `to`.
+    fn edit_config(&self, party: Party, from: &str, to: &str) {
+        let path = self.config(party);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{path} lacks {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+
+    fn key_path(&self, name: &str) -> PathBuf {
+        self.d.paths.dir.join("keys").join(name)
+    }
+
+    fn key_text(&self, name: &str) -> String {
+        std::fs::read_to_string(self.key_path(name))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// Edits a party's config as `edit_config` does; its load must fail naming the config
+    /// and saying `reason`.
+    fn refused(&self, party: Party, from: &str, to: &str, reason: &str) -> Expect {
+        self.edit_config(party, from, to);
+        fails(self.config(party), reason)
+    }
+
+    /// Sets a key file's mode; returns its path as errors name it.
+    fn set_key_mode(&self, name: &str, mode: u32) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.key_path(name);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path.display().to_string()
     }
 
     fn input(&self) -> PathBuf {

@@ -46,6 +46,13 @@ fn window() -> Window {
     Window::new(t, t).unwrap()
 }
 
+/// Writes a key file owner-only, as a server requires.
+fn write_key(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 /// A server configured with the fixture's keys; secrets come from files in `dir`.
 fn fixture_server(index: ServerIndex, dir: &Path, own: &Path, peer_inbox: &Path) -> Server {
     let (me, signing, packet_key_id, packet, peer) = match index {
@@ -64,8 +71,8 @@ fn fixture_server(index: ServerIndex, dir: &Path, own: &Path, peer_inbox: &Path)
             public("pha-signing-key", PHA_SIGNING),
         ),
     };
-    std::fs::write(dir.join("signing.key"), signing).unwrap();
-    std::fs::write(dir.join("packet.key"), packet).unwrap();
+    write_key(&dir.join("signing.key"), signing);
+    write_key(&dir.join("packet.key"), packet);
     let f = fixture();
     let config = ServerConfig {
         server_index: index,

@@ -218,3 +218,138 @@ fn key_files_are_owner_only_and_no_output_shows_key_material() {
         leaks.join("\n")
     );
 }
+
+/// A fresh deployment by `divvi keygen` in `dir/d`; returns its folder.
+fn keygen_in(dir: &Path) -> std::path::PathBuf {
+    let d = dir.join("d");
+    assert!(divvi(&["keygen", "--out", d.to_str().unwrap()])
+        .status
+        .success());
+    d
+}
+
+/// Whether any 16-character window of `secret` (as text, hex or URL-safe base64) is in
+/// `output`.
+fn shows(output: &str, secret: &str) -> bool {
+    fingerprints(secret)
+        .iter()
+        .any(|f| output.contains(f.as_str()))
+}
+
+/// A key pasted into a config by mistake, in each way a hurried operator might: the
+/// config is refused naming the file (and line or field), and `divvi check` never prints
+/// the key.
+#[test]
+fn a_key_pasted_into_a_config_is_refused_without_showing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = keygen_in(dir.path());
+    let config = std::fs::read_to_string(d.join("server0.toml")).unwrap();
+    let key = std::fs::read_to_string(d.join("keys/server0-signing.key")).unwrap();
+    let key = key.trim();
+    let table = "[signing_key.secret]\nfile = \"keys/server0-signing.key\"";
+    let signing = format!("[signing_key]\nid = \"server0-signing\"\n\n{table}\n");
+    let stash = "[stash_key]\nfile = \"keys/server0-stash.key\"\n";
+    assert!(config.contains(&signing) && config.contains(stash));
+    let paste = |from: &str, to: &str| config.replacen(from, to, 1);
+    // A top-level field in place of its table.
+    let at_top = |table: &str, field: &str| {
+        paste(table, "").replacen(
+            "server_index = 0",
+            &format!("{field} = \"{key}\"\nserver_index = 0"),
+            1,
+        )
+    };
+    let pem = format!("-----BEGIN PRIVATE KEY-----\n{key}\n-----END PRIVATE KEY-----");
+    let pastings = [
+        (
+            "inline string",
+            paste(table, &format!("secret = \"{key}\"")),
+            "never inline",
+        ),
+        (
+            "inline PEM",
+            paste(table, &format!("secret = \"\"\"\n{pem}\"\"\"")),
+            "never inline",
+        ),
+        (
+            "stash key inline",
+            at_top(stash, "stash_key"),
+            "never inline",
+        ),
+        (
+            "an unknown field",
+            paste(table, &format!("private_key = \"{key}\"\n\n{table}")),
+            "unknown field `private_key`",
+        ),
+        (
+            "a table as a string",
+            at_top(&signing, "signing_key"),
+            "invalid type: string",
+        ),
+        (
+            "a line of its own",
+            paste("[signing_key]", &format!("{key}\n[signing_key]")),
+            "line 14",
+        ),
+        (
+            "a file name",
+            paste(
+                "file = \"keys/server0-signing.key\"",
+                &format!("file = \"{key}\""),
+            ),
+            "looks like key material",
+        ),
+        (
+            "a variable name",
+            paste(
+                "file = \"keys/server0-signing.key\"",
+                &format!("env = \"{key}\""),
+            ),
+            "looks like key material",
+        ),
+    ];
+    for (how, text, reason) in pastings {
+        let path = d.join("pasted.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = divvi(&["check", "--config", path.to_str().unwrap()]);
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{how}: loaded");
+        assert!(
+            shown.contains("pasted.toml") && shown.contains(reason),
+            "{how}: {shown}"
+        );
+        assert!(!shows(&shown, key), "{how}: the key is shown: {shown}");
+    }
+}
+
+/// The ingestor's key open to others draws a warning naming the file and its mode; a
+/// server's is refused (the bad-input corpus checks the refusal).
+#[test]
+fn an_open_ingestor_key_draws_a_warning_without_its_content() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = keygen_in(dir.path());
+    let key_file = d.join("keys/ingestor-signing.key");
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = d.join("ingestor.toml");
+    let out = divvi(&[
+        "check",
+        "--config",
+        config.to_str().unwrap(),
+        "--as",
+        "ingestor",
+    ]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("WARN") && log.contains("ingestor-signing.key") && log.contains("644"),
+        "{log}"
+    );
+    assert!(log.contains("chmod 600"), "{log}");
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert!(!shows(&log, &key), "{log}");
+}

@@ -13,7 +13,7 @@ mod s3;
 
 pub use key::validate_key;
 pub use local::LocalStore;
-pub use location::{open_location, LocationConfig, LocationSettings};
+pub use location::{open_location, LocationConfig, LocationSettings, Place};
 pub use metered::{ByteCounters, Metered};
 #[cfg(feature = "s3")]
 pub use s3::S3Store;

@@ -71,11 +71,7 @@ where
 
 impl S3Store {
     pub fn new(client: Client, bucket: String, prefix: String) -> Self {
-        let prefix = if prefix.is_empty() || prefix.ends_with('/') {
-            prefix
-        } else {
-            format!("{prefix}/")
-        };
+        let prefix = super::location::store_prefix(&prefix);
         S3Store {
             client,
             bucket,
