@@ -800,3 +800,75 @@ fn an_ingest_killed_at_any_point_is_finished_by_running_it_again_with_its_journa
     assert_eq!(result.total_individual_clients, reports as i64);
     assert_eq!(result.batches.len(), reports / batch_size);
 }
+
+/// An app moving from 3 to 4 bins in the middle of a window: the run sums the batches of
+/// its first batch's parameters, reports the others (left out, late) instead of failing,
+/// and a late run sums them with their own bins. All through the command line.
+#[test]
+fn a_batch_with_other_prio_parameters_is_left_out_and_summed_by_a_late_run() {
+    let d = deployment(PacketScheme::Ecies);
+    let time = truncate_to_minute(Utc::now()) - TimeDelta::minutes(4);
+    let update = time + TimeDelta::minutes(1);
+    let window = Window::new(time, update).unwrap();
+    let (start, end) = start_end(&window);
+    write_batch(&d, "bins-change", time, 1, 3);
+    write_batch(&d, "bins-change", time, 2, 2);
+    // The 4-bin batch, as the ingestor writes it after the app's update a minute later.
+    let maker = PacketMaker::new(&d.ingestor, 4).unwrap();
+    let mut b = IngestionBatch::new(&d.ingestor, "bins-change", update).unwrap();
+    for _ in 0..5 {
+        b.append(&maker.make(&[0, 0, 0, 1]).unwrap()).unwrap();
+    }
+    let four_bins = b.finish(4, 1.0).unwrap();
+    let (c0, c1) = (config(&d, 0), config(&d, 1));
+    for c in [&c0, &c1] {
+        ok(&strs(&intake_args(c, "bins-change")));
+    }
+    let with_window = |command: &str, config: &str| -> Vec<String> {
+        let args = [
+            command,
+            "--config",
+            config,
+            "--aggregation",
+            "bins-change",
+            "--start",
+            &start,
+            "--end",
+            &end,
+        ];
+        args.map(String::from).to_vec()
+    };
+    let explicit = |c: &str, late: bool| {
+        let mut args = with_window("aggregate", c);
+        if late {
+            args.push("--late".into());
+        }
+        let out = common::divvi(&strs(&args));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+    let log = explicit(&c0, false);
+    assert!(
+        log.contains(&four_bins.to_string()) && log.contains("bins 4") && log.contains("--late"),
+        "server 0 reports the batch it left out: {log}"
+    );
+    explicit(&c1, false);
+    for c in [&c0, &c1] {
+        explicit(c, true);
+    }
+    let portal = d.paths.portal.to_str().unwrap();
+    let collect = |run: &str| {
+        let mut args = with_window("collect", portal);
+        args.extend(["--run".into(), run.into()]);
+        ok(&strs(&args))
+    };
+    let counts = |out: &str| -> Vec<u64> {
+        out.lines()
+            .skip(2)
+            .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+            .collect()
+    };
+    assert_eq!(counts(&collect("0")), vec![0, 3, 2]);
+    assert_eq!(counts(&collect("1")), vec![0, 0, 0, 5]);
+}

@@ -102,7 +102,7 @@ pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<End
                         metrics.packets(report.valid, report.invalid.len() as u64);
                         metrics.batch("done");
                         for batch in left_out {
-                            tracing::warn!(run = %run, batch = %batch, "late batch: not ready when the run was decided; sum it later with aggregate --late");
+                            tracing::warn!(run = %run, batch = %batch, "late batch: not in this run (not ready when it was decided, or other Prio parameters); sum it later with aggregate --late");
                         }
                     }
                     RunOutcome::Waiting { .. } => {

@@ -2,11 +2,13 @@
 
 use super::history::{preceding_runs, summed_by};
 use super::{list_manifests, read_done, read_manifest, Manifest, RunId, SignedManifest};
-use crate::batch::{BatchId, BatchKind, Window};
+use crate::batch::{open_batch, BatchError, BatchId, BatchKind, Window};
 use crate::config::Server;
 use crate::schedule::{scan_ingestion_between, Incomplete};
+use crate::stages::SumParameters;
 use crate::store::put_bytes;
 use crate::vdaf::ServerIndex;
+use crate::wire::IngestionHeader;
 use anyhow::{bail, Result};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::BTreeSet;
@@ -117,6 +119,7 @@ pub fn decide_run(
                 .filter(|id| !summed.contains_key(&id.to_string()))
                 .cloned()
                 .collect();
+            let ready = with_the_runs_parameters(server, run, ready)?;
             if ready.is_empty() {
                 return Ok(Decision::NothingReady(scan));
             }
@@ -155,6 +158,49 @@ pub fn decide_run(
         manifest,
         left_out,
     }))
+}
+
+/// The ready batches that share the Prio parameters of the first (by time, then UUID): a
+/// run sums one kind of measurement. The others, and batches whose header cannot be
+/// read, are left out and reported: not summed by this run, they are its late batches,
+/// which a late run (`aggregate --late`) takes with their own parameters.
+fn with_the_runs_parameters(
+    server: &Server,
+    run: &RunId,
+    mut ready: Vec<BatchId>,
+) -> Result<Vec<BatchId>> {
+    ready.sort();
+    let mut kept = Vec::new();
+    let mut parameters: Option<SumParameters> = None;
+    for id in ready {
+        let names = id.names(BatchKind::Ingestion);
+        let header = match open_batch::<IngestionHeader>(
+            server.ingestion.as_ref(),
+            &names,
+            &server.ingestor_trust,
+            server.limits.max_object_bytes,
+        ) {
+            Ok(batch) => batch.header,
+            // Storage trouble may pass: the decision waits for a later turn.
+            Err(BatchError::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(run = %run, batch = %id, error = %e, "batch left out of the run: its ingestion header does not open");
+                continue;
+            }
+        };
+        let mine = SumParameters::of(&header);
+        match parameters {
+            Some(run_parameters) if run_parameters != mine => {
+                tracing::warn!(run = %run, batch = %id, "batch left out of the run: {mine} differ from the run's {run_parameters}; sum it in a late run (aggregate --late)");
+            }
+            Some(_) => kept.push(id),
+            None => {
+                parameters = Some(mine);
+                kept.push(id);
+            }
+        }
+    }
+    Ok(kept)
 }
 
 /// What deciding a run came to.

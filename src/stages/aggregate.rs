@@ -5,7 +5,7 @@
 //! batches validated elsewhere) does it open packets again.
 
 use super::checks::check_validity_header;
-use super::{check_ingestion_header, judge_in_chunks, open_packet, Rejected, Tick};
+use super::{check_ingestion_header, judge_in_chunks, open_packet, Rejected, SumParameters, Tick};
 use crate::batch::{
     encode_sum_part, open_batch, BatchId, BatchKind, SumPartBinding, SumPartId, Window,
 };
@@ -239,15 +239,9 @@ fn sum_batch(
     let prio = check_ingestion_header(id, &batch.header, &object)?;
     match first_header {
         Some(first) => {
-            let h = &batch.header;
-            if h.bins != first.bins
-                || h.epsilon.to_bits() != first.epsilon.to_bits()
-                || h.hamming_weight != first.hamming_weight
-            {
-                bail!(
-                    "{object}: bins/epsilon/hamming_weight ({}, {}, {:?}) differ from the window's first batch ({}, {}, {:?})",
-                    h.bins, h.epsilon, h.hamming_weight, first.bins, first.epsilon, first.hamming_weight
-                );
+            let (mine, run) = (SumParameters::of(&batch.header), SumParameters::of(first));
+            if mine != run {
+                bail!("{object}: {mine} differ from the run's first batch ({run})");
             }
         }
         None => *first_header = Some(batch.header.clone()),

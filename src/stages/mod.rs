@@ -10,7 +10,7 @@ pub mod journal;
 mod packets;
 pub mod replays;
 
-pub use checks::check_ingestion_header;
+pub use checks::{check_ingestion_header, SumParameters};
 pub use packets::open_packet;
 
 /// Called with the number of packets just processed, for progress display.
