@@ -486,7 +486,7 @@ fn cases() -> Vec<Case> {
             fx.rewrite_ingestion_both(|_, h, _| h.epsilon = 2.0);
             // Batches are summed in UUID order: the second one is refused.
             let second = std::cmp::max(&fx.good, &fx.target).names(BatchKind::Ingestion);
-            fails(fx.url(fx.ing(0), &second.header), "bins/epsilon/hamming_weight")
+            fails(fx.url(fx.ing(0), &second.header), "hamming_weight None differ from the run's first batch (bins 3, epsilon ")
         }),
         case("ingestion packets re-signed after intake, one fewer", Aggregate(0), |fx| {
             fx.rewrite_ingestion(0, |_, p| {
