@@ -245,6 +245,32 @@ fn start_end(window: &Window) -> (String, String) {
     (start.to_string(), end.to_string())
 }
 
+/// `divvi status --output json`'s entry for one window (1-minute windows, 10 min back).
+fn window_status_of(config: &str, aggregation: &str, window: &Window) -> serde_json::Value {
+    let out = ok(&[
+        "status",
+        "--config",
+        config,
+        "--aggregation",
+        aggregation,
+        "--period",
+        "1m",
+        "--grace",
+        "0m",
+        "--lookback",
+        "10m",
+        "--output",
+        "json",
+    ]);
+    let all: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let found = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["window"] == window.name());
+    found.cloned().unwrap()
+}
+
 fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
@@ -586,33 +612,7 @@ fn a_running_job_serves_its_metrics_on_the_metrics_port() {
 fn status_and_a_late_run_from_the_command_line() {
     let (d, window, truth) = scheduled_deployment("cli-late", 2, 5);
     let (c0, c1) = (config(&d, 0), config(&d, 1));
-    let status_args = |c: &str| -> Vec<String> {
-        let args = [
-            "status",
-            "--config",
-            c,
-            "--aggregation",
-            "cli-late",
-            "--period",
-            "1m",
-            "--grace",
-            "0m",
-            "--lookback",
-            "10m",
-            "--output",
-            "json",
-        ];
-        args.map(String::from).to_vec()
-    };
-    let window_status = |c: &str| -> serde_json::Value {
-        let all: serde_json::Value = serde_json::from_str(&ok(&strs(&status_args(c)))).unwrap();
-        all.as_array()
-            .unwrap()
-            .iter()
-            .find(|w| w["window"] == window.name())
-            .cloned()
-            .unwrap()
-    };
+    let window_status = |c: &str| window_status_of(c, "cli-late", &window);
     assert_eq!(window_status(&c0)["state"], "pending");
     assert_eq!(window_status(&c0)["batches"], 2);
     for c in [&c0, &c1] {
@@ -871,4 +871,119 @@ fn a_batch_with_other_prio_parameters_is_left_out_and_summed_by_a_late_run() {
     };
     assert_eq!(counts(&collect("0")), vec![0, 3, 2]);
     assert_eq!(counts(&collect("1")), vec![0, 0, 0, 5]);
+}
+
+/// Writes server 0's ingestion batch again with one packet fewer, signed by the ingestor:
+/// a batch re-signed after intake, which no run can sum any more.
+fn resign_without_last_packet(d: &Deployment, id: &BatchId) {
+    use divvi::batch::{open_batch, BatchWriter};
+    use divvi::wire::{DataSharePacket, IngestionHeader};
+    let store = d.servers[0].ingestion.as_ref();
+    let names = id.names(BatchKind::Ingestion);
+    let batch = open_batch::<IngestionHeader>(store, &names, &d.servers[0].ingestor_trust, 1 << 30)
+        .unwrap();
+    let mut packets: Vec<DataSharePacket> = batch
+        .packets::<DataSharePacket>()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    packets.pop();
+    let header = batch.header.clone();
+    let mut w = BatchWriter::three_object(store, names).unwrap();
+    for p in &packets {
+        w.append(p).unwrap();
+    }
+    let header = |digest| IngestionHeader {
+        packet_file_digest: digest,
+        ..header
+    };
+    w.finish(header, &d.ingestor.signing_key, &[store]).unwrap();
+}
+
+/// A batch that wedges its window (re-signed after intake: every run listing it fails) is
+/// excluded by the operator on server 0; both servers then finish the window without it,
+/// `status` shows the exclusion and its reason, and a batch already summed cannot be
+/// excluded. All through the command line.
+#[test]
+fn an_excluded_batch_lets_a_wedged_window_finish_on_both_servers() {
+    let d = deployment(PacketScheme::Ecies);
+    let time = truncate_to_minute(Utc::now()) - TimeDelta::minutes(4);
+    let window = window_at(time);
+    let (start, end) = start_end(&window);
+    let good = write_batch(&d, "wedge", time, 0, 3);
+    let bad = write_batch(&d, "wedge", time, 2, 2);
+    let (c0, c1) = (config(&d, 0), config(&d, 1));
+    for c in [&c0, &c1] {
+        ok(&strs(&intake_args(c, "wedge")));
+    }
+    resign_without_last_packet(&d, &bad);
+    let aggregate = |c: &str| {
+        let args = [
+            "aggregate",
+            "--config",
+            c,
+            "--aggregation",
+            "wedge",
+            "--start",
+            &start,
+            "--end",
+            &end,
+        ];
+        common::divvi(&args)
+    };
+    let out = aggregate(&c0);
+    assert_eq!(out.status.code(), Some(1), "the bad batch fails the run");
+
+    let exclude = |c: &str, batch: &BatchId| {
+        let uuid = batch.uuid.to_string();
+        let args = [
+            "exclude",
+            "--config",
+            c,
+            "--aggregation",
+            "wedge",
+            "--batch",
+            &uuid,
+            "--reason",
+            "re-signed after intake",
+        ];
+        common::divvi(&args)
+    };
+    let out = exclude(&c1, &bad);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("server 1 follows"),
+        "{stderr}"
+    );
+    let out = exclude(&c0, &bad);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for c in [&c0, &c1] {
+        let out = aggregate(c);
+        assert!(
+            out.status.success(),
+            "{c}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let result = collect::collect(&d.portal, "wedge", &window).unwrap();
+    assert_eq!(result.histogram, vec![3, 0, 0]);
+    assert_eq!(result.batches, vec![good.uuid]);
+
+    let w = window_status_of(&c1, "wedge", &window);
+    assert_eq!(w["state"], "done");
+    assert_eq!(w["late"], serde_json::json!([]));
+    assert_eq!(w["excluded"][0]["batch"], bad.to_string());
+    assert_eq!(w["excluded"][0]["reason"], "re-signed after intake");
+
+    // The good batch is summed: excluding it now could reveal its sum by difference.
+    let out = exclude(&c0, &good);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("would reveal"),
+        "{stderr}"
+    );
 }

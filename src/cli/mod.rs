@@ -90,6 +90,9 @@ enum Command {
     Collect(CollectArgs),
     /// (server) Per window: open, pending, done, late or failed.
     Status(runs::StatusArgs),
+    /// (server 0) Leave a batch out of every run of its aggregation (server 1 follows):
+    /// for a batch that cannot be summed and would hold its window back.
+    Exclude(runs::ExcludeArgs),
     /// Show any ENPA object as JSON, with signature and digest verdicts.
     Inspect(InspectArgs),
     /// Load a server, ingestor or portal config and every key it names; no storage is touched.
@@ -324,6 +327,7 @@ pub fn run() -> Result<ExitCode> {
             Ok(runs::aggregate_command(a, &metrics_args)?.exit_code(exit_codes))
         }
         Command::Status(a) => runs::status_command(a),
+        Command::Exclude(a) => runs::exclude_command(a),
         Command::Collect(a) => {
             let portal = config(Portal::load(&a.config))?;
             divvi::stages::remove_stale_temporaries(&[portal.results.as_ref()]);

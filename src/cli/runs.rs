@@ -8,8 +8,8 @@ use clap::Args;
 use divvi::batch::Window;
 use divvi::config::Server;
 use divvi::runs::{
-    closed_windows, decide_late_run, execute_run, leader_pending, status, undone_runs, Decision,
-    RunId, RunOutcome, StatusOptions, WindowStatus,
+    closed_windows, decide_late_run, exclude, execute_run, leader_pending, status, undone_runs,
+    Decision, RunId, RunOutcome, StatusOptions, WindowStatus,
 };
 use divvi::schedule::parse_duration;
 use divvi::vdaf::ServerIndex;
@@ -316,5 +316,39 @@ fn print_table(windows: &[WindowStatus]) {
         for b in &w.late {
             out!("    late: {b}");
         }
+        for e in &w.excluded {
+            out!("    excluded: {} ({}, {})", e.batch, e.reason, e.at);
+        }
     }
+}
+
+#[derive(Args)]
+pub struct ExcludeArgs {
+    #[arg(long)]
+    config: PathBuf,
+    #[arg(long)]
+    aggregation: String,
+    /// The batch's UUID.
+    #[arg(long)]
+    batch: uuid::Uuid,
+    /// Why, for the record both servers keep and `status` shows.
+    #[arg(long)]
+    reason: String,
+}
+
+/// Server 0 excludes a batch from every run of its aggregation; server 1 follows.
+pub fn exclude_command(a: ExcludeArgs) -> Result<ExitCode> {
+    let server = config(Server::load(&a.config))?;
+    let all = divvi::stages::ingestion_batches(&server, &a.aggregation)?;
+    let Some(batch) = all.into_iter().find(|id| id.uuid == a.batch) else {
+        bail!(
+            "no ingestion batch {} of {} in {}",
+            a.batch,
+            a.aggregation,
+            server.ingestion.describe("")
+        );
+    };
+    let exclusion = exclude(&server, &batch, &a.reason)?;
+    out!("{}", serde_json::to_string(&exclusion)?);
+    Ok(ExitCode::SUCCESS)
 }

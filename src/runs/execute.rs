@@ -2,6 +2,7 @@
 //! server 1 follows it; both sum exactly the listed batches once every validation is
 //! there, write the sum part, and record the run as done.
 
+use super::exclusion::exclusions;
 use super::history::{counted_elsewhere, other_runs, preceding_runs, summed_by, write_counted};
 use super::plan::{decide_run, missing_validations, read_decided, Decision};
 use super::{read_done, write_done, write_failed, RunId, RunRecord};
@@ -68,7 +69,17 @@ fn execute(
             }
         },
     };
-    let batches = manifest.manifest.batch_ids(run)?;
+    // Batches the deciding server excluded (after the run was decided) are not summed.
+    let excluded = exclusions(server, &run.aggregation)?;
+    let batches: Vec<_> = manifest
+        .manifest
+        .batch_ids(run)?
+        .into_iter()
+        .filter(|id| !excluded.contains_key(&id.to_string()))
+        .collect();
+    if batches.is_empty() {
+        bail!("{run}: every batch it lists is excluded: nothing to sum");
+    }
 
     // The runs decided before this one must be summed here first: they say which
     // batches and packets this run must not count again.

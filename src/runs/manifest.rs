@@ -2,12 +2,12 @@
 //! single-object signature form (a `BatchSignature` with the manifest's JSON inline),
 //! so it appears whole or not at all.
 
+use super::signed_json::{sign_json, verify_json};
 use super::{parse_batch, RunId, MAX_RUN_OBJECT_BYTES};
 use crate::batch::BatchId;
 use crate::crypto::{SigningKey, TrustSet};
 use crate::store::{get_bytes, ObjectStore};
-use crate::wire::{self, BatchSignature};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Manifest {
@@ -58,35 +58,13 @@ pub struct SignedManifest {
 
 impl SignedManifest {
     pub fn sign(manifest: Manifest, key: &SigningKey) -> Result<Self> {
-        let json = serde_json::to_vec(&manifest)?;
-        let signature = BatchSignature {
-            batch_header_signature: key.sign(&json)?,
-            key_identifier: key.key_id().to_string(),
-            batch_header: Some(json),
-            packets: None,
-        };
-        Ok(SignedManifest {
-            manifest,
-            bytes: wire::encode_single(&signature)?,
-        })
+        let bytes = sign_json(&manifest, key)?;
+        Ok(SignedManifest { manifest, bytes })
     }
 
     /// Checks the signature against `trust` and that the manifest is the one for `run`.
     pub fn verify(bytes: Vec<u8>, trust: &TrustSet, run: &RunId, object: &str) -> Result<Self> {
-        let signature: BatchSignature = wire::decode_single(&bytes).context(object.to_string())?;
-        let json = signature
-            .batch_header
-            .as_deref()
-            .ok_or_else(|| anyhow!("{object}: manifest has no inline content"))?;
-        trust
-            .verify(
-                &signature.key_identifier,
-                json,
-                &signature.batch_header_signature,
-            )
-            .with_context(|| format!("{object}: manifest signature check failed"))?;
-        let manifest: Manifest =
-            serde_json::from_slice(json).with_context(|| format!("{object}: manifest content"))?;
+        let manifest: Manifest = verify_json(&bytes, trust, &format!("{object} (manifest)"))?;
         if manifest.aggregation != run.aggregation || manifest.run != run.name() {
             bail!(
                 "{object}: manifest is for {} run {}, not {run}",

@@ -8,13 +8,16 @@
 //! (`--late`, run k >= 1 of the same window) sums it. Every run ends with a record in the
 //! server's own storage; its presence means "done".
 
+mod exclusion;
 mod execute;
 mod history;
 mod manifest;
 mod plan;
+mod signed_json;
 mod status;
 mod windows;
 
+pub use exclusion::{exclude, exclusions, Exclusion};
 pub use execute::{execute_run, RunOutcome};
 pub use manifest::{read_manifest, Manifest, SignedManifest};
 pub use plan::{
@@ -37,7 +40,7 @@ pub struct RunId {
 }
 
 /// Where a server keeps its runs (own storage; server 1's inbox for server 0's manifests).
-const RUNS_FOLDER: &str = "runs";
+pub(crate) const RUNS_FOLDER: &str = "runs";
 const MANIFEST_SUFFIX: &str = ".manifest.sig";
 const DONE_SUFFIX: &str = ".done.json";
 const FAILED_SUFFIX: &str = ".failed.json";

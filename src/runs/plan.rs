@@ -1,5 +1,6 @@
 //! Deciding runs (server 0) and finding the runs a server still has to sum.
 
+use super::exclusion::exclusions;
 use super::history::{preceding_runs, summed_by};
 use super::{list_manifests, read_done, read_manifest, Manifest, RunId, SignedManifest};
 use crate::batch::{open_batch, BatchError, BatchId, BatchKind, Window};
@@ -113,10 +114,12 @@ pub fn decide_run(
                 .filter(|r| r != run)
                 .collect();
             let summed = summed_by(server, &preceding)?;
+            let excluded = exclusions(server, &run.aggregation)?;
             let ready: Vec<BatchId> = scan
                 .ready
                 .iter()
                 .filter(|id| !summed.contains_key(&id.to_string()))
+                .filter(|id| !excluded.contains_key(&id.to_string()))
                 .cloned()
                 .collect();
             let ready = with_the_runs_parameters(server, run, ready)?;
@@ -147,10 +150,11 @@ pub fn decide_run(
     let batches = manifest.manifest.batch_ids(run)?;
     let summed = summed_by(server, &preceding_runs(run, &manifest)?)?;
     let covered: BTreeSet<String> = manifest.manifest.batches.iter().cloned().collect();
+    let excluded = exclusions(server, &run.aggregation)?;
     let left_out = scan
         .all_batches()
         .into_iter()
-        .filter(|b| !covered.contains(b) && !summed.contains_key(b))
+        .filter(|b| !covered.contains(b) && !summed.contains_key(b) && !excluded.contains_key(b))
         .collect();
     Ok(Decision::Decided(Decided {
         run: run.clone(),

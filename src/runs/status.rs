@@ -1,6 +1,7 @@
 //! `divvi status`: per window of an aggregation, what is open, pending, done, late or
 //! failed, as this server sees it.
 
+use super::exclusion::{exclusions, Exclusion};
 use super::plan::{read_decided, scan_window};
 use super::windows::window_of;
 use super::{list_manifests, read_done, read_failed, RunId};
@@ -8,7 +9,7 @@ use crate::batch::Window;
 use crate::config::Server;
 use anyhow::Result;
 use chrono::{DateTime, TimeDelta, Utc};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub struct StatusOptions {
     pub period: TimeDelta,
@@ -31,6 +32,8 @@ pub struct WindowStatus {
     pub runs: Vec<RunState>,
     /// Batches of a decided window that no run covers.
     pub late: Vec<String>,
+    /// Batches of the window an operator excluded (`divvi exclude`), with the reason.
+    pub excluded: Vec<Exclusion>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -65,6 +68,7 @@ pub fn status(
     windows.sort_by_key(|w| (w.start, w.end));
     windows.dedup();
 
+    let excluded = exclusions(server, aggregation)?;
     let mut out = Vec::new();
     for window in windows {
         let window_runs: Vec<&RunId> = runs.iter().filter(|r| r.window == window).collect();
@@ -74,6 +78,7 @@ pub fn status(
             &window,
             &window_runs,
             options,
+            &excluded,
         )?);
     }
     Ok(out)
@@ -85,6 +90,7 @@ fn window_status(
     window: &Window,
     runs: &[&RunId],
     options: &StatusOptions,
+    excluded: &BTreeMap<String, Exclusion>,
 ) -> Result<WindowStatus> {
     let scan = scan_window(
         server,
@@ -131,9 +137,13 @@ fn window_status(
         states.push(state);
     }
     let all = scan.all_batches();
+    let excluded: Vec<Exclusion> = (excluded.values())
+        .filter(|e| all.contains(&e.batch))
+        .cloned()
+        .collect();
     let late = if runs.iter().any(|r| r.run == 0) {
         all.iter()
-            .filter(|b| !covered.contains(*b))
+            .filter(|b| !covered.contains(*b) && !excluded.iter().any(|e| &e.batch == *b))
             .cloned()
             .collect()
     } else {
@@ -165,5 +175,6 @@ fn window_status(
         incomplete: scan.incomplete.len(),
         runs: states,
         late,
+        excluded,
     })
 }
