@@ -417,10 +417,12 @@ fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<ExitCode> {
     let metrics = job_metrics::JobMetrics::start("intake", &a.aggregation, &server, m.port)?;
     let server = metrics.meter(server);
     divvi::stages::remove_stale_temporaries(&server.written_locations());
+    let now = Utc::now();
+    let mut survey = divvi::skipped::survey(&server, &a.aggregation)?;
     let (ids, incomplete, shard) = match a.batch {
         Some(uuid) => {
-            let all = divvi::stages::ingestion_batches(&server, &a.aggregation)?;
-            let id = all.into_iter().find(|id| id.uuid == uuid).ok_or_else(|| {
+            let id = survey.batches.iter().find(|id| id.uuid == uuid).cloned();
+            let id = id.ok_or_else(|| {
                 anyhow!("no ingestion batch {uuid} in aggregation {}", a.aggregation)
             })?;
             (vec![id], Vec::new(), Shard::ALL)
@@ -430,17 +432,27 @@ fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<ExitCode> {
                 Some(text) => Shard::parse(text)?,
                 None => Shard::from_env()?.unwrap_or(Shard::ALL),
             };
+            let lookback = parse_duration(&a.lookback)?;
             let (ids, incomplete) = pending_intake(
                 &server,
                 &a.aggregation,
-                parse_duration(&a.lookback)?,
+                lookback,
                 parse_duration(&a.incomplete_after)?,
                 shard,
-                Utc::now(),
+                now,
             )?;
+            let cutoff = divvi::batch::truncate_to_minute(now) - lookback;
+            let old = divvi::skipped::unvalidated_before(
+                &server,
+                &a.aggregation,
+                &survey.batches,
+                cutoff,
+            )?;
+            survey.skipped.extend(old);
             (ids, incomplete, shard)
         }
     };
+    divvi::skipped::warn_all(&survey.skipped);
     for i in incomplete.iter().filter(|i| i.overdue) {
         tracing::warn!(batch = %i.batch, age_minutes = i.age_minutes, missing = ?i.missing, "ingestion batch still incomplete");
     }
@@ -470,6 +482,7 @@ fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<ExitCode> {
         "batches": ids.len(),
         "failed": failed,
         "incomplete": incomplete,
+        "skipped": survey.skipped,
     });
     eprintln!("{summary}");
     let shard_label = (shard != Shard::ALL).then(|| shard.to_string());

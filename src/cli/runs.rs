@@ -6,11 +6,13 @@ use chrono::Utc;
 use clap::Args;
 use divvi::batch::Window;
 use divvi::config::Server;
+use divvi::runs::window_of;
 use divvi::runs::{
     closed_windows, decide_late_run, execute_run, leader_pending, status, undone_runs, Decision,
     RunId, RunOutcome, StatusOptions, WindowStatus,
 };
 use divvi::schedule::parse_duration;
+use divvi::skipped::{Skipped, Survey};
 use divvi::vdaf::ServerIndex;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +77,16 @@ pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<Exi
     let server = metrics.meter(server);
     divvi::stages::remove_stale_temporaries(&server.written_locations());
     let o = a.schedule.options()?;
+    let mut survey = divvi::skipped::survey(&server, &a.aggregation)?;
+    if a.pending {
+        survey.skipped.extend(unsummed_before_lookback(
+            &server,
+            &a.aggregation,
+            &survey,
+            &o,
+        )?);
+    }
+    divvi::skipped::warn_all(&survey.skipped);
     let runs = if a.pending {
         let since = o.now - o.lookback;
         if server.decides_runs {
@@ -218,6 +230,18 @@ fn explicit_runs(
     }
 }
 
+/// Batches before the first window of the lookback that no run lists: neither
+/// `aggregate --pending` nor `status` looks at them again.
+fn unsummed_before_lookback(
+    server: &Server,
+    aggregation: &str,
+    survey: &Survey,
+    o: &StatusOptions,
+) -> Result<Option<Skipped>> {
+    let first = window_of(o.now - o.lookback, o.period)?;
+    divvi::skipped::unsummed_before(server, aggregation, &survey.batches, first.start)
+}
+
 /// Logs the late batches of the lookback's windows (a batch no run covers); their count.
 fn report_late(server: &Server, aggregation: &str, o: &StatusOptions) -> Result<usize> {
     let mut late = 0;
@@ -249,14 +273,41 @@ pub enum StatusOutput {
     Json,
 }
 
+/// What `status --output json` prints: the windows, and what is passed over.
+#[derive(serde::Serialize)]
+struct StatusReport {
+    windows: Vec<WindowStatus>,
+    skipped: Vec<Skipped>,
+}
+
 pub fn status_command(a: StatusArgs) -> Result<ExitCode> {
     let server = Server::load(&a.config)?;
-    let windows = status(&server, &a.aggregation, &a.schedule.options()?)?;
+    let o = a.schedule.options()?;
+    let mut survey = divvi::skipped::survey(&server, &a.aggregation)?;
+    let old = unsummed_before_lookback(&server, &a.aggregation, &survey, &o)?;
+    survey.skipped.extend(old);
+    divvi::skipped::warn_all(&survey.skipped);
+    let report = StatusReport {
+        windows: status(&server, &a.aggregation, &o)?,
+        skipped: survey.skipped,
+    };
     match a.output {
-        StatusOutput::Json => out!("{}", serde_json::to_string_pretty(&windows)?),
-        StatusOutput::Table => print_table(&windows),
+        StatusOutput::Json => out!("{}", serde_json::to_string_pretty(&report)?),
+        StatusOutput::Table => {
+            print_table(&report.windows);
+            print_skipped(&report.skipped);
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_skipped(skipped: &[Skipped]) {
+    if !skipped.is_empty() {
+        out!("skipped (not read, not summed):");
+    }
+    for s in skipped {
+        out!("  {}: {}", s.kind, s.reason);
+    }
 }
 
 fn print_table(windows: &[WindowStatus]) {
