@@ -822,6 +822,14 @@ fn cases() -> Vec<Case> {
             std::fs::remove_dir_all(inbox.strip_prefix("file://").unwrap()).unwrap();
             warns(inbox, "location peer_inbox")
         }),
+        case("aggregate --start/--end over 31 days without --force",
+            Cli("aggregate {server0} bad-input --start 202601010000 --end 202603010000"), |_| {
+            fails("window --start 2026-01-01 00:00:00 UTC", "spans 59 days, over the bound of 31 days")
+        }),
+        case("collect --start/--end over 31 days without --force",
+            Cli("collect {portal} bad-input --start 202601010000 --end 202602020000"), |_| {
+            fails("--end 2026-02-02 00:00:00 UTC", "pass --force if it is meant")
+        }),
     ]
 }
 

@@ -260,6 +260,9 @@ struct CollectArgs {
     /// Which run of the window: 0 is the regular run, k >= 1 its k-th late run.
     #[arg(long, default_value_t = 0)]
     run: u32,
+    /// Allow a window longer than 31 days (a longer one is most likely a mistyped date).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -311,7 +314,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Collect(a) => {
             let portal = Portal::load(&a.config)?;
             divvi::stages::remove_stale_temporaries(&[portal.results.as_ref()]);
-            let window = window(&a.start, &a.end)?;
+            let window = window(&a.start, &a.end, a.force)?;
             let result = collect::collect_run(&portal, &a.aggregation, &window, a.run)?;
             let valid = (result.valid_clients).map_or("unknown".into(), |v| v.to_string());
             out!(
@@ -512,10 +515,22 @@ fn file_digest(path: &std::path::Path) -> Result<[u8; 32]> {
     }
 }
 
-fn window(start: &str, end: &str) -> Result<Window> {
+/// Windows longer than this need `--force`: a longer one is most likely a mistyped date,
+/// and would read and sum far more than meant.
+const MAX_WINDOW_DAYS: i64 = 31;
+
+fn window(start: &str, end: &str, force: bool) -> Result<Window> {
     let start = parse_time(start).map_err(|e| anyhow!(e))?;
     let end = parse_time(end).map_err(|e| anyhow!(e))?;
-    Window::new(start, end).map_err(|e| anyhow!(e))
+    let window = Window::new(start, end).map_err(|e| anyhow!(e))?;
+    let span = window.end - window.start;
+    if span > chrono::TimeDelta::days(MAX_WINDOW_DAYS) && !force {
+        bail!(
+            "window --start {start} --end {end} spans {} days, over the bound of {MAX_WINDOW_DAYS} days (a mistyped date?); pass --force if it is meant",
+            span.num_days()
+        );
+    }
+    Ok(window)
 }
 
 fn inspect_trust(a: &InspectArgs) -> Result<Option<TrustSet>> {

@@ -37,6 +37,9 @@ pub struct AggregateArgs {
     /// server 1, sum the late runs server 0 decided.
     #[arg(long)]
     late: bool,
+    /// Allow a window longer than 31 days (a longer one is most likely a mistyped date).
+    #[arg(long, requires = "start")]
+    force: bool,
     #[command(flatten)]
     schedule: ScheduleArgs,
 }
@@ -99,6 +102,7 @@ pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<Exi
         let window = super::window(
             a.start.as_deref().unwrap_or_default(),
             a.end.as_deref().unwrap_or_default(),
+            a.force,
         )?;
         explicit_runs(&server, &a.aggregation, &window, a.late, &o)?
     };
