@@ -202,12 +202,12 @@ pub fn unsummed_before(
 
 /// The batches before `cutoff` whose `key` is not among what `done` lists (asked only
 /// when there are such batches: it may read many objects).
-fn left_before<'a>(
-    batches: &'a [BatchId],
+fn left_before(
+    batches: &[BatchId],
     cutoff: DateTime<Utc>,
     done: impl FnOnce() -> Result<BTreeSet<String>>,
     key: impl Fn(&BatchId) -> String,
-) -> Result<Vec<&'a BatchId>> {
+) -> Result<Vec<&BatchId>> {
     let old: Vec<&BatchId> = batches.iter().filter(|id| id.time < cutoff).collect();
     if old.is_empty() {
         return Ok(old);
