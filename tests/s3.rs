@@ -528,3 +528,68 @@ fn a_conditional_create_on_s3_has_exactly_one_winner() {
     );
     assert!(!store.create_new("runs/decision", b"later").unwrap());
 }
+
+/// Rewrites a config's location to another bucket (same endpoint and credentials).
+fn with_bucket(config: &Path, location: &str, bucket: &str, out: &Path) {
+    let mut v: toml::Value = toml::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
+    let url = &mut v["locations"][location]["url"];
+    let old = url.as_str().unwrap().to_string();
+    let rest = old.strip_prefix("s3://").unwrap();
+    let path = rest.split_once('/').map_or("", |(_, p)| p);
+    *url = format!("s3://{bucket}/{path}").into();
+    std::fs::write(out, toml::to_string(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn over_s3_an_unknown_aggregation_names_the_known_ones_and_a_missing_bucket_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let weed = Seaweed::start(&dir.path().join("weed"), "skip-");
+    let d = dir.path().join("d");
+    keygen(&d, Some(&weed));
+    let (input, _) = reports(dir.path(), 10, 4);
+    ingest(&d, &input, 4, 100);
+    let config = s(&d.join("server0.toml"));
+    let status: serde_json::Value = serde_json::from_str(&ok(&[
+        "status",
+        "--config",
+        &config,
+        "--aggregation",
+        "nothing",
+        "--output",
+        "json",
+    ]))
+    .unwrap();
+    let skipped = status["skipped"].as_array().unwrap();
+    assert!(
+        skipped.iter().any(|s| s["kind"] == "unknown_aggregation"
+            && s["reason"]
+                .as_str()
+                .unwrap()
+                .ends_with("known aggregations there: s3-test")),
+        "{skipped:?}"
+    );
+    // A bucket that does not exist is no empty listing: the stage fails, naming it (S3
+    // says NoSuchBucket, or AccessDenied where the credentials have no grant on it, as
+    // SeaweedFS's per-bucket identities here).
+    let missing = d.join("missing-bucket-server0.toml");
+    with_bucket(
+        &d.join("server0.toml"),
+        "ingestion",
+        "skip-no-such-bucket",
+        &missing,
+    );
+    let out = divvi(&[
+        "intake",
+        "--config",
+        &s(&missing),
+        "--aggregation",
+        "s3-test",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && (err.contains("NoSuchBucket") || err.contains("AccessDenied"))
+            && err.contains("listing s3://skip-no-such-bucket/s3-test/"),
+        "{err}"
+    );
+}
