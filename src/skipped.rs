@@ -9,7 +9,7 @@ use crate::config::Server;
 use crate::store::ObjectStore;
 use anyhow::{anyhow, Result};
 use chrono::{DateTime, Utc};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// At most this many names are listed in one report (known aggregations, old batches).
 const NAMES_SHOWN: usize = 10;
@@ -41,6 +41,8 @@ pub fn warn_all(skipped: &[Skipped]) {
 pub struct Survey {
     /// Complete ingestion batches (the signature is written last), sorted.
     pub batches: Vec<BatchId>,
+    /// Batches with a header or packet file but no signature (yet), sorted.
+    pub incomplete: Vec<BatchId>,
     pub skipped: Vec<Skipped>,
 }
 
@@ -61,9 +63,10 @@ pub fn survey(server: &Server, aggregation: &str) -> Result<Survey> {
             .skipped
             .push(unknown_aggregation(server.ingestion.as_ref(), aggregation)?);
     }
-    let (batches, odd) = ingestion_keys(server.ingestion.as_ref(), &keys);
-    survey.batches = batches;
-    survey.skipped.extend(odd);
+    let sorted = ingestion_keys(server.ingestion.as_ref(), &keys);
+    survey.batches = sorted.complete;
+    survey.incomplete = sorted.incomplete;
+    survey.skipped.extend(sorted.odd);
     Ok(survey)
 }
 
@@ -108,27 +111,38 @@ fn unknown_aggregation(ingestion: &dyn ObjectStore, aggregation: &str) -> Result
     })
 }
 
-/// Splits listed ingestion keys into complete batches under canonical keys and reports
-/// of batch objects (`.batch`, `.batch.avro`, `.batch.sig`) under any other key. Keys
-/// that do not look like batch objects at all are left alone.
-pub fn ingestion_keys(
-    ingestion: &dyn ObjectStore,
-    keys: &[String],
-) -> (Vec<BatchId>, Vec<Skipped>) {
-    let mut batches = Vec::new();
+/// Listed ingestion keys, sorted out.
+#[derive(Debug, Clone, Default)]
+pub struct IngestionKeys {
+    /// Batches under canonical keys whose signature (written last) is there, sorted.
+    pub complete: Vec<BatchId>,
+    /// Batches under canonical keys with a header or packet file but no signature.
+    pub incomplete: Vec<BatchId>,
+    /// Batch objects (`.batch`, `.batch.avro`, `.batch.sig`) under any other key.
+    pub odd: Vec<Skipped>,
+}
+
+/// Sorts listed ingestion keys out. Keys that do not look like batch objects at all are
+/// left alone.
+pub fn ingestion_keys(ingestion: &dyn ObjectStore, keys: &[String]) -> IngestionKeys {
+    let mut signed: BTreeMap<BatchId, bool> = BTreeMap::new();
     let mut odd = Vec::new();
     for key in keys {
         let Some(stem) = batch_object_stem(key) else {
             continue;
         };
         match BatchId::from_signature_key(&format!("{stem}.batch.sig"), BatchKind::Ingestion) {
-            Some(id) if key.ends_with(".batch.sig") => batches.push(id),
-            Some(_) => {}
+            Some(id) => *signed.entry(id).or_default() |= key.ends_with(".batch.sig"),
             None => odd.push(non_canonical(ingestion, key)),
         }
     }
-    batches.sort();
-    (batches, odd)
+    let (complete, incomplete) = signed.into_iter().partition(|(_, signed)| *signed);
+    let ids = |batches: Vec<(BatchId, bool)>| batches.into_iter().map(|(id, _)| id).collect();
+    IngestionKeys {
+        complete: ids(complete),
+        incomplete: ids(incomplete),
+        odd,
+    }
 }
 
 /// The key without its batch object extension, if it has one.
@@ -200,6 +214,24 @@ pub fn unsummed_before(
     ))
 }
 
+/// Batches before `cutoff` still missing their signature: no scan within the lookback
+/// watches them any more, so they would never be finished or reported again.
+pub fn incomplete_before(
+    server: &Server,
+    aggregation: &str,
+    incomplete: &[BatchId],
+    cutoff: DateTime<Utc>,
+) -> Option<Skipped> {
+    let old: Vec<&BatchId> = incomplete.iter().filter(|id| id.time < cutoff).collect();
+    older_than_lookback(
+        server,
+        aggregation,
+        &old,
+        cutoff,
+        "are incomplete (no .batch.sig: the ingestor never finished them) and no longer watched; finish or remove them",
+    )
+}
+
 /// The batches before `cutoff` whose `key` is not among what `done` lists (asked only
 /// when there are such batches: it may read many objects).
 fn left_before(
@@ -256,7 +288,7 @@ mod tests {
         let store = LocalStore::new("/nowhere");
         let uuid = uuid::Uuid::new_v4();
         let upper = uuid.to_string().to_uppercase();
-        let keys: Vec<String> = [
+        let mut keys: Vec<String> = [
             format!("a/2026/01/02/03/04/{uuid}.batch"),
             format!("a/2026/01/02/03/04/{uuid}.batch.avro"),
             format!("a/2026/01/02/03/04/{uuid}.batch.sig"),
@@ -265,9 +297,17 @@ mod tests {
             "a/notes.txt".to_string(),
         ]
         .into();
-        let (batches, odd) = ingestion_keys(&store, &keys);
+        let other = uuid::Uuid::new_v4();
+        keys.push(format!("a/2026/01/02/03/05/{other}.batch"));
+        let IngestionKeys {
+            complete: batches,
+            incomplete,
+            odd,
+        } = ingestion_keys(&store, &keys);
         assert_eq!(batches.len(), 1);
         assert_eq!(batches[0].uuid, uuid);
+        assert_eq!(incomplete.len(), 1);
+        assert_eq!(incomplete[0].uuid, other);
         let reported: Vec<&str> = odd.iter().map(|s| s.object.as_str()).collect();
         assert_eq!(reported.len(), 2, "{reported:?}");
         assert!(reported[0].ends_with(&keys[3]) && reported[1].ends_with(&keys[4]));

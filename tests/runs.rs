@@ -825,6 +825,10 @@ fn skipped_of(status: &serde_json::Value, kind: &str) -> Vec<(String, String)> {
 fn batches_older_than_the_lookback_are_reported_by_intake_and_status() {
     let (d, _, _) = scheduled_deployment("old", 1, 2);
     let old = write_batch(&d, "old", Utc::now() - TimeDelta::days(10), 0, 2);
+    // A batch the ingestor never finished (no signature), as old.
+    let unfinished = BatchId::new("old", old.time, uuid::Uuid::new_v4()).unwrap();
+    let header = unfinished.names(BatchKind::Ingestion).header;
+    divvi::store::put_bytes(d.servers[0].ingestion.as_ref(), &header, b"x").unwrap();
     let c0 = config(&d, 0);
     let mut intake = intake_args(&c0, "old");
     intake.extend(["--lookback".into(), "72h".into()]);
@@ -834,7 +838,9 @@ fn batches_older_than_the_lookback_are_reported_by_intake_and_status() {
     assert!(
         log.contains("1 ingestion batches of old older than the lookback")
             && log.contains(&old.to_string())
-            && log.contains("have no validation by this server"),
+            && log.contains("have no validation by this server")
+            && log.contains("are incomplete (no .batch.sig")
+            && log.contains(&unfinished.to_string()),
         "{log}"
     );
     // Validated (by --batch) but in no run: aggregate --pending and status still say so.
@@ -856,7 +862,9 @@ fn batches_older_than_the_lookback_are_reported_by_intake_and_status() {
     );
     let found = skipped_of(&status_json(&c0, "old", "72h"), "older_than_lookback");
     assert!(
-        found.len() == 1 && found[0].1.contains(&old.to_string()),
+        found.len() == 2
+            && found[0].1.contains(&old.to_string())
+            && found[1].1.contains(&unfinished.to_string()),
         "{found:?}"
     );
     // A lookback reaching it: nothing skipped.

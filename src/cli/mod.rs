@@ -452,6 +452,13 @@ fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<ExitCode> {
                 cutoff,
             )?;
             survey.skipped.extend(old);
+            let unfinished = divvi::skipped::incomplete_before(
+                &server,
+                &a.aggregation,
+                &survey.incomplete,
+                cutoff,
+            );
+            survey.skipped.extend(unfinished);
             (ids, incomplete, shard)
         }
     };

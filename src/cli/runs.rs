@@ -234,16 +234,19 @@ fn explicit_runs(
     }
 }
 
-/// Batches before the first window of the lookback that no run lists: neither
-/// `aggregate --pending` nor `status` looks at them again.
+/// Batches before the first window of the lookback that no run lists, or that are
+/// still incomplete: neither `aggregate --pending` nor `status` looks at them again.
 fn unsummed_before_lookback(
     server: &Server,
     aggregation: &str,
     survey: &Survey,
     o: &StatusOptions,
-) -> Result<Option<Skipped>> {
-    let first = window_of(o.now - o.lookback, o.period)?;
-    divvi::skipped::unsummed_before(server, aggregation, &survey.batches, first.start)
+) -> Result<Vec<Skipped>> {
+    let cutoff = window_of(o.now - o.lookback, o.period)?.start;
+    let unsummed = divvi::skipped::unsummed_before(server, aggregation, &survey.batches, cutoff)?;
+    let incomplete =
+        divvi::skipped::incomplete_before(server, aggregation, &survey.incomplete, cutoff);
+    Ok(unsummed.into_iter().chain(incomplete).collect())
 }
 
 /// Logs the late batches of the lookback's windows (a batch no run covers); their count.

@@ -95,9 +95,9 @@ pub fn ingestion_batches(
 ) -> anyhow::Result<Vec<crate::batch::BatchId>> {
     crate::batch::validate_name("aggregation", aggregation).map_err(anyhow::Error::msg)?;
     let keys = server.ingestion.list(&format!("{aggregation}/"))?;
-    let (ids, odd) = crate::skipped::ingestion_keys(server.ingestion.as_ref(), &keys);
-    crate::skipped::warn_all(&odd);
-    Ok(ids)
+    let sorted = crate::skipped::ingestion_keys(server.ingestion.as_ref(), &keys);
+    crate::skipped::warn_all(&sorted.odd);
+    Ok(sorted.complete)
 }
 
 /// A packet left out, and why.
