@@ -6,10 +6,9 @@ use chrono::Utc;
 use clap::Args;
 use divvi::batch::Window;
 use divvi::config::Server;
-use divvi::runs::window_of;
 use divvi::runs::{
-    closed_windows, decide_late_run, execute_run, leader_pending, status, undone_runs, Decision,
-    RunId, RunOutcome, StatusOptions, WindowStatus,
+    closed_windows, decide_late_run, execute_run, leader_pending, status, undone_runs, window_of,
+    Decision, RunId, RunOutcome, StatusOptions, WindowStatus,
 };
 use divvi::schedule::parse_duration;
 use divvi::skipped::{Skipped, Survey};
@@ -80,31 +79,33 @@ pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<Exi
     let server = metrics.meter(server);
     divvi::stages::remove_stale_temporaries(&server.written_locations());
     let o = a.schedule.options()?;
-    let mut survey = divvi::skipped::survey(&server, &a.aggregation)?;
-    if a.pending {
-        survey.skipped.extend(unsummed_before_lookback(
-            &server,
-            &a.aggregation,
-            &survey,
-            &o,
-        )?);
-    }
-    divvi::skipped::warn_all(&survey.skipped);
-    let runs = if a.pending {
-        let since = o.now - o.lookback;
-        if server.decides_runs {
-            let windows = closed_windows(o.now, o.period, o.grace, o.lookback)?;
-            leader_pending(&server, &a.aggregation, &windows, since)?
-        } else {
-            undone_runs(&server, &a.aggregation, since)?
-        }
-    } else {
-        let window = super::window(
+    // An explicit window is checked before anything is listed.
+    let explicit = match a.pending {
+        true => None,
+        false => Some(super::window(
             a.start.as_deref().unwrap_or_default(),
             a.end.as_deref().unwrap_or_default(),
             a.force,
-        )?;
-        explicit_runs(&server, &a.aggregation, &window, a.late, &o)?
+        )?),
+    };
+    let mut survey = divvi::skipped::survey(&server, &a.aggregation)?;
+    if a.pending {
+        survey
+            .skipped
+            .extend(left_before_lookback(&server, &a.aggregation, &survey, &o)?);
+    }
+    divvi::skipped::warn_all(&survey.skipped);
+    let runs = match explicit {
+        Some(window) => explicit_runs(&server, &a.aggregation, &window, a.late, &o)?,
+        None => {
+            let since = o.now - o.lookback;
+            if server.decides_runs {
+                let windows = closed_windows(o.now, o.period, o.grace, o.lookback)?;
+                leader_pending(&server, &a.aggregation, &windows, since)?
+            } else {
+                undone_runs(&server, &a.aggregation, since)?
+            }
+        }
     };
 
     let (mut failed, mut waiting) = (0, 0);
@@ -236,7 +237,7 @@ fn explicit_runs(
 
 /// Batches before the first window of the lookback that no run lists, or that are
 /// still incomplete: neither `aggregate --pending` nor `status` looks at them again.
-fn unsummed_before_lookback(
+fn left_before_lookback(
     server: &Server,
     aggregation: &str,
     survey: &Survey,
@@ -291,7 +292,7 @@ pub fn status_command(a: StatusArgs) -> Result<ExitCode> {
     let server = Server::load(&a.config)?;
     let o = a.schedule.options()?;
     let mut survey = divvi::skipped::survey(&server, &a.aggregation)?;
-    let old = unsummed_before_lookback(&server, &a.aggregation, &survey, &o)?;
+    let old = left_before_lookback(&server, &a.aggregation, &survey, &o)?;
     survey.skipped.extend(old);
     divvi::skipped::warn_all(&survey.skipped);
     let report = StatusReport {
