@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod reports;
 pub mod runs;
 pub mod schedule;
+pub mod skipped;
 pub mod stages;
 pub mod stash;
 pub mod store;

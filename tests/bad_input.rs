@@ -12,7 +12,9 @@
 //! - **invalid**: the packet is listed invalid with its reason, the output is written, and
 //!   every packet is accounted for (counted or listed, never both);
 //! - **accepted**: (only where the input is harmless, and the case says why) the stage
-//!   succeeds with nothing refused.
+//!   succeeds with nothing refused;
+//! - **warns**: (the command line only) the command succeeds and logs a warning naming the
+//!   object and the reason: what it passes over is never passed over in silence.
 //!
 //! A known gap (its fix belongs in code outside this test's change, named in its note)
 //! keeps its actual behaviour asserted and is marked GAP. No case may panic. Each case is
@@ -876,6 +878,55 @@ fn cases() -> Vec<Case> {
             fx.set_key_mode("ingestor-signing.key", 0o644);
             accepted("the ingestor's own key: a warning, not a refusal (tests/secrets.rs checks it)")
         }),
+        // --- nothing skipped in silence (issue 16 item 6) ---
+        case("divvi intake: a batch under an unpadded date is reported, not taken",
+            Cli("intake {server0} bad-input"), |fx| {
+            let sig = fx.get(fx.ing(0), &fx.names().signature);
+            let odd = format!("{AGG}/2026/1/2/3/4/{}.batch.sig", Uuid::new_v4());
+            fx.put(fx.ing(0), &odd, &sig);
+            warns(fx.url(fx.ing(0), &odd), "looks like a batch object but its key is not canonical")
+        }),
+        case("divvi intake: a batch under an upper-case UUID is reported, not taken",
+            Cli("intake {server0} bad-input"), |fx| {
+            let upper = fx.names().signature.replace(
+                &fx.target.uuid.to_string(),
+                &fx.target.uuid.to_string().to_uppercase(),
+            );
+            let sig = fx.get(fx.ing(0), &fx.names().signature);
+            fx.put(fx.ing(0), &upper, &sig);
+            warns(fx.url(fx.ing(0), &upper), "not taken for a batch")
+        }),
+        case("divvi intake: an aggregation with no batches names the known ones",
+            Cli("intake {server0} no-such-aggregation"), |fx| {
+            warns(
+                fx.url(fx.ing(0), "no-such-aggregation/"),
+                "no batches of aggregation no-such-aggregation in file://",
+            )
+        }),
+        case("divvi status: an aggregation with no batches names the known ones",
+            Cli("status {server0} bad-in"), |fx| {
+            warns(fx.url(fx.ing(0), "bad-in/"), "known aggregations there: bad-input")
+        }),
+        case("divvi status: a missing ingestion folder is reported",
+            Cli("status {server0} bad-input"), |fx| {
+            let root = fx.url(fx.ing(0), "");
+            std::fs::remove_dir_all(root.strip_prefix("file://").unwrap()).unwrap();
+            warns(root, "does not exist: nothing to read there; is the path right?")
+        }),
+        case("divvi aggregate: a missing peer inbox folder is reported",
+            Cli("aggregate {server0} bad-input --pending"), |fx| {
+            let inbox = fx.d.servers[0].peer_inbox.describe("");
+            std::fs::remove_dir_all(inbox.strip_prefix("file://").unwrap()).unwrap();
+            warns(inbox, "location peer_inbox")
+        }),
+        case("aggregate --start/--end over 31 days without --force",
+            Cli("aggregate {server0} bad-input --start 202601010000 --end 202603010000"), |_| {
+            fails("window --start 2026-01-01 00:00:00 UTC", "spans 59 days, over the bound of 31 days")
+        }),
+        case("collect --start/--end over 31 days without --force",
+            Cli("collect {portal} bad-input --start 202601010000 --end 202602020000"), |_| {
+            fails("--end 2026-02-02 00:00:00 UTC", "pass --force if it is meant")
+        }),
     ]
 }
 
@@ -950,6 +1001,10 @@ enum Expect {
         /// For collect: the histogram it must publish.
         histogram: Option<Vec<u64>>,
     },
+    Warns {
+        object: String,
+        reason: String,
+    },
 }
 
 fn fails(object: impl Into<String>, reason: impl Into<String>) -> Expect {
@@ -973,6 +1028,14 @@ fn invalid_after_counted(uuid: Uuid, reason: &str) -> Expect {
         uuid,
         reason: reason.into(),
         counted: true,
+    }
+}
+
+/// The command succeeds and warns about `object` for `reason`.
+fn warns(object: impl Into<String>, reason: impl Into<String>) -> Expect {
+    Expect::Warns {
+        object: object.into(),
+        reason: reason.into(),
     }
 }
 
@@ -1161,6 +1224,23 @@ fn check(
             fx.check_output_written(stage, new)?;
             Ok(format!("accepted: {why}"))
         }
+        Expect::Warns { object, reason } => {
+            let Ran::Cli { ok: true, stderr } = ran else {
+                return Err(format!("the command failed: {:?}", ran.error()));
+            };
+            let warned = |line: &&str| {
+                line.contains("WARN")
+                    && line.contains(object.as_str())
+                    && line.contains(reason.as_str())
+            };
+            let Some(line) = stderr.lines().find(warned) else {
+                return Err(format!(
+                    "no warning names {object:?} and says {reason:?}: {stderr}"
+                ));
+            };
+            fx.check_good_batch_processed(stage, ran, new)?;
+            Ok(format!("warns: {}", line.trim()))
+        }
     }
 }
 
@@ -1337,8 +1417,9 @@ impl Fx {
                     true => format!("{PANIC}{stderr}"),
                     false => stderr,
                 };
+                // Nothing to do (3) and waiting (4) are outcomes, not failures.
                 Ran::Cli {
-                    ok: out.status.success(),
+                    ok: matches!(out.status.code(), Some(0 | 3 | 4)),
                     stderr,
                 }
             }

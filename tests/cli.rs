@@ -723,3 +723,30 @@ fn exit_codes_tell_done_failed_nothing_to_do_and_waiting_apart() {
         "{help}"
     );
 }
+
+#[test]
+fn a_window_over_31_days_needs_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keygen_into(dir.path());
+    let config = |name: &str| keys.join(name).to_str().unwrap().to_string();
+    let (server, portal) = (config("server0.toml"), config("portal.toml"));
+    for (command, config) in [("aggregate", &server), ("collect", &portal)] {
+        let args = |force: bool| {
+            let mut args = vec![command, "--config", config, "--aggregation", "long"];
+            args.extend(["--start", "202601010000", "--end", "202602020000"]);
+            args.extend(force.then_some("--force"));
+            divvi(&args)
+        };
+        let refused = args(false);
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success()
+                && err.contains("spans 32 days, over the bound of 31 days")
+                && err.contains("pass --force"),
+            "{command}: {err}"
+        );
+        let forced = args(true);
+        let err = String::from_utf8_lossy(&forced.stderr);
+        assert!(!err.contains("over the bound"), "{command} --force: {err}");
+    }
+}

@@ -263,11 +263,8 @@ fn window_status_of(config: &str, aggregation: &str, window: &Window) -> serde_j
         "json",
     ]);
     let all: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let found = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["window"] == window.name());
+    let windows = all["windows"].as_array().unwrap();
+    let found = windows.iter().find(|w| w["window"] == window.name());
     found.cloned().unwrap()
 }
 
@@ -986,4 +983,117 @@ fn an_excluded_batch_lets_a_wedged_window_finish_on_both_servers() {
         !out.status.success() && stderr.contains("would reveal"),
         "{stderr}"
     );
+}
+
+/// `divvi status --output json` for an aggregation, with its `--lookback`.
+fn status_json(config: &str, aggregation: &str, lookback: &str) -> serde_json::Value {
+    let args = [
+        "status",
+        "--config",
+        config,
+        "--aggregation",
+        aggregation,
+        "--lookback",
+        lookback,
+        "--output",
+        "json",
+    ];
+    serde_json::from_str(&ok(&args)).unwrap()
+}
+
+/// The `skipped` entries of a status report of one kind, as (object, reason).
+fn skipped_of(status: &serde_json::Value, kind: &str) -> Vec<(String, String)> {
+    let all = status["skipped"].as_array().expect("status lists skipped");
+    all.iter()
+        .filter(|s| s["kind"] == kind)
+        .map(|s| (s["object"].to_string(), s["reason"].to_string()))
+        .collect()
+}
+
+#[test]
+fn batches_older_than_the_lookback_are_reported_by_intake_and_status() {
+    let (d, _, _) = scheduled_deployment("old", 1, 2);
+    let old = write_batch(&d, "old", Utc::now() - TimeDelta::days(10), 0, 2);
+    // A batch the ingestor never finished (no signature), as old.
+    let unfinished = BatchId::new("old", old.time, uuid::Uuid::new_v4()).unwrap();
+    let header = unfinished.names(BatchKind::Ingestion).header;
+    divvi::store::put_bytes(d.servers[0].ingestion.as_ref(), &header, b"x").unwrap();
+    let c0 = config(&d, 0);
+    let mut intake = intake_args(&c0, "old");
+    intake.extend(["--lookback".into(), "72h".into()]);
+    let out = divvi(&strs(&intake));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("1 ingestion batches of old older than the lookback")
+            && log.contains(&old.to_string())
+            && log.contains("have no validation by this server")
+            && log.contains("are incomplete (no .batch.sig")
+            && log.contains(&unfinished.to_string()),
+        "{log}"
+    );
+    // Validated (by --batch) but in no run: aggregate --pending and status still say so.
+    let batch = old.uuid.to_string();
+    ok(&[
+        "intake",
+        "--config",
+        &c0,
+        "--aggregation",
+        "old",
+        "--batch",
+        &batch,
+    ]);
+    let out = divvi(&strs(&aggregate_args(&c0, "old")));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("are in no run") && log.contains(&old.to_string()),
+        "{log}"
+    );
+    let found = skipped_of(&status_json(&c0, "old", "72h"), "older_than_lookback");
+    assert!(
+        found.len() == 2
+            && found[0].1.contains(&old.to_string())
+            && found[1].1.contains(&unfinished.to_string()),
+        "{found:?}"
+    );
+    // A lookback reaching it: nothing skipped.
+    let found = skipped_of(&status_json(&c0, "old", "11d"), "older_than_lookback");
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn status_reports_an_unknown_aggregation_and_batches_under_odd_keys() {
+    let (d, window, _) = scheduled_deployment("known", 1, 2);
+    let c0 = config(&d, 0);
+    let found = skipped_of(&status_json(&c0, "unknown", "72h"), "unknown_aggregation");
+    assert!(
+        found.len() == 1
+            && found[0]
+                .1
+                .contains("no batches of aggregation unknown in file://")
+            && found[0].1.contains("known aggregations there: known"),
+        "{found:?}"
+    );
+    let date = window.start.format("%Y/%m/%d/%H/%M").to_string();
+    let upper = uuid::Uuid::new_v4().to_string().to_uppercase();
+    let odd = [
+        format!("known/{date}/{upper}.batch.sig"),
+        format!("known/2026/1/2/3/4/{}.batch", uuid::Uuid::new_v4()),
+    ];
+    for key in &odd {
+        divvi::store::put_bytes(d.servers[0].ingestion.as_ref(), key, b"x").unwrap();
+    }
+    let status = status_json(&c0, "known", "72h");
+    let found = skipped_of(&status, "non_canonical_key");
+    for key in &odd {
+        assert!(
+            found
+                .iter()
+                .any(|(o, r)| o.contains(key.as_str()) && r.contains("not taken for a batch")),
+            "{key}: {found:?}"
+        );
+    }
+    let w = &status["windows"].as_array().unwrap();
+    let batches: u64 = w.iter().map(|w| w["batches"].as_u64().unwrap()).sum();
+    assert_eq!(batches, 1, "odd keys are not taken for batches");
 }

@@ -148,29 +148,43 @@ fn the_pipeline_over_s3_gives_the_same_result_as_over_local_folders() {
     );
 }
 
+/// Writes a config, changed by `edit`, to `out`.
+fn edit_config(config: &Path, out: &Path, edit: impl FnOnce(&mut toml::Value)) {
+    let mut v: toml::Value = toml::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(out, toml::to_string(&v).unwrap()).unwrap();
+}
+
 /// Rewrites one location of a config to be reached with another party's credentials.
 fn with_profile(config: &Path, location: &[&str], profile: &str, out: &Path) {
-    let mut v: toml::Value = toml::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
-    let mut t = &mut v;
-    for k in location {
-        t = t
-            .get_mut(*k)
-            .unwrap_or_else(|| panic!("no {k} in {}", config.display()));
-    }
-    t.as_table_mut()
-        .unwrap()
-        .insert("profile".into(), profile.into());
-    std::fs::write(out, toml::to_string(&v).unwrap()).unwrap();
+    edit_config(config, out, |v| {
+        let mut t = v;
+        for k in location {
+            t = t
+                .get_mut(*k)
+                .unwrap_or_else(|| panic!("no {k} in {}", config.display()));
+        }
+        t.as_table_mut()
+            .unwrap()
+            .insert("profile".into(), profile.into());
+    });
+}
+
+/// A SeaweedFS server (buckets named with `prefix`), a deployment on it in `dir/d`, and
+/// `n` reports of 4 bins ingested into aggregation s3-test; the reports' file.
+fn ingested_over_s3(dir: &Path, prefix: &str, n: usize) -> (Seaweed, PathBuf, PathBuf) {
+    let weed = Seaweed::start(&dir.join("weed"), prefix);
+    let d = dir.join("d");
+    keygen(&d, Some(&weed));
+    let (input, _) = reports(dir, n, 4);
+    ingest(&d, &input, 4, 100);
+    (weed, d, input)
 }
 
 #[test]
 fn a_party_acting_outside_its_grant_is_denied_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let weed = Seaweed::start(&dir.path().join("weed"), "deny-");
-    let d = dir.path().join("d");
-    keygen(&d, Some(&weed));
-    let (input, _) = reports(dir.path(), 50, 4);
-    ingest(&d, &input, 4, 100);
+    let (weed, d, input) = ingested_over_s3(dir.path(), "deny-", 50);
     intake(&d, 0);
 
     // Server 1 writing into server 0's ingestion bucket (an ingestor config with server
@@ -530,4 +544,65 @@ fn a_conditional_create_on_s3_has_exactly_one_winner() {
         vec![winner; 8]
     );
     assert!(!store.create_new("runs/decision", b"later").unwrap());
+}
+
+/// Rewrites a config's location to another bucket (same endpoint and credentials).
+fn with_bucket(config: &Path, location: &str, bucket: &str, out: &Path) {
+    edit_config(config, out, |v| {
+        let url = &mut v["locations"][location]["url"];
+        let old = url.as_str().unwrap().to_string();
+        let rest = old.strip_prefix("s3://").unwrap();
+        let path = rest.split_once('/').map_or("", |(_, p)| p);
+        *url = format!("s3://{bucket}/{path}").into();
+    });
+}
+
+#[test]
+fn over_s3_an_unknown_aggregation_names_the_known_ones_and_a_missing_bucket_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_weed, d, _) = ingested_over_s3(dir.path(), "skip-", 10);
+    let config = s(&d.join("server0.toml"));
+    let status: serde_json::Value = serde_json::from_str(&ok(&[
+        "status",
+        "--config",
+        &config,
+        "--aggregation",
+        "nothing",
+        "--output",
+        "json",
+    ]))
+    .unwrap();
+    let skipped = status["skipped"].as_array().unwrap();
+    assert!(
+        skipped.iter().any(|s| s["kind"] == "unknown_aggregation"
+            && s["reason"]
+                .as_str()
+                .unwrap()
+                .ends_with("known aggregations there: s3-test")),
+        "{skipped:?}"
+    );
+    // A bucket that does not exist is no empty listing: the stage fails, naming it (S3
+    // says NoSuchBucket, or AccessDenied where the credentials have no grant on it, as
+    // SeaweedFS's per-bucket identities here).
+    let missing = d.join("missing-bucket-server0.toml");
+    with_bucket(
+        &d.join("server0.toml"),
+        "ingestion",
+        "skip-no-such-bucket",
+        &missing,
+    );
+    let out = divvi(&[
+        "intake",
+        "--config",
+        &s(&missing),
+        "--aggregation",
+        "s3-test",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && (err.contains("NoSuchBucket") || err.contains("AccessDenied"))
+            && err.contains("listing s3://skip-no-such-bucket/s3-test/"),
+        "{err}"
+    );
 }

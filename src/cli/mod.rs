@@ -276,6 +276,9 @@ struct CollectArgs {
     /// Which run of the window: 0 is the regular run, k >= 1 its k-th late run.
     #[arg(long, default_value_t = 0)]
     run: u32,
+    /// Allow a window longer than 31 days (a longer one is most likely a mistyped date).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -331,7 +334,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Collect(a) => {
             let portal = config(Portal::load(&a.config))?;
             divvi::stages::remove_stale_temporaries(&[portal.results.as_ref()]);
-            let window = window(&a.start, &a.end)?;
+            let window = window(&a.start, &a.end, a.force)?;
             let result = collect::collect_run(&portal, &a.aggregation, &window, a.run)?;
             let valid = (result.valid_clients).map_or("unknown".into(), |v| v.to_string());
             out!(
@@ -437,10 +440,12 @@ fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<Ended> {
     let metrics = job_metrics::JobMetrics::start("intake", &a.aggregation, &server, m.port)?;
     let server = metrics.meter(server);
     divvi::stages::remove_stale_temporaries(&server.written_locations());
+    let now = Utc::now();
+    let mut survey = divvi::skipped::survey(&server, &a.aggregation)?;
     let (ids, incomplete, shard) = match a.batch {
         Some(uuid) => {
-            let all = divvi::stages::ingestion_batches(&server, &a.aggregation)?;
-            let id = all.into_iter().find(|id| id.uuid == uuid).ok_or_else(|| {
+            let id = survey.batches.iter().find(|id| id.uuid == uuid).cloned();
+            let id = id.ok_or_else(|| {
                 anyhow!("no ingestion batch {uuid} in aggregation {}", a.aggregation)
             })?;
             (vec![id], Vec::new(), Shard::ALL)
@@ -450,17 +455,34 @@ fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<Ended> {
                 Some(text) => Shard::parse(text)?,
                 None => Shard::from_env()?.unwrap_or(Shard::ALL),
             };
+            let lookback = parse_duration(&a.lookback)?;
             let (ids, incomplete) = pending_intake(
                 &server,
                 &a.aggregation,
-                parse_duration(&a.lookback)?,
+                lookback,
                 parse_duration(&a.incomplete_after)?,
                 shard,
-                Utc::now(),
+                now,
             )?;
+            let cutoff = divvi::batch::truncate_to_minute(now) - lookback;
+            let old = divvi::skipped::unvalidated_before(
+                &server,
+                &a.aggregation,
+                &survey.batches,
+                cutoff,
+            )?;
+            survey.skipped.extend(old);
+            let unfinished = divvi::skipped::incomplete_before(
+                &server,
+                &a.aggregation,
+                &survey.incomplete,
+                cutoff,
+            );
+            survey.skipped.extend(unfinished);
             (ids, incomplete, shard)
         }
     };
+    divvi::skipped::warn_all(&survey.skipped);
     for i in incomplete.iter().filter(|i| i.overdue) {
         tracing::warn!(batch = %i.batch, age_minutes = i.age_minutes, missing = ?i.missing, "ingestion batch still incomplete");
     }
@@ -501,6 +523,7 @@ fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<Ended> {
         "failed": failed,
         "incomplete": incomplete,
         "outcome": ended.name(),
+        "skipped": survey.skipped,
     });
     eprintln!("{summary}");
     let shard_label = (shard != Shard::ALL).then(|| shard.to_string());
@@ -526,10 +549,22 @@ fn file_digest(path: &std::path::Path) -> Result<[u8; 32]> {
     }
 }
 
-fn window(start: &str, end: &str) -> Result<Window> {
+/// Windows longer than this need `--force`: a longer one is most likely a mistyped date,
+/// and would read and sum far more than meant.
+const MAX_WINDOW_DAYS: i64 = 31;
+
+fn window(start: &str, end: &str, force: bool) -> Result<Window> {
     let start = parse_time(start).map_err(|e| anyhow!(e))?;
     let end = parse_time(end).map_err(|e| anyhow!(e))?;
-    Window::new(start, end).map_err(|e| anyhow!(e))
+    let window = Window::new(start, end).map_err(|e| anyhow!(e))?;
+    let span = window.end - window.start;
+    if span > chrono::TimeDelta::days(MAX_WINDOW_DAYS) && !force {
+        bail!(
+            "window --start {start} --end {end} spans {} days, over the bound of {MAX_WINDOW_DAYS} days (a mistyped date?); pass --force if it is meant",
+            span.num_days()
+        );
+    }
+    Ok(window)
 }
 
 fn inspect_trust(a: &InspectArgs) -> Result<Option<TrustSet>> {

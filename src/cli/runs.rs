@@ -9,9 +9,10 @@ use divvi::batch::Window;
 use divvi::config::Server;
 use divvi::runs::{
     closed_windows, decide_late_run, exclude, execute_run, leader_pending, status, undone_runs,
-    Decision, RunId, RunOutcome, StatusOptions, WindowStatus,
+    window_of, Decision, RunId, RunOutcome, StatusOptions, WindowStatus,
 };
 use divvi::schedule::parse_duration;
+use divvi::skipped::{Skipped, Survey};
 use divvi::vdaf::ServerIndex;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,9 @@ pub struct AggregateArgs {
     /// server 1, sum the late runs server 0 decided.
     #[arg(long)]
     late: bool,
+    /// Allow a window longer than 31 days (a longer one is most likely a mistyped date).
+    #[arg(long, requires = "start")]
+    force: bool,
     #[command(flatten)]
     schedule: ScheduleArgs,
 }
@@ -76,20 +80,33 @@ pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<End
     let server = metrics.meter(server);
     divvi::stages::remove_stale_temporaries(&server.written_locations());
     let o = a.schedule.options()?;
-    let runs = if a.pending {
-        let since = o.now - o.lookback;
-        if server.decides_runs {
-            let windows = closed_windows(o.now, o.period, o.grace, o.lookback)?;
-            leader_pending(&server, &a.aggregation, &windows, since)?
-        } else {
-            undone_runs(&server, &a.aggregation, since)?
-        }
-    } else {
-        let window = super::window(
+    // An explicit window is checked before anything is listed.
+    let explicit = match a.pending {
+        true => None,
+        false => Some(super::window(
             a.start.as_deref().unwrap_or_default(),
             a.end.as_deref().unwrap_or_default(),
-        )?;
-        explicit_runs(&server, &a.aggregation, &window, a.late, &o)?
+            a.force,
+        )?),
+    };
+    let mut survey = divvi::skipped::survey(&server, &a.aggregation)?;
+    if a.pending {
+        survey
+            .skipped
+            .extend(left_before_lookback(&server, &a.aggregation, &survey, &o)?);
+    }
+    divvi::skipped::warn_all(&survey.skipped);
+    let runs = match explicit {
+        Some(window) => explicit_runs(&server, &a.aggregation, &window, a.late, &o)?,
+        None => {
+            let since = o.now - o.lookback;
+            if server.decides_runs {
+                let windows = closed_windows(o.now, o.period, o.grace, o.lookback)?;
+                leader_pending(&server, &a.aggregation, &windows, since)?
+            } else {
+                undone_runs(&server, &a.aggregation, since)?
+            }
+        }
     };
 
     let (mut failed, mut waiting, mut done) = (0, 0, 0);
@@ -229,6 +246,21 @@ fn explicit_runs(
     }
 }
 
+/// Batches before the first window of the lookback that no run lists, or that are
+/// still incomplete: neither `aggregate --pending` nor `status` looks at them again.
+fn left_before_lookback(
+    server: &Server,
+    aggregation: &str,
+    survey: &Survey,
+    o: &StatusOptions,
+) -> Result<Vec<Skipped>> {
+    let cutoff = window_of(o.now - o.lookback, o.period)?.start;
+    let unsummed = divvi::skipped::unsummed_before(server, aggregation, &survey.batches, cutoff)?;
+    let incomplete =
+        divvi::skipped::incomplete_before(server, aggregation, &survey.incomplete, cutoff);
+    Ok(unsummed.into_iter().chain(incomplete).collect())
+}
+
 /// Logs the late batches of the lookback's windows (a batch no run covers); their count.
 fn report_late(server: &Server, aggregation: &str, o: &StatusOptions) -> Result<usize> {
     let mut late = 0;
@@ -260,14 +292,41 @@ pub enum StatusOutput {
     Json,
 }
 
+/// What `status --output json` prints: the windows, and what is passed over.
+#[derive(serde::Serialize)]
+struct StatusReport {
+    windows: Vec<WindowStatus>,
+    skipped: Vec<Skipped>,
+}
+
 pub fn status_command(a: StatusArgs) -> Result<ExitCode> {
     let server = config(Server::load(&a.config))?;
-    let windows = status(&server, &a.aggregation, &a.schedule.options()?)?;
+    let o = a.schedule.options()?;
+    let mut survey = divvi::skipped::survey(&server, &a.aggregation)?;
+    let old = left_before_lookback(&server, &a.aggregation, &survey, &o)?;
+    survey.skipped.extend(old);
+    divvi::skipped::warn_all(&survey.skipped);
+    let report = StatusReport {
+        windows: status(&server, &a.aggregation, &o)?,
+        skipped: survey.skipped,
+    };
     match a.output {
-        StatusOutput::Json => out!("{}", serde_json::to_string_pretty(&windows)?),
-        StatusOutput::Table => print_table(&windows),
+        StatusOutput::Json => out!("{}", serde_json::to_string_pretty(&report)?),
+        StatusOutput::Table => {
+            print_table(&report.windows);
+            print_skipped(&report.skipped);
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_skipped(skipped: &[Skipped]) {
+    if !skipped.is_empty() {
+        out!("skipped (not read, not summed):");
+    }
+    for s in skipped {
+        out!("  {}: {}", s.kind, s.reason);
+    }
 }
 
 fn print_table(windows: &[WindowStatus]) {

@@ -19,6 +19,7 @@ mod windows;
 
 pub use exclusion::{exclude, exclusions, Exclusion};
 pub use execute::{execute_run, RunOutcome};
+pub(crate) use history::summed_by;
 pub use manifest::{read_manifest, Manifest, SignedManifest};
 pub use plan::{
     decide_late_run, decide_run, leader_pending, missing_validations, read_decided, scan_window,

@@ -87,21 +87,17 @@ where
 }
 
 /// The ingestion batches of an aggregation (complete ones: the signature is written
-/// last), sorted by time, then UUID.
+/// last), sorted by time, then UUID. Batch objects under non-canonical keys are never
+/// taken; each is logged as a warning.
 pub fn ingestion_batches(
     server: &crate::config::Server,
     aggregation: &str,
 ) -> anyhow::Result<Vec<crate::batch::BatchId>> {
-    use crate::batch::{BatchId, BatchKind};
     crate::batch::validate_name("aggregation", aggregation).map_err(anyhow::Error::msg)?;
-    let mut ids: Vec<BatchId> = server
-        .ingestion
-        .list(&format!("{aggregation}/"))?
-        .iter()
-        .filter_map(|k| BatchId::from_signature_key(k, BatchKind::Ingestion))
-        .collect();
-    ids.sort();
-    Ok(ids)
+    let keys = server.ingestion.list(&format!("{aggregation}/"))?;
+    let sorted = crate::skipped::ingestion_keys(server.ingestion.as_ref(), &keys);
+    crate::skipped::warn_all(&sorted.odd);
+    Ok(sorted.complete)
 }
 
 /// A packet left out, and why.

@@ -124,6 +124,29 @@ impl ObjectStore for LocalStore {
         }
     }
 
+    fn exists(&self) -> Result<bool, StoreError> {
+        match fs::metadata(&self.root) {
+            Ok(m) => Ok(m.is_dir()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.error("checking", "", e)),
+        }
+    }
+
+    fn top_level_names(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let err = |e| self.error("listing", "", e);
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.root).map_err(err)? {
+            let name = entry.map_err(err)?.file_name();
+            match name.to_str() {
+                Some(n) if !n.starts_with(TEMP_PREFIX) => names.push(n.to_string()),
+                _ => {}
+            }
+        }
+        names.sort();
+        names.truncate(limit);
+        Ok(names)
+    }
+
     fn remove_stale_temporaries(&self, age: Duration) -> Result<usize, StoreError> {
         let cutoff = SystemTime::now()
             .checked_sub(age)
@@ -260,6 +283,20 @@ impl Drop for LocalWriter {
 mod tests {
     use super::*;
     use crate::store::{get_bytes, put_bytes};
+
+    #[test]
+    fn a_missing_folder_does_not_exist_and_top_level_names_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!LocalStore::new(dir.path().join("missing"))
+            .exists()
+            .unwrap());
+        let s = LocalStore::new(dir.path());
+        assert!(s.exists().unwrap());
+        for key in ["b/1/x", "a/x", "c", "d/y"] {
+            put_bytes(&s, key, b"").unwrap();
+        }
+        assert_eq!(s.top_level_names(3).unwrap(), vec!["a", "b", "c"]);
+    }
 
     #[test]
     fn put_get_list_head() {

@@ -76,6 +76,14 @@ impl ObjectStore for Metered {
     fn remove_stale_temporaries(&self, age: std::time::Duration) -> Result<usize, StoreError> {
         self.inner.remove_stale_temporaries(age)
     }
+
+    fn exists(&self) -> Result<bool, StoreError> {
+        self.inner.exists()
+    }
+
+    fn top_level_names(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.inner.top_level_names(limit)
+    }
 }
 
 struct CountingReader {

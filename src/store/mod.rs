@@ -77,6 +77,26 @@ pub trait ObjectStore: Send + Sync {
     fn remove_stale_temporaries(&self, _age: std::time::Duration) -> Result<usize, StoreError> {
         Ok(0)
     }
+    /// Whether the location itself exists (a local folder may be missing). Stores where a
+    /// missing location fails every call loudly (S3's NoSuchBucket) need not say.
+    fn exists(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    /// The first `limit` names at the top of the location (the first segment of its
+    /// keys, e.g. aggregations), sorted, to name what is there when a name matches nothing.
+    fn top_level_names(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut names: Vec<String> = Vec::new();
+        for key in self.list("")? {
+            let first = key.split('/').next().unwrap_or_default();
+            if names.last().map(String::as_str) != Some(first) {
+                names.push(first.to_string());
+            }
+            if names.len() >= limit {
+                break;
+            }
+        }
+        Ok(names)
+    }
 }
 
 /// Reads a whole object, refusing one larger than `limit` bytes before reading it.

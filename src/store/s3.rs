@@ -220,6 +220,32 @@ impl ObjectStore for S3Store {
             }
         }
     }
+
+    /// One page of a delimited listing: the top-level prefixes, not every key.
+    fn top_level_names(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let req = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&self.prefix)
+            .delimiter("/")
+            .max_keys(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send();
+        let page = self
+            .block_on("listing", "", req)?
+            .map_err(|e| service_error("listing", self.describe(""), e))?;
+        let mut names: Vec<String> = page
+            .common_prefixes()
+            .iter()
+            .filter_map(|p| p.prefix())
+            .chain(page.contents().iter().filter_map(|o| o.key()))
+            .filter_map(|k| k.strip_prefix(&self.prefix))
+            .map(|k| k.trim_end_matches('/').to_string())
+            .collect();
+        names.sort();
+        names.truncate(limit);
+        Ok(names)
+    }
 }
 
 /// A streamed object body that resumes where it broke off.
