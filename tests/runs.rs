@@ -268,6 +268,15 @@ fn window_status_of(config: &str, aggregation: &str, window: &Window) -> serde_j
     found.cloned().unwrap()
 }
 
+/// Runs `aggregate` for each config; each must succeed.
+fn aggregate_both_ok(configs: &[&String], aggregate: impl Fn(&str) -> std::process::Output) {
+    for c in configs {
+        let out = aggregate(c);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{c}: {stderr}");
+    }
+}
+
 fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
@@ -958,14 +967,7 @@ fn an_excluded_batch_lets_a_wedged_window_finish_on_both_servers() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for c in [&c0, &c1] {
-        let out = aggregate(c);
-        assert!(
-            out.status.success(),
-            "{c}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    aggregate_both_ok(&[&c0, &c1], aggregate);
     let result = collect::collect(&d.portal, "wedge", &window).unwrap();
     assert_eq!(result.histogram, vec![3, 0, 0]);
     assert_eq!(result.batches, vec![good.uuid]);
@@ -1096,4 +1098,62 @@ fn status_reports_an_unknown_aggregation_and_batches_under_odd_keys() {
     let w = &status["windows"].as_array().unwrap();
     let batches: u64 = w.iter().map(|w| w["batches"].as_u64().unwrap()).sum();
     assert_eq!(batches, 1, "odd keys are not taken for batches");
+}
+
+/// A run refused for too few clients wrote and revealed nothing; once more reports have
+/// arrived for its window, it is decided again with them (a new manifest revision that
+/// server 1 follows) and both servers sum it. Through the command line.
+#[test]
+fn a_run_refused_for_too_few_clients_is_decided_again_when_more_reports_arrive() {
+    let d = deployment(PacketScheme::Ecies);
+    for path in &d.paths.servers {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.contains("min_clients = 1"), "{text}");
+        std::fs::write(path, text.replace("min_clients = 1", "min_clients = 5")).unwrap();
+    }
+    let time = truncate_to_minute(Utc::now()) - TimeDelta::minutes(4);
+    let window = window_at(time);
+    let (start, end) = start_end(&window);
+    let (c0, c1) = (config(&d, 0), config(&d, 1));
+    let aggregate = |c: &str| {
+        let args = [
+            "aggregate",
+            "--config",
+            c,
+            "--aggregation",
+            "floor",
+            "--start",
+            &start,
+            "--end",
+            &end,
+        ];
+        common::divvi(&args)
+    };
+    write_batch(&d, "floor", time, 0, 3);
+    for c in [&c0, &c1] {
+        ok(&strs(&intake_args(c, "floor")));
+    }
+    for c in [&c0, &c1] {
+        let out = aggregate(c);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("fewer than the minimum of 5"),
+            "{c}: {stderr}"
+        );
+    }
+    assert!(d.servers[0].sum_parts.list("").unwrap().is_empty());
+
+    write_batch(&d, "floor", time, 1, 3);
+    for c in [&c0, &c1] {
+        ok(&strs(&intake_args(c, "floor")));
+    }
+    aggregate_both_ok(&[&c0, &c1], aggregate);
+    let result = collect::collect(&d.portal, "floor", &window).unwrap();
+    assert_eq!(result.histogram, vec![3, 3, 0]);
+    assert_eq!(result.valid_clients, Some(6));
+    let w = window_status_of(&c1, "floor", &window);
+    assert_eq!(
+        (w["state"].as_str(), w["late"].as_array().unwrap().len()),
+        (Some("done"), 0)
+    );
 }

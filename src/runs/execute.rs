@@ -36,7 +36,7 @@ pub fn execute_run(
 ) -> Result<RunOutcome> {
     let outcome = execute(server, run, incomplete_after, now, tick);
     if let Err(e) = &outcome {
-        if let Err(record) = write_failed(server.own.as_ref(), run, &format!("{e:#}")) {
+        if let Err(record) = write_failed(server.own.as_ref(), run, e) {
             tracing::warn!(run = %run, error = %record, "could not record the failure");
         }
     }
@@ -117,6 +117,7 @@ fn execute(
         valid: report.valid,
         invalid: report.invalid.len() as u64,
         sum_part: report.sum_part.clone(),
+        revision: manifest.manifest.revision,
     };
     write_done(server.own.as_ref(), run, &record)?;
     Ok(RunOutcome::Done { report, left_out })

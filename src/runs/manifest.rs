@@ -19,6 +19,10 @@ pub struct Manifest {
     /// Runs of the aggregation decided before this one: what it must not sum again.
     #[serde(default)]
     pub preceding: Vec<String>,
+    /// 0 as first decided; k when decided again for the k-th time (a run refused for too
+    /// few clients, with more batches ready since). The highest revision stands.
+    #[serde(default)]
+    pub revision: u32,
 }
 
 impl Manifest {
@@ -30,6 +34,20 @@ impl Manifest {
             run: run.name(),
             batches: ids.iter().map(ToString::to_string).collect(),
             preceding: preceding.iter().map(RunId::name).collect(),
+            revision: 0,
+        }
+    }
+
+    /// The same run decided again with `batches` added: its next revision.
+    pub fn extended(&self, batches: &[BatchId]) -> Self {
+        let mut all: Vec<String> = self.batches.clone();
+        all.extend(batches.iter().map(ToString::to_string));
+        all.sort();
+        all.dedup();
+        Manifest {
+            batches: all,
+            revision: self.revision + 1,
+            ..self.clone()
         }
     }
 
@@ -76,16 +94,29 @@ impl SignedManifest {
     }
 }
 
-/// Reads and verifies a run's manifest from a location; None if it is not there.
+/// Reads and verifies a run's manifest from a location, its latest revision; None if it
+/// is not there.
 pub fn read_manifest(
     store: &dyn ObjectStore,
     run: &RunId,
     trust: &TrustSet,
 ) -> Result<Option<SignedManifest>> {
-    let key = run.manifest_key();
-    if store.head(&key)?.is_none() {
-        return Ok(None);
+    let mut latest = None;
+    for revision in 0.. {
+        let key = run.manifest_key_of(revision);
+        if store.head(&key)?.is_none() {
+            return Ok(latest);
+        }
+        let bytes = get_bytes(store, &key, MAX_RUN_OBJECT_BYTES)?;
+        let object = store.describe(&key);
+        let signed = SignedManifest::verify(bytes, trust, run, &object)?;
+        if signed.manifest.revision != revision {
+            bail!(
+                "{object}: holds revision {} of the manifest, not {revision}",
+                signed.manifest.revision
+            );
+        }
+        latest = Some(signed);
     }
-    let bytes = get_bytes(store, &key, MAX_RUN_OBJECT_BYTES)?;
-    SignedManifest::verify(bytes, trust, run, &store.describe(&key)).map(Some)
+    Ok(latest)
 }

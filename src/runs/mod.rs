@@ -71,6 +71,15 @@ impl RunId {
         self.key(MANIFEST_SUFFIX)
     }
 
+    /// Where revision `k` of the run's manifest is: revision 0 at `manifest_key`, later
+    /// ones beside it (`….manifest.r{k}.sig`), each written once.
+    pub fn manifest_key_of(&self, revision: u32) -> String {
+        match revision {
+            0 => self.manifest_key(),
+            k => self.key(&format!(".manifest.r{k}.sig")),
+        }
+    }
+
     pub fn done_key(&self) -> String {
         self.key(DONE_SUFFIX)
     }
@@ -139,6 +148,9 @@ pub struct RunRecord {
     pub valid: u64,
     pub invalid: u64,
     pub sum_part: String,
+    /// The revision of the manifest this run summed (see `Manifest::revision`).
+    #[serde(default)]
+    pub revision: u32,
 }
 
 /// What a server keeps when a run failed (until a later attempt succeeds).
@@ -148,6 +160,10 @@ pub struct FailedRecord {
     pub run: String,
     pub error: String,
     pub at: String,
+    /// The run had fewer valid clients than the floor: it wrote nothing, revealed
+    /// nothing, and may be decided again once more batches are ready.
+    #[serde(default)]
+    pub too_few_clients: bool,
 }
 
 pub fn read_done(store: &dyn ObjectStore, run: &RunId) -> Result<Option<RunRecord>> {
@@ -163,12 +179,16 @@ pub fn write_done(store: &dyn ObjectStore, run: &RunId, record: &RunRecord) -> R
     Ok(())
 }
 
-pub fn write_failed(store: &dyn ObjectStore, run: &RunId, error: &str) -> Result<()> {
+pub fn write_failed(store: &dyn ObjectStore, run: &RunId, error: &anyhow::Error) -> Result<()> {
+    let too_few_clients = error
+        .downcast_ref::<crate::stages::aggregate::TooFewClients>()
+        .is_some();
     let record = FailedRecord {
         aggregation: run.aggregation.clone(),
         run: run.name(),
-        error: error.to_string(),
+        error: format!("{error:#}"),
         at: chrono::Utc::now().to_rfc3339(),
+        too_few_clients,
     };
     put_bytes(
         store,

@@ -2,12 +2,14 @@
 
 use super::exclusion::exclusions;
 use super::history::{preceding_runs, summed_by};
-use super::{list_manifests, read_done, read_manifest, Manifest, RunId, SignedManifest};
+use super::{
+    list_manifests, read_done, read_failed, read_manifest, Manifest, RunId, SignedManifest,
+};
 use crate::batch::{open_batch, BatchError, BatchId, BatchKind, Window};
 use crate::config::Server;
 use crate::schedule::{scan_ingestion_between, Incomplete};
 use crate::stages::SumParameters;
-use crate::store::put_bytes;
+use crate::store::{get_bytes, put_bytes};
 use crate::vdaf::ServerIndex;
 use crate::wire::IngestionHeader;
 use anyhow::{bail, Result};
@@ -107,6 +109,9 @@ pub fn decide_run(
     let scan = scan_window(server, &run.aggregation, &run.window, incomplete_after, now)?;
     let key = run.manifest_key();
     let manifest = match read_manifest(server.own.as_ref(), run, &server.own_trust)? {
+        Some(kept) if refused_for_too_few_clients(server, run)? => {
+            decide_again(server, run, &scan, &kept)?.unwrap_or(kept)
+        }
         Some(kept) => kept,
         None => {
             let preceding: Vec<RunId> = list_manifests(server.own.as_ref(), &run.aggregation)?
@@ -122,7 +127,7 @@ pub fn decide_run(
                 .filter(|id| !excluded.contains_key(&id.to_string()))
                 .cloned()
                 .collect();
-            let ready = with_the_runs_parameters(server, run, ready)?;
+            let ready = with_the_runs_parameters(server, run, ready, None)?;
             if ready.is_empty() {
                 return Ok(Decision::NothingReady(scan));
             }
@@ -142,10 +147,10 @@ pub fn decide_run(
             }
         }
     };
-    // The exact bytes kept, so every copy server 1 may read is the same object. A server 1
-    // deciding for itself (beside the original aggregator) keeps its manifest to itself.
+    // A server 1 deciding for itself (beside the original aggregator) keeps its manifests
+    // to itself.
     if server.index == ServerIndex::Zero {
-        put_bytes(server.peer_outbox.as_ref(), &key, &manifest.bytes)?;
+        send_decisions(server, run, manifest.manifest.revision)?;
     }
     let batches = manifest.manifest.batch_ids(run)?;
     let summed = summed_by(server, &preceding_runs(run, &manifest)?)?;
@@ -172,27 +177,18 @@ fn with_the_runs_parameters(
     server: &Server,
     run: &RunId,
     mut ready: Vec<BatchId>,
+    mut parameters: Option<SumParameters>,
 ) -> Result<Vec<BatchId>> {
     ready.sort();
     let mut kept = Vec::new();
-    let mut parameters: Option<SumParameters> = None;
     for id in ready {
-        let names = id.names(BatchKind::Ingestion);
-        let header = match open_batch::<IngestionHeader>(
-            server.ingestion.as_ref(),
-            &names,
-            &server.ingestor_trust,
-            server.limits.max_object_bytes,
-        ) {
-            Ok(batch) => batch.header,
-            // Storage trouble may pass: the decision waits for a later turn.
-            Err(BatchError::Store(e)) => return Err(e.into()),
+        let mine = match batch_parameters(server, &id)? {
+            Ok(mine) => mine,
             Err(e) => {
                 tracing::warn!(run = %run, batch = %id, error = %e, "batch left out of the run: its ingestion header does not open");
                 continue;
             }
         };
-        let mine = SumParameters::of(&header);
         match parameters {
             Some(run_parameters) if run_parameters != mine => {
                 tracing::warn!(run = %run, batch = %id, "batch left out of the run: {mine} differ from the run's {run_parameters}; sum it in a late run (aggregate --late)");
@@ -205,6 +201,85 @@ fn with_the_runs_parameters(
         }
     }
     Ok(kept)
+}
+
+/// The parameters a batch's ingestion header declares; Ok(Err) if the header does not
+/// open. Storage trouble is an error: it may pass, and the decision waits for it.
+fn batch_parameters(
+    server: &Server,
+    id: &BatchId,
+) -> Result<std::result::Result<SumParameters, BatchError>> {
+    let names = id.names(BatchKind::Ingestion);
+    match open_batch::<IngestionHeader>(
+        server.ingestion.as_ref(),
+        &names,
+        &server.ingestor_trust,
+        server.limits.max_object_bytes,
+    ) {
+        Ok(batch) => Ok(Ok(SumParameters::of(&batch.header))),
+        Err(BatchError::Store(e)) => Err(e.into()),
+        Err(e) => Ok(Err(e)),
+    }
+}
+
+/// A run refused for too few clients wrote nothing and revealed nothing: decided again,
+/// it takes the batches ready since (of its parameters) as its next revision. None when
+/// nothing new is ready.
+fn decide_again(
+    server: &Server,
+    run: &RunId,
+    scan: &WindowScan,
+    kept: &SignedManifest,
+) -> Result<Option<SignedManifest>> {
+    let summed = summed_by(server, &preceding_runs(run, kept)?)?;
+    let excluded = exclusions(server, &run.aggregation)?;
+    let listed: BTreeSet<&String> = kept.manifest.batches.iter().collect();
+    let fresh: Vec<BatchId> = (scan.ready.iter())
+        .filter(|id| {
+            let name = id.to_string();
+            !listed.contains(&name) && !summed.contains_key(&name) && !excluded.contains_key(&name)
+        })
+        .cloned()
+        .collect();
+    let first = kept.manifest.batch_ids(run)?.into_iter().next();
+    let parameters = match first {
+        Some(id) => batch_parameters(server, &id)?.ok(),
+        None => None,
+    };
+    let fresh = with_the_runs_parameters(server, run, fresh, parameters)?;
+    if fresh.is_empty() {
+        return Ok(None);
+    }
+    let next = kept.manifest.extended(&fresh);
+    let key = run.manifest_key_of(next.revision);
+    let signed = SignedManifest::sign(next, &server.signing_key)?;
+    if server.own.create_new(&key, &signed.bytes)? {
+        tracing::info!(run = %run, added = fresh.len(), revision = signed.manifest.revision, "run refused for too few clients decided again with the batches ready since");
+        return Ok(Some(signed));
+    }
+    // Another worker decided it again first: its revision stands.
+    read_manifest(server.own.as_ref(), run, &server.own_trust)
+}
+
+/// Whether this server's last attempt at the run was refused for too few clients (and
+/// no attempt since succeeded).
+fn refused_for_too_few_clients(server: &Server, run: &RunId) -> Result<bool> {
+    if read_done(server.own.as_ref(), run)?.is_some() {
+        return Ok(false);
+    }
+    Ok(read_failed(server.own.as_ref(), run)?.is_some_and(|f| f.too_few_clients))
+}
+
+/// Copies every revision of the run's manifest this server keeps to the peer's inbox:
+/// the exact bytes, so each copy server 1 reads is the same object, and no revision is
+/// missing there if an earlier send was cut short.
+fn send_decisions(server: &Server, run: &RunId, latest: u32) -> Result<()> {
+    for revision in 0..=latest {
+        let key = run.manifest_key_of(revision);
+        let bytes = get_bytes(server.own.as_ref(), &key, super::MAX_RUN_OBJECT_BYTES)?;
+        put_bytes(server.peer_outbox.as_ref(), &key, &bytes)?;
+    }
+    Ok(())
 }
 
 /// What deciding a run came to.
@@ -253,11 +328,21 @@ pub fn undone_runs(server: &Server, aggregation: &str, since: DateTime<Utc>) -> 
     let (decided_in, _) = server.decisions();
     let mut undone = Vec::new();
     for run in list_manifests(decided_in, aggregation)? {
-        if run.window.end >= since && read_done(server.own.as_ref(), &run)?.is_none() {
+        if run.window.end >= since && !summed_latest(server, &run)? {
             undone.push(run);
         }
     }
     Ok(undone)
+}
+
+/// Whether this server has summed the run as last decided: a run decided again (a newer
+/// manifest revision) is summed again.
+fn summed_latest(server: &Server, run: &RunId) -> Result<bool> {
+    let Some(done) = read_done(server.own.as_ref(), run)? else {
+        return Ok(false);
+    };
+    let latest = read_decided(server, run)?.map_or(0, |m| m.manifest.revision);
+    Ok(done.revision >= latest)
 }
 
 /// The scheduled work of a server that decides its runs (server 0, or a server 1 beside

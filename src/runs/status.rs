@@ -102,16 +102,15 @@ fn window_status(
     let mut covered = BTreeSet::new();
     let mut states = Vec::new();
     for run in runs {
-        let batches = match read_decided(server, run)? {
-            Some(m) => m.manifest.batches,
-            None => Vec::new(),
+        let (batches, revision) = match read_decided(server, run)? {
+            Some(m) => (m.manifest.batches, m.manifest.revision),
+            None => (Vec::new(), 0),
         };
         let count = batches.len();
         covered.extend(batches);
-        let state = match (
-            read_done(server.own.as_ref(), run)?,
-            read_failed(server.own.as_ref(), run)?,
-        ) {
+        // A run decided again since it was summed here is not done any more.
+        let done = read_done(server.own.as_ref(), run)?.filter(|d| d.revision >= revision);
+        let state = match (done, read_failed(server.own.as_ref(), run)?) {
             (Some(done), _) => RunState {
                 run: run.name(),
                 state: "done",

@@ -39,6 +39,16 @@ pub struct AggregateReport {
     pub counted: Vec<Uuid>,
 }
 
+/// A run with fewer valid clients than the server's floor: nothing was written, so
+/// nothing was revealed, and the run may be decided again with more batches.
+#[derive(Debug, thiserror::Error)]
+#[error("{run}: {valid} valid clients, fewer than the minimum of {min} (limits.min_clients): no sum part written")]
+pub struct TooFewClients {
+    pub run: String,
+    pub valid: u64,
+    pub min: u64,
+}
+
 /// Ingestion batches of an aggregation inside a window, in time then UUID order.
 pub fn batches_in_window(
     server: &Server,
@@ -394,10 +404,12 @@ pub fn aggregate_batches(
     }
     let min = server.limits.min_clients;
     if total.count() < min {
-        bail!(
-            "{run}: {} valid clients, fewer than the minimum of {min} (limits.min_clients): no sum part written",
-            total.count()
-        );
+        return Err(TooFewClients {
+            run: run.to_string(),
+            valid: total.count(),
+            min,
+        }
+        .into());
     }
 
     // The invalid-UUID file is the sum part's packet file; empty when none, as the original.
