@@ -74,7 +74,16 @@ where
             || packets.next_chunk(CHUNK),
             || {
                 rayon::join(
-                    || chunk.par_iter().map(&judge).collect::<Vec<T>>(),
+                    // Small pieces: each packet costs tens of microseconds, and a large
+                    // last piece left one core idle at every chunk's end (192% CPU
+                    // against 197% with pieces of at most 4, 16 bins ECIES).
+                    || {
+                        chunk
+                            .par_iter()
+                            .with_max_len(4)
+                            .map(&judge)
+                            .collect::<Vec<T>>()
+                    },
                     || judged.take().map_or(Ok(()), |(c, v)| take_all(c, v)),
                 )
             },
