@@ -10,7 +10,11 @@
    seccomp RuntimeDefault, CPU and memory requests and limits, a pinned image (no
    `:latest`) and a writable emptyDir for TMPDIR; Secrets are mounted read-only with
    defaultMode 0400 and never shipped as objects; CronJobs forbid concurrent runs and set
-   deadlines, retries, TTL and history limits; the intake Job is Indexed with
+   deadlines, retries, TTL and history limits; every Job has a podFailurePolicy whose
+   first rule matching exit code 2 (usage or configuration error) of each divvi
+   container is FailJob naming that container (no retries: they would fail the same
+   way), and whose first rule on the DisruptionTarget condition is Ignore (an evicted
+   pod uses up no retry), with restartPolicy Never; the intake Job is Indexed with
    completions == parallelism == DIVVI_SHARD_COUNT; the aggregate Job is one pod; the
    config each job reads is in a ConfigMap, parses, and points at key files inside the
    mounted Secret; the two servers' configs point at each other.
@@ -69,6 +73,9 @@ POD_SPEC_PATHS = {
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass",
                   "StorageClass", "CustomResourceDefinition", "PersistentVolume"}
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+# divvi's exit code for a usage or configuration error (src/cli/outcome.rs): retrying
+# will not help, so a Job must fail at once on it.
+EXIT_USAGE = 2
 SCHEDULED_SUBCOMMANDS = {"intake", "aggregate"}
 
 
@@ -298,6 +305,63 @@ def check_container(where, c, pod_sc, volumes, fail):
             fail(where, f"TMPDIR={tmpdir} must be a writable emptyDir mount")
 
 
+def exit_rule_matches(rule, container, code):
+    """Whether a podFailurePolicy rule matches `container` exiting with `code`."""
+    req = rule.get("onExitCodes")
+    if not isinstance(req, dict):
+        return False
+    if req.get("containerName") not in (None, container):
+        return False
+    values = req.get("values") or []
+    if req.get("operator") == "In":
+        return code in values
+    if req.get("operator") == "NotIn":
+        return code not in values
+    return False
+
+
+def check_pod_failure_policy(where, job, containers, fail):
+    """Exit 2 fails the Job at once; a pod evicted by a node drain is not a retry."""
+    policy = job.get("podFailurePolicy")
+    rules = [r for r in (policy or {}).get("rules") or [] if isinstance(r, dict)]
+    if not rules:
+        fail(where, f"Job spec podFailurePolicy must be set: exit code {EXIT_USAGE} "
+                    "(usage or configuration error) must fail the Job at once (FailJob), "
+                    "not be retried")
+        return
+    restart = dig(job, "template", "spec", "restartPolicy")
+    if restart != "Never":
+        fail(where, f"podFailurePolicy needs restartPolicy Never, not {restart!r}")
+    names = {c.get("name") for c in containers}
+    for i, rule in enumerate(rules):
+        named = dig(rule, "onExitCodes", "containerName")
+        if named is not None and named not in names:
+            fail(where, f"podFailurePolicy rule {i} names no container of the pod: "
+                        f"{named!r} (containers: {sorted(n for n in names if n)})")
+    for c in containers:
+        if divvi_subcommand(c)[0] is None:
+            continue
+        name = c.get("name")
+        first = next((r for r in rules if exit_rule_matches(r, name, EXIT_USAGE)), None)
+        if first is None:
+            fail(where, f"no podFailurePolicy rule matches exit code {EXIT_USAGE} of "
+                        f"container {name}: add one with action FailJob")
+        elif first.get("action") != "FailJob":
+            fail(where, f"the first podFailurePolicy rule matching exit code {EXIT_USAGE} "
+                        f"of container {name} is {first.get('action')}, not FailJob: a "
+                        "usage or configuration error must not be retried")
+        elif dig(first, "onExitCodes", "containerName") != name:
+            fail(where, f"the FailJob rule for exit code {EXIT_USAGE} must name the "
+                        f"container (containerName: {name})")
+    disruption = next((r for r in rules if any(
+        isinstance(p, dict) and p.get("type") == "DisruptionTarget"
+        and p.get("status", "True") == "True" for p in r.get("onPodConditions") or [])),
+        None)
+    if disruption is None or disruption.get("action") != "Ignore":
+        fail(where, "podFailurePolicy must Ignore pods with the DisruptionTarget condition "
+                    "(evicted or preempted, e.g. by a node drain: not a retry)")
+
+
 def check_job_spec(where, job, containers, scheduled, fail):
     for key in ("backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"):
         if not isinstance(job.get(key), int):
@@ -305,6 +369,7 @@ def check_job_spec(where, job, containers, scheduled, fail):
     restart = dig(job, "template", "spec", "restartPolicy")
     if restart not in ("Never", "OnFailure"):
         fail(where, f"restartPolicy must be Never or OnFailure, not {restart!r}")
+    check_pod_failure_policy(where, job, containers, fail)
 
     for c in containers:
         sub, args = divvi_subcommand(c)
@@ -790,6 +855,30 @@ def mutations():
     def m_aggregate_parallel(f):
         dig(aggregate_cronjob(f), "spec", "jobTemplate", "spec")["parallelism"] = 2
 
+    def rules_of(cronjob):
+        return dig(cronjob, "spec", "jobTemplate", "spec", "podFailurePolicy", "rules")
+
+    def m_no_failure_policy(f):
+        del dig(aggregate_cronjob(f), "spec", "jobTemplate", "spec")["podFailurePolicy"]
+
+    def m_failjob_other_container(f):
+        for r in rules_of(intake_cronjob(f)):
+            if r.get("action") == "FailJob":
+                r["onExitCodes"]["containerName"] = "divvi"
+
+    def m_failjob_any_container(f):
+        for r in rules_of(aggregate_cronjob(f)):
+            if r.get("action") == "FailJob":
+                del r["onExitCodes"]["containerName"]
+
+    def m_exit2_counted(f):
+        rules_of(intake_cronjob(f)).insert(0, {"action": "Count", "onExitCodes": {
+            "containerName": "intake", "operator": "NotIn", "values": [0, 3]}})
+
+    def m_disruption_counted(f):
+        rules = rules_of(aggregate_cronjob(f))
+        rules[:] = [r for r in rules if "onPodConditions" not in r]
+
     return [
         ("readOnlyRootFilesystem dropped", m_ro, "readOnlyRootFilesystem"),
         ("DIVVI_SHARD_COUNT != completions", m_shard, "DIVVI_SHARD_COUNT is '3'"),
@@ -816,6 +905,15 @@ def mutations():
         ("API token mounted", m_token, "automountServiceAccountToken must be false"),
         ("IRSA annotation dropped", m_irsa, IRSA_ANNOTATION),
         ("two aggregate pods", m_aggregate_parallel, "must be a single pod"),
+        ("podFailurePolicy dropped", m_no_failure_policy, "podFailurePolicy must be set"),
+        ("FailJob rule names another container", m_failjob_other_container,
+         "rule 0 names no container of the pod"),
+        ("FailJob rule names no container", m_failjob_any_container,
+         "must name the container (containerName: aggregate)"),
+        ("exit 2 counted as a retry by an earlier rule", m_exit2_counted,
+         "exit code 2 of container intake is Count, not FailJob"),
+        ("evictions counted as retries", m_disruption_counted,
+         "must Ignore pods with the DisruptionTarget condition"),
     ]
 
 

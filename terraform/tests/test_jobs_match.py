@@ -6,7 +6,8 @@ schemas and the policy (non-root, read-only root, no capabilities, ...). The
 divvi-server module deploys the same jobs through the Kubernetes provider. This test
 reads both (python-hcl2, PyYAML) and fails on any difference in what matters: pod and
 container security, volumes and mounts, restart policy, token mounting, the flags and
-environment variables passed, schedule policy, retries, deadlines and resources.
+environment variables passed, schedule policy, retries, the pod failure policy (exit
+code 2 fails the Job at once, evictions are no retry), deadlines and resources.
 
 Run: python terraform/tests/test_jobs_match.py
 """
@@ -60,6 +61,25 @@ def flags(args):
     return sorted(a for a in args if isinstance(a, str) and a.startswith("--"))
 
 
+def failure_policy(policy, stage):
+    """The module's pod_failure_policy in the manifests' shape (podFailurePolicy.rules),
+    for the job whose container (each.value.stage) is named `stage`."""
+    if policy is None:
+        return None
+    rules = policy.get("rule", [])
+    out = []
+    for r in rules if isinstance(rules, list) else [rules]:
+        rule = {}
+        for key, value in r.items():
+            if key == "onExitCodes" and value.get("containerName") == "${each.value.stage}":
+                value = value | {"containerName": stage}
+            if key == "onPodCondition":  # one block per pattern; YAML has a list
+                key, value = "onPodConditions", value if isinstance(value, list) else [value]
+            rule[key] = value
+        out.append(rule)
+    return {"rules": out}
+
+
 def job_locals(text, kind):
     """The local.jobs entry of one kind, as text (for values given per job)."""
     block = re.search(rf'"{kind}-\$\{{a\}}" => \{{(.*?)\n    \}} \}}', text, re.S)
@@ -109,6 +129,9 @@ def main():
         same(f"{kind}: time zone", tf["spec"]["timezone"], spec["timeZone"])
         same(f"{kind}: startingDeadlineSeconds", number("start_limit"), spec["startingDeadlineSeconds"])
         same(f"{kind}: backoffLimit", number("retries"), jt["backoffLimit"])
+        same(f"{kind}: podFailurePolicy",
+             failure_policy(tf["spec"]["jobTemplate"]["spec"].get("podFailurePolicy"), kind),
+             jt.get("podFailurePolicy"))
         same(f"{kind}: activeDeadlineSeconds", number("deadline"), jt["activeDeadlineSeconds"])
         same(f"{kind}: schedule (default)", variables[f"{kind}_schedule"], spec["schedule"])
         resources = container["resources"]

@@ -6,8 +6,9 @@ terraform {
       version = ">= 6.0, < 7.0"
     }
     kubernetes = {
-      source  = "hashicorp/kubernetes"
-      version = ">= 2.23, < 4.0"
+      source = "hashicorp/kubernetes"
+      # The CronJobs use pod_failure_policy (provider PR #2394, first released in 2.26.0).
+      version = ">= 2.27, < 4.0"
     }
   }
 }

@@ -26,7 +26,8 @@ locals {
   common_env = merge(
     {
       DIVVI_LOG_FORMAT = "json"
-      # Nothing to do or waiting exits 0; only a failure fails the Job (and is retried).
+      # Nothing to do or waiting exits 0; only a failure fails the Job (exit 1 is
+      # retried, exit 2 is not: pod_failure_policy below).
       DIVVI_EXIT_CODES = "scheduler"
       TMPDIR           = "/tmp"
       AWS_REGION       = data.aws_region.current.region
@@ -125,6 +126,26 @@ resource "kubernetes_cron_job_v1" "job" {
         backoff_limit              = each.value.retries
         active_deadline_seconds    = each.value.deadline
         ttl_seconds_after_finished = tostring(var.job_history_days * 86400)
+        # divvi exits 2 for a usage or configuration error, which a retry would repeat:
+        # the Job fails at once. A pod evicted or preempted (a node drain) is replaced
+        # without using up a retry. Needs restart_policy Never (below).
+        pod_failure_policy {
+          rule {
+            action = "FailJob"
+            on_exit_codes {
+              container_name = each.value.stage
+              operator       = "In"
+              values         = [2]
+            }
+          }
+          rule {
+            action = "Ignore"
+            on_pod_condition {
+              type   = "DisruptionTarget"
+              status = "True"
+            }
+          }
+        }
         template {
           metadata {
             labels = merge(local.labels, { "app.kubernetes.io/component" = each.value.stage })
