@@ -4,7 +4,10 @@
 # batch size (default 100000). The table replaces what stands between the README's
 # bench markers; the "vs original" column divides by the original ENPA aggregator's
 # rates on the same kind of machine (issue 3); "of 2-core floor" divides intake by
-# cores / (open + verifier share), the per-packet floor from the criterion benchmarks.
+# cores / floor, where the floor is one core's time per packet for the per-packet work
+# alone, which `divvi bench` measures on the batch just before each intake (criterion's
+# open + verify, measured minutes apart, is shown beside it for reference: a shared
+# machine's speed drifts by several percent between the two).
 # Each stage runs REPEAT times (default 3); the table shows the median run and, beside
 # its rate, the slowest and fastest.
 set -euo pipefail
@@ -32,8 +35,8 @@ def median_us(group, bench):
     path = f"target/criterion/{group}/{bench}/new/estimates.json"
     return json.load(open(path))["median"]["point_estimate"] / 1000.0
 
-def floor_us(bins, scheme, server):
-    """One packet's open + verifier share, on one core."""
+def criterion_floor_us(bins, scheme, server):
+    """One packet's open + verifier share, on one core, from criterion's hot loop."""
     if server == "0":
         return median_us(f"open_{scheme}", f"bins{bins}") + median_us("verify_leader", f"bins{bins}")
     return median_us(f"open_{scheme}", "helper") + median_us("verify_helper", f"bins{bins}")
@@ -43,19 +46,20 @@ ORIGINAL = {16: {"intake": 14500, "aggregate": 8100},
             2048: {"intake": 450, "aggregate": 410}}
 rows = ["| bins | scheme | stage | packets/s | range | vs original | of 2-core floor | CPU | peak RSS |",
         "|---|---|---|---|---|---|---|---|---|"]
-server_rows = ["| bins | scheme | server | floor (open + verify) | intake + aggregate, CPU time |",
-               "|---|---|---|---|---|"]
+server_rows = ["| bins | scheme | server | floor (in the run) | criterion open + verify | intake + aggregate, CPU time |",
+               "|---|---|---|---|---|---|"]
 packets = None
 for line in open(os.environ["RESULTS"]):
     r = json.loads(line)
     packets, cores = r["packets"], r["cores"]
-    per_packet = {}
+    per_packet, floors = {}, {}
     for s in r["stages"]:
         kind, server = s["stage"].split()
         base = ORIGINAL.get(r["bins"], {}).get(kind)
         ratio = f"{s['packets_per_second'] / base:.1f}x" if base and r["scheme"] == "ecies" else "-"
-        floor = floor_us(r["bins"], r["scheme"], server)
-        of_floor = f"{100 * s['packets_per_second'] * floor / 1e6 / cores:.0f}%" if kind == "intake" else "-"
+        if kind == "intake":
+            floors[server] = s["floor_us"]
+        of_floor = f"{s['of_floor_percent']:.0f}%" if kind == "intake" else "-"
         rss = f"{s['peak_rss_mib']:.0f} MiB" if s["peak_rss_mib"] is not None else "-"
         spread = f"{s['packets_per_second_min'] / 1000:,.1f}k–{s['packets_per_second_max'] / 1000:,.1f}k"
         rows.append(f"| {r['bins']} | {r['scheme']} | {s['stage']} | {s['packets_per_second']:,.0f} "
@@ -65,8 +69,9 @@ for line in open(os.environ["RESULTS"]):
         cpu_us = 1e6 * s["seconds"] * s["cpu_percent"] / 100 / s["packets"]
         per_packet[server] = per_packet.get(server, 0.0) + cpu_us
     for server, spent in sorted(per_packet.items()):
-        floor = floor_us(r["bins"], r["scheme"], server)
-        server_rows.append(f"| {r['bins']} | {r['scheme']} | {server} | {floor:.0f} µs "
+        floor = floors[server]
+        reference = criterion_floor_us(r["bins"], r["scheme"], server)
+        server_rows.append(f"| {r['bins']} | {r['scheme']} | {server} | {floor:.0f} µs | {reference:.0f} µs "
                            f"| {spent:.0f} µs ({spent / floor:.2f}x the floor) |")
 start, end = "<!-- bench:start -->", "<!-- bench:end -->"
 body = (f"{start}\n_{packets:,}-packet batches on {os.environ['MACHINE']}; median of {runs} "

@@ -31,6 +31,11 @@ pub struct StageResult {
     /// Peak resident memory during the stage (the highest of the runs), if the platform
     /// lets it be measured.
     pub peak_rss_mib: Option<f64>,
+    /// Intake only: one core's time per packet for the per-packet work alone, measured
+    /// just before the stage on the same packets (`intake::sequential_floor`).
+    pub floor_us: Option<f64>,
+    /// Intake only: the rate as a share of all cores at that floor, in percent.
+    pub of_floor_percent: Option<f64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -42,6 +47,10 @@ pub struct BenchReport {
     pub generate_seconds: f64,
     pub stages: Vec<StageResult>,
 }
+
+/// Packets of the batch judged one by one for intake's floor: enough for a steady
+/// figure, few enough to take under a second at 2048 bins.
+const FLOOR_SAMPLE: usize = 2000;
 
 /// User plus system CPU time of this process so far, in seconds.
 fn cpu_seconds() -> f64 {
@@ -89,6 +98,8 @@ fn measure_once(
             .then(crate::demo::peak_rss)
             .flatten()
             .map(|b| b as f64 / (1024.0 * 1024.0)),
+        floor_us: None,
+        of_floor_percent: None,
     })
 }
 
@@ -166,10 +177,17 @@ pub fn run_bench(
     progress.end();
     let generate_seconds = generate.elapsed().as_secs_f64();
 
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut stages = Vec::new();
     for server in &servers {
         let ids = intake::pending_batches(server, aggregation)?;
-        stages.push(measure(
+        // Measured here rather than taken from criterion: a shared machine's speed
+        // drifts by several percent between runs, and the ratio must not.
+        let floor = match ids.first() {
+            Some(id) => intake::sequential_floor(server, id, FLOOR_SAMPLE)?,
+            None => None,
+        };
+        let mut stage = measure(
             &format!("intake {}", server.index),
             packets,
             repeat,
@@ -178,7 +196,10 @@ pub fn run_bench(
                 ids.iter()
                     .try_for_each(|id| intake::intake(server, id, tick).map(drop))
             },
-        )?);
+        )?;
+        stage.floor_us = floor.map(|s| s * 1e6);
+        stage.of_floor_percent = floor.map(|s| 100.0 * stage.packets_per_second * s / cores as f64);
+        stages.push(stage);
     }
     for server in &servers {
         stages.push(measure(
@@ -202,7 +223,7 @@ pub fn run_bench(
         packets,
         bins,
         scheme,
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cores,
         generate_seconds,
         stages,
     })
@@ -212,13 +233,16 @@ impl BenchReport {
     /// A markdown table, one row per stage.
     pub fn markdown(&self) -> String {
         let mut t = String::from(
-            "| bins | scheme | stage | packets/s | CPU | peak RSS |\n|---|---|---|---|---|---|\n",
+            "| bins | scheme | stage | packets/s | of floor | CPU | peak RSS |\n|---|---|---|---|---|---|---|\n",
         );
         for s in &self.stages {
             let rss = s.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0} MiB"));
+            let of_floor = s
+                .of_floor_percent
+                .map_or("-".into(), |p| format!("{p:.0}%"));
             t.push_str(&format!(
-                "| {} | {} | {} | {:.0} | {:.0}% | {} |\n",
-                self.bins, self.scheme, s.stage, s.packets_per_second, s.cpu_percent, rss
+                "| {} | {} | {} | {:.0} | {} | {:.0}% | {} |\n",
+                self.bins, self.scheme, s.stage, s.packets_per_second, of_floor, s.cpu_percent, rss
             ));
         }
         t

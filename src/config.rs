@@ -16,7 +16,7 @@ mod parse_error;
 
 pub use checks::KeyFileCheck;
 use checks::{
-    check_key_file_mode, looks_like_key_material, refuse_duplicate_ids,
+    check_key_file_mode, looks_like_key_material, refuse_duplicate_ids, refuse_key_in_two_roles,
     refuse_mixed_up_portal_servers, refuse_shared_ingestion, refuse_shared_server_locations,
     server_field, the_server_entry,
 };
@@ -361,6 +361,13 @@ impl Server {
     pub fn from_config(c: &ServerConfig, base: &Path) -> Result<Self> {
         check_server_config(c, base)?;
         let signing_key = c.signing_key.load(base, KeyFileCheck::Refuse)?;
+        let ingestor_trust = trust_set(&c.trust.ingestors, "trust.ingestors")?;
+        let peer_trust = trust_set(&c.trust.peer, "trust.peer")?;
+        refuse_key_in_two_roles(
+            &c.trust.ingestors,
+            &c.trust.peer,
+            &signing_key.verifying_key(),
+        )?;
         let mut own_trust = TrustSet::new();
         own_trust.insert(signing_key.key_id(), signing_key.verifying_key());
         let mut packet_keys = Vec::new();
@@ -383,8 +390,8 @@ impl Server {
             sum_parts: location(&c.locations.sum_parts, base, "locations.sum_parts")?,
             signing_key,
             packet_keys,
-            ingestor_trust: trust_set(&c.trust.ingestors, "trust.ingestors")?,
-            peer_trust: trust_set(&c.trust.peer, "trust.peer")?,
+            ingestor_trust,
+            peer_trust,
             own_trust,
             stash_key: match &c.stash_key {
                 Some(source) => Some(load_stash_key(source, base)?),

@@ -14,10 +14,22 @@ use std::collections::{BTreeMap, BTreeSet};
 /// At most this many names are listed in one report (known aggregations, old batches).
 const NAMES_SHOWN: usize = 10;
 
+pub const MISSING_LOCATION: &str = "missing_location";
+pub const UNKNOWN_AGGREGATION: &str = "unknown_aggregation";
+pub const NON_CANONICAL_KEY: &str = "non_canonical_key";
+pub const OLDER_THAN_LOOKBACK: &str = "older_than_lookback";
+/// Every kind of `Skipped`.
+pub const KINDS: [&str; 4] = [
+    MISSING_LOCATION,
+    UNKNOWN_AGGREGATION,
+    NON_CANONICAL_KEY,
+    OLDER_THAN_LOOKBACK,
+];
+
 /// One thing passed over, the object or location it concerns, and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Skipped {
-    /// missing_location, unknown_aggregation, non_canonical_key or older_than_lookback.
+    /// One of `KINDS`.
     pub kind: &'static str,
     /// The location or object (`file://…`, `s3://…`).
     pub object: String,
@@ -83,7 +95,7 @@ pub fn missing_locations(server: &Server) -> Result<Vec<Skipped>> {
         if !store.exists()? {
             let object = store.describe("");
             missing.push(Skipped {
-                kind: "missing_location",
+                kind: MISSING_LOCATION,
                 reason: format!(
                     "location {name} {object} does not exist: nothing to read there; is the path right?"
                 ),
@@ -103,7 +115,7 @@ fn unknown_aggregation(ingestion: &dyn ObjectStore, aggregation: &str) -> Result
         _ => known.join(", "),
     };
     Ok(Skipped {
-        kind: "unknown_aggregation",
+        kind: UNKNOWN_AGGREGATION,
         reason: format!(
             "no batches of aggregation {aggregation} in {location}; known aggregations there: {known}"
         ),
@@ -155,7 +167,7 @@ pub fn batch_object_stem(key: &str) -> Option<&str> {
 fn non_canonical(ingestion: &dyn ObjectStore, key: &str) -> Skipped {
     let object = ingestion.describe(key);
     Skipped {
-        kind: "non_canonical_key",
+        kind: NON_CANONICAL_KEY,
         reason: format!(
             "{object} looks like a batch object but its key is not canonical \
              ({{aggregation}}/YYYY/MM/DD/HH/MM/{{lower-case UUID}}.batch[.avro|.sig], zero-padded): \
@@ -268,7 +280,7 @@ fn older_than_lookback(
         .collect();
     let more = if old.len() > NAMES_SHOWN { ", …" } else { "" };
     Some(Skipped {
-        kind: "older_than_lookback",
+        kind: OLDER_THAN_LOOKBACK,
         object: server.ingestion.describe(&format!("{aggregation}/")),
         reason: format!(
             "{} ingestion batches of {aggregation} older than the lookback (before {cutoff}) {what}: {}{more}",

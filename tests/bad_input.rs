@@ -592,7 +592,7 @@ fn cases() -> Vec<Case> {
         case("sum part missing", Collect, |fx| {
             let key = fx.sum_part_id(1).names().signature;
             fx.remove(fx.sums(1), &key);
-            fails(fx.url(fx.sums(1), &key), "no such object")
+            fails(fx.url(fx.sums(1), &key), "no sum part yet; server 1 has not summed this window")
         }),
         case("sum part signed by the other server", Collect, |fx| {
             let names = fx.sum_part_id(1).names();
@@ -820,6 +820,17 @@ fn cases() -> Vec<Case> {
             let other = fx.d.ingestor.signing_key.verifying_key().to_base64();
             let entry = format!("[[trust.peer]]\nid = \"server1-signing\"\npublic_key = \"{other}\"\n\n[limits]");
             fx.refused(Server0, "[limits]", &entry, "trust.peer: two entries with id \"server1-signing\"")
+        }),
+        case("server: the ingestor's key trusted as the peer's", Cli("check {server0}"), |fx| {
+            let peer = fx.d.servers[1].signing_key.verifying_key().to_base64();
+            let ingestor = fx.d.ingestor.signing_key.verifying_key().to_base64();
+            fx.refused(Server0, &peer, &ingestor, "trust.ingestors \"ingestor-signing\" and trust.peer \"server1-signing\" are the same public key")
+        }),
+        case("server: its own key trusted as the peer's (divvi aggregate)",
+            Cli("aggregate {server0} bad-input {window}"), |fx| {
+            let peer = fx.d.servers[1].signing_key.verifying_key().to_base64();
+            let own = fx.d.servers[0].signing_key.verifying_key().to_base64();
+            fx.refused(Server0, &peer, &own, "trust.peer \"server1-signing\" is this server's own signing key")
         }),
         case("portal: a server's signing_keys with one id twice", Cli("check {portal} --as portal"), |fx| {
             let other = fx.d.servers[1].signing_key.verifying_key().to_base64();

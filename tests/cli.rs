@@ -234,6 +234,19 @@ fn bench_reports_every_stage_as_json() {
                 && rate("packets_per_second") <= rate("packets_per_second_max"),
             "{s}"
         );
+        // Intake is measured against its floor, measured in the same run; aggregate
+        // has none. The share is the rate times the floor over the cores.
+        let cores = v["cores"].as_f64().unwrap();
+        if s["stage"].as_str().unwrap().starts_with("intake") {
+            let expected = rate("packets_per_second") * rate("floor_us") / 1e4 / cores;
+            assert!(rate("floor_us") > 0.0, "{s}");
+            assert!((rate("of_floor_percent") - expected).abs() < 1e-6, "{s}");
+        } else {
+            assert!(
+                s["floor_us"].is_null() && s["of_floor_percent"].is_null(),
+                "{s}"
+            );
+        }
     }
 }
 
@@ -695,7 +708,27 @@ fn exit_codes_tell_done_failed_nothing_to_do_and_waiting_apart() {
         assert_eq!(code, 4, "{server}: {stderr}");
         assert_eq!(exit_code(&args, &scheduler).0, 0);
     }
-
+    // Collect before any sum part is written waits for it, naming the part and, while
+    // nothing was ever written there, the missing location (a mistyped path would
+    // otherwise wait unexplained).
+    let portal = cfg("portal.toml");
+    let mut collect = vec!["collect", "--config", portal.as_str(), idle[0], idle[1]];
+    collect.extend(window);
+    let (code, stderr) = exit_code(&collect, &[]);
+    assert!(
+        code == 4
+            && stderr.contains("waiting")
+            && stderr.contains("server 0's sum_parts location")
+            && stderr.contains("does not exist"),
+        "{code}: {stderr}"
+    );
+    assert_eq!(exit_code(&collect, &scheduler).0, 0);
+    std::fs::create_dir_all(d.join("buckets/server0-sum-parts")).unwrap();
+    let (code, stderr) = exit_code(&collect, &[]);
+    assert!(
+        code == 4 && stderr.contains("server 0 has not summed this window"),
+        "{code}: {stderr}"
+    );
     // A config that does not load: a usage error.
     let broken = dir.path().join("broken.toml");
     std::fs::write(&broken, "server_index = 7\n").unwrap();

@@ -1023,6 +1023,31 @@ fn batches_older_than_the_lookback_are_reported_by_intake_and_status() {
     let c0 = config(&d, 0);
     let mut intake = intake_args(&c0, "old");
     intake.extend(["--lookback".into(), "72h".into()]);
+    // A second shard finds the same, and says so in its summary and metrics, but leaves
+    // the warning to the first shard (N pods, one warning each).
+    let (gateway, pushes) = fake_pushgateway();
+    let mut second_shard = intake.clone();
+    second_shard
+        .extend(["--shard", "1/2", "--log-format", "text", "--pushgateway"].map(String::from));
+    second_shard.push(gateway);
+    let out = divvi(&strs(&second_shard));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("WARN") && l.contains("older than the lookback"))
+            && log.contains("\"kind\":\"older_than_lookback\""),
+        "{log}"
+    );
+    let (_, body) = pushes.recv().unwrap();
+    assert_eq!(
+        sample(&body, "divvi_skipped", "kind=\"older_than_lookback\""),
+        2.0
+    );
+    assert_eq!(
+        sample(&body, "divvi_skipped", "kind=\"unknown_aggregation\""),
+        0.0
+    );
     let out = divvi(&strs(&intake));
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");

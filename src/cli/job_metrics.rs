@@ -91,6 +91,20 @@ impl JobMetrics {
         );
     }
 
+    /// What the stage passed over, by kind; every kind is set (0 included) so an alert
+    /// can be written on any of them.
+    pub fn skipped(&self, skipped: &[divvi::skipped::Skipped]) {
+        for kind in divvi::skipped::KINDS {
+            let n = skipped.iter().filter(|s| s.kind == kind).count();
+            self.metrics.set(
+                "divvi_skipped",
+                "Things passed over (missing locations, unknown aggregations, non-canonical keys, batches older than the lookback), by kind.",
+                &self.labels(&[("kind", kind)]),
+                n as f64,
+            );
+        }
+    }
+
     pub fn incomplete(&self, batches: usize, overdue: usize) {
         self.metrics.set(
             "divvi_incomplete_batches",

@@ -335,7 +335,13 @@ pub fn run() -> Result<ExitCode> {
             let portal = config(Portal::load(&a.config))?;
             divvi::stages::remove_stale_temporaries(&[portal.results.as_ref()]);
             let window = window(&a.start, &a.end, a.force)?;
-            let result = collect::collect_run(&portal, &a.aggregation, &window, a.run)?;
+            let result = match collect::collect_run(&portal, &a.aggregation, &window, a.run) {
+                Err(e) if e.is::<collect::SumPartNotYetWritten>() => {
+                    eprintln!("waiting: {e:#}");
+                    return Ok(Ended::Waiting.exit_code(exit_codes));
+                }
+                collected => collected?,
+            };
             let valid = (result.valid_clients).map_or("unknown".into(), |v| v.to_string());
             out!(
                 "aggregation {}  window {}  valid clients {valid}  judged (total_individual_clients) {}  invalid packets {}",
@@ -482,7 +488,12 @@ fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<Ended> {
             (ids, incomplete, shard)
         }
     };
-    divvi::skipped::warn_all(&survey.skipped);
+    // Every shard surveys the whole aggregation; the first alone warns, so N pods do
+    // not log each finding N times (each shard's summary and metrics still carry it).
+    if shard.index == 0 {
+        divvi::skipped::warn_all(&survey.skipped);
+    }
+    metrics.skipped(&survey.skipped);
     for i in incomplete.iter().filter(|i| i.overdue) {
         tracing::warn!(batch = %i.batch, age_minutes = i.age_minutes, missing = ?i.missing, "ingestion batch still incomplete");
     }
@@ -637,13 +648,14 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
                 r.generate_seconds
             );
             out!(
-                "{:>12}  {:>9}  {:>10}  {:>6}  {:>9}  {:>19}",
+                "{:>12}  {:>9}  {:>10}  {:>6}  {:>9}  {:>19}  {:>16}",
                 "stage",
                 "seconds",
                 "packets/s",
                 "CPU",
                 "peak RSS",
-                "range (runs)"
+                "range (runs)",
+                "of floor (µs)"
             );
             for s in &r.stages {
                 let rss = s.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0} MiB"));
@@ -651,14 +663,19 @@ fn bench(a: BenchArgs) -> Result<ExitCode> {
                     "{:.0}-{:.0} ({})",
                     s.packets_per_second_min, s.packets_per_second_max, s.runs
                 );
+                let of_floor = match (s.of_floor_percent, s.floor_us) {
+                    (Some(pct), Some(us)) => format!("{pct:.0}% ({us:.0})"),
+                    _ => "-".into(),
+                };
                 out!(
-                    "{:>12}  {:>9.2}  {:>10.0}  {:>5.0}%  {:>9}  {:>19}",
+                    "{:>12}  {:>9.2}  {:>10.0}  {:>5.0}%  {:>9}  {:>19}  {:>16}",
                     s.stage,
                     s.seconds,
                     s.packets_per_second,
                     s.cpu_percent,
                     rss,
-                    range
+                    range,
+                    of_floor
                 );
             }
         }

@@ -11,7 +11,8 @@ Exit codes:
   1  failed: an error (see stderr); retrying may help
   2  usage or configuration error: retrying will not help
   3  nothing to do: no pending batch or due run
-  4  waiting: for the peer's validation or manifest, or for the ingestor to finish a batch
+  4  waiting: for the peer's validation or manifest, for the ingestor to finish a batch,
+     or (collect) for a server's sum part
 With --exit-codes scheduler (DIVVI_EXIT_CODES=scheduler), 3 and 4 exit 0: the outcome is
 still in the JSON summary on stderr and in the job's metrics.";
 

@@ -96,6 +96,7 @@ pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<End
             .extend(left_before_lookback(&server, &a.aggregation, &survey, &o)?);
     }
     divvi::skipped::warn_all(&survey.skipped);
+    metrics.skipped(&survey.skipped);
     let runs = match explicit {
         Some(window) => explicit_runs(&server, &a.aggregation, &window, a.late, &o)?,
         None => {

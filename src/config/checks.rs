@@ -152,6 +152,41 @@ pub fn refuse_mixed_up_portal_servers(
     Ok(())
 }
 
+/// Refuses a server config that trusts one key in two roles: an ingestor's key as the
+/// peer's (the ingestor, which must never judge a packet, could then forge the peer's
+/// validations), or this server's own signing key as an ingestor's or the peer's (it
+/// would take its own signatures for theirs).
+pub fn refuse_key_in_two_roles(
+    ingestors: &[PublicKeyConfig],
+    peer: &[PublicKeyConfig],
+    own: &VerifyingKey,
+) -> Result<()> {
+    for i in ingestors {
+        if let Some(p) = peer.iter().find(|p| same_public_key(i, p)) {
+            bail!(
+                "trust.ingestors {:?} and trust.peer {:?} are the same public key: the ingestor \
+                 could sign validations as the peer; the peer has a key of its own",
+                i.id,
+                p.id
+            );
+        }
+    }
+    let own = own.to_base64();
+    let is_own = |k: &PublicKeyConfig| {
+        VerifyingKey::from_base64(&k.public_key).is_ok_and(|v| v.to_base64() == own)
+    };
+    for (field, keys) in [("trust.ingestors", ingestors), ("trust.peer", peer)] {
+        if let Some(k) = keys.iter().find(|k| is_own(k)) {
+            bail!(
+                "{field} {:?} is this server's own signing key (signing_key): it would take its \
+                 own signatures for another party's",
+                k.id
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Whether two trusted keys are one key, however each is written (SPKI or raw point).
 /// A key that does not parse is reported where the trust set is built.
 fn same_public_key(a: &PublicKeyConfig, b: &PublicKeyConfig) -> bool {

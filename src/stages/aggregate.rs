@@ -5,7 +5,7 @@
 //! batches validated elsewhere) does it open packets again.
 
 use super::checks::check_validity_header;
-use super::{check_ingestion_header, judge_in_chunks, open_packet, Rejected, SumParameters, Tick};
+use super::{judge_in_chunks, open_ingestion_batch, open_packet, Rejected, SumParameters, Tick};
 use crate::batch::{
     encode_sum_part, open_batch, BatchId, BatchKind, SumPartBinding, SumPartId, Window,
 };
@@ -238,15 +238,7 @@ fn sum_batch(
     seen: &mut Seen,
     tick: Tick,
 ) -> Result<BatchSum> {
-    let names = id.names(BatchKind::Ingestion);
-    let object = server.ingestion.describe(&names.header);
-    let batch = open_batch::<IngestionHeader>(
-        server.ingestion.as_ref(),
-        &names,
-        &server.ingestor_trust,
-        server.limits.max_object_bytes,
-    )?;
-    let prio = check_ingestion_header(id, &batch.header, &object)?;
+    let (batch, prio, object) = open_ingestion_batch(server, id)?;
     match first_header {
         Some(first) => {
             let (mine, run) = (SumParameters::of(&batch.header), SumParameters::of(first));

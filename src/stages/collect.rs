@@ -9,7 +9,7 @@ use crate::batch::{
 };
 use crate::config::{Portal, PortalServer};
 use crate::crypto::sha256;
-use crate::store::{get_bytes, put_bytes};
+use crate::store::{get_bytes, put_bytes, ObjectStore};
 use crate::vdaf::{combine, ServerIndex, PRIME};
 use crate::wire::{self, BatchSignature, InvalidPacket, SumPart};
 use anyhow::{bail, Context, Result};
@@ -30,11 +30,50 @@ pub struct VerifiedSumPart {
     pub object: String,
 }
 
+/// A sum part the portal was asked for that is not there (yet): collect waits for it
+/// rather than failing. `reason` says whether its whole location is missing too.
+#[derive(Debug, thiserror::Error)]
+#[error("{object}: no sum part yet; {reason}")]
+pub struct SumPartNotYetWritten {
+    pub object: String,
+    pub reason: String,
+}
+
+/// Why a sum part is missing: only the part (the server has not summed the window yet),
+/// or its whole location (nothing written there yet, or a mistyped path in the portal
+/// config: said, since it would wait for ever).
+fn missing_sum_part(store: &dyn ObjectStore, id: &SumPartId, object: &str) -> anyhow::Error {
+    let server = id.server.number();
+    let location = store.describe("");
+    let reason = match store.exists() {
+        Ok(true) => format!("server {server} has not summed this window (is its aggregate done?)"),
+        Ok(false) => format!(
+            "server {server}'s sum_parts location {location} does not exist: nothing written there yet, or a mistyped path in the portal config"
+        ),
+        Err(e) => return anyhow::anyhow!("{object}: sum part missing, and its location {location} cannot be checked: {e}"),
+    };
+    anyhow::Error::new(SumPartNotYetWritten {
+        object: object.to_string(),
+        reason,
+    })
+}
+
 pub fn read_sum_part(server: &PortalServer, id: &SumPartId) -> Result<VerifiedSumPart> {
     let names = id.names();
     let store = server.sum_parts.as_ref();
     let object = store.describe(&names.header);
-    let sig_bytes = get_bytes(store, &names.signature, MAX_SIGNATURE_BYTES)?;
+    let sig_bytes = match get_bytes(store, &names.signature, MAX_SIGNATURE_BYTES) {
+        // A window's regular run is summed on the servers' schedule: wait for it. A late
+        // run exists only once a server decided one; asking for another is an error.
+        Err(e) if e.is_not_found() && id.run == 0 => {
+            return Err(missing_sum_part(
+                store,
+                id,
+                &store.describe(&names.signature),
+            ))
+        }
+        read => read?,
+    };
     let sig: BatchSignature =
         wire::decode_single(&sig_bytes).with_context(|| store.describe(&names.signature))?;
     let header_bytes = match sig.batch_header {

@@ -5,12 +5,12 @@
 //! stream in chunks, and the validation records spool to a temporary file.
 
 use super::replays::{fingerprint, record_and_check, Fingerprint, Replay};
-use super::{check_ingestion_header, judge_in_chunks, open_packet, Rejected, Tick};
-use crate::batch::{open_batch, BatchId, BatchKind, BatchWriter};
+use super::{judge_in_chunks, open_ingestion_batch, open_packet, Rejected, Tick};
+use crate::batch::{BatchId, BatchKind, BatchWriter};
 use crate::config::Server;
 use crate::stash::{StashContext, StashWriter};
 use crate::vdaf::Prio2Bins;
-use crate::wire::{DataSharePacket, IngestionHeader, ValidityHeader, ValidityPacket};
+use crate::wire::{DataSharePacket, ValidityHeader, ValidityPacket};
 use anyhow::{Context, Result};
 use chrono::TimeDelta;
 use std::collections::hash_map::Entry;
@@ -59,6 +59,27 @@ fn verify_packet(
         h_r: i64::from(v.h_r),
     };
     Ok((record, kept, fingerprint(&share)))
+}
+
+/// The floor intake's rate is measured against: one core's time per packet for the
+/// per-packet work alone (open, verifier share, kept share, fingerprint), judging the
+/// first `sample` packets of a batch one after another. Reading, recording and writing
+/// are left out: they are what intake adds. None for an empty batch.
+pub fn sequential_floor(server: &Server, id: &BatchId, sample: usize) -> Result<Option<f64>> {
+    let (batch, prio, _) = open_ingestion_batch(server, id)?;
+    let packets = batch.packets::<DataSharePacket>()?.next_chunk(sample)?;
+    // A few packets first, so caches and the allocator are warm as in a long run.
+    let (warm, timed) = packets.split_at(packets.len().min(32));
+    warm.iter()
+        .for_each(|p| drop(verify_packet(server, &prio, p)));
+    if timed.is_empty() {
+        return Ok(None);
+    }
+    let start = std::time::Instant::now();
+    timed
+        .iter()
+        .for_each(|p| drop(verify_packet(server, &prio, p)));
+    Ok(Some(start.elapsed().as_secs_f64() / timed.len() as f64))
 }
 
 /// Each reason packets were refused for, with how many: one line per reason, not one
@@ -129,15 +150,7 @@ fn intake_pass(
     left_out: &HashMap<Uuid, String>,
     tick: Tick,
 ) -> Result<Pass> {
-    let names = id.names(BatchKind::Ingestion);
-    let object = server.ingestion.describe(&names.header);
-    let batch = open_batch::<IngestionHeader>(
-        server.ingestion.as_ref(),
-        &names,
-        &server.ingestor_trust,
-        server.limits.max_object_bytes,
-    )?;
-    let prio = check_ingestion_header(id, &batch.header, &object)?;
+    let (batch, prio, object) = open_ingestion_batch(server, id)?;
 
     let out_names = id.names(BatchKind::Validation(server.index));
     let mut out = BatchWriter::<ValidityPacket>::single_object(out_names)?;

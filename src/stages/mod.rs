@@ -13,6 +13,30 @@ pub mod replays;
 pub use checks::{check_ingestion_header, SumParameters};
 pub use packets::open_packet;
 
+/// An ingestion batch of this server, opened: its signature checked against the trusted
+/// ingestors and its header against its name and divvi's Prio2 parameters; its packets
+/// are not read yet. With the Prio2 instance for its bins and the header's description
+/// for messages.
+pub(crate) fn open_ingestion_batch<'s>(
+    server: &'s crate::config::Server,
+    id: &crate::batch::BatchId,
+) -> anyhow::Result<(
+    crate::batch::OpenedBatch<'s, crate::wire::IngestionHeader>,
+    crate::vdaf::Prio2Bins,
+    String,
+)> {
+    let names = id.names(crate::batch::BatchKind::Ingestion);
+    let object = server.ingestion.describe(&names.header);
+    let batch = crate::batch::open_batch::<crate::wire::IngestionHeader>(
+        server.ingestion.as_ref(),
+        &names,
+        &server.ingestor_trust,
+        server.limits.max_object_bytes,
+    )?;
+    let prio = check_ingestion_header(id, &batch.header, &object)?;
+    Ok((batch, prio, object))
+}
+
 /// Called with the number of packets just processed, for progress display.
 pub type Tick<'a> = &'a (dyn Fn(u64) + Sync);
 
