@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use divvi::crypto::{PacketPrivateKey, PacketScheme};
-use divvi::vdaf::{is_valid, Accumulator, Prio2Bins, ServerIndex};
+use divvi::ids::ServerIndex;
+use divvi::vdaf::{is_valid, Accumulator, Prio2Bins};
 
 const BINS: [usize; 3] = [16, 256, 2048];
 

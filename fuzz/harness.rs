@@ -11,9 +11,10 @@
 
 use divvi::batch::{open_batch, BatchHeader, ObjectNames};
 use divvi::crypto::{sha256, PacketPrivateKey, PacketScheme, SigningKey, StashKey, TrustSet};
+use divvi::ids::ServerIndex;
 use divvi::stash::{StashContext, StashReader};
 use divvi::store::LocalStore;
-use divvi::vdaf::{Prio2Bins, ServerIndex, PRIME};
+use divvi::vdaf::{Prio2Bins, PRIME};
 use divvi::wire::{self, Record, RecordReader};
 use std::path::Path;
 use std::sync::OnceLock;

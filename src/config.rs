@@ -5,8 +5,8 @@
 use crate::crypto::{
     PacketPrivateKey, PacketPublicKey, PacketScheme, SigningKey, StashKey, TrustSet, VerifyingKey,
 };
+use crate::ids::ServerIndex;
 use crate::store::{open_location, LocationConfig, ObjectStore};
-use crate::vdaf::ServerIndex;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -3,8 +3,8 @@
 
 use crate::config::*;
 use crate::crypto::{PacketPrivateKey, PacketScheme, SigningKey, StashKey};
+use crate::ids::ServerIndex;
 use crate::store::{LocationConfig, LocationSettings};
-use crate::vdaf::ServerIndex;
 use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
 //! divvi: the ENPA Prio batch pipeline (ingest, intake, aggregate, collect) as a library.
-//! Layers, lowest first: `wire` (Avro records), `crypto` (signatures, packet sealing),
+//! Layers, lowest first: `ids` (server index, batch, window and run identity), `wire`
+//! (Avro records), `crypto` (signatures, packet sealing),
 //! `vdaf` (Prio2 glue), `batch` (objects of a batch), `store` (object storage),
 //! `stages` (the jobs), and the CLI on top in `main.rs` / `cli`.
 
@@ -8,6 +9,7 @@ pub mod bench;
 pub mod config;
 pub mod crypto;
 pub mod demo;
+pub mod ids;
 pub mod inspect;
 pub mod keygen;
 pub mod metrics;

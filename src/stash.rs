@@ -12,8 +12,8 @@
 //! marked, so a stash cannot be reordered, cut short, or passed off as another batch's.
 
 use crate::crypto::{FrameSealer, StashKey};
+use crate::ids::ServerIndex;
 use crate::store::{ObjectStore, ObjectWriter, StoreError, StoreErrorKind};
-use crate::vdaf::ServerIndex;
 use std::io::{Read, Write};
 use uuid::Uuid;
 

@@ -7,6 +7,8 @@ use prio::field::{FieldElement, FieldElementWithInteger, FieldPrio2};
 use prio::vdaf::prio2::{Prio2, Prio2VerifierState};
 use prio::vdaf::{Aggregator, Client, Share, VerifyTransition};
 
+use crate::ids::ServerIndex;
+
 /// The Prio2 field modulus, as written in every header's `prime` field.
 pub const PRIME: u32 = 4_293_918_721;
 
@@ -26,56 +28,6 @@ pub enum VdafError {
     NotAFieldElement(i64),
     #[error("prio: {0}")]
     Prio(String),
-}
-
-/// Which of the two servers: 0 holds the leader share (PHA), 1 the helper seed (facilitator).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(try_from = "u8", into = "u8")]
-pub enum ServerIndex {
-    Zero,
-    One,
-}
-
-impl ServerIndex {
-    pub fn number(self) -> u8 {
-        match self {
-            ServerIndex::Zero => 0,
-            ServerIndex::One => 1,
-        }
-    }
-    pub fn peer(self) -> Self {
-        match self {
-            ServerIndex::Zero => ServerIndex::One,
-            ServerIndex::One => ServerIndex::Zero,
-        }
-    }
-    pub fn is_leader(self) -> bool {
-        self == ServerIndex::Zero
-    }
-    pub const BOTH: [ServerIndex; 2] = [ServerIndex::Zero, ServerIndex::One];
-}
-
-impl TryFrom<u8> for ServerIndex {
-    type Error = String;
-    fn try_from(n: u8) -> Result<Self, String> {
-        match n {
-            0 => Ok(ServerIndex::Zero),
-            1 => Ok(ServerIndex::One),
-            _ => Err(format!("server index must be 0 or 1, got {n}")),
-        }
-    }
-}
-
-impl From<ServerIndex> for u8 {
-    fn from(s: ServerIndex) -> u8 {
-        s.number()
-    }
-}
-
-impl std::fmt::Display for ServerIndex {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.number())
-    }
 }
 
 /// A server's verifier share of one packet: the (f_r, g_r, h_r) of a validity packet.

@@ -29,12 +29,13 @@ use divvi::batch::{
     SumPartId, Window,
 };
 use divvi::crypto::{sha256, PacketScheme, SigningKey};
+use divvi::ids::ServerIndex;
 use divvi::stages::aggregate::AggregateReport;
 use divvi::stages::ingest::{IngestionBatch, PacketMaker};
 use divvi::stages::intake::IntakeReport;
 use divvi::stages::{aggregate, collect, intake, no_tick, Rejected};
 use divvi::store::{get_bytes, put_bytes, validate_key, ObjectStore};
-use divvi::vdaf::{Prio2Bins, ServerIndex, PRIME};
+use divvi::vdaf::{Prio2Bins, PRIME};
 use divvi::wire::{
     self, BatchSignature, DataSharePacket, IngestionHeader, InvalidPacket, SumPart, ValidityHeader,
     ValidityPacket,

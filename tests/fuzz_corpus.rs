@@ -200,9 +200,9 @@ impl Seeds {
         let context = StashContext {
             batch: header.batch_uuid,
             server: if server == "1" {
-                divvi::vdaf::ServerIndex::One
+                divvi::ids::ServerIndex::One
             } else {
-                divvi::vdaf::ServerIndex::Zero
+                divvi::ids::ServerIndex::Zero
             },
             bins: usize::try_from(header.bins).unwrap_or(0),
             ingestion_digest: header.packet_file_digest,

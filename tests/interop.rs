@@ -6,9 +6,9 @@ use common::fixture;
 use divvi::batch::{open_batch, parse_time, BatchId, BatchKind, SumPartId, Window};
 use divvi::config::*;
 use divvi::crypto::{PacketScheme, SigningKey, TrustSet};
+use divvi::ids::ServerIndex;
 use divvi::stages::{aggregate, collect, intake, no_tick};
 use divvi::store::{LocalStore, ObjectStore};
-use divvi::vdaf::ServerIndex;
 use divvi::wire::{decode_all, decode_single, SumPart, ValidityHeader, ValidityPacket};
 use std::path::Path;
 

@@ -138,7 +138,7 @@ fn server_1_waits_for_a_validation_server_0_already_counted() {
         intake::intake(s, &id, &no_tick).unwrap();
     }
     // Server 1's intake sent server 0 its validation but died before keeping its own.
-    let own1 = id.names(BatchKind::Validation(divvi::vdaf::ServerIndex::One));
+    let own1 = id.names(BatchKind::Validation(divvi::ids::ServerIndex::One));
     let own_dir = d.paths.dir.join("buckets/server1-own");
     std::fs::remove_file(own_dir.join(&own1.signature)).unwrap();
 

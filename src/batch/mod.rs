@@ -6,15 +6,19 @@ mod names;
 mod signed;
 mod sum_part;
 
-pub use names::{
-    parse_time, run_name, truncate_to_minute, validate_name, BatchId, BatchKind, ObjectNames,
-    SumPartId, Window,
+pub use names::{BatchKind, ObjectNames};
+// The identities whose objects this layer names, where callers of `batch` look for them.
+pub use crate::ids::{
+    parse_time, run_name, truncate_to_minute, validate_name, BatchId, SumPartId, Window,
 };
 pub use signed::{
     hex, open_batch, BatchHeader, BatchWriter, OpenedBatch, PacketStream, MAX_HEADER_BYTES,
     MAX_SIGNATURE_BYTES,
 };
-pub use sum_part::{decode_sum_part, encode_sum_part, SumPartBinding};
+pub use sum_part::{
+    decode_sum_part, encode_sum_part, read_sum_part, write_sum_part, SumPartBinding,
+    VerifiedSumPart,
+};
 
 use crate::crypto::CryptoError;
 use crate::store::StoreError;

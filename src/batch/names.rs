@@ -1,36 +1,8 @@
-//! Batch identity and the object names of the ENPA layout.
+//! The object names of the ENPA layout, for the identities of `crate::ids`.
 
-use crate::vdaf::ServerIndex;
-use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
+use crate::ids::{run_name, BatchId, ServerIndex, SumPartId, DATE_PATH};
+use chrono::NaiveDateTime;
 use uuid::Uuid;
-
-/// Checks an aggregation or instance name: it becomes part of object keys, so only
-/// `[A-Za-z0-9._-]`, not starting with `.`, at most 200 characters.
-pub fn validate_name(what: &str, name: &str) -> Result<(), String> {
-    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    if name.is_empty() || name.len() > 200 || name.starts_with('.') || !name.chars().all(ok_char) {
-        return Err(format!(
-            "{what} {name:?} is not a valid name (1-200 characters of A-Z a-z 0-9 . _ -, not starting with '.')"
-        ));
-    }
-    Ok(())
-}
-
-/// Drops seconds and below: batch times and windows have minute precision.
-pub fn truncate_to_minute(t: DateTime<Utc>) -> DateTime<Utc> {
-    let secs = t.timestamp() - i64::from(t.second());
-    DateTime::from_timestamp(secs, 0).unwrap_or(t)
-}
-
-const DATE_PATH: &str = "%Y/%m/%d/%H/%M";
-const WINDOW_TIME: &str = "%Y%m%d%H%M";
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BatchId {
-    pub aggregation: String,
-    pub time: DateTime<Utc>,
-    pub uuid: Uuid,
-}
 
 /// Which kind of batch: what the ingestor wrote, or a server's validation of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,19 +39,6 @@ impl ObjectNames {
 }
 
 impl BatchId {
-    pub fn new(aggregation: &str, time: DateTime<Utc>, uuid: Uuid) -> Result<Self, String> {
-        validate_name("aggregation", aggregation)?;
-        Ok(BatchId {
-            aggregation: aggregation.to_string(),
-            time: truncate_to_minute(time),
-            uuid,
-        })
-    }
-
-    pub fn date_path(&self) -> String {
-        self.time.format(DATE_PATH).to_string()
-    }
-
     pub fn names(&self, kind: BatchKind) -> ObjectNames {
         let header = format!(
             "{}/{}/{}.{}",
@@ -99,6 +58,12 @@ impl BatchId {
             self.date_path(),
             self.uuid
         )
+    }
+
+    /// Parses a batch as it is displayed, and as manifests and records list it
+    /// (`agg/Y/m/d/H/M/uuid`); None for anything else.
+    pub fn parse(text: &str) -> Option<BatchId> {
+        BatchId::from_signature_key(&format!("{text}.batch.sig"), BatchKind::Ingestion)
     }
 
     /// Parses the signature key of a batch of `kind` (`agg/Y/m/d/H/M/uuid.ext.sig`);
@@ -124,76 +89,6 @@ impl BatchId {
     }
 }
 
-impl std::fmt::Display for BatchId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/{}", self.aggregation, self.date_path(), self.uuid)
-    }
-}
-
-/// An aggregation window: batches whose minute lies in `[start, end]`, both ends
-/// included, as the original's sum parts name them (`202104131917-202104131917` covers
-/// the batches of 19:17).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-}
-
-impl Window {
-    pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Self, String> {
-        let (start, end) = (truncate_to_minute(start), truncate_to_minute(end));
-        if end < start {
-            return Err(format!("window end {end} is before its start {start}"));
-        }
-        Ok(Window { start, end })
-    }
-
-    pub fn contains(&self, t: DateTime<Utc>) -> bool {
-        let t = truncate_to_minute(t);
-        self.start <= t && t <= self.end
-    }
-
-    /// `202104131917-202104131917`
-    pub fn name(&self) -> String {
-        format!(
-            "{}-{}",
-            self.start.format(WINDOW_TIME),
-            self.end.format(WINDOW_TIME)
-        )
-    }
-}
-
-/// Parses a time as `YYYYmmddHHMM`, `YYYY/mm/dd/HH/MM` or RFC 3339.
-pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
-    for format in [WINDOW_TIME, DATE_PATH, "%Y-%m-%dT%H:%M"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
-            return Ok(t.and_utc());
-        }
-    }
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| format!("time {text:?} is not YYYYmmddHHMM, YYYY/mm/dd/HH/MM or RFC 3339"))
-}
-
-/// The three objects of a server's sum part for a window.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SumPartId {
-    pub instance: String,
-    pub aggregation: String,
-    pub window: Window,
-    /// 0 for the window's regular run; k >= 1 for its k-th run of late batches.
-    pub run: u32,
-    pub server: ServerIndex,
-}
-
-/// A window's run as named in object keys: `{window}` for run 0, `{window}-late{k}` after.
-pub fn run_name(window: &Window, run: u32) -> String {
-    match run {
-        0 => window.name(),
-        k => format!("{}-late{k}", window.name()),
-    }
-}
-
 impl SumPartId {
     pub fn names(&self) -> ObjectNames {
         let stem = format!(
@@ -212,6 +107,7 @@ impl SumPartId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{parse_time, validate_name, Window};
     use chrono::TimeDelta;
 
     fn fixture_id() -> BatchId {

@@ -7,8 +7,15 @@
 //! readers (the original's among them) ignore them. A sum part without them was written
 //! by the original, which has no late runs.
 
-use crate::vdaf::ServerIndex;
-use crate::wire::{self, SumPart};
+use super::{hex, BatchError, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES};
+use crate::crypto::{sha256, SigningKey, TrustSet};
+use crate::ids::{ServerIndex, SumPartId};
+use crate::store::{get_bytes, put_bytes, ObjectStore};
+use crate::wire::{self, BatchSignature, InvalidPacket, SumPart};
+use uuid::Uuid;
+
+/// Invalid-UUID files hold 16-byte UUIDs (~40 bytes a record); this bounds a read.
+const MAX_INVALID_FILE_BYTES: u64 = 1 << 30;
 
 const INSTANCE: &str = "divvi.instance";
 const RUN: &str = "divvi.run";
@@ -77,6 +84,134 @@ pub fn decode_sum_part(bytes: &[u8]) -> Result<(SumPart, Option<SumPartBinding>)
         valid_clients: number(VALID_CLIENTS)?,
     };
     Ok((record, Some(binding)))
+}
+
+/// A sum part read back: its signature and its invalid-UUID file's digest checked.
+#[derive(Debug, Clone)]
+pub struct VerifiedSumPart {
+    pub record: SumPart,
+    /// Its run, instance, server and valid clients; None if the original aggregator
+    /// wrote it.
+    pub binding: Option<SumPartBinding>,
+    pub invalid: Vec<Uuid>,
+    /// The header object, for messages.
+    pub object: String,
+}
+
+/// Writes a sum part's three objects under `id`'s names: the invalid-UUID file (empty
+/// when none, as the original writes it), the header (the record, whose
+/// `packet_file_digest` is set here, with the binding), and the signature last, so a
+/// reader never takes a part that is not whole. Returns the header object's description.
+pub fn write_sum_part(
+    store: &dyn ObjectStore,
+    id: &SumPartId,
+    mut record: SumPart,
+    binding: &SumPartBinding,
+    invalid: &[Uuid],
+    key: &SigningKey,
+) -> Result<String, BatchError> {
+    let names = id.names();
+    let object = store.describe(&names.header);
+    let wire_error = |object: String| move |source| BatchError::Wire { object, source };
+    let invalid_bytes = match invalid.is_empty() {
+        true => Vec::new(),
+        false => {
+            let records: Vec<InvalidPacket> =
+                invalid.iter().map(|&uuid| InvalidPacket { uuid }).collect();
+            wire::encode_all(&records).map_err(wire_error(store.describe(&names.packets)))?
+        }
+    };
+    record.packet_file_digest = sha256(&invalid_bytes).to_vec();
+    let header_bytes = encode_sum_part(&record, binding).map_err(|reason| BatchError::Other {
+        object: object.clone(),
+        reason,
+    })?;
+    let signature = BatchSignature {
+        batch_header_signature: key.sign(&header_bytes).map_err(|source| {
+            BatchError::Signature {
+                object: object.clone(),
+                source,
+            }
+        })?,
+        key_identifier: key.key_id().to_string(),
+        batch_header: None,
+        packets: None,
+    };
+    let signature_bytes =
+        wire::encode_single(&signature).map_err(wire_error(store.describe(&names.signature)))?;
+    put_bytes(store, &names.packets, &invalid_bytes)?;
+    put_bytes(store, &names.header, &header_bytes)?;
+    put_bytes(store, &names.signature, &signature_bytes)?;
+    Ok(object)
+}
+
+/// Reads the sum part named by `id`: its signature checked against `trust`, its header
+/// decoded (record and binding), its invalid-UUID file checked against the header's
+/// digest. Whether it is the part asked for is the caller's to judge. A missing part is
+/// the store's not-found error for its signature object.
+pub fn read_sum_part(
+    store: &dyn ObjectStore,
+    id: &SumPartId,
+    trust: &TrustSet,
+) -> Result<VerifiedSumPart, BatchError> {
+    let names = id.names();
+    let object = store.describe(&names.header);
+    let sig_bytes = get_bytes(store, &names.signature, MAX_SIGNATURE_BYTES)?;
+    let sig: BatchSignature =
+        wire::decode_single(&sig_bytes).map_err(|source| BatchError::Wire {
+            object: store.describe(&names.signature),
+            source,
+        })?;
+    let header_bytes = match sig.batch_header {
+        Some(inline) => inline,
+        None => get_bytes(store, &names.header, MAX_HEADER_BYTES)?,
+    };
+    trust
+        .verify(
+            &sig.key_identifier,
+            &header_bytes,
+            &sig.batch_header_signature,
+        )
+        .map_err(|source| BatchError::Signature {
+            object: object.clone(),
+            source,
+        })?;
+    let (record, binding) = decode_sum_part(&header_bytes).map_err(|reason| BatchError::Other {
+        object: object.clone(),
+        reason,
+    })?;
+    let invalid_bytes = match sig.packets {
+        Some(inline) => inline,
+        None => get_bytes(store, &names.packets, MAX_INVALID_FILE_BYTES)?,
+    };
+    let digest = sha256(&invalid_bytes);
+    if digest[..] != record.packet_file_digest[..] {
+        return Err(BatchError::Other {
+            object: store.describe(&names.packets),
+            reason: format!(
+                "digest {} does not match the sum part's {}",
+                hex(&digest),
+                hex(&record.packet_file_digest)
+            ),
+        });
+    }
+    let invalid = match invalid_bytes.is_empty() {
+        true => Vec::new(),
+        false => wire::decode_all::<InvalidPacket>(&invalid_bytes)
+            .map_err(|source| BatchError::Wire {
+                object: store.describe(&names.packets),
+                source,
+            })?
+            .into_iter()
+            .map(|p| p.uuid)
+            .collect(),
+    };
+    Ok(VerifiedSumPart {
+        record,
+        binding,
+        invalid,
+        object,
+    })
 }
 
 #[cfg(test)]

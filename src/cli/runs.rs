@@ -7,13 +7,13 @@ use chrono::Utc;
 use clap::Args;
 use divvi::batch::Window;
 use divvi::config::Server;
+use divvi::ids::ServerIndex;
 use divvi::runs::{
     closed_windows, decide_late_run, exclude, execute_run, leader_pending, status, undone_runs,
     window_of, Decision, RunId, RunOutcome, StatusOptions, WindowStatus,
 };
 use divvi::schedule::parse_duration;
 use divvi::skipped::{Skipped, Survey};
-use divvi::vdaf::ServerIndex;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

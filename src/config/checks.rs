@@ -4,8 +4,8 @@
 
 use super::{IngestorServerConfig, PortalServerConfig, PublicKeyConfig, ServerLocations};
 use crate::crypto::VerifyingKey;
+use crate::ids::ServerIndex;
 use crate::store::{LocationConfig, Place};
-use crate::vdaf::ServerIndex;
 use anyhow::{anyhow, bail, Result};
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -9,8 +9,8 @@ use super::signed_json::{sign_json, verify_json};
 use super::{list_manifests, read_done, RUNS_FOLDER};
 use crate::batch::BatchId;
 use crate::config::Server;
+use crate::ids::ServerIndex;
 use crate::store::{get_bytes, put_bytes, ObjectStore};
-use crate::vdaf::ServerIndex;
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 

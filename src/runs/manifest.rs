@@ -3,7 +3,7 @@
 //! so it appears whole or not at all.
 
 use super::signed_json::{sign_json, verify_json};
-use super::{parse_batch, RunId, MAX_RUN_OBJECT_BYTES};
+use super::{RunId, MAX_RUN_OBJECT_BYTES};
 use crate::batch::BatchId;
 use crate::crypto::{SigningKey, TrustSet};
 use crate::store::{get_bytes, ObjectStore};
@@ -56,7 +56,7 @@ impl Manifest {
         self.batches
             .iter()
             .map(|text| {
-                let id = parse_batch(text)
+                let id = BatchId::parse(text)
                     .ok_or_else(|| anyhow!("manifest of {run} lists {text:?}, not a batch"))?;
                 if id.aggregation != run.aggregation || !run.window.contains(id.time) {
                     bail!("manifest of {run} lists batch {id}, outside its aggregation or window");

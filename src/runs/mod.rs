@@ -28,17 +28,12 @@ pub use plan::{
 pub use status::{status, RunState, StatusOptions, WindowStatus};
 pub use windows::{closed_windows, window_of};
 
-use crate::batch::{run_name, validate_name, BatchId, BatchKind, Window};
+pub use crate::ids::RunId;
+
+use crate::batch::Window;
+use crate::ids::validate_name;
 use crate::store::{get_bytes, put_bytes, ObjectStore};
 use anyhow::{anyhow, Context, Result};
-
-/// One aggregation run: a window's regular run (0) or its k-th run of late batches.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunId {
-    pub aggregation: String,
-    pub window: Window,
-    pub run: u32,
-}
 
 /// Where a server keeps its runs (own storage; server 1's inbox for server 0's manifests).
 pub(crate) const RUNS_FOLDER: &str = "runs";
@@ -49,20 +44,6 @@ const FAILED_SUFFIX: &str = ".failed.json";
 const MAX_RUN_OBJECT_BYTES: u64 = 256 << 20;
 
 impl RunId {
-    pub fn new(aggregation: &str, window: Window, run: u32) -> Result<Self> {
-        validate_name("aggregation", aggregation).map_err(|e| anyhow!(e))?;
-        Ok(RunId {
-            aggregation: aggregation.to_string(),
-            window,
-            run,
-        })
-    }
-
-    /// `202611230000-202611232359` or `202611230000-202611232359-late1`.
-    pub fn name(&self) -> String {
-        run_name(&self.window, self.run)
-    }
-
     fn key(&self, suffix: &str) -> String {
         format!("{}/{RUNS_FOLDER}/{}{suffix}", self.aggregation, self.name())
     }
@@ -208,11 +189,6 @@ fn read_json<T: serde::de::DeserializeOwned>(
     let bytes = get_bytes(store, key, MAX_RUN_OBJECT_BYTES)?;
     let value = serde_json::from_slice(&bytes).with_context(|| store.describe(key))?;
     Ok(Some(value))
-}
-
-/// A batch as manifests and records list it (`agg/Y/m/d/H/M/uuid`).
-pub fn parse_batch(text: &str) -> Option<BatchId> {
-    BatchId::from_signature_key(&format!("{text}.batch.sig"), BatchKind::Ingestion)
 }
 
 #[cfg(test)]

@@ -7,10 +7,10 @@ use super::{
 };
 use crate::batch::{open_batch, BatchError, BatchId, BatchKind, Window};
 use crate::config::Server;
+use crate::ids::ServerIndex;
 use crate::schedule::{scan_ingestion_between, Incomplete};
 use crate::stages::SumParameters;
 use crate::store::{get_bytes, put_bytes};
-use crate::vdaf::ServerIndex;
 use crate::wire::IngestionHeader;
 use anyhow::{bail, Result};
 use chrono::{DateTime, TimeDelta, Utc};

@@ -7,17 +7,13 @@
 use super::checks::check_validity_header;
 use super::{judge_in_chunks, open_ingestion_batch, open_packet, Rejected, SumParameters, Tick};
 use crate::batch::{
-    encode_sum_part, open_batch, BatchId, BatchKind, SumPartBinding, SumPartId, Window,
+    open_batch, write_sum_part, BatchId, BatchKind, SumPartBinding, SumPartId, Window,
 };
 use crate::config::Server;
-use crate::crypto::sha256;
-use crate::runs::RunId;
+use crate::ids::RunId;
 use crate::stash::{StashContext, StashReader, StashRecord};
-use crate::store::put_bytes;
 use crate::vdaf::{is_valid, Accumulator, Prio2Bins, VerifierShare};
-use crate::wire::{
-    self, DataSharePacket, IngestionHeader, InvalidPacket, SumPart, ValidityHeader, ValidityPacket,
-};
+use crate::wire::{DataSharePacket, IngestionHeader, SumPart, ValidityHeader, ValidityPacket};
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -64,7 +60,7 @@ pub fn batches_in_window(
 fn read_validation(
     store: &dyn crate::store::ObjectStore,
     id: &BatchId,
-    from: crate::vdaf::ServerIndex,
+    from: crate::ids::ServerIndex,
     trust: &crate::crypto::TrustSet,
     ingestion: &IngestionHeader,
     max_bytes: u64,
@@ -404,16 +400,6 @@ pub fn aggregate_batches(
         .into());
     }
 
-    // The invalid-UUID file is the sum part's packet file; empty when none, as the original.
-    let invalid_records: Vec<InvalidPacket> = invalid
-        .iter()
-        .map(|r| InvalidPacket { uuid: r.uuid })
-        .collect();
-    let invalid_bytes = if invalid_records.is_empty() {
-        Vec::new()
-    } else {
-        wire::encode_all(&invalid_records)?
-    };
     let part = SumPartId {
         instance: server.instance.clone(),
         aggregation: aggregation.to_string(),
@@ -421,7 +407,6 @@ pub fn aggregate_batches(
         run: run.run,
         server: server.index,
     };
-    let names = part.names();
     let sum = total.sum();
     let record = SumPart {
         batch_uuids: ids.iter().map(|id| id.uuid).collect(),
@@ -434,7 +419,7 @@ pub fn aggregate_batches(
         sum: sum.iter().map(|&v| i64::from(v)).collect(),
         aggregation_start_time: window.start.timestamp_millis(),
         aggregation_end_time: window.end.timestamp_millis(),
-        packet_file_digest: sha256(&invalid_bytes).to_vec(),
+        packet_file_digest: Vec::new(), // set by write_sum_part
         total_individual_clients: i64::try_from(judged)?,
     };
     let binding = SumPartBinding {
@@ -443,19 +428,17 @@ pub fn aggregate_batches(
         server: server.index,
         valid_clients: total.count(),
     };
-    let header_bytes = encode_sum_part(&record, &binding).map_err(|e| anyhow::anyhow!(e))?;
-    let signature = wire::BatchSignature {
-        batch_header_signature: server.signing_key.sign(&header_bytes)?,
-        key_identifier: server.signing_key.key_id().to_string(),
-        batch_header: None,
-        packets: None,
-    };
-    let store = server.sum_parts.as_ref();
-    put_bytes(store, &names.packets, &invalid_bytes)?;
-    put_bytes(store, &names.header, &header_bytes)?;
-    put_bytes(store, &names.signature, &wire::encode_single(&signature)?)?;
+    let invalid_uuids: Vec<Uuid> = invalid.iter().map(|r| r.uuid).collect();
+    let sum_part = write_sum_part(
+        server.sum_parts.as_ref(),
+        &part,
+        record,
+        &binding,
+        &invalid_uuids,
+        &server.signing_key,
+    )?;
     Ok(AggregateReport {
-        sum_part: store.describe(&names.header),
+        sum_part,
         batches: ids.iter().map(|id| id.to_string()).collect(),
         packets,
         valid: total.count(),

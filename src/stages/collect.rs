@@ -3,32 +3,15 @@
 //! name) and that they cover the same batches and clients, add them mod p, and refuse a
 //! result no honest pair of parts can give.
 
-use crate::batch::{
-    decode_sum_part, hex, run_name, SumPartBinding, SumPartId, Window, MAX_HEADER_BYTES,
-    MAX_SIGNATURE_BYTES,
-};
+use crate::batch::{run_name, BatchError, SumPartBinding, SumPartId, VerifiedSumPart, Window};
 use crate::config::{Portal, PortalServer};
-use crate::crypto::sha256;
-use crate::store::{get_bytes, put_bytes, ObjectStore};
-use crate::vdaf::{combine, ServerIndex, PRIME};
-use crate::wire::{self, BatchSignature, InvalidPacket, SumPart};
+use crate::ids::ServerIndex;
+use crate::store::{put_bytes, ObjectStore};
+use crate::vdaf::{combine, PRIME};
+use crate::wire::SumPart;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
 use uuid::Uuid;
-
-/// Invalid-UUID files hold 16-byte UUIDs (~40 bytes a record); this bounds a read.
-const MAX_INVALID_FILE_BYTES: u64 = 1 << 30;
-
-/// A sum part whose signature and invalid-file digest have been verified.
-#[derive(Debug, Clone)]
-pub struct VerifiedSumPart {
-    pub record: SumPart,
-    /// Its run, instance, server and valid clients; None if the original aggregator
-    /// wrote it.
-    pub binding: Option<SumPartBinding>,
-    pub invalid: Vec<Uuid>,
-    pub object: String,
-}
 
 /// A sum part the portal was asked for that is not there (yet): collect waits for it
 /// rather than failing. `reason` says whether its whole location is missing too.
@@ -58,69 +41,24 @@ fn missing_sum_part(store: &dyn ObjectStore, id: &SumPartId, object: &str) -> an
     })
 }
 
+/// Reads one server's sum part (`batch::read_sum_part`) and checks it is the part asked
+/// for and its sum is made of field elements.
 pub fn read_sum_part(server: &PortalServer, id: &SumPartId) -> Result<VerifiedSumPart> {
-    let names = id.names();
     let store = server.sum_parts.as_ref();
-    let object = store.describe(&names.header);
-    let sig_bytes = match get_bytes(store, &names.signature, MAX_SIGNATURE_BYTES) {
+    let signature = store.describe(&id.names().signature);
+    let part = match crate::batch::read_sum_part(store, id, &server.trust) {
         // A window's regular run is summed on the servers' schedule: wait for it. A late
         // run exists only once a server decided one; asking for another is an error.
-        Err(e) if e.is_not_found() && id.run == 0 => {
-            return Err(missing_sum_part(
-                store,
-                id,
-                &store.describe(&names.signature),
-            ))
+        Err(BatchError::Store(e)) if e.is_not_found() && e.object == signature && id.run == 0 => {
+            return Err(missing_sum_part(store, id, &signature))
         }
         read => read?,
     };
-    let sig: BatchSignature =
-        wire::decode_single(&sig_bytes).with_context(|| store.describe(&names.signature))?;
-    let header_bytes = match sig.batch_header {
-        Some(inline) => inline,
-        None => get_bytes(store, &names.header, MAX_HEADER_BYTES)?,
-    };
-    server
-        .trust
-        .verify(
-            &sig.key_identifier,
-            &header_bytes,
-            &sig.batch_header_signature,
-        )
-        .with_context(|| format!("{object}: signature check failed"))?;
-    let (record, binding) =
-        decode_sum_part(&header_bytes).map_err(|reason| anyhow::anyhow!("{object}: {reason}"))?;
-    check_sum(&record).map_err(|reason| anyhow::anyhow!("{object}: {reason}"))?;
-    check_request(&record, binding.as_ref(), id)
+    let object = &part.object;
+    check_sum(&part.record).map_err(|reason| anyhow::anyhow!("{object}: {reason}"))?;
+    check_request(&part.record, part.binding.as_ref(), id)
         .map_err(|reason| anyhow::anyhow!("{object}: {reason}"))?;
-    let invalid_bytes = match sig.packets {
-        Some(inline) => inline,
-        None => get_bytes(store, &names.packets, MAX_INVALID_FILE_BYTES)?,
-    };
-    let digest = sha256(&invalid_bytes);
-    if digest[..] != record.packet_file_digest[..] {
-        bail!(
-            "{}: digest {} does not match the sum part's {}",
-            store.describe(&names.packets),
-            hex(&digest),
-            hex(&record.packet_file_digest)
-        );
-    }
-    let invalid = if invalid_bytes.is_empty() {
-        Vec::new()
-    } else {
-        wire::decode_all::<InvalidPacket>(&invalid_bytes)
-            .with_context(|| store.describe(&names.packets))?
-            .into_iter()
-            .map(|p| p.uuid)
-            .collect()
-    };
-    Ok(VerifiedSumPart {
-        record,
-        binding,
-        invalid,
-        object,
-    })
+    Ok(part)
 }
 
 /// The signed fields must be those of the part asked for: a part copied over another

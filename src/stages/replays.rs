@@ -70,7 +70,7 @@ fn batch_of_record(key: &str, server: &Server) -> Option<BatchId> {
     let stem = key.strip_suffix(&format!(".seen_{}", server.index))?;
     let (aggregation, rest) = stem.split_once(&format!("/{FOLDER}/"))?;
     let as_batch = format!("{aggregation}/{rest}");
-    let id = crate::runs::parse_batch(&as_batch)?;
+    let id = BatchId::parse(&as_batch)?;
     (record_key(&id, server) == key).then_some(id)
 }
 
