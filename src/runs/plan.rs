@@ -9,9 +9,8 @@ use crate::batch::{open_batch, BatchError, BatchId, BatchKind, Window};
 use crate::config::Server;
 use crate::ids::ServerIndex;
 use crate::schedule::{scan_ingestion_between, Incomplete};
-use crate::stages::SumParameters;
 use crate::store::{get_bytes, put_bytes};
-use crate::wire::IngestionHeader;
+use crate::wire::{IngestionHeader, Prio2Parameters};
 use anyhow::{bail, Result};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::BTreeSet;
@@ -177,7 +176,7 @@ fn with_the_runs_parameters(
     server: &Server,
     run: &RunId,
     mut ready: Vec<BatchId>,
-    mut parameters: Option<SumParameters>,
+    mut parameters: Option<Prio2Parameters>,
 ) -> Result<Vec<BatchId>> {
     ready.sort();
     let mut kept = Vec::new();
@@ -208,7 +207,7 @@ fn with_the_runs_parameters(
 fn batch_parameters(
     server: &Server,
     id: &BatchId,
-) -> Result<std::result::Result<SumParameters, BatchError>> {
+) -> Result<std::result::Result<Prio2Parameters, BatchError>> {
     let names = id.names(BatchKind::Ingestion);
     match open_batch::<IngestionHeader>(
         server.ingestion.as_ref(),
@@ -216,7 +215,7 @@ fn batch_parameters(
         &server.ingestor_trust,
         server.limits.max_object_bytes,
     ) {
-        Ok(batch) => Ok(Ok(SumParameters::of(&batch.header))),
+        Ok(batch) => Ok(Ok(batch.header.parameters())),
         Err(BatchError::Store(e)) => Err(e.into()),
         Err(e) => Ok(Err(e)),
     }

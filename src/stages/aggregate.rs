@@ -5,7 +5,7 @@
 //! batches validated elsewhere) does it open packets again.
 
 use super::checks::check_validity_header;
-use super::{judge_in_chunks, open_ingestion_batch, open_packet, Rejected, SumParameters, Tick};
+use super::{judge_in_chunks, open_ingestion_batch, open_packet, Rejected, Tick};
 use crate::batch::{
     open_batch, write_sum_part, BatchId, BatchKind, SumPartBinding, SumPartId, Window,
 };
@@ -237,7 +237,7 @@ fn sum_batch(
     let (batch, prio, object) = open_ingestion_batch(server, id)?;
     match first_header {
         Some(first) => {
-            let (mine, run) = (SumParameters::of(&batch.header), SumParameters::of(first));
+            let (mine, run) = (batch.header.parameters(), first.parameters());
             if mine != run {
                 bail!("{object}: {mine} differ from the run's first batch ({run})");
             }

@@ -5,43 +5,6 @@ use crate::vdaf::{Prio2Bins, PRIME};
 use crate::wire::{IngestionHeader, ValidityHeader};
 use anyhow::{bail, Result};
 
-/// What batches summed together must share: their Prio2 parameters and what the sum
-/// part's header carries over from theirs.
-#[derive(Debug, Clone, Copy)]
-pub struct SumParameters {
-    pub bins: i32,
-    pub epsilon: f64,
-    pub hamming_weight: Option<i32>,
-}
-
-impl SumParameters {
-    pub fn of(h: &IngestionHeader) -> Self {
-        SumParameters {
-            bins: h.bins,
-            epsilon: h.epsilon,
-            hamming_weight: h.hamming_weight,
-        }
-    }
-}
-
-impl PartialEq for SumParameters {
-    /// Epsilon by its bits: the sum part carries it exactly as declared.
-    fn eq(&self, other: &Self) -> bool {
-        (self.bins, self.epsilon.to_bits(), self.hamming_weight)
-            == (other.bins, other.epsilon.to_bits(), other.hamming_weight)
-    }
-}
-
-impl std::fmt::Display for SumParameters {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "bins {}, epsilon {}, hamming_weight {:?}",
-            self.bins, self.epsilon, self.hamming_weight
-        )
-    }
-}
-
 /// The ingestion header must name the batch it is stored as, and the Prio2 parameters
 /// divvi runs. Returns the Prio2 instance for its bins.
 pub fn check_ingestion_header(
@@ -88,27 +51,7 @@ pub fn check_validity_header(
     if v.name != ing.name {
         diffs.push(format!("name {:?} vs {:?}", v.name, ing.name));
     }
-    if v.bins != ing.bins {
-        diffs.push(format!("bins {} vs {}", v.bins, ing.bins));
-    }
-    if v.epsilon.to_bits() != ing.epsilon.to_bits() {
-        diffs.push(format!("epsilon {} vs {}", v.epsilon, ing.epsilon));
-    }
-    if v.prime != ing.prime {
-        diffs.push(format!("prime {} vs {}", v.prime, ing.prime));
-    }
-    if v.number_of_servers != ing.number_of_servers {
-        diffs.push(format!(
-            "number_of_servers {} vs {}",
-            v.number_of_servers, ing.number_of_servers
-        ));
-    }
-    if v.hamming_weight != ing.hamming_weight {
-        diffs.push(format!(
-            "hamming_weight {:?} vs {:?}",
-            v.hamming_weight, ing.hamming_weight
-        ));
-    }
+    diffs.extend(v.parameters().differences(&ing.parameters()));
     if !diffs.is_empty() {
         bail!(
             "{object}: validation header disagrees with the ingestion header: {}",

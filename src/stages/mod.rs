@@ -10,7 +10,7 @@ pub mod journal;
 mod packets;
 pub mod replays;
 
-pub use checks::{check_ingestion_header, SumParameters};
+pub use checks::check_ingestion_header;
 pub use packets::open_packet;
 
 /// An ingestion batch of this server, opened: its signature checked against the trusted

@@ -1,11 +1,13 @@
 //! The seven ENPA v1 records as plain Rust structs, and their mapping to Avro values.
 
 mod ingestion;
+mod parameters;
 mod signature;
 mod sum;
 mod validity;
 
 pub use ingestion::{DataSharePacket, IngestionHeader};
+pub use parameters::Prio2Parameters;
 pub use signature::BatchSignature;
 pub use sum::{InvalidPacket, SumPart};
 pub use validity::{ValidityHeader, ValidityPacket};
