@@ -6,7 +6,7 @@ use crate::batch::{truncate_to_minute, Window};
 use crate::config::{Ingestor, Portal, Server};
 use crate::crypto::PacketScheme;
 use crate::keygen::{keygen, Deployment};
-use crate::runs::{execute_run, RunId, RunOutcome};
+use crate::schedule::{execute_run, RunId, RunOutcome};
 use crate::stages::{collect, ingest, intake, CHUNK};
 use crate::wire::DataSharePacket;
 use anyhow::{bail, Result};

@@ -14,7 +14,6 @@ pub mod inspect;
 pub mod keygen;
 pub mod metrics;
 pub mod reports;
-pub mod runs;
 pub mod schedule;
 pub mod skipped;
 pub mod stages;

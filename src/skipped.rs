@@ -213,8 +213,10 @@ pub fn unsummed_before(
 ) -> Result<Option<Skipped>> {
     let listed = || -> Result<BTreeSet<String>> {
         let (decided_in, _) = server.decisions();
-        let runs = crate::runs::list_manifests(decided_in, aggregation)?;
-        Ok(crate::runs::summed_by(server, &runs)?.into_keys().collect())
+        let runs = crate::schedule::list_manifests(decided_in, aggregation)?;
+        Ok(crate::schedule::summed_by(server, &runs)?
+            .into_keys()
+            .collect())
     };
     let left = left_before(batches, cutoff, listed, ToString::to_string)?;
     Ok(older_than_lookback(

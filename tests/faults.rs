@@ -8,7 +8,7 @@ use chrono::{TimeDelta, Utc};
 use common::*;
 use divvi::batch::{truncate_to_minute, BatchId, Window};
 use divvi::crypto::PacketScheme;
-use divvi::runs::{execute_run, RunId, RunOutcome};
+use divvi::schedule::{execute_run, RunId, RunOutcome};
 use divvi::stages::ingest::{IngestionBatch, PacketMaker};
 use divvi::stages::{collect, intake, no_tick};
 use divvi::store::{ObjectStore, ObjectWriter, StoreError, StoreErrorKind};

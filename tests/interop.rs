@@ -487,7 +487,7 @@ fn copy_tree(from: &Path, to: &Path) {
 /// follower of manifests it would wait for one forever.
 #[test]
 fn server_1_follows_an_original_server_0_that_writes_no_manifest() {
-    use divvi::runs::{execute_run, RunId, RunOutcome};
+    use divvi::schedule::{execute_run, RunId, RunOutcome};
     let dir = tempfile::tempdir().unwrap();
     let own = dir.path().join("own");
     copy_fixture_validity(ServerIndex::One, &own);

@@ -7,7 +7,7 @@ use chrono::{TimeDelta, Utc};
 use common::*;
 use divvi::batch::{truncate_to_minute, BatchId, Window};
 use divvi::crypto::PacketScheme;
-use divvi::runs::{
+use divvi::schedule::{
     execute_run, status, Manifest, RunId, RunOutcome, SignedManifest, StatusOptions,
 };
 use divvi::stages::ingest::{IngestionBatch, PacketMaker};

@@ -7,7 +7,7 @@ use chrono::{TimeDelta, Utc};
 use common::*;
 use divvi::batch::{truncate_to_minute, BatchId, BatchKind, Window};
 use divvi::crypto::PacketScheme;
-use divvi::runs::{
+use divvi::schedule::{
     decide_late_run, execute_run, status, Decision, RunId, RunOutcome, StatusOptions,
 };
 use divvi::stages::ingest::{IngestionBatch, PacketMaker};

@@ -8,11 +8,11 @@ use clap::Args;
 use divvi::batch::Window;
 use divvi::config::Server;
 use divvi::ids::ServerIndex;
-use divvi::runs::{
+use divvi::schedule::parse_duration;
+use divvi::schedule::{
     closed_windows, decide_late_run, exclude, execute_run, leader_pending, status, undone_runs,
     window_of, Decision, RunId, RunOutcome, StatusOptions, WindowStatus,
 };
-use divvi::schedule::parse_duration;
 use divvi::skipped::{Skipped, Survey};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,4 +1,4 @@
-//! Which work is pending: ingestion batches in a lookback window that have no validation
+//! Intake's pending work: ingestion batches in a lookback window that have no validation
 //! yet, incomplete batches (an object still missing), and how pending work is split
 //! deterministically between workers (`--shard i/N`, Kubernetes Indexed Jobs).
 

@@ -1,9 +1,14 @@
-//! Aggregation runs: which batches a window's sum parts cover, agreed by both servers.
+//! What work is pending, and who does it: one home for scheduling.
 //!
-//! The rule: server 0 decides. When it aggregates a run it lists the batches of the
-//! window that both validations cover at that moment, signs that list (the manifest),
-//! keeps it and sends it to server 1's inbox; both servers sum exactly the listed
-//! batches, and each sum part lists them, which `collect` compares. A batch of the
+//! Intake's pending work (`pending`): ingestion batches of the lookback that this server
+//! has not validated, incomplete ones, and how they are split between workers (`--shard
+//! i/N`, Kubernetes Indexed Jobs).
+//!
+//! Aggregation runs (the rest): which batches a window's sum parts cover, agreed by both
+//! servers. The rule: server 0 decides. When it aggregates a run it lists the batches of
+//! the window that both validations cover at that moment, signs that list (the
+//! manifest), keeps it and sends it to server 1's inbox; both servers sum exactly the
+//! listed batches, and each sum part lists them, which `collect` compares. A batch of the
 //! window that was not ready is late: it is reported, and an explicit later run
 //! (`--late`, run k >= 1 of the same window) sums it. Every run ends with a record in the
 //! server's own storage; its presence means "done".
@@ -12,6 +17,7 @@ mod exclusion;
 mod execute;
 mod history;
 mod manifest;
+mod pending;
 mod plan;
 mod signed_json;
 mod status;
@@ -21,6 +27,9 @@ pub use exclusion::{exclude, exclusions, Exclusion};
 pub use execute::{execute_run, RunOutcome};
 pub(crate) use history::summed_by;
 pub use manifest::{read_manifest, Manifest, SignedManifest};
+pub use pending::{
+    parse_duration, pending_intake, scan_ingestion, scan_ingestion_between, Incomplete, Scan, Shard,
+};
 pub use plan::{
     decide_late_run, decide_run, leader_pending, missing_validations, read_decided, scan_window,
     undone_runs, Decided, Decision, WindowScan,

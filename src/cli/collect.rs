@@ -1,0 +1,57 @@
+//! `divvi collect` (portal): combine both sum parts of a window and print the result.
+
+use super::outcome::{config, Ended, ExitCodes};
+use super::window;
+use anyhow::Result;
+use clap::Args;
+use divvi::config::Portal;
+use divvi::stages::collect;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The portal's config, an aggregation, a window and which of its runs.
+#[derive(Args)]
+pub(super) struct CollectArgs {
+    #[arg(long)]
+    config: PathBuf,
+    #[arg(long)]
+    aggregation: String,
+    /// First minute of the window (YYYYmmddHHMM, YYYY/mm/dd/HH/MM or RFC 3339).
+    #[arg(long)]
+    start: String,
+    /// Last minute of the window, included.
+    #[arg(long)]
+    end: String,
+    /// Which run of the window: 0 is the regular run, k >= 1 its k-th late run.
+    #[arg(long, default_value_t = 0)]
+    run: u32,
+    /// Allow a window longer than 31 days (a longer one is most likely a mistyped date).
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn collect_command(a: CollectArgs, exit_codes: ExitCodes) -> Result<ExitCode> {
+    let portal = config(Portal::load(&a.config))?;
+    divvi::stages::remove_stale_temporaries(&[portal.results.as_ref()]);
+    let window = window(&a.start, &a.end, a.force)?;
+    let result = match collect::collect_run(&portal, &a.aggregation, &window, a.run) {
+        Err(e) if e.is::<collect::SumPartNotYetWritten>() => {
+            eprintln!("waiting: {e:#}");
+            return Ok(Ended::Waiting.exit_code(exit_codes));
+        }
+        collected => collected?,
+    };
+    let valid = (result.valid_clients).map_or("unknown".into(), |v| v.to_string());
+    out!(
+        "aggregation {}  window {}  valid clients {valid}  judged (total_individual_clients) {}  invalid packets {}",
+        result.aggregation,
+        result.window,
+        result.total_individual_clients,
+        result.invalid_packets
+    );
+    out!("{:>6}  {:>12}", "bin", "count");
+    for (i, c) in result.histogram.iter().enumerate() {
+        out!("{i:>6}  {c:>12}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,132 @@
+//! `divvi ingest` (ingestor): measurements into signed ingestion batches, with a journal
+//! so an interrupted run can be finished.
+
+use super::outcome::config;
+use super::progress;
+use anyhow::{anyhow, bail, Context, Result};
+use chrono::Utc;
+use clap::Args;
+use divvi::batch::parse_time;
+use divvi::config::Ingestor;
+use divvi::reports::{read_reports, FileFormat, ReportForm, ReportSource};
+use divvi::stages::ingest;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub(super) struct IngestArgs {
+    #[arg(long)]
+    config: PathBuf,
+    /// The measurements: one report per line, CSV or JSON lines; `-` is standard input.
+    #[arg(long)]
+    input: PathBuf,
+    /// File format (default: by extension; .jsonl/.json/.ndjson are JSON lines, else CSV;
+    /// required with `--input -`).
+    #[arg(long)]
+    format: Option<FileFormat>,
+    /// Each report is a 0/1 vector of length `bins`, or the indices of its set bins.
+    #[arg(long, default_value = "vector")]
+    form: ReportForm,
+    #[arg(long)]
+    aggregation: String,
+    #[arg(long)]
+    bins: usize,
+    /// Differential-privacy epsilon, carried in headers as declared (no noise is added).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true, value_parser = epsilon_arg)]
+    epsilon: f64,
+    /// Reports per ingestion batch (at least 1).
+    #[arg(long, default_value_t = 100_000, value_parser = batch_size_arg)]
+    batch_size: usize,
+    /// Batch time (default: now), minute precision.
+    #[arg(long)]
+    time: Option<String>,
+    /// Record each batch written in full here; run again with the same journal, ingest
+    /// skips those batches, so a killed ingest is finished by running it again.
+    #[arg(long)]
+    journal: Option<PathBuf>,
+}
+
+pub(super) fn epsilon_arg(text: &str) -> Result<f64, String> {
+    let epsilon: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    ingest::check_epsilon(epsilon).map(|()| epsilon)
+}
+
+pub(super) fn batch_size_arg(text: &str) -> Result<usize, String> {
+    let size: usize = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number"))?;
+    ingest::check_batch_size(size).map(|()| size)
+}
+
+pub(super) fn ingest_command(a: IngestArgs) -> Result<ExitCode> {
+    let ingestor = config(Ingestor::load(&a.config))?;
+    let source = ReportSource::from_arg(&a.input);
+    let format = source.format(a.format)?;
+    let mut time = match &a.time {
+        Some(t) => parse_time(t).map_err(|e| anyhow!(e))?,
+        None => Utc::now(),
+    };
+    let mut journal = match &a.journal {
+        Some(path) => {
+            let j = open_journal(path, &source, &a, time)?;
+            time = j.time;
+            Some(j)
+        }
+        None => None,
+    };
+    let options = ingest::IngestOptions {
+        aggregation: a.aggregation,
+        bins: a.bins,
+        epsilon: a.epsilon,
+        batch_size: a.batch_size,
+        time,
+    };
+    options.check()?;
+    let written: Vec<_> = ingestor.targets.iter().map(|t| t.store.as_ref()).collect();
+    divvi::stages::remove_stale_temporaries(&written);
+    let reports = read_reports(&source, format, a.form, a.bins)?;
+    let bar = progress::bar("ingest", 0);
+    let report = ingest::ingest(&ingestor, &options, reports, journal.as_mut(), &|n| {
+        bar.inc(n)
+    })?;
+    bar.finish_and_clear();
+    out!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The journal of an ingest of this input. It is bound to the input's digest, so the
+/// input must be a file that can be read twice, not standard input.
+pub(super) fn open_journal(
+    path: &std::path::Path,
+    source: &ReportSource,
+    a: &IngestArgs,
+    time: chrono::DateTime<Utc>,
+) -> Result<divvi::stages::journal::Journal> {
+    let ReportSource::File(input) = source else {
+        bail!(
+            "--journal needs --input to be a file: standard input cannot be read again to resume"
+        );
+    };
+    let digest = divvi::batch::hex(&file_digest(input)?);
+    divvi::stages::journal::Journal::open(path, &digest, &a.aggregation, a.bins, a.batch_size, time)
+}
+
+/// SHA-256 of a file, read in pieces.
+pub(super) fn file_digest(path: &std::path::Path) -> Result<[u8; 32]> {
+    use std::io::Read;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut hash = divvi::crypto::Sha256Stream::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            return Ok(hash.finish());
+        }
+        hash.update(&buf[..n]);
+    }
+}
