@@ -7,6 +7,7 @@ pub mod batch;
 pub mod bench;
 pub mod config;
 pub mod crypto;
+pub mod dap;
 pub mod demo;
 pub mod inspect;
 pub mod keygen;
