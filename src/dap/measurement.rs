@@ -118,3 +118,54 @@ impl Measurement {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(spec: &str, value: Value) -> Result<Measurement, MeasurementError> {
+        Measurement::from_json(&VdafConfig::from_spec(spec).unwrap(), &value)
+    }
+
+    #[test]
+    fn measurements_of_each_vdaf() {
+        assert_eq!(parse("count", json!(true)), Ok(Measurement::Count(true)));
+        assert_eq!(parse("count", json!(0)), Ok(Measurement::Count(false)));
+        assert_eq!(parse("sum:10", json!(10)), Ok(Measurement::Sum(10)));
+        assert_eq!(
+            parse("sumvec:2:3", json!([3, 0])),
+            Ok(Measurement::SumVec(vec![3, 0]))
+        );
+        assert_eq!(
+            parse("histogram:4", json!(3)),
+            Ok(Measurement::Histogram(3))
+        );
+        assert_eq!(
+            parse("multihot:3:2", json!([true, 0, 1])),
+            Ok(Measurement::Multihot(vec![true, false, true]))
+        );
+    }
+
+    #[test]
+    fn bad_measurements_say_why() {
+        for (spec, value, says) in [
+            ("count", json!(2), "true, false, 0 or 1"),
+            ("count", json!("yes"), "true, false, 0 or 1"),
+            ("sum:10", json!(11), "above the maximum 10"),
+            ("sum:10", json!(-1), "whole number"),
+            ("sumvec:2:3", json!([1]), "array of 2 entries"),
+            ("sumvec:2:3", json!([1, 4]), "entry 1 4 is above"),
+            (
+                "histogram:4",
+                json!(4),
+                "bucket index 4 is above the maximum 3",
+            ),
+            ("multihot:3:1", json!([1, 1, 0]), "above max_weight 1"),
+            ("multihot:3:2", json!([1, 2, 0]), "entry 1 must be"),
+        ] {
+            let err = parse(spec, value).unwrap_err().to_string();
+            assert!(err.contains(says), "{spec}: {err}");
+        }
+    }
+}
