@@ -2,11 +2,13 @@
 //! aggregator with its own key and the right AAD, verified on both sides, aggregated and
 //! unsharded, and the result compared with the truth. And what must not open does not.
 
+mod dap_common;
+
+use dap_common::test_task;
 use divvi::dap::messages::InputShareAad;
-use divvi::dap::task::BatchMode;
 use divvi::dap::{
     dap_context, decode_reports, encode_reports, AggregateResult, DapClient, HpkeKeypair,
-    Measurement, Prio3Vdaf, Report, Role, Task, TaskId, TaskParams, VdafConfig, VerifyInput,
+    Measurement, Prio3Vdaf, Report, Role, Task, TaskId, VdafConfig, VerifyInput,
 };
 
 struct Deployment {
@@ -17,27 +19,11 @@ struct Deployment {
 }
 
 fn deployment(vdaf: VdafConfig) -> Deployment {
-    let leader = HpkeKeypair::generate(1).unwrap();
-    let helper = HpkeKeypair::generate(2).unwrap();
-    let collector = HpkeKeypair::generate(3).unwrap();
-    let task = Task::new(TaskParams {
-        task_id: TaskId::random().unwrap(),
-        task_info: b"divvi test".to_vec(),
-        leader_aggregator_endpoint: "https://leader.example/".into(),
-        helper_aggregator_endpoint: "https://helper.example/".into(),
-        time_precision: 300,
-        min_batch_size: 1,
-        batch_mode: BatchMode::TimeInterval,
-        vdaf,
-        leader_hpke_config: leader.config().clone(),
-        helper_hpke_config: helper.config().clone(),
-        collector_hpke_config: collector.config().clone(),
-    })
-    .unwrap();
+    let (task, keys) = test_task(vdaf, 300);
     Deployment {
         task,
-        leader,
-        helper,
+        leader: keys.leader,
+        helper: keys.helper,
         verify_key: rand::random(),
     }
 }

@@ -11,6 +11,7 @@ macro_rules! out {
 }
 
 mod check;
+mod client;
 mod job_metrics;
 mod outcome;
 mod runs;
@@ -99,6 +100,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Throughput benchmark: one batch, intake and aggregate on both servers.
     Bench(BenchArgs),
+    /// (DAP client) Turn JSON-lines measurements into a DAP-18 upload body of sealed reports.
+    Client(client::ClientArgs),
 }
 
 #[derive(Args)]
@@ -352,6 +355,7 @@ pub fn run() -> Result<ExitCode> {
         }
         Command::Bench(a) => bench(a),
         Command::Check(a) => check::check_command(a),
+        Command::Client(a) => client::client_command(a),
         Command::Inspect(a) => {
             let trust = inspect_trust(&a)?;
             let out = divvi::inspect::inspect(&a.file, trust.as_ref(), a.limit)?;
