@@ -12,6 +12,7 @@ macro_rules! out {
 
 mod bench;
 mod check;
+mod client;
 mod collect;
 mod demo;
 mod ingest;
@@ -99,6 +100,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Throughput benchmark: one batch, intake and aggregate on both servers.
     Bench(bench::BenchArgs),
+    /// (DAP client) Turn JSON-lines measurements into a DAP-18 upload body of sealed reports.
+    Client(client::ClientArgs),
 }
 
 pub fn run() -> Result<ExitCode> {
@@ -128,6 +131,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Collect(a) => collect::collect_command(a, exit_codes),
         Command::Bench(a) => bench::bench(a),
         Command::Check(a) => check::check_command(a),
+        Command::Client(a) => client::client_command(a),
         Command::Inspect(a) => inspect::inspect_command(a),
     }
 }

@@ -20,7 +20,7 @@ type EncappedKey = <Kem as hpke::Kem>::EncappedKey;
 /// be tricked into opening its ciphertexts.
 const INFO: &[u8] = b"divvi enpa-v1 prio2 packet";
 pub(crate) const KEY_LEN: usize = 32;
-const ENC_LEN: usize = 32;
+pub(crate) const ENC_LEN: usize = 32;
 const TAG_LEN: usize = 16;
 pub(crate) const OVERHEAD: usize = ENC_LEN + TAG_LEN;
 
@@ -70,12 +70,24 @@ impl HpkePrivateKey {
             });
         }
         let (enc, ciphertext) = payload.split_at(ENC_LEN);
+        self.open_with_info(INFO, enc, ciphertext, aad)
+    }
+
+    /// Opens a ciphertext whose encapsulated key travels apart from it (DAP's
+    /// `HpkeCiphertext`), under a caller-chosen `info` that names the use.
+    pub(crate) fn open_with_info(
+        &self,
+        info: &[u8],
+        enc: &[u8],
+        ciphertext: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
         let enc = EncappedKey::from_bytes(enc).map_err(|_| CryptoError::DecryptFailed)?;
         hpke::single_shot_open::<AesGcm128, HkdfSha256, Kem>(
             &OpModeR::Base,
             &self.secret,
             &enc,
-            INFO,
+            info,
             ciphertext,
             aad,
         )
@@ -105,6 +117,21 @@ impl HpkePublicKey {
     }
 
     pub(crate) fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let (enc, ciphertext) = self.seal_with_info(INFO, plaintext, aad)?;
+        let mut out = Vec::with_capacity(ENC_LEN + ciphertext.len());
+        out.extend_from_slice(&enc);
+        out.extend_from_slice(&ciphertext);
+        Ok(out)
+    }
+
+    /// Seals under a caller-chosen `info`; returns the encapsulated key and the
+    /// ciphertext (with tag) apart, as DAP's `HpkeCiphertext` carries them.
+    pub(crate) fn seal_with_info(
+        &self,
+        info: &[u8],
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<([u8; ENC_LEN], Vec<u8>), CryptoError> {
         // Seed a CSPRNG from the OS per call: hpke's own OS-RNG path panics on failure.
         let mut seed = [0u8; 32];
         aws_lc_rs::rand::fill(&mut seed).map_err(|_| CryptoError::RandomFailed)?;
@@ -112,15 +139,14 @@ impl HpkePublicKey {
         let (enc, ciphertext) = hpke::single_shot_seal_with_rng::<AesGcm128, HkdfSha256, Kem>(
             &OpModeS::Base,
             &self.key,
-            INFO,
+            info,
             plaintext,
             aad,
             &mut rng,
         )
         .map_err(|_| CryptoError::EncryptFailed)?;
-        let mut out = Vec::with_capacity(ENC_LEN + ciphertext.len());
-        out.extend_from_slice(&enc.to_bytes());
-        out.extend_from_slice(&ciphertext);
-        Ok(out)
+        let mut enc_bytes = [0u8; ENC_LEN];
+        enc_bytes.copy_from_slice(&enc.to_bytes());
+        Ok((enc_bytes, ciphertext))
     }
 }

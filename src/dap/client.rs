@@ -1,0 +1,112 @@
+//! The DAP-18 client: measurement in, sealed report out (D18 §4.4.2). No network: the
+//! caller uploads the reports (an `UploadRequest` body is [`super::encode_reports`]).
+
+use super::hpke::{seal_input_share, HpkeError, Role};
+use super::measurement::Measurement;
+use super::messages::{InputShareAad, Report, ReportId, ReportMetadata, WireError};
+use super::prio3::{dap_context, Prio3Error, Prio3Vdaf};
+use super::task::{Task, TaskError};
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("task {task_id}: {source}")]
+    Task { task_id: String, source: TaskError },
+    #[error(transparent)]
+    Vdaf(#[from] Prio3Error),
+    #[error(transparent)]
+    Hpke(#[from] HpkeError),
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}
+
+/// Makes reports for one task.
+///
+/// ```
+/// use divvi::dap::task::BatchMode;
+/// use divvi::dap::{decode_reports, encode_reports, DapClient, HpkeKeypair, Measurement};
+/// use divvi::dap::{Task, TaskId, TaskParams, VdafConfig};
+///
+/// // The task as published by the aggregators (here with throwaway keys).
+/// let config = |id| HpkeKeypair::generate(id).map(|k| k.config().clone());
+/// let task = Task::new(TaskParams {
+///     task_id: TaskId::random()?,
+///     task_info: b"page load times".to_vec(),
+///     leader_aggregator_endpoint: "https://leader.example/".into(),
+///     helper_aggregator_endpoint: "https://helper.example/".into(),
+///     time_precision: 3600,
+///     min_batch_size: 100,
+///     batch_mode: BatchMode::TimeInterval,
+///     vdaf: VdafConfig::from_spec("histogram:8")?,
+///     leader_hpke_config: config(1)?,
+///     helper_hpke_config: config(2)?,
+///     collector_hpke_config: config(3)?,
+/// })?;
+///
+/// let client = DapClient::new(&task)?;
+/// let report = client.report(&Measurement::Histogram(5), 1_700_000_000)?;
+/// assert_eq!(report.metadata.time, 1_700_000_000 / 3600);
+///
+/// // POST this to {leader}/tasks/{task id}/reports as application/ppm-dap;message=upload-req.
+/// let body = encode_reports(&[report])?;
+/// assert_eq!(decode_reports(&body)?.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct DapClient {
+    task: Task,
+    vdaf: Prio3Vdaf,
+    task_configuration: Vec<u8>,
+    ctx: Vec<u8>,
+}
+
+impl DapClient {
+    /// Prepares the task's VDAF and the bytes every report binds to (TaskConfiguration,
+    /// VDAF context).
+    pub fn new(task: &Task) -> Result<Self, ClientError> {
+        let vdaf = Prio3Vdaf::new(task.vdaf())?;
+        Ok(DapClient {
+            task: task.clone(),
+            vdaf,
+            task_configuration: task.task_configuration(),
+            ctx: dap_context(task.task_id()),
+        })
+    }
+
+    pub fn task(&self) -> &Task {
+        &self.task
+    }
+
+    /// One report of `measurement` taken at `unix_seconds`: a fresh random report id, the
+    /// time truncated to time_precision units, the measurement sharded, the leader's share
+    /// sealed to the leader's HPKE config and the helper's to the helper's.
+    pub fn report(
+        &self,
+        measurement: &Measurement,
+        unix_seconds: u64,
+    ) -> Result<Report, ClientError> {
+        let report_id = ReportId::random()?;
+        let metadata = ReportMetadata {
+            report_id,
+            time: unix_seconds / self.task.time_precision(),
+        };
+        let shares = self.vdaf.shard(&self.ctx, measurement, &report_id.0)?;
+        let aad = InputShareAad {
+            task_id: self.task.task_id(),
+            task_configuration: &self.task_configuration,
+            metadata: &metadata,
+            public_share: &shares.public_share,
+        };
+        let params = self.task.params();
+        let [leader_share, helper_share] = &shares.input_shares;
+        let leader =
+            seal_input_share(&params.leader_hpke_config, Role::Leader, leader_share, &aad)?;
+        let helper =
+            seal_input_share(&params.helper_hpke_config, Role::Helper, helper_share, &aad)?;
+        Ok(Report {
+            metadata,
+            public_share: shares.public_share,
+            leader_encrypted_input_share: leader,
+            helper_encrypted_input_share: helper,
+        })
+    }
+}

@@ -1,0 +1,111 @@
+//! `divvi client` as a user runs it: a task file and JSON lines in, an upload body out.
+
+mod dap_common;
+
+use dap_common::test_task;
+use divvi::dap::{decode_reports, HpkeKeypair, Role, Task, VdafConfig};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn divvi(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_divvi"))
+        .args(args)
+        .output()
+        .expect("run divvi")
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Writes a histogram:4 task file into `dir`; returns it with the leader's key.
+fn task_file(dir: &Path) -> (Task, HpkeKeypair) {
+    let (task, keys) = test_task(VdafConfig::from_spec("histogram:4").unwrap(), 3600);
+    std::fs::write(dir.join("task.json"), task.to_json()).unwrap();
+    (task, keys.leader)
+}
+
+/// `divvi client --task T --input I --output O [extra...]`.
+fn run_client(task: &Path, input: &Path, output: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "client",
+        "--task",
+        p(task),
+        "--input",
+        p(input),
+        "--output",
+        p(output),
+    ];
+    args.extend(extra);
+    divvi(&args)
+}
+
+#[test]
+fn client_writes_an_upload_body_of_one_report_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (task, leader) = task_file(dir.path());
+    let input = dir.path().join("m.jsonl");
+    std::fs::write(&input, "0\n3\n1\n3\n").unwrap();
+    let output = dir.path().join("upload.bin");
+    let task_path = dir.path().join("task.json");
+    let out = run_client(
+        &task_path,
+        &input,
+        &output,
+        &["--time", "2026-05-01T10:30:00Z"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stderr.trim()).unwrap();
+    assert_eq!(summary["reports"], 4, "{stderr}");
+
+    let reports = decode_reports(&std::fs::read(&output).unwrap()).unwrap();
+    assert_eq!(reports.len(), 4);
+    // 2026-05-01T10:30:00Z = 1777631400 s, truncated to hours.
+    assert!(reports
+        .iter()
+        .all(|r| r.metadata.time == 1_777_631_400 / 3600));
+    for r in &reports {
+        leader.open_report_share(&task, Role::Leader, r).unwrap();
+    }
+}
+
+#[test]
+fn a_bad_line_is_named_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    task_file(dir.path());
+    let task = dir.path().join("task.json");
+    let output = dir.path().join("upload.bin");
+    for (content, says) in [
+        ("1\n2\n9\n0\n", "line 3"),
+        ("1\n\n2\n", "line 2"),
+        ("1\n{oops\n", "line 2: not JSON"),
+    ] {
+        let input = dir.path().join("m.jsonl");
+        std::fs::write(&input, content).unwrap();
+        let out = run_client(&task, &input, &output, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains(says), "{content:?}: {stderr}");
+        assert!(!output.exists(), "{content:?} left an output file");
+    }
+    // Only the task and the input remain: no temporary file is left behind.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
+
+#[test]
+fn a_bad_task_file_is_refused_with_its_field() {
+    let dir = tempfile::tempdir().unwrap();
+    task_file(dir.path());
+    let task = dir.path().join("task.json");
+    let text = std::fs::read_to_string(&task)
+        .unwrap()
+        .replace("\"time_precision\": 3600", "\"time_precision\": 0");
+    std::fs::write(&task, text).unwrap();
+    let input = dir.path().join("m.jsonl");
+    std::fs::write(&input, "1\n").unwrap();
+    let out = run_client(&task, &input, &dir.path().join("o"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("time_precision"), "{stderr}");
+}

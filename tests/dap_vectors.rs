@@ -1,0 +1,276 @@
+//! VDAF-18 test vectors shipped inside prio 0.18.1, run through divvi's own `VdafConfig`
+//! dispatch and byte-level steps (`divvi::dap::Prio3Vdaf`). The vectors are read from the
+//! prio package in the cargo registry (found with `cargo metadata`), not copied here.
+//!
+//! Sharding is not checked against the vectors: prio's public `Client::shard` draws its
+//! randomness from the OS, and the vectors' fixed `rand` can only be injected through
+//! prio's test-only API. Everything from verify_init on is checked byte for byte.
+
+use divvi::dap::{Prio3Vdaf, VdafConfig, VerifyInput, VerifyState};
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// `<prio 0.18.1 package>/src/vdaf/test_vec/18`.
+fn vector_dir() -> PathBuf {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let manifest = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "prio" && p["version"] == "0.18.1")
+        .expect("prio 0.18.1 is a dependency")["manifest_path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    PathBuf::from(manifest)
+        .parent()
+        .unwrap()
+        .join("src/vdaf/test_vec/18")
+}
+
+fn hex(v: &Value) -> Vec<u8> {
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("not a hex string: {v}"));
+    assert!(s.len() % 2 == 0, "odd hex {s}");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn u32_of(v: &Value, key: &str) -> u32 {
+    v[key].as_u64().unwrap().try_into().unwrap()
+}
+
+/// The vector's VDAF, built through divvi's `VdafConfig` (the same path a task takes).
+fn config_of(kind: &str, v: &Value) -> VdafConfig {
+    match kind {
+        "Prio3Count" => VdafConfig::Count,
+        "Prio3Sum" => VdafConfig::Sum {
+            max_measurement: v["max_measurement"].as_u64().unwrap(),
+        },
+        "Prio3SumVec" => VdafConfig::SumVec {
+            length: u32_of(v, "length"),
+            max_measurement: v["max_measurement"].as_u64().unwrap(),
+            chunk_length: u32_of(v, "chunk_length"),
+        },
+        "Prio3Histogram" => VdafConfig::Histogram {
+            length: u32_of(v, "length"),
+            chunk_length: u32_of(v, "chunk_length"),
+        },
+        "Prio3MultihotCountVec" => VdafConfig::MultihotCountVec {
+            length: u32_of(v, "length"),
+            max_weight: v["max_weight"].as_u64().unwrap(),
+            chunk_length: u32_of(v, "chunk_length"),
+        },
+        other => panic!("no VdafConfig for {other}"),
+    }
+}
+
+struct Vector {
+    name: String,
+    kind: &'static str,
+    json: Value,
+}
+
+/// The vectors of `kind` (exact name `<kind>_N` or `<kind>_bad_*`) for two aggregators:
+/// DAP always has two, so the 3- and 4-aggregator vectors do not apply.
+fn vectors(kind: &'static str) -> Vec<Vector> {
+    let mut found: Vec<Vector> = std::fs::read_dir(vector_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter_map(|path| {
+            let name = path.file_stem()?.to_str()?.to_owned();
+            let rest = name.strip_prefix(kind)?.strip_prefix('_')?;
+            if !(rest.starts_with("bad_") || rest.chars().all(|c| c.is_ascii_digit())) {
+                return None;
+            }
+            let json: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            (json["shares"] == 2).then_some(Vector { name, kind, json })
+        })
+        .collect();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found
+}
+
+fn nonce(report: &Value) -> [u8; 16] {
+    hex(&report["nonce"]).try_into().unwrap()
+}
+
+/// A valid vector: every intermediate value and the result match.
+fn check_good(v: &Vector) {
+    let j = &v.json;
+    let vdaf = Prio3Vdaf::new(&config_of(v.kind, j)).unwrap();
+    let vk: [u8; 32] = hex(&j["verify_key"]).try_into().unwrap();
+    let ctx = hex(&j["ctx"]);
+    let mut outs: [Vec<Vec<u8>>; 2] = Default::default();
+    for (i, report) in j["reports"].as_array().unwrap().iter().enumerate() {
+        let at = format!("{} report {i}", v.name);
+        let nonce = nonce(report);
+        let public_share = hex(&report["public_share"]);
+        let input_shares: Vec<Vec<u8>> = report["input_shares"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(hex)
+            .collect();
+        let mut states: Vec<VerifyState> = Vec::new();
+        let mut shares: Vec<Vec<u8>> = Vec::new();
+        for agg_id in 0..2 {
+            let input = VerifyInput {
+                agg_id,
+                nonce: &nonce,
+                public_share: &public_share,
+                input_share: &input_shares[agg_id],
+            };
+            let (state, share) = vdaf.verify_init(&vk, &ctx, &input).unwrap();
+            assert_eq!(
+                share,
+                hex(&report["verifier_shares"][0][agg_id]),
+                "{at} share {agg_id}"
+            );
+            states.push(state);
+            shares.push(share);
+        }
+        let message = vdaf
+            .verifier_shares_to_message(&ctx, &states[0], [&shares[0], &shares[1]])
+            .unwrap();
+        assert_eq!(
+            message,
+            hex(&report["verifier_messages"][0]),
+            "{at} message"
+        );
+        for (agg_id, state) in states.iter().enumerate() {
+            let out = vdaf.verify_next(&ctx, state, &message).unwrap();
+            assert_eq!(out, hex(&report["out_shares"][agg_id]), "{at} out {agg_id}");
+            outs[agg_id].push(out);
+        }
+    }
+    let agg: Vec<Vec<u8>> = (0..2)
+        .map(|a| vdaf.aggregate(outs[a].iter().map(Vec::as_slice)).unwrap())
+        .collect();
+    for (a, share) in agg.iter().enumerate() {
+        assert_eq!(share, &hex(&j["agg_shares"][a]), "{} agg share {a}", v.name);
+    }
+    let result = vdaf.unshard([&agg[0], &agg[1]], outs[0].len()).unwrap();
+    assert_eq!(result.to_json(), j["agg_result"], "{} result", v.name);
+}
+
+/// An invalid vector: replays its `operations` and checks each succeeds or fails as listed,
+/// and that at least one step the vector marks as failing does fail here.
+fn check_bad(v: &Vector) {
+    let j = &v.json;
+    let vdaf = Prio3Vdaf::new(&config_of(v.kind, j)).unwrap();
+    let vk: [u8; 32] = hex(&j["verify_key"]).try_into().unwrap();
+    let ctx = hex(&j["ctx"]);
+    let report = &j["reports"][0];
+    let nonce = nonce(report);
+    let public_share = hex(&report["public_share"]);
+    let mut states: [Option<VerifyState>; 2] = Default::default();
+    let mut shares: [Vec<u8>; 2] = Default::default();
+    let mut failures = 0;
+    for op in j["operations"].as_array().unwrap() {
+        let want_ok = op["success"].as_bool().unwrap();
+        let agg_id = op["aggregator_id"].as_u64().unwrap_or(0) as usize;
+        let ok = match op["operation"].as_str().unwrap() {
+            "verify_init" => {
+                let input_share = hex(&report["input_shares"][agg_id]);
+                let input = VerifyInput {
+                    agg_id,
+                    nonce: &nonce,
+                    public_share: &public_share,
+                    input_share: &input_share,
+                };
+                vdaf.verify_init(&vk, &ctx, &input)
+                    .map(|(state, share)| {
+                        states[agg_id] = Some(state);
+                        shares[agg_id] = share;
+                    })
+                    .is_ok()
+            }
+            "verifier_shares_to_message" => vdaf
+                .verifier_shares_to_message(
+                    &ctx,
+                    states[0].as_ref().unwrap(),
+                    [&shares[0], &shares[1]],
+                )
+                .is_ok(),
+            "verify_next" => {
+                let message = hex(&report["verifier_messages"][0]);
+                vdaf.verify_next(&ctx, states[agg_id].as_ref().unwrap(), &message)
+                    .is_ok()
+            }
+            other => panic!("{}: operation {other} not expected in a bad vector", v.name),
+        };
+        assert_eq!(ok, want_ok, "{}: {op}", v.name);
+        failures += usize::from(!ok);
+    }
+    assert!(failures > 0, "{}: nothing failed", v.name);
+}
+
+/// Runs every two-aggregator vector of `kind`; `good` and `bad` are how many there must be,
+/// so a vector that silently stops being found fails the test.
+fn run(kind: &'static str, good: usize, bad: usize) {
+    let all = vectors(kind);
+    let (bads, goods): (Vec<&Vector>, Vec<&Vector>) =
+        all.iter().partition(|v| v.name.contains("_bad_"));
+    assert_eq!(
+        (goods.len(), bads.len()),
+        (good, bad),
+        "{kind} vectors found"
+    );
+    goods.into_iter().for_each(check_good);
+    bads.into_iter().for_each(check_bad);
+}
+
+#[test]
+fn prio3_count_vectors() {
+    run("Prio3Count", 2, 4);
+}
+
+#[test]
+fn prio3_sum_vectors() {
+    run("Prio3Sum", 2, 0);
+}
+
+#[test]
+fn prio3_sumvec_vectors() {
+    run("Prio3SumVec", 1, 0);
+}
+
+#[test]
+fn prio3_histogram_vectors() {
+    run("Prio3Histogram", 2, 4);
+}
+
+#[test]
+fn prio3_multihot_vectors() {
+    run("Prio3MultihotCountVec", 2, 0);
+}
+
+/// The harness itself must notice a wrong value: a flipped byte of an input share
+/// changes the verifier share, so `check_good` would panic.
+#[test]
+#[should_panic(expected = "share 0")]
+fn a_changed_input_share_is_noticed() {
+    let mut v = vectors("Prio3Count").into_iter().next().unwrap();
+    let share = v.json["reports"][0]["input_shares"][0].as_str().unwrap();
+    let flipped = format!(
+        "{}{}",
+        if &share[..1] == "0" { "1" } else { "0" },
+        &share[1..]
+    );
+    v.json["reports"][0]["input_shares"][0] = Value::String(flipped);
+    check_good(&v);
+}
