@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 mod checks;
+pub mod dap;
 mod parse_error;
 
 pub use checks::KeyFileCheck;
@@ -203,6 +204,9 @@ pub struct ServerConfig {
         skip_serializing_if = "is_true"
     )]
     pub peer_writes_manifests: bool,
+    /// The DAP-18 task this server aggregates, with its own HPKE key and the verify key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dap: Option<dap::ServerDapConfig>,
 }
 
 fn peer_writes_manifests_default() -> bool {
@@ -252,6 +256,9 @@ pub struct IngestorServerConfig {
 pub struct IngestorConfig {
     pub signing_key: SigningKeyConfig,
     pub servers: Vec<IngestorServerConfig>,
+    /// The DAP-18 task's public file (the ingestor holds none of its secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dap: Option<dap::IngestorDapConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -269,6 +276,9 @@ pub struct PortalConfig {
     pub servers: Vec<PortalServerConfig>,
     /// Where results (JSON and CSV) are written.
     pub results: LocationConfig,
+    /// The DAP-18 task whose results this portal collects, with the collector's HPKE key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dap: Option<dap::PortalDapConfig>,
 }
 
 /// Reads a TOML config; returns it with the folder relative paths are taken from. A parse
@@ -316,6 +326,8 @@ pub struct Server {
     /// Whether this server decides which batches its runs sum: server 0 always; server 1
     /// only beside a server 0 that writes no manifests (the original ENPA aggregator).
     pub decides_runs: bool,
+    /// The DAP-18 task, when the config has a `[dap]` section.
+    pub dap: Option<dap::ServerDap>,
 }
 
 impl Server {
@@ -399,6 +411,10 @@ impl Server {
             },
             limits: c.limits,
             decides_runs: c.server_index == ServerIndex::Zero || !c.peer_writes_manifests,
+            dap: match &c.dap {
+                Some(d) => Some(d.load(base, c.server_index == ServerIndex::Zero)?),
+                None => None,
+            },
         })
     }
 }
@@ -434,6 +450,8 @@ pub struct Ingestor {
     pub signing_key: SigningKey,
     /// Indexed by server: [server 0, server 1].
     pub targets: [IngestTarget; 2],
+    /// The DAP-18 task (public), when the config has a `[dap]` section.
+    pub dap: Option<crate::dap::Task>,
 }
 
 impl Ingestor {
@@ -462,6 +480,7 @@ impl Ingestor {
         Ok(Ingestor {
             signing_key: c.signing_key.load(base, KeyFileCheck::Warn)?,
             targets: [target(servers[0])?, target(servers[1])?],
+            dap: c.dap.as_ref().map(|d| d.load(base)).transpose()?,
         })
     }
 }
@@ -476,6 +495,8 @@ pub struct Portal {
     /// Indexed by server.
     pub servers: [PortalServer; 2],
     pub results: Box<dyn ObjectStore>,
+    /// The DAP-18 task and the collector's key, when the config has a `[dap]` section.
+    pub dap: Option<dap::CollectorDap>,
 }
 
 impl Portal {
@@ -502,6 +523,7 @@ impl Portal {
         Ok(Portal {
             servers,
             results: location(&c.results, base, "results")?,
+            dap: c.dap.as_ref().map(|d| d.load(base)).transpose()?,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! `divvi keygen`: every key of a new deployment and a matching, working set of config
 //! files for the ingestor, server 0, server 1 and the portal, with local folders as buckets.
 
+use crate::config::dap::{IngestorDapConfig, PortalDapConfig, ServerDapConfig};
 use crate::config::*;
 use crate::crypto::{PacketPrivateKey, PacketScheme, SigningKey, StashKey};
 use crate::ids::ServerIndex;
@@ -109,6 +110,19 @@ pub fn keygen(
     layout: &Layout,
     limits: Limits,
 ) -> Result<Deployment> {
+    keygen_with_dap(dir, scheme, instance, layout, limits, None)
+}
+
+/// [`keygen`], and with `dap` also a DAP-18 task: `task.json` and its secrets under
+/// `keys/`, named in each party's `[dap]` section.
+pub fn keygen_with_dap(
+    dir: &Path,
+    scheme: PacketScheme,
+    instance: &str,
+    layout: &Layout,
+    limits: Limits,
+    dap: Option<&DapTaskOptions>,
+) -> Result<Deployment> {
     crate::batch::validate_name("instance", instance).map_err(|e| anyhow::anyhow!(e))?;
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
         bail!(
@@ -137,6 +151,10 @@ pub fn keygen(
                 public_key: key.verifying_key().to_base64(),
             },
         ))
+    };
+    let dap = match dap {
+        Some(options) => Some(write_dap_task(dir, options)?),
+        None => None,
     };
     let (ingestor_key, ingestor_pub) = signing("ingestor")?;
     let (s0_key, s0_pub) = signing("server0")?;
@@ -210,6 +228,7 @@ pub fn keygen(
             },
             limits,
             peer_writes_manifests: true,
+            dap: dap.as_ref().map(|d| d.servers[n].clone()),
         }
     };
     let ingestor = IngestorConfig {
@@ -227,6 +246,7 @@ pub fn keygen(
                 packet_public_key: packet_public[n].1.clone(),
             })
             .collect(),
+        dap: dap.as_ref().map(|d| d.ingestor.clone()),
     };
     let portal = PortalConfig {
         servers: vec![
@@ -244,6 +264,7 @@ pub fn keygen(
             },
         ],
         results: bucket("portal-results", "portal"),
+        dap: dap.as_ref().map(|d| d.portal.clone()),
     };
     let d = Deployment {
         dir: dir.to_path_buf(),
@@ -256,4 +277,91 @@ pub fn keygen(
     write_config(&d.servers[1], "server 1 (facilitator)", &server_config(1))?;
     write_config(&d.portal, "portal", &portal)?;
     Ok(d)
+}
+
+/// What `keygen --vdaf` puts in the DAP-18 task beyond its keys.
+#[derive(Debug, Clone)]
+pub struct DapTaskOptions {
+    pub vdaf: crate::dap::VdafConfig,
+    pub time_precision: u64,
+    pub min_batch_size: u64,
+    pub leader_endpoint: String,
+    pub helper_endpoint: String,
+}
+
+/// Each party's `[dap]` section for a task keygen wrote.
+struct DapSections {
+    servers: [ServerDapConfig; 2],
+    ingestor: IngestorDapConfig,
+    portal: PortalDapConfig,
+}
+
+/// Config ids of the task's HPKE configs. Distinct, so a ciphertext's config id alone
+/// shows whose key it was sealed to.
+const LEADER_CONFIG_ID: u8 = 1;
+const HELPER_CONFIG_ID: u8 = 2;
+const COLLECTOR_CONFIG_ID: u8 = 3;
+
+/// Writes `task.json` (public) and the task's secrets under `keys/`: each server's and the
+/// collector's HPKE private key and the servers' shared verify key. The task id is 32
+/// random bytes, independent of the verify key (Divvi Up derives it from a 16-byte verify
+/// key by SHA-256; Prio3's verify key is 32 bytes here, and a random id ties nothing
+/// public to a secret).
+fn write_dap_task(dir: &Path, o: &DapTaskOptions) -> Result<DapSections> {
+    use crate::dap::secrets::hpke_private_key_text;
+    use crate::dap::task::BatchMode;
+    use crate::dap::{HpkeKeypair, Task, TaskId, TaskParams, VerifyKey};
+    let secret_file = |name: &str, text: &str| -> Result<SecretSource> {
+        let file = PathBuf::from("keys").join(name);
+        write_secret(&dir.join(&file), text)?;
+        Ok(SecretSource {
+            file: Some(file),
+            env: None,
+        })
+    };
+    let keypair = |id| HpkeKeypair::generate(id).context("generating a DAP HPKE key");
+    let leader = keypair(LEADER_CONFIG_ID)?;
+    let helper = keypair(HELPER_CONFIG_ID)?;
+    let collector = keypair(COLLECTOR_CONFIG_ID)?;
+    let verify_key = VerifyKey::generate()?;
+    let task = Task::new(TaskParams {
+        task_id: TaskId::random()?,
+        task_info: b"divvi".to_vec(),
+        leader_aggregator_endpoint: o.leader_endpoint.clone(),
+        helper_aggregator_endpoint: o.helper_endpoint.clone(),
+        time_precision: o.time_precision,
+        min_batch_size: o.min_batch_size,
+        batch_mode: BatchMode::TimeInterval,
+        vdaf: o.vdaf.clone(),
+        leader_hpke_config: leader.config().clone(),
+        helper_hpke_config: helper.config().clone(),
+        collector_hpke_config: collector.config().clone(),
+    })?;
+    let task_file = PathBuf::from("task.json");
+    std::fs::write(dir.join(&task_file), task.to_json())
+        .with_context(|| format!("writing {}", dir.join(&task_file).display()))?;
+    let verify = secret_file("verify.key", &verify_key.to_text())?;
+    let server = |n: usize, keypair: &HpkeKeypair| -> Result<ServerDapConfig> {
+        Ok(ServerDapConfig {
+            task: task_file.clone(),
+            hpke_key: secret_file(
+                &format!("server{n}-hpke.key"),
+                &hpke_private_key_text(keypair),
+            )?,
+            verify_key: verify.clone(),
+        })
+    };
+    Ok(DapSections {
+        servers: [server(0, &leader)?, server(1, &helper)?],
+        ingestor: IngestorDapConfig {
+            task: task_file.clone(),
+        },
+        portal: PortalDapConfig {
+            task: task_file.clone(),
+            collector_hpke_key: secret_file(
+                "collector-hpke.key",
+                &hpke_private_key_text(&collector),
+            )?,
+        },
+    })
 }

@@ -783,6 +783,26 @@ fn cases() -> Vec<Case> {
             |_| fails("--journal", "standard input cannot be read again"),
         ),
         // --- configs refused at load (issue 16 item 3) ---
+        case("server: DAP HPKE key is the other server's", Cli("check {server1}"), |fx| {
+            fx.with_dap_task();
+            fx.refused(Server1, "server1-hpke.key", "server0-hpke.key", "dap.hpke_key: its public key is not the task's helper_hpke_config.public_key")
+        }),
+        case("server: DAP verify key of 16 bytes", Cli("check {server0}"), |fx| {
+            let verify = fx.with_dap_task().join("keys/verify.key");
+            use base64::Engine as _;
+            let short = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([9u8; 16]);
+            std::fs::write(verify, short).unwrap();
+            fails(fx.config(Server0), "dap.verify_key: verify key: must be 32 bytes (Prio3 VERIFY_KEY_SIZE), got 16")
+        }),
+        case("portal: a server's DAP HPKE key as the collector key",
+            Cli("check {portal} --as portal"), |fx| {
+            fx.with_dap_task();
+            fx.refused(Portal, "collector-hpke.key", "server0-hpke.key", "dap.collector_hpke_key: its public key is not the task's collector_hpke_config.public_key")
+        }),
+        case("ingestor: a key in its [dap] section", Cli("check {ingestor} --as ingestor"), |fx| {
+            fx.with_dap_task();
+            fx.refused(Ingestor, "[dap]\n", "[dap]\nverify_key = { file = \"keys/verify.key\" }\n", "unknown field `verify_key`")
+        }),
         case("ingestor: both servers' ingestion one folder (./x/ vs x)",
             Cli("check {ingestor} --as ingestor"), |fx| {
             fx.refused(Ingestor, "\"buckets/server1-ingestion\"", "\"./buckets/server0-ingestion/\"", "servers[server_index = 0].ingestion and servers[server_index = 1].ingestion are the same location")
@@ -1631,6 +1651,45 @@ impl Fx {
     fn refused(&self, party: Party, from: &str, to: &str, reason: &str) -> Expect {
         self.edit_config(party, from, to);
         fails(self.config(party), reason)
+    }
+
+    /// Gives every party's config a `[dap]` section of a fresh DAP task (made by keygen in
+    /// a folder beside the deployment, named by absolute paths); returns that folder.
+    fn with_dap_task(&self) -> PathBuf {
+        let dap = self.d.dir.path().join("dap-task");
+        let options = divvi::keygen::DapTaskOptions {
+            vdaf: "histogram:4".parse().unwrap(),
+            time_precision: 3600,
+            min_batch_size: 1,
+            leader_endpoint: "https://leader.invalid/".into(),
+            helper_endpoint: "https://helper.invalid/".into(),
+        };
+        let made = divvi::keygen::keygen_with_dap(
+            &dap,
+            divvi::crypto::PacketScheme::Hpke,
+            "test",
+            &Default::default(),
+            Default::default(),
+            Some(&options),
+        )
+        .unwrap();
+        let abs = dap.display().to_string();
+        for (party, from) in [
+            (Server0, &made.servers[0]),
+            (Server1, &made.servers[1]),
+            (Ingestor, &made.ingestor),
+            (Portal, &made.portal),
+        ] {
+            let text = std::fs::read_to_string(from).unwrap();
+            let section = &text[text.find("\n[dap]").unwrap()..]
+                .replace("\"task.json\"", &format!("\"{abs}/task.json\""))
+                .replace("\"keys/", &format!("\"{abs}/keys/"));
+            let path = self.config(party);
+            let mut own = std::fs::read_to_string(&path).unwrap();
+            own.push_str(section);
+            std::fs::write(&path, own).unwrap();
+        }
+        dap
     }
 
     /// Sets a key file's mode; returns its path as errors name it.

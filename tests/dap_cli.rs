@@ -109,3 +109,61 @@ fn a_bad_task_file_is_refused_with_its_field() {
     assert!(!out.status.success());
     assert!(stderr.contains("time_precision"), "{stderr}");
 }
+
+#[test]
+fn keygen_vdaf_makes_a_task_every_party_loads_and_a_client_can_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain");
+    assert!(divvi(&["keygen", "--out", p(&plain)]).status.success());
+    assert!(!plain.join("task.json").exists(), "no task without --vdaf");
+    let server0 = std::fs::read_to_string(plain.join("server0.toml")).unwrap();
+    assert!(!server0.contains("[dap]"), "{server0}");
+
+    let d = dir.path().join("dap");
+    let out = divvi(&[
+        "keygen",
+        "--out",
+        p(&d),
+        "--vdaf",
+        "sum:255",
+        "--time-precision",
+        "600",
+        "--min-batch-size",
+        "10",
+        "--leader-endpoint",
+        "https://l.example/",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let task = Task::load(&d.join("task.json")).unwrap();
+    assert_eq!(task.time_precision(), 600);
+    assert_eq!(task.params().min_batch_size, 10);
+    assert_eq!(
+        task.params().leader_aggregator_endpoint,
+        "https://l.example/"
+    );
+    let id = task.task_id().to_string();
+    for (config, party, role) in [
+        ("server0.toml", "server", Some("leader")),
+        ("server1.toml", "server", Some("helper")),
+        ("portal.toml", "portal", Some("collector")),
+        ("ingestor.toml", "ingestor", None),
+    ] {
+        let out = divvi(&["check", "--config", p(&d.join(config)), "--as", party]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{config}: {out:?}");
+        assert!(text.contains(&format!("dap task     {id} (sum)")), "{text}");
+        if let Some(role) = role {
+            assert!(text.contains(&format!("dap role     {role}")), "{text}");
+        }
+    }
+    // The ingestor's section holds the task file only.
+    let ingestor = std::fs::read_to_string(d.join("ingestor.toml")).unwrap();
+    let section = &ingestor[ingestor.find("[dap]").unwrap()..];
+    assert_eq!(section.trim(), "[dap]\ntask = \"task.json\"", "{ingestor}");
+    // The task is one a client can use.
+    let body = dir.path().join("up.bin");
+    let input = dir.path().join("m.jsonl");
+    std::fs::write(&input, "7\n").unwrap();
+    let out = run_client(&d.join("task.json"), &input, &body, &[]);
+    assert!(out.status.success(), "{out:?}");
+}

@@ -112,6 +112,7 @@ fn fixture_server(index: ServerIndex, dir: &Path, own: &Path, peer_inbox: &Path)
         },
         // The original server 0 writes no run manifests: server 1 decides its runs.
         peer_writes_manifests: index == ServerIndex::Zero,
+        dap: None,
     };
     Server::from_config(&config, dir).unwrap()
 }
@@ -235,6 +236,7 @@ fn collect_of_the_original_sum_parts() {
             },
         ],
         results: dir.path().join("results").display().to_string().into(),
+        dap: None,
     };
     let portal = Portal::from_config(&portal, dir.path()).unwrap();
     let result = collect::collect(&portal, AGGREGATION, &window()).unwrap();
@@ -400,6 +402,7 @@ fn fixture_portal(dir: &Path, sum_parts: [&Path; 2]) -> Portal {
             server(ServerIndex::One, "facil-signing-key", FACIL_SIGNING),
         ],
         results: dir.join("results").display().to_string().into(),
+        dap: None,
     };
     Portal::from_config(&config, dir).unwrap()
 }

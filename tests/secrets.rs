@@ -10,7 +10,12 @@ use std::path::Path;
 /// Every 16-character window (step 4) of a secret, as its text and as hex of its bytes.
 fn fingerprints(secret_text: &str) -> Vec<String> {
     let mut forms = vec![secret_text.trim().to_string()];
-    if let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(secret_text.trim()) {
+    // DAP task secrets are base64url without padding; the others standard base64.
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(secret_text.trim())
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(secret_text.trim()));
+    if let Ok(raw) = raw {
+        forms.push(base64::engine::general_purpose::STANDARD.encode(&raw));
         forms.push(raw.iter().map(|b| format!("{b:02x}")).collect());
         forms.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw));
     }
@@ -43,7 +48,16 @@ fn key_files_are_owner_only_and_no_output_shows_key_material() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("d");
     let dp = d.to_str().unwrap();
-    let ok = divvi(&["keygen", "--out", dp, "--min-clients", "1"]);
+    // With a DAP task, so its four secrets are among the keys looked for.
+    let ok = divvi(&[
+        "keygen",
+        "--out",
+        dp,
+        "--min-clients",
+        "1",
+        "--vdaf",
+        "histogram:2",
+    ]);
     assert!(ok.status.success());
     let keys: Vec<(String, String)> = std::fs::read_dir(d.join("keys"))
         .unwrap()
@@ -57,7 +71,7 @@ fn key_files_are_owner_only_and_no_output_shows_key_material() {
             )
         })
         .collect();
-    assert_eq!(keys.len(), 7);
+    assert_eq!(keys.len(), 11);
 
     let cfg = |n: &str| d.join(n).display().to_string();
     let (s0, s1, portal, ing) = (
@@ -159,6 +173,29 @@ fn key_files_are_owner_only_and_no_output_shows_key_material() {
         &["check", "--config", &portal, "--as", "portal"],
         &trace,
     ));
+    outputs.push(run(&["check", "--config", &s1], &trace));
+    outputs.push(run(
+        &["check", "--config", &ing, "--as", "ingestor"],
+        &trace,
+    ));
+    // Broken DAP secrets: the other server's HPKE key, a truncated verify key.
+    let swapped = d.join("swapped.toml");
+    let body = std::fs::read_to_string(&s1)
+        .unwrap()
+        .replace("server1-hpke.key", "server0-hpke.key");
+    std::fs::write(&swapped, body).unwrap();
+    let out = run(&["check", "--config", swapped.to_str().unwrap()], &trace);
+    assert!(out.contains("helper_hpke_config"), "{out}");
+    outputs.push(out);
+    let verify_key = d.join("keys/verify.key");
+    let text = std::fs::read_to_string(&verify_key).unwrap();
+    std::fs::write(&verify_key, &text[..text.len() - 6]).unwrap();
+    let out = run(&["check", "--config", &s0], &trace);
+    assert!(out.contains("dap.verify_key"), "{out}");
+    outputs.push(out);
+    std::fs::write(&verify_key, text.replace('A', "*")).unwrap();
+    outputs.push(run(&["check", "--config", &s0], &trace));
+    std::fs::write(&verify_key, &text).unwrap();
     // Broken secrets: a truncated key and a key variable that is not set.
     let packet_key = d.join("keys/server0-packet.key");
     let text = std::fs::read_to_string(&packet_key).unwrap();

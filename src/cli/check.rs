@@ -47,6 +47,17 @@ pub fn check_command(a: CheckArgs) -> Result<ExitCode> {
             out!("  ingestors    {}", s.ingestor_trust.key_ids().join(", "));
             out!("  peer         {}", s.peer_trust.key_ids().join(", "));
             out!("  min clients  {}", s.limits.min_clients);
+            if let Some(d) = &s.dap {
+                out!(
+                    "  dap task     {} ({})",
+                    d.task.task_id(),
+                    d.task.vdaf().name()
+                );
+                out!(
+                    "  dap role     {} (HPKE key and verify key match)",
+                    d.role.name()
+                );
+            }
             for (name, store) in [
                 ("ingestion", &s.ingestion),
                 ("own", &s.own),
@@ -68,6 +79,9 @@ pub fn check_command(a: CheckArgs) -> Result<ExitCode> {
                     t.key_id
                 );
             }
+            if let Some(task) = &i.dap {
+                out!("  dap task     {} ({})", task.task_id(), task.vdaf().name());
+            }
         }
         Party::Portal => {
             let p = super::outcome::config(Portal::load(&a.config))?;
@@ -80,6 +94,14 @@ pub fn check_command(a: CheckArgs) -> Result<ExitCode> {
                 );
             }
             out!("  results      {}", location(p.results.as_ref()));
+            if let Some(d) = &p.dap {
+                out!(
+                    "  dap task     {} ({})",
+                    d.task.task_id(),
+                    d.task.vdaf().name()
+                );
+                out!("  dap role     collector (HPKE key matches)");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -44,6 +44,41 @@ pub(super) struct KeygenArgs {
     min_clients: u64,
     #[command(flatten)]
     layout: LayoutArgs,
+    #[command(flatten)]
+    dap: DapArgs,
+}
+
+/// A DAP-18 task beside the ENPA keys: only with --vdaf.
+#[derive(Args)]
+pub(super) struct DapArgs {
+    /// Also make a DAP-18 task with this Prio3 VDAF (count, sum:MAX, histogram:LEN, ...):
+    /// task.json, each server's and the collector's HPKE key, the servers' verify key.
+    #[arg(long)]
+    vdaf: Option<divvi::dap::VdafConfig>,
+    /// The task's time precision in seconds (report times are rounded down to it).
+    #[arg(long, default_value_t = 3600, requires = "vdaf")]
+    time_precision: u64,
+    /// The task's minimum batch size.
+    #[arg(long, default_value_t = 100, requires = "vdaf")]
+    min_batch_size: u64,
+    /// The leader's (server 0's) DAP endpoint, as bound into every report.
+    #[arg(long, default_value = "https://leader.invalid/", requires = "vdaf")]
+    leader_endpoint: String,
+    /// The helper's (server 1's) DAP endpoint.
+    #[arg(long, default_value = "https://helper.invalid/", requires = "vdaf")]
+    helper_endpoint: String,
+}
+
+impl DapArgs {
+    fn options(&self) -> Option<divvi::keygen::DapTaskOptions> {
+        self.vdaf.clone().map(|vdaf| divvi::keygen::DapTaskOptions {
+            vdaf,
+            time_precision: self.time_precision,
+            min_batch_size: self.min_batch_size,
+            leader_endpoint: self.leader_endpoint.clone(),
+            helper_endpoint: self.helper_endpoint.clone(),
+        })
+    }
 }
 
 impl LayoutArgs {
@@ -67,10 +102,21 @@ pub fn keygen_command(a: KeygenArgs) -> Result<ExitCode> {
         min_clients: a.min_clients,
         ..Default::default()
     };
-    let d = divvi::keygen::keygen(&a.out, a.scheme, &a.instance, &a.layout.layout(), limits)?;
+    let dap = a.dap.options();
+    let d = divvi::keygen::keygen_with_dap(
+        &a.out,
+        a.scheme,
+        &a.instance,
+        &a.layout.layout(),
+        limits,
+        dap.as_ref(),
+    )?;
     out!("wrote keys to {}/keys and configs:", d.dir.display());
     for p in [&d.ingestor, &d.servers[0], &d.servers[1], &d.portal] {
         out!("  {}", p.display());
+    }
+    if dap.is_some() {
+        out!("and a DAP-18 task: {}", d.dir.join("task.json").display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -48,6 +48,13 @@ impl HpkePrivateKey {
         Ok(HpkePrivateKey { secret, public })
     }
 
+    /// The 32 raw bytes (secret: for writing a key file, never for display).
+    pub(crate) fn to_bytes(&self) -> [u8; KEY_LEN] {
+        let mut out = [0u8; KEY_LEN];
+        out.copy_from_slice(&self.secret.to_bytes());
+        out
+    }
+
     /// A fresh key and its 32-byte (clamped) form.
     pub(crate) fn generate() -> Result<(Self, Vec<u8>), CryptoError> {
         let mut raw = [0u8; KEY_LEN];

@@ -137,6 +137,12 @@ impl HpkeKeypair {
         &self.config
     }
 
+    /// The raw X25519 private key, for keygen's key file (see `dap::secrets`). There is
+    /// deliberately no Debug on this type, so it cannot reach a log by accident.
+    pub fn private_key_bytes(&self) -> [u8; 32] {
+        self.private.to_bytes()
+    }
+
     /// Opens an input share sealed to `receiver` and returns the VDAF input share
     /// (the payload of the PlaintextInputShare; extensions are refused).
     pub fn open_input_share(

@@ -12,6 +12,7 @@ pub mod hpke;
 pub mod measurement;
 pub mod messages;
 pub mod prio3;
+pub mod secrets;
 pub mod task;
 
 pub use client::{ClientError, DapClient};
@@ -19,4 +20,5 @@ pub use hpke::{HpkeKeypair, Role};
 pub use measurement::{Measurement, MeasurementError};
 pub use messages::{decode_reports, encode_reports, Report, ReportId, ReportMetadata, WireError};
 pub use prio3::{dap_context, AggregateResult, Prio3Vdaf, VerifyInput, VerifyState};
+pub use secrets::{SecretError, VerifyKey, VERIFY_KEY_LEN};
 pub use task::{HpkeConfig, Task, TaskError, TaskId, TaskParams, VdafConfig};

@@ -75,6 +75,7 @@ def module_variables(keygen_config, n):
         "trusted_ingestor_keys": c["trust"]["ingestors"],
         "trusted_peer_keys": c["trust"]["peer"],
         "min_clients": 100,
+        "dap_task": False,
     }
 
 def divvi_check(divvi, config):
@@ -118,7 +119,9 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "deploy"
-        subprocess.run([divvi, "keygen", "--out", str(out), "--s3-region", "us-west-2"], check=True, capture_output=True)
+        subprocess.run([divvi, "keygen", "--out", str(out), "--s3-region", "us-west-2", "--vdaf", "histogram:8"], check=True, capture_output=True)
+        # The keys Secret holds the (public) task file beside the task's secrets.
+        (out / "keys" / "task.json").write_text((out / "task.json").read_text())
         for n in (0, 1):
             keygen_config = tomllib.loads((out / f"server{n}.toml").read_text())
             variables = module_variables(keygen_config, n)
@@ -141,6 +144,13 @@ def main():
                 if missing:
                     failures.append(f"server {n}: `divvi check` output lacks {missing}:\n{done.stdout}")
                 print(f"server {n}: the module's server.toml loads ({len(done.stdout.splitlines())} lines of `divvi check`)")
+
+            # With dap_task, the [dap] section names the Secret's task files, and they load.
+            rendered.write_text(render(terraform, dict(variables, dap_task=True)))
+            done = divvi_check(divvi, rendered)
+            role = ("leader", "helper")[n]
+            if done.returncode != 0 or f"dap role     {role}" not in done.stdout:
+                failures.append(f"server {n}: the module's config with dap_task does not load as the {role}: {done.stderr.strip()}")
 
             # A key id the Secret has no file for must fail, naming the file.
             wrong = dict(variables, signing_key_id=f"server{n}-signing-2027")

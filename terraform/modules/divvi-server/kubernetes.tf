@@ -22,6 +22,7 @@ locals {
     trusted_ingestor_keys      = var.trusted_ingestor_keys
     trusted_peer_keys          = var.trusted_peer_keys
     min_clients                = var.min_clients
+    dap_task                   = var.dap_task
   })
   common_env = merge(
     {

@@ -106,9 +106,15 @@ variable "trusted_peer_keys" {
 }
 
 variable "keys_secret_name" {
-  description = "Kubernetes Secret (in the namespace) holding this server's key files as `divvi keygen` names them: <signing_key_id>.key, <packet key id>.key for each packet key, and server<index>-stash.key. Created from keygen's files, never by Terraform (its state would hold the keys in clear)."
+  description = "Kubernetes Secret (in the namespace) holding this server's key files as `divvi keygen` names them: <signing_key_id>.key, <packet key id>.key for each packet key, and server<index>-stash.key; with dap_task also the DAP task's task.json (public, carried here so no mount changes), server<index>-hpke.key and verify.key. Created from keygen's files, never by Terraform (its state would hold the keys in clear)."
   type        = string
   default     = "divvi-keys"
+}
+
+variable "dap_task" {
+  description = "Whether this server takes part in the DAP-18 task `divvi keygen --vdaf` made: adds a [dap] section to server.toml naming keys/task.json, keys/server<index>-hpke.key and keys/verify.key, which the keys Secret must then hold. Off: an ENPA-only server, unchanged."
+  type        = bool
+  default     = false
 }
 
 variable "min_clients" {

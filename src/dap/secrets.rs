@@ -1,0 +1,111 @@
+//! The secrets of a DAP task, kept apart from the public task file: each aggregator's and
+//! the collector's HPKE private key, and the verify key the two aggregators share. Text
+//! form of each: base64url without padding of the raw bytes, one line (the task file's
+//! encoding). Parse errors name the key, never its text.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+
+use super::hpke::HpkeKeypair;
+use super::task::HpkeConfig;
+
+/// Prio3's VERIFY_KEY_SIZE (VDAF-18 §7: 32 bytes, as XofTurboShake128's seed).
+pub const VERIFY_KEY_LEN: usize = 32;
+
+/// A DAP task's secret that could not be decoded; names it and the reason, never the text.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {reason}")]
+pub struct SecretError {
+    what: &'static str,
+    reason: String,
+}
+
+fn decode(what: &'static str, text: &str) -> Result<Vec<u8>, SecretError> {
+    URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .map_err(|_| SecretError {
+            what,
+            reason: "not base64url without padding (the text is not shown)".into(),
+        })
+}
+
+/// The verify key both aggregators of a task hold (and no one else).
+#[derive(Clone, PartialEq, Eq)]
+pub struct VerifyKey([u8; VERIFY_KEY_LEN]);
+
+impl std::fmt::Debug for VerifyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VerifyKey(..)")
+    }
+}
+
+impl VerifyKey {
+    /// 32 fresh random bytes.
+    pub fn generate() -> Result<Self, SecretError> {
+        let mut key = [0u8; VERIFY_KEY_LEN];
+        aws_lc_rs::rand::fill(&mut key).map_err(|_| SecretError {
+            what: "verify key",
+            reason: "no randomness".into(),
+        })?;
+        Ok(VerifyKey(key))
+    }
+
+    pub fn from_text(text: &str) -> Result<Self, SecretError> {
+        let bytes = decode("verify key", text)?;
+        let len = bytes.len();
+        bytes.try_into().map(VerifyKey).map_err(|_| SecretError {
+            what: "verify key",
+            reason: format!("must be {VERIFY_KEY_LEN} bytes (Prio3 VERIFY_KEY_SIZE), got {len}"),
+        })
+    }
+
+    pub fn to_text(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; VERIFY_KEY_LEN] {
+        &self.0
+    }
+}
+
+/// The text form of a key pair's private key (for keygen to write to a secret file).
+pub fn hpke_private_key_text(keypair: &HpkeKeypair) -> String {
+    URL_SAFE_NO_PAD.encode(keypair.private_key_bytes())
+}
+
+/// A key pair from its private key's text, under the id of `config` (the task's config
+/// for this party). Whether the public halves match is the caller's check.
+pub fn hpke_keypair_from_text(config: &HpkeConfig, text: &str) -> Result<HpkeKeypair, SecretError> {
+    let bytes = decode("HPKE private key", text)?;
+    HpkeKeypair::from_private_key(config.id, &bytes).map_err(|e| SecretError {
+        what: "HPKE private key",
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_key_round_trips_and_refuses_other_lengths() {
+        let k = VerifyKey::generate().unwrap();
+        assert_eq!(VerifyKey::from_text(&k.to_text()).unwrap(), k);
+        assert_eq!(format!("{k:?}"), "VerifyKey(..)");
+        let short = URL_SAFE_NO_PAD.encode([7u8; 16]);
+        let e = VerifyKey::from_text(&short).unwrap_err().to_string();
+        assert!(
+            e.contains("must be 32 bytes") && e.contains("got 16"),
+            "{e}"
+        );
+        let e = VerifyKey::from_text("not*base64").unwrap_err().to_string();
+        assert!(!e.contains("not*base64"), "{e}");
+    }
+
+    #[test]
+    fn hpke_private_key_text_round_trips() {
+        let k = HpkeKeypair::generate(3).unwrap();
+        let back = hpke_keypair_from_text(k.config(), &hpke_private_key_text(&k)).unwrap();
+        assert_eq!(back.config(), k.config());
+    }
+}
