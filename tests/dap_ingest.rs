@@ -279,22 +279,9 @@ fn fastavro_reads_dap_ingestion_files_as_the_same_records() {
         2 * 2 * 2,
         "2 batches, 2 servers, header and packets"
     );
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fastavro_check.py");
-    let output = std::process::Command::new(&python)
-        .arg(&script)
-        .args(&all)
-        .output()
-        .expect("run python3");
-    assert!(
-        output.status.success(),
-        "fastavro: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     let mut theirs: std::collections::BTreeMap<String, Vec<serde_json::Value>> = Default::default();
     let mut kinds = std::collections::BTreeSet::new();
-    for line in String::from_utf8(output.stdout).unwrap().lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    for v in common::fastavro_records(&all) {
         kinds.insert(v["schema"].as_str().unwrap().to_string());
         theirs
             .entry(v["file"].as_str().unwrap().to_string())

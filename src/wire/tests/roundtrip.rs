@@ -66,7 +66,7 @@ fn every_record_roundtrips() {
 
 #[test]
 fn dap_records_refuse_ids_of_the_wrong_length() {
-    let mut file = encode_all(&[DapReportShare {
+    let file = encode_all(&[DapReportShare {
         report_id: vec![1; 15],
         time: 0,
         public_share: vec![],
@@ -77,7 +77,6 @@ fn dap_records_refuse_ids_of_the_wrong_length() {
     .expect("encode");
     let err = decode_all::<DapReportShare>(&file).expect_err("15-byte report id");
     assert!(err.to_string().contains("report_id"), "{err}");
-    file.clear();
 }
 
 #[test]
