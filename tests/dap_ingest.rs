@@ -69,6 +69,17 @@ fn ingest(s: &Setup, body: &Path, extra: &[&str]) -> std::process::Output {
     divvi(&args)
 }
 
+/// An ingest that must succeed; returns its standard output (the JSON summary).
+fn ingest_ok(s: &Setup, extra: &[&str]) -> Vec<u8> {
+    let out = ingest(s, &s.body_path, extra);
+    assert!(
+        out.status.success(),
+        "ingest {extra:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Every file under `dir`, sorted.
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -124,13 +135,8 @@ fn aad<'a>(
 #[test]
 fn client_output_is_ingested_as_each_servers_own_sealed_shares() {
     let s = setup();
-    let out = ingest(&s, &s.body_path, &["--batch-size", "2"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ids = batch_ids(&out.stdout, "batches");
+    let out = ingest_ok(&s, &["--batch-size", "2"]);
+    let ids = batch_ids(&out, "batches");
     assert_eq!(ids.len(), 3, "5 reports, 2 a batch");
     assert!(ids
         .iter()
@@ -189,23 +195,13 @@ fn client_output_is_ingested_as_each_servers_own_sealed_shares() {
 #[test]
 fn rerunning_an_ingest_writes_no_new_batch() {
     let s = setup();
-    let first = ingest(&s, &s.body_path, &["--batch-size", "2"]);
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    let first = ingest_ok(&s, &["--batch-size", "2"]);
     let before = files(s.d.dir.path());
-    let again = ingest(&s, &s.body_path, &["--batch-size", "2"]);
-    assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
-    assert!(batch_ids(&again.stdout, "batches").is_empty());
+    let again = ingest_ok(&s, &["--batch-size", "2"]);
+    assert!(batch_ids(&again, "batches").is_empty());
     assert_eq!(
-        batch_ids(&again.stdout, "already_ingested"),
-        batch_ids(&first.stdout, "batches")
+        batch_ids(&again, "already_ingested"),
+        batch_ids(&first, "batches")
     );
     assert_eq!(files(s.d.dir.path()), before);
     // Another batch size would put other reports under the same names: refused.
@@ -261,12 +257,7 @@ fn enpa_flags_are_refused_with_a_task() {
 #[test]
 fn fastavro_reads_dap_ingestion_files_as_the_same_records() {
     let s = setup();
-    let out = ingest(&s, &s.body_path, &["--batch-size", "3"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ingest_ok(&s, &["--batch-size", "3"]);
     let all: Vec<PathBuf> = files(s.d.dir.path())
         .into_iter()
         .filter(|f| {
