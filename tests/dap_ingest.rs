@@ -223,21 +223,26 @@ fn bad_bodies_are_refused_naming_the_report_and_nothing_is_written() {
     bad_length[first_len + 26..first_len + 30].copy_from_slice(&[0xff; 4]);
     reports[2].metadata.report_id = reports[0].metadata.report_id;
     let duplicate = encode_reports(&reports).unwrap();
-    let before = files(s.d.dir.path());
     for (what, bytes, expect) in [
         ("truncated", truncated, "report 4 "),
         ("bad length", bad_length, "report 1 "),
         ("duplicate", duplicate, "report 2 "),
     ] {
-        let path = s.d.dir.path().join("bad.bin");
-        std::fs::write(&path, &bytes).unwrap();
-        let out = ingest(&s, &path, &[]);
-        std::fs::remove_file(&path).unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{what} was accepted");
-        assert!(stderr.contains(expect), "{what}: {stderr}");
-        assert_eq!(files(s.d.dir.path()), before, "{what} wrote something");
+        assert_refused(&s, what, &bytes, expect);
     }
+}
+
+/// Ingesting `body` fails with `expect` in its message and adds or leaves no file.
+fn assert_refused(s: &Setup, what: &str, body: &[u8], expect: &str) {
+    let before = files(s.d.dir.path());
+    let path = s.d.dir.path().join("bad.bin");
+    std::fs::write(&path, body).unwrap();
+    let out = ingest(s, &path, &[]);
+    std::fs::remove_file(&path).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{what} was accepted");
+    assert!(stderr.contains(expect), "{what}: {stderr}");
+    assert_eq!(files(s.d.dir.path()), before, "{what} wrote something");
 }
 
 #[test]
@@ -288,5 +293,22 @@ fn fastavro_reads_dap_ingestion_files_as_the_same_records() {
             ours["records"].as_array().unwrap().clone(),
             "{key}"
         );
+    }
+}
+
+#[test]
+fn reports_from_the_future_or_for_other_hpke_configs_are_refused() {
+    let s = setup();
+    let client = divvi::dap::DapClient::new(&s.task).unwrap();
+    let now = chrono::Utc::now().timestamp() as u64;
+    let measurement = divvi::dap::Measurement::Histogram(1);
+    let report = |time| client.report(&measurement, time).unwrap();
+    let mut other_config = report(now);
+    other_config.helper_encrypted_input_share.config_id = 9;
+    for (what, reports, expect) in [
+        ("future", vec![report(now), report(now + 3600)], "report 1 "),
+        ("config", vec![other_config], "HPKE config 9"),
+    ] {
+        assert_refused(&s, what, &encode_reports(&reports).unwrap(), expect);
     }
 }
