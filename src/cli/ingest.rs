@@ -45,7 +45,8 @@ pub(super) struct IngestArgs {
     /// Reports per ingestion batch (at least 1).
     #[arg(long, default_value_t = 100_000, value_parser = batch_size_arg)]
     batch_size: usize,
-    /// Batch time (default: now), minute precision.
+    /// Batch time (default: now; with `--task`, the start of the earliest report's time
+    /// unit, so a rerun names the same batches), minute precision.
     #[arg(long)]
     time: Option<String>,
     /// Record each batch written in full here; run again with the same journal, ingest
