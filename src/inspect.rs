@@ -23,7 +23,9 @@ pub const MAX_PACKET_FILE_BYTES: u64 = 64 << 20;
 fn cap_of(record: &str) -> u64 {
     match record {
         "PrioBatchSignature" => MAX_SIGNATURE_BYTES,
-        "PrioIngestionHeader" | "PrioValidityHeader" | "PrioSumPart" => MAX_HEADER_BYTES,
+        "PrioIngestionHeader" | "PrioValidityHeader" | "PrioSumPart" | "DapIngestionHeader" => {
+            MAX_HEADER_BYTES
+        }
         _ => MAX_PACKET_FILE_BYTES,
     }
 }
@@ -156,7 +158,9 @@ fn decode_any(name: &str, bytes: &[u8], limit: usize) -> Result<(Vec<Value>, usi
         "PrioSumPart" => records::<SumPart>(bytes, limit),
         "PrioInvalidPacket" => records::<InvalidPacket>(bytes, limit),
         "PrioBatchSignature" => records::<BatchSignature>(bytes, limit),
-        other => anyhow::bail!("record {other} is not one of the ENPA v1 records"),
+        "DapIngestionHeader" => records::<DapIngestionHeader>(bytes, limit),
+        "DapReportShare" => records::<DapReportShare>(bytes, limit),
+        other => anyhow::bail!("record {other} is not one of the ENPA v1 or DAP ingestion records"),
     }
 }
 
@@ -180,6 +184,9 @@ fn digest_of_header(header_bytes: &[u8]) -> Option<Vec<u8>> {
             .ok()
             .map(|h| h.packet_file_digest),
         "PrioSumPart" => decode_single::<SumPart>(header_bytes)
+            .ok()
+            .map(|h| h.packet_file_digest),
+        "DapIngestionHeader" => decode_single::<DapIngestionHeader>(header_bytes)
             .ok()
             .map(|h| h.packet_file_digest),
         _ => None,

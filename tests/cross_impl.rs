@@ -1,12 +1,13 @@
 //! Files divvi writes read back in another Avro implementation (Python fastavro, which the
 //! test script installs) as the same records.
 
+mod common;
+
 use divvi::crypto::PacketScheme;
 use divvi::demo::{run_demo, DemoOptions, NoProgress};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
@@ -66,21 +67,8 @@ fn fastavro_reads_every_file_divvi_writes_as_the_same_records() {
         }
     }
 
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fastavro_check.py");
-    let output = Command::new(&python)
-        .arg(&script)
-        .args(&all)
-        .output()
-        .expect("run python3");
-    assert!(
-        output.status.success(),
-        "fastavro failed (is it installed? scripts/test.sh installs it): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     let mut theirs: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for line in String::from_utf8(output.stdout).unwrap().lines() {
-        let v: Value = serde_json::from_str(line).unwrap();
+    for v in common::fastavro_records(&all) {
         theirs
             .entry(v["file"].as_str().unwrap().to_string())
             .or_default()

@@ -26,6 +26,11 @@ impl BatchHeader for wire::IngestionHeader {
         &self.packet_file_digest
     }
 }
+impl BatchHeader for wire::DapIngestionHeader {
+    fn packet_file_digest(&self) -> &[u8] {
+        &self.packet_file_digest
+    }
+}
 impl BatchHeader for wire::ValidityHeader {
     fn packet_file_digest(&self) -> &[u8] {
         &self.packet_file_digest

@@ -1,5 +1,6 @@
 //! `divvi ingest` (ingestor): measurements into signed ingestion batches, with a journal
-//! so an interrupted run can be finished.
+//! so an interrupted run can be finished; or, with `--task`, a DAP-18 upload body (what
+//! `divvi client` writes) into signed DAP ingestion batches, without opening any share.
 
 use super::outcome::config;
 use super::progress;
@@ -17,32 +18,40 @@ use std::process::ExitCode;
 pub(super) struct IngestArgs {
     #[arg(long)]
     config: PathBuf,
-    /// The measurements: one report per line, CSV or JSON lines; `-` is standard input.
+    /// A DAP-18 task file (public JSON): the input is then an upload body of encoded
+    /// reports, as `divvi client` writes it, not measurements.
+    #[arg(long)]
+    task: Option<PathBuf>,
+    /// The measurements: one report per line, CSV or JSON lines; with `--task`, an
+    /// upload body. `-` is standard input.
     #[arg(long)]
     input: PathBuf,
     /// File format (default: by extension; .jsonl/.json/.ndjson are JSON lines, else CSV;
     /// required with `--input -`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "task")]
     format: Option<FileFormat>,
     /// Each report is a 0/1 vector of length `bins`, or the indices of its set bins.
-    #[arg(long, default_value = "vector")]
+    #[arg(long, default_value = "vector", conflicts_with = "task")]
     form: ReportForm,
-    #[arg(long)]
-    aggregation: String,
-    #[arg(long)]
-    bins: usize,
+    /// The aggregation name (with `--task`, default: the task id in base64url).
+    #[arg(long, required_unless_present = "task")]
+    aggregation: Option<String>,
+    #[arg(long, required_unless_present = "task", conflicts_with = "task")]
+    bins: Option<usize>,
     /// Differential-privacy epsilon, carried in headers as declared (no noise is added).
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true, value_parser = epsilon_arg)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true, value_parser = epsilon_arg,
+          conflicts_with = "task")]
     epsilon: f64,
     /// Reports per ingestion batch (at least 1).
     #[arg(long, default_value_t = 100_000, value_parser = batch_size_arg)]
     batch_size: usize,
-    /// Batch time (default: now), minute precision.
+    /// Batch time (default: now; with `--task`, the start of the earliest report's time
+    /// unit, so a rerun names the same batches), minute precision.
     #[arg(long)]
     time: Option<String>,
     /// Record each batch written in full here; run again with the same journal, ingest
     /// skips those batches, so a killed ingest is finished by running it again.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "task")]
     journal: Option<PathBuf>,
 }
 
@@ -62,6 +71,12 @@ pub(super) fn batch_size_arg(text: &str) -> Result<usize, String> {
 
 pub(super) fn ingest_command(a: IngestArgs) -> Result<ExitCode> {
     let ingestor = config(Ingestor::load(&a.config))?;
+    if let Some(task) = &a.task {
+        return ingest_dap_command(&ingestor, task, &a);
+    }
+    let (Some(aggregation), Some(bins)) = (a.aggregation.clone(), a.bins) else {
+        bail!("--aggregation and --bins are required without --task");
+    };
     let source = ReportSource::from_arg(&a.input);
     let format = source.format(a.format)?;
     let mut time = match &a.time {
@@ -77,8 +92,8 @@ pub(super) fn ingest_command(a: IngestArgs) -> Result<ExitCode> {
         None => None,
     };
     let options = ingest::IngestOptions {
-        aggregation: a.aggregation,
-        bins: a.bins,
+        aggregation,
+        bins,
         epsilon: a.epsilon,
         batch_size: a.batch_size,
         time,
@@ -86,7 +101,7 @@ pub(super) fn ingest_command(a: IngestArgs) -> Result<ExitCode> {
     options.check()?;
     let written: Vec<_> = ingestor.targets.iter().map(|t| t.store.as_ref()).collect();
     divvi::stages::remove_stale_temporaries(&written);
-    let reports = read_reports(&source, format, a.form, a.bins)?;
+    let reports = read_reports(&source, format, a.form, bins)?;
     let bar = progress::bar("ingest", 0);
     let report = ingest::ingest(&ingestor, &options, reports, journal.as_mut(), &|n| {
         bar.inc(n)
@@ -110,7 +125,53 @@ pub(super) fn open_journal(
         );
     };
     let digest = divvi::batch::hex(&file_digest(input)?);
-    divvi::stages::journal::Journal::open(path, &digest, &a.aggregation, a.bins, a.batch_size, time)
+    let (Some(aggregation), Some(bins)) = (&a.aggregation, a.bins) else {
+        bail!("--aggregation and --bins are required without --task");
+    };
+    divvi::stages::journal::Journal::open(path, &digest, aggregation, bins, a.batch_size, time)
+}
+
+/// `divvi ingest --task`: the whole upload body is read and checked before anything is
+/// written. Only the public task file is read; no DAP key is needed or loaded.
+fn ingest_dap_command(
+    ingestor: &Ingestor,
+    task: &std::path::Path,
+    a: &IngestArgs,
+) -> Result<ExitCode> {
+    let task = divvi::dap::Task::load(task)?;
+    let body = read_body(&a.input)?;
+    let options = divvi::stages::ingest_dap::DapIngestOptions {
+        aggregation: a.aggregation.clone(),
+        batch_size: a.batch_size,
+        time: a
+            .time
+            .as_deref()
+            .map(parse_time)
+            .transpose()
+            .map_err(|e| anyhow!(e))?,
+        now: Utc::now(),
+    };
+    let written: Vec<_> = ingestor.targets.iter().map(|t| t.store.as_ref()).collect();
+    divvi::stages::remove_stale_temporaries(&written);
+    let report = divvi::stages::ingest_dap::ingest_dap(ingestor, &task, &body, &options)
+        .with_context(|| format!("ingesting {}", a.input.display()))?;
+    out!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The whole upload body, from a file or standard input (`-`).
+fn read_body(path: &std::path::Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut body = Vec::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut body)
+            .context("reading the upload body from standard input")?;
+    } else {
+        body = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    }
+    Ok(body)
 }
 
 /// SHA-256 of a file, read in pieces.

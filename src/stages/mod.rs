@@ -5,6 +5,7 @@ pub mod aggregate;
 mod checks;
 pub mod collect;
 pub mod ingest;
+pub mod ingest_dap;
 pub mod intake;
 pub mod journal;
 mod packets;

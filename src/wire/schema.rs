@@ -25,3 +25,5 @@ embedded!(VALIDITY_PACKET, "PrioValidityPacket.avsc");
 embedded!(SUM_PART, "PrioSumPart.avsc");
 embedded!(INVALID_PACKET, "PrioInvalidPacket.avsc");
 embedded!(BATCH_SIGNATURE, "PrioBatchSignature.avsc");
+embedded!(DAP_INGESTION_HEADER, "DapIngestionHeader.avsc");
+embedded!(DAP_REPORT_SHARE, "DapReportShare.avsc");

@@ -101,3 +101,25 @@ pub fn run_servers(
     let result = collect::collect(&d.portal, aggregation, window).unwrap();
     (intakes, [a0, a1], result)
 }
+
+/// Reads Avro files with Python fastavro (`tests/fastavro_check.py`): one JSON value per
+/// record, `{"file", "schema", "record"}`, in file order.
+pub fn fastavro_records(paths: &[PathBuf]) -> Vec<serde_json::Value> {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fastavro_check.py");
+    let output = std::process::Command::new(&python)
+        .arg(&script)
+        .args(paths)
+        .output()
+        .expect("run python3");
+    assert!(
+        output.status.success(),
+        "fastavro failed (is it installed? scripts/test.sh installs it): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}

@@ -1,11 +1,14 @@
-//! The seven ENPA v1 records as plain Rust structs, and their mapping to Avro values.
+//! The seven ENPA v1 records and the two DAP ingestion records as plain Rust structs,
+//! and their mapping to Avro values.
 
+mod dap;
 mod ingestion;
 mod parameters;
 mod signature;
 mod sum;
 mod validity;
 
+pub use dap::{DapIngestionHeader, DapReportShare};
 pub use ingestion::{DataSharePacket, IngestionHeader};
 pub use parameters::Prio2Parameters;
 pub use signature::BatchSignature;
@@ -15,7 +18,7 @@ pub use validity::{ValidityHeader, ValidityPacket};
 use super::WireError;
 use apache_avro::{types::Value, Schema};
 
-/// A record type of the ENPA v1 format.
+/// A record type of the ENPA v1 format (or divvi's DAP ingestion records beside it).
 pub trait Record: Sized {
     /// The Avro record name (without namespace), e.g. `"PrioIngestionHeader"`.
     const NAME: &'static str;

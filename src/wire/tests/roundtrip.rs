@@ -31,6 +31,8 @@ fn schemas_parse_and_carry_their_names() {
     check::<SumPart>();
     check::<InvalidPacket>();
     check::<BatchSignature>();
+    check::<DapIngestionHeader>();
+    check::<DapReportShare>();
 }
 
 #[test]
@@ -42,6 +44,39 @@ fn every_record_roundtrips() {
     roundtrip(&[sum_part(None, 1), sum_part(Some(2), 0), sum_part(None, 5)]);
     roundtrip(&[invalid_packet(0), invalid_packet(42)]);
     roundtrip(&[signature(false), signature(true)]);
+    roundtrip(&[DapIngestionHeader {
+        batch_uuid: uuid::Uuid::from_u128(7),
+        name: "dap".into(),
+        task_id: vec![9; 32],
+        report_count: 2,
+        batch_start_time: 1_700_000_000_000,
+        batch_end_time: 1_700_000_300_000,
+        packet_file_digest: vec![1; 32],
+    }]);
+    let share = |n: u8| DapReportShare {
+        report_id: vec![n; 16],
+        time: 5_666_666,
+        public_share: vec![],
+        config_id: 255,
+        enc: vec![n; 32],
+        payload: vec![n; 40],
+    };
+    roundtrip(&[share(1), share(2)]);
+}
+
+#[test]
+fn dap_records_refuse_ids_of_the_wrong_length() {
+    let file = encode_all(&[DapReportShare {
+        report_id: vec![1; 15],
+        time: 0,
+        public_share: vec![],
+        config_id: 1,
+        enc: vec![1],
+        payload: vec![1],
+    }])
+    .expect("encode");
+    let err = decode_all::<DapReportShare>(&file).expect_err("15-byte report id");
+    assert!(err.to_string().contains("report_id"), "{err}");
 }
 
 #[test]

@@ -1,0 +1,239 @@
+//! The DAP ingestor: an upload body of DAP-18 reports (what `divvi client` writes) into,
+//! for each server, signed ingestion batches of [`DapReportShare`]s that carry each
+//! report's metadata, public share and the one encrypted input share sealed to that
+//! server (leader → server 0, helper → server 1). The ingestor reads only the public
+//! task file: it checks framing and routing, and never holds a key that opens a share.
+//!
+//! Everything is checked before anything is written, so a refused input leaves no
+//! objects. Batch UUIDs are derived from the task, the input's digest and the batch's
+//! index, and batch times from the reports, so ingesting the same input again finds its
+//! batches complete and writes nothing new.
+
+use crate::batch::{BatchId, BatchKind, BatchWriter, ObjectNames};
+use crate::config::Ingestor;
+use crate::crypto::sha256;
+use crate::dap::{decode_reports, Report, ReportId, Task};
+use crate::store::ObjectStore;
+use crate::wire::{DapIngestionHeader, DapReportShare};
+use anyhow::{anyhow, bail, Context, Result};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// How far ahead of the ingestor's clock a report's time may be (DAP-18 lets aggregators
+/// refuse reports from the future as `report_too_early`; divvi refuses them at the door).
+pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
+
+#[derive(Debug, Clone)]
+pub struct DapIngestOptions {
+    /// The aggregation name; `None`: the task id in base64url.
+    pub aggregation: Option<String>,
+    /// Reports per batch (at least 1).
+    pub batch_size: usize,
+    /// The batch time used in object names; `None`: the start of the earliest report's
+    /// time unit, so a rerun names the same objects.
+    pub time: Option<DateTime<Utc>>,
+    /// The ingestor's clock, for the clock-skew check.
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DapIngestReport {
+    pub task_id: String,
+    pub aggregation: String,
+    pub reports: u64,
+    /// Batches written, to at least one server.
+    pub batches: Vec<String>,
+    /// Batches every server already held complete (an earlier run of this input).
+    pub already_ingested: Vec<String>,
+}
+
+/// Ingests an upload body for `task`: refuses the whole body if any report is malformed,
+/// from the future, sealed to an HPKE config the task does not name, or a repeat of an
+/// earlier report id; else writes `batch_size` reports a batch to each server.
+pub fn ingest_dap(
+    ingestor: &Ingestor,
+    task: &Task,
+    body: &[u8],
+    options: &DapIngestOptions,
+) -> Result<DapIngestReport> {
+    super::ingest::check_batch_size(options.batch_size).map_err(|e| anyhow!("batch size: {e}"))?;
+    let task_id = task.task_id().to_base64url();
+    let aggregation = options
+        .aggregation
+        .clone()
+        .unwrap_or_else(|| task_id.clone());
+    crate::batch::validate_name("aggregation", &aggregation).map_err(|e| anyhow!(e))?;
+    let reports = decode_reports(body).context("the upload body")?;
+    if reports.is_empty() {
+        bail!("the upload body holds no reports");
+    }
+    check_reports(task, &reports, options.now)?;
+    let precision = task.time_precision();
+    let time = match options.time {
+        Some(t) => t,
+        None => unit_start(reports.iter().map(|r| r.metadata.time).min(), precision)?,
+    };
+    let input_digest = sha256(body);
+    let mut out = DapIngestReport {
+        task_id,
+        aggregation: aggregation.clone(),
+        reports: reports.len() as u64,
+        ..Default::default()
+    };
+    for (index, chunk) in reports.chunks(options.batch_size).enumerate() {
+        let uuid = batch_uuid(task, &input_digest, index);
+        let id = BatchId::new(&aggregation, time, uuid).map_err(|e| anyhow!(e))?;
+        let names = id.names(BatchKind::Ingestion);
+        let header = |packet_file_digest| DapIngestionHeader {
+            batch_uuid: uuid,
+            name: aggregation.clone(),
+            task_id: task.task_id().0.to_vec(),
+            report_count: chunk.len() as i64,
+            batch_start_time: unit_millis(chunk.iter().map(|r| r.metadata.time).min(), precision),
+            batch_end_time: unit_millis(
+                chunk
+                    .iter()
+                    .map(|r| r.metadata.time.saturating_add(1))
+                    .max(),
+                precision,
+            ),
+            packet_file_digest,
+        };
+        let mut wrote = false;
+        for (server, target) in ingestor.targets.iter().enumerate() {
+            let store = target.store.as_ref();
+            if is_complete(store, &names, &header(Vec::new()))? {
+                continue;
+            }
+            let mut writer = BatchWriter::<DapReportShare>::three_object(store, names.clone())?;
+            for report in chunk {
+                writer.append(&share_for(report, server))?;
+            }
+            writer.finish(header, &ingestor.signing_key, &[store])?;
+            wrote = true;
+        }
+        match wrote {
+            true => out.batches.push(id.to_string()),
+            false => out.already_ingested.push(id.to_string()),
+        }
+    }
+    Ok(out)
+}
+
+/// Checks every report before anything is written; an error names the report.
+fn check_reports(task: &Task, reports: &[Report], now: DateTime<Utc>) -> Result<()> {
+    let precision = task.time_precision();
+    let latest = u64::try_from(now.timestamp())
+        .context("the clock is before 1970")?
+        .saturating_add(MAX_CLOCK_SKEW_SECS);
+    let params = task.params();
+    let (leader_id, helper_id) = (params.leader_hpke_config.id, params.helper_hpke_config.id);
+    let mut seen: HashMap<ReportId, usize> = HashMap::with_capacity(reports.len());
+    for (index, report) in reports.iter().enumerate() {
+        let id = crate::batch::hex(&report.metadata.report_id.0);
+        let name = || format!("report {index} (id {id})");
+        let units = report.metadata.time;
+        match units.checked_mul(precision) {
+            Some(seconds) if seconds <= latest => {}
+            _ => bail!(
+                "{}: its time, {units} units of {precision} s, is more than {MAX_CLOCK_SKEW_SECS} s \
+                 ahead of this clock ({now})",
+                name()
+            ),
+        }
+        let shares = [
+            ("leader", &report.leader_encrypted_input_share, leader_id),
+            ("helper", &report.helper_encrypted_input_share, helper_id),
+        ];
+        for (role, share, want) in shares {
+            if share.config_id != want {
+                bail!(
+                    "{}: its {role} input share is sealed to HPKE config {}, the task's {role} \
+                     config is {want}",
+                    name(),
+                    share.config_id
+                );
+            }
+        }
+        if let Some(first) = seen.insert(report.metadata.report_id, index) {
+            bail!("{}: the same report id as report {first}", name());
+        }
+    }
+    Ok(())
+}
+
+/// The record of `report` for `server` (0: leader's share, 1: helper's).
+fn share_for(report: &Report, server: usize) -> DapReportShare {
+    let ciphertext = match server {
+        0 => &report.leader_encrypted_input_share,
+        _ => &report.helper_encrypted_input_share,
+    };
+    DapReportShare {
+        report_id: report.metadata.report_id.0.to_vec(),
+        // check_reports bounded time * precision by the clock, so it fits an i64.
+        time: report.metadata.time as i64,
+        public_share: report.public_share.clone(),
+        config_id: i32::from(ciphertext.config_id),
+        enc: ciphertext.enc.clone(),
+        payload: ciphertext.payload.clone(),
+    }
+}
+
+/// A batch UUID from SHA-256("divvi dap batch" ‖ task id ‖ SHA-256(input) ‖ index), as an
+/// RFC 9562 version 8 (custom) UUID: the same input always names the same batches.
+fn batch_uuid(task: &Task, input_digest: &[u8; 32], index: usize) -> Uuid {
+    let mut seed = b"divvi dap batch".to_vec();
+    seed.extend_from_slice(&task.task_id().0);
+    seed.extend_from_slice(input_digest);
+    seed.extend_from_slice(&(index as u64).to_be_bytes());
+    let hash = sha256(&seed);
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// Whether `store` already holds this batch complete: its signature exists (it is written
+/// last). A header that disagrees with `expected` (another batch size, another task) is
+/// refused rather than skipped, since skipping it would lose or repeat reports.
+fn is_complete(
+    store: &dyn ObjectStore,
+    names: &ObjectNames,
+    expected: &DapIngestionHeader,
+) -> Result<bool> {
+    if store.head(&names.signature)?.is_none() {
+        return Ok(false);
+    }
+    let object = store.describe(&names.header);
+    let bytes = crate::store::get_bytes(store, &names.header, crate::batch::MAX_HEADER_BYTES)?;
+    let found: DapIngestionHeader = crate::wire::decode_single(&bytes)
+        .with_context(|| format!("{object}: reading the header of an earlier ingest"))?;
+    if found.task_id != expected.task_id || found.report_count != expected.report_count {
+        bail!(
+            "{object} already exists with {} reports where this input puts {}: was this input \
+             ingested before with another --batch-size?",
+            found.report_count,
+            expected.report_count
+        );
+    }
+    Ok(true)
+}
+
+/// The start of time unit `units` (of `precision` seconds) as a time.
+fn unit_start(units: Option<u64>, precision: u64) -> Result<DateTime<Utc>> {
+    let seconds = units.and_then(|u| u.checked_mul(precision));
+    seconds
+        .and_then(|s| i64::try_from(s).ok())
+        .and_then(|s| DateTime::from_timestamp(s, 0))
+        .ok_or_else(|| anyhow!("report time out of range"))
+}
+
+/// Milliseconds since the epoch of the start of time unit `units`; saturates (only for
+/// times check_reports has already refused).
+fn unit_millis(units: Option<u64>, precision: u64) -> i64 {
+    let millis = units
+        .unwrap_or(0)
+        .saturating_mul(precision)
+        .saturating_mul(1000);
+    i64::try_from(millis).unwrap_or(i64::MAX)
+}
