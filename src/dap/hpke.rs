@@ -50,6 +50,7 @@ pub fn input_share_info(receiver: Role) -> Vec<u8> {
 
 /// What a ciphertext holds, for errors: DAP seals input shares and aggregate shares.
 pub(super) const INPUT_SHARE: &str = "input share";
+pub(super) const AGGREGATE_SHARE: &str = "aggregate share";
 
 /// Sealing or opening failed; the message names the role, the share and the reason,
 /// never a key.
