@@ -8,7 +8,8 @@ use crate::crypto::hpke_x25519::{HpkePrivateKey, HpkePublicKey, ENC_LEN};
 use super::messages::{HpkeCiphertext, InputShareAad, PlaintextInputShare, Report, WireError};
 use super::task::{HpkeConfig, Task};
 
-/// The aggregator an input share is sealed to (D18 §4.1 `Role`).
+/// An aggregator (D18 §4.1 `Role`): the receiver of an input share, the sender of an
+/// aggregate share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Leader,
