@@ -23,9 +23,11 @@ pub const MAX_PACKET_FILE_BYTES: u64 = 64 << 20;
 fn cap_of(record: &str) -> u64 {
     match record {
         "PrioBatchSignature" => MAX_SIGNATURE_BYTES,
-        "PrioIngestionHeader" | "PrioValidityHeader" | "PrioSumPart" | "DapIngestionHeader" => {
-            MAX_HEADER_BYTES
-        }
+        "PrioIngestionHeader"
+        | "PrioValidityHeader"
+        | "PrioSumPart"
+        | "DapIngestionHeader"
+        | "DapSumPart" => MAX_HEADER_BYTES,
         _ => MAX_PACKET_FILE_BYTES,
     }
 }
@@ -160,7 +162,8 @@ fn decode_any(name: &str, bytes: &[u8], limit: usize) -> Result<(Vec<Value>, usi
         "PrioBatchSignature" => records::<BatchSignature>(bytes, limit),
         "DapIngestionHeader" => records::<DapIngestionHeader>(bytes, limit),
         "DapReportShare" => records::<DapReportShare>(bytes, limit),
-        other => anyhow::bail!("record {other} is not one of the ENPA v1 or DAP ingestion records"),
+        "DapSumPart" => records::<DapSumPart>(bytes, limit),
+        other => anyhow::bail!("record {other} is not one of the ENPA v1 or DAP records"),
     }
 }
 
@@ -187,6 +190,9 @@ fn digest_of_header(header_bytes: &[u8]) -> Option<Vec<u8>> {
             .ok()
             .map(|h| h.packet_file_digest),
         "DapIngestionHeader" => decode_single::<DapIngestionHeader>(header_bytes)
+            .ok()
+            .map(|h| h.packet_file_digest),
+        "DapSumPart" => decode_single::<DapSumPart>(header_bytes)
             .ok()
             .map(|h| h.packet_file_digest),
         _ => None,
@@ -270,4 +276,27 @@ pub fn inspect(path: &Path, trust: Option<&TrustSet>, limit: usize) -> Result<Va
         out["digest"] = digest_verdict(&bytes, None, &packet_file_of(path));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dap_sum_parts_are_shown_and_carry_their_digest() {
+        let part = crate::wire::tests::fixtures::dap_sum_part(1, 4);
+        let bytes = encode_single(&part).unwrap();
+        assert_eq!(
+            cap_of(&wire::record_name(&bytes).unwrap()),
+            MAX_HEADER_BYTES
+        );
+        assert_eq!(digest_of_header(&bytes), Some(vec![0xe3; 32]));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dap.sum_0");
+        std::fs::write(&path, &bytes).unwrap();
+        let out = inspect(&path, None, 10).unwrap();
+        assert_eq!(out["record"], "DapSumPart");
+        assert_eq!(out["records"][0]["checksum"], hex(&part.checksum));
+        assert_eq!(out["records"][0]["collector_config_id"], 4);
+    }
 }

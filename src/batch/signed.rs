@@ -41,6 +41,11 @@ impl BatchHeader for wire::SumPart {
         &self.packet_file_digest
     }
 }
+impl BatchHeader for wire::DapSumPart {
+    fn packet_file_digest(&self) -> &[u8] {
+        &self.packet_file_digest
+    }
+}
 
 /// Where packets go while a batch is written.
 enum Sink {

@@ -8,7 +8,8 @@ use crate::crypto::hpke_x25519::{HpkePrivateKey, HpkePublicKey, ENC_LEN};
 use super::messages::{HpkeCiphertext, InputShareAad, PlaintextInputShare, Report, WireError};
 use super::task::{HpkeConfig, Task};
 
-/// The aggregator an input share is sealed to (D18 §4.1 `Role`).
+/// An aggregator (D18 §4.1 `Role`): the receiver of an input share, the sender of an
+/// aggregate share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Leader,
@@ -48,27 +49,73 @@ pub fn input_share_info(receiver: Role) -> Vec<u8> {
     info
 }
 
-/// Sealing or opening failed; the message names the share and the reason, never a key.
+/// What a ciphertext holds, for errors: DAP seals input shares and aggregate shares.
+pub(super) const INPUT_SHARE: &str = "input share";
+pub(super) const AGGREGATE_SHARE: &str = "aggregate share";
+
+/// Sealing or opening failed; the message names the role, the share and the reason,
+/// never a key.
 #[derive(Debug, thiserror::Error)]
 pub enum HpkeError {
     #[error("{role} HPKE config: {reason}")]
     BadConfig { role: &'static str, reason: String },
-    #[error("{role} input share: ciphertext is for HPKE config {got}, this key is config {want}")]
+    #[error("{role} {share}: ciphertext is for HPKE config {got}, this key is config {want}")]
     UnknownConfigId {
         role: &'static str,
+        share: &'static str,
         got: u8,
         want: u8,
     },
-    #[error("{role} input share: {source}")]
+    #[error("{role} {share}: {source}")]
     Crypto {
         role: &'static str,
+        share: &'static str,
         source: crate::crypto::CryptoError,
     },
-    #[error("{role} input share: {source}")]
+    #[error("{role} {share}: {source}")]
     Wire {
         role: &'static str,
+        share: &'static str,
         source: WireError,
     },
+}
+
+/// The error for a message that does not encode or decode, naming the share.
+pub(super) fn wire_error(
+    (role, share): (&'static str, &'static str),
+) -> impl Fn(WireError) -> HpkeError + Copy {
+    move |source| HpkeError::Wire {
+        role,
+        share,
+        source,
+    }
+}
+
+/// Seals `plaintext` to `config`, the HPKE config of `recipient`, under DAP's `info` and
+/// `aad`; `role` (the share's sender or receiver) and `share` name the ciphertext in errors.
+pub(super) fn seal_to(
+    (config, recipient): (&HpkeConfig, &'static str),
+    (role, share): (&'static str, &'static str),
+    info: &[u8],
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<HpkeCiphertext, HpkeError> {
+    let key = HpkePublicKey::from_bytes(&config.public_key).map_err(|e| HpkeError::BadConfig {
+        role: recipient,
+        reason: format!("{e} (sealing the {role} {share})"),
+    })?;
+    let (enc, payload) =
+        key.seal_with_info(info, plaintext, aad)
+            .map_err(|source| HpkeError::Crypto {
+                role,
+                share,
+                source,
+            })?;
+    Ok(HpkeCiphertext {
+        config_id: config.id,
+        enc: enc.to_vec(),
+        payload,
+    })
 }
 
 /// Seals `payload` (a VDAF input share) for `receiver` under its HPKE config.
@@ -78,26 +125,22 @@ pub fn seal_input_share(
     payload: &[u8],
     aad: &InputShareAad,
 ) -> Result<HpkeCiphertext, HpkeError> {
-    let role = receiver.name();
-    let wire = |source| HpkeError::Wire { role, source };
-    let key = HpkePublicKey::from_bytes(&config.public_key).map_err(|e| HpkeError::BadConfig {
-        role,
-        reason: e.to_string(),
-    })?;
+    let names = (receiver.name(), INPUT_SHARE);
+    let wire = wire_error(names);
     let plaintext = PlaintextInputShare {
         payload: payload.to_vec(),
     }
     .to_bytes()
     .map_err(wire)?;
     let aad = aad.to_bytes().map_err(wire)?;
-    let (enc, ciphertext) = key
-        .seal_with_info(&input_share_info(receiver), &plaintext, &aad)
-        .map_err(|source| HpkeError::Crypto { role, source })?;
-    Ok(HpkeCiphertext {
-        config_id: config.id,
-        enc: enc.to_vec(),
-        payload: ciphertext,
-    })
+    let recipient = (config, receiver.name());
+    seal_to(
+        recipient,
+        names,
+        &input_share_info(receiver),
+        &plaintext,
+        &aad,
+    )
 }
 
 /// An aggregator's (or collector's) HPKE key pair and its public config.
@@ -109,9 +152,9 @@ pub struct HpkeKeypair {
 impl HpkeKeypair {
     /// A fresh X25519 key pair under config id `id`.
     pub fn generate(id: u8) -> Result<Self, HpkeError> {
-        let (private, _) = HpkePrivateKey::generate().map_err(|source| HpkeError::Crypto {
+        let (private, _) = HpkePrivateKey::generate().map_err(|e| HpkeError::BadConfig {
             role: "new",
-            source,
+            reason: e.to_string(),
         })?;
         Ok(Self::from_key(id, private))
     }
@@ -143,6 +186,36 @@ impl HpkeKeypair {
         self.private.to_bytes()
     }
 
+    /// Opens a ciphertext sealed to this key under DAP's `info` and `aad`, refusing one
+    /// for another config id; `role` and `share` only name the ciphertext in errors.
+    pub(super) fn open_sealed(
+        &self,
+        (role, share): (&'static str, &'static str),
+        info: &[u8],
+        ciphertext: &HpkeCiphertext,
+        aad: &[u8],
+    ) -> Result<Vec<u8>, HpkeError> {
+        if ciphertext.config_id != self.config.id {
+            return Err(HpkeError::UnknownConfigId {
+                role,
+                share,
+                got: ciphertext.config_id,
+                want: self.config.id,
+            });
+        }
+        let crypto = |source| HpkeError::Crypto {
+            role,
+            share,
+            source,
+        };
+        if ciphertext.enc.len() != ENC_LEN {
+            return Err(crypto(crate::crypto::CryptoError::DecryptFailed));
+        }
+        self.private
+            .open_with_info(info, &ciphertext.enc, &ciphertext.payload, aad)
+            .map_err(crypto)
+    }
+
     /// Opens an input share sealed to `receiver` and returns the VDAF input share
     /// (the payload of the PlaintextInputShare; extensions are refused).
     pub fn open_input_share(
@@ -151,34 +224,11 @@ impl HpkeKeypair {
         ciphertext: &HpkeCiphertext,
         aad: &InputShareAad,
     ) -> Result<Vec<u8>, HpkeError> {
-        let role = receiver.name();
-        if ciphertext.config_id != self.config.id {
-            return Err(HpkeError::UnknownConfigId {
-                role,
-                got: ciphertext.config_id,
-                want: self.config.id,
-            });
-        }
-        if ciphertext.enc.len() != ENC_LEN {
-            return Err(HpkeError::Crypto {
-                role,
-                source: crate::crypto::CryptoError::DecryptFailed,
-            });
-        }
-        let aad = aad
-            .to_bytes()
-            .map_err(|source| HpkeError::Wire { role, source })?;
-        let plaintext = self
-            .private
-            .open_with_info(
-                &input_share_info(receiver),
-                &ciphertext.enc,
-                &ciphertext.payload,
-                &aad,
-            )
-            .map_err(|source| HpkeError::Crypto { role, source })?;
-        let share = PlaintextInputShare::from_bytes(&plaintext)
-            .map_err(|source| HpkeError::Wire { role, source })?;
+        let names = (receiver.name(), INPUT_SHARE);
+        let wire = wire_error(names);
+        let aad = aad.to_bytes().map_err(wire)?;
+        let plaintext = self.open_sealed(names, &input_share_info(receiver), ciphertext, &aad)?;
+        let share = PlaintextInputShare::from_bytes(&plaintext).map_err(wire)?;
         Ok(share.payload)
     }
 

@@ -165,7 +165,7 @@ fn decode_exact<T>(
     Ok(value)
 }
 
-fn encoded<T: Encode>(what: &'static str, value: &T) -> Result<Vec<u8>, WireError> {
+pub(super) fn encoded<T: Encode>(what: &'static str, value: &T) -> Result<Vec<u8>, WireError> {
     value.get_encoded().map_err(|e| WireError::Encode {
         what,
         reason: e.to_string(),

@@ -1,12 +1,15 @@
 //! IETF DAP-18 (draft-ietf-ppm-dap-18) with the Prio3 VDAFs of VDAF-18 (prio 0.18.1):
 //! the public task definition, the upload messages, DAP's HPKE framing of input shares,
-//! the Prio3 steps byte in / byte out, and the client that turns measurements into
-//! reports. The byte-level facts are in `DAP-FORMAT.md`.
+//! the Prio3 steps byte in / byte out, the client that turns measurements into
+//! reports, and what an aggregator sends the collector (its sealed aggregate share and
+//! the report-id checksum). The byte-level facts are in `DAP-FORMAT.md`.
 //!
 //! Inside, the layers of the rest of divvi hold: `task` and `messages` are wire
 //! encodings, `hpke` is sealing (over `crate::crypto`'s one HPKE), `prio3` and
-//! `measurement` are the VDAF, and `client` puts them together.
+//! `measurement` are the VDAF, `client` puts them together, and `aggregate_share` is
+//! what an aggregator hands the collector.
 
+pub mod aggregate_share;
 pub mod client;
 pub mod hpke;
 pub mod measurement;
@@ -15,10 +18,16 @@ pub mod prio3;
 pub mod secrets;
 pub mod task;
 
+pub use aggregate_share::{
+    aggregate_share_info, seal_aggregate_share, AggregateShareAad, BatchInterval, IntervalError,
+    ReportIdChecksum, REPORT_ID_CHECKSUM_LEN,
+};
 pub use client::{ClientError, DapClient};
-pub use hpke::{HpkeKeypair, Role};
+pub use hpke::{HpkeError, HpkeKeypair, Role};
 pub use measurement::{Measurement, MeasurementError};
-pub use messages::{decode_reports, encode_reports, Report, ReportId, ReportMetadata, WireError};
+pub use messages::{
+    decode_reports, encode_reports, HpkeCiphertext, Report, ReportId, ReportMetadata, WireError,
+};
 pub use prio3::{dap_context, AggregateResult, Prio3Vdaf, VerifyInput, VerifyState};
 pub use secrets::{SecretError, VerifyKey, VERIFY_KEY_LEN};
 pub use task::{HpkeConfig, Task, TaskError, TaskId, TaskParams, VdafConfig};

@@ -27,3 +27,4 @@ embedded!(INVALID_PACKET, "PrioInvalidPacket.avsc");
 embedded!(BATCH_SIGNATURE, "PrioBatchSignature.avsc");
 embedded!(DAP_INGESTION_HEADER, "DapIngestionHeader.avsc");
 embedded!(DAP_REPORT_SHARE, "DapReportShare.avsc");
+embedded!(DAP_SUM_PART, "DapSumPart.avsc");

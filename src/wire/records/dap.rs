@@ -1,9 +1,11 @@
 //! A DAP-18 ingestion batch: its header (`.batch`) and one server's share of each report
-//! (`.batch.avro`). The records keep the ENPA namespace so divvi's readers, which refuse
+//! (`.batch.avro`); and a server's DAP sum part, its sealed aggregate share for the
+//! collector. The records keep the ENPA namespace so divvi's readers, which refuse
 //! foreign namespaces, read them as their own; the `Dap` prefix keeps them apart from the
 //! `Prio` (ENPA) records.
 
 use super::{record, Record};
+use crate::dap::aggregate_share::REPORT_ID_CHECKSUM_LEN;
 use crate::dap::messages::REPORT_ID_LEN;
 use crate::dap::task::TASK_ID_LEN;
 use crate::wire::{fields::Fields, hex, schema, WireError};
@@ -120,6 +122,118 @@ impl Record for DapReportShare {
             enc: f.bytes(4, "enc")?,
             payload: f.bytes(5, "payload")?,
         })
+    }
+}
+
+/// `DapSumPart`: one server's share of a DAP task's aggregate over a batch interval,
+/// sealed to the collector (DAP-18 `HpkeCiphertext` fields), with what the collector
+/// checks the two servers agree on: the batches, the report count and the checksum.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DapSumPart {
+    pub batch_uuids: Vec<Uuid>,
+    /// The aggregation name.
+    pub name: String,
+    /// The DAP task id (32 bytes).
+    #[serde(serialize_with = "hex::bytes")]
+    pub task_id: Vec<u8>,
+    /// The batch interval in units of the task's time_precision, as bound into the AAD.
+    pub interval_start: i64,
+    pub interval_duration: i64,
+    pub report_count: i64,
+    /// XOR of SHA-256 of each aggregated report's id (32 bytes).
+    #[serde(serialize_with = "hex::bytes")]
+    pub checksum: Vec<u8>,
+    /// The collector's HPKE config id (0-255) the aggregate share is sealed to.
+    pub collector_config_id: i32,
+    #[serde(serialize_with = "hex::bytes")]
+    pub encrypted_aggregate_share_enc: Vec<u8>,
+    #[serde(serialize_with = "hex::bytes")]
+    pub encrypted_aggregate_share_payload: Vec<u8>,
+    /// Milliseconds since the Unix epoch: the start of the aggregation window.
+    pub aggregation_start_time: i64,
+    /// Milliseconds since the Unix epoch: the end of the aggregation window.
+    pub aggregation_end_time: i64,
+    /// SHA-256 of the invalid-report file.
+    #[serde(serialize_with = "hex::bytes")]
+    pub packet_file_digest: Vec<u8>,
+}
+
+impl Record for DapSumPart {
+    const NAME: &'static str = "DapSumPart";
+
+    fn schema() -> &'static Schema {
+        &schema::DAP_SUM_PART
+    }
+
+    fn to_avro(&self) -> Value {
+        let uuids = self.batch_uuids.iter().copied().map(Value::Uuid).collect();
+        record([
+            ("batch_uuids", Value::Array(uuids)),
+            ("name", Value::String(self.name.clone())),
+            ("task_id", Value::Bytes(self.task_id.clone())),
+            ("interval_start", Value::Long(self.interval_start)),
+            ("interval_duration", Value::Long(self.interval_duration)),
+            ("report_count", Value::Long(self.report_count)),
+            ("checksum", Value::Bytes(self.checksum.clone())),
+            ("collector_config_id", Value::Int(self.collector_config_id)),
+            (
+                "encrypted_aggregate_share_enc",
+                Value::Bytes(self.encrypted_aggregate_share_enc.clone()),
+            ),
+            (
+                "encrypted_aggregate_share_payload",
+                Value::Bytes(self.encrypted_aggregate_share_payload.clone()),
+            ),
+            (
+                "aggregation_start_time",
+                Value::TimestampMillis(self.aggregation_start_time),
+            ),
+            (
+                "aggregation_end_time",
+                Value::TimestampMillis(self.aggregation_end_time),
+            ),
+            (
+                "packet_file_digest",
+                Value::Bytes(self.packet_file_digest.clone()),
+            ),
+        ])
+    }
+
+    fn from_avro(value: Value) -> Result<Self, WireError> {
+        let mut f = Fields::new(Self::NAME, value)?;
+        let (name, id) = (Self::NAME, "collector_config_id");
+        Ok(Self {
+            batch_uuids: f.uuids(0, "batch_uuids")?,
+            name: f.string(1, "name")?,
+            task_id: fixed_len(name, "task_id", f.bytes(2, "task_id")?, TASK_ID_LEN)?,
+            interval_start: f.long(3, "interval_start")?,
+            interval_duration: f.long(4, "interval_duration")?,
+            report_count: f.long(5, "report_count")?,
+            checksum: fixed_len(
+                name,
+                "checksum",
+                f.bytes(6, "checksum")?,
+                REPORT_ID_CHECKSUM_LEN,
+            )?,
+            collector_config_id: config_id(name, id, f.int(7, id)?)?,
+            encrypted_aggregate_share_enc: f.bytes(8, "encrypted_aggregate_share_enc")?,
+            encrypted_aggregate_share_payload: f.bytes(9, "encrypted_aggregate_share_payload")?,
+            aggregation_start_time: f.millis(10, "aggregation_start_time")?,
+            aggregation_end_time: f.millis(11, "aggregation_end_time")?,
+            packet_file_digest: f.bytes(12, "packet_file_digest")?,
+        })
+    }
+}
+
+/// Refuses an HPKE config id outside DAP's `uint8`.
+fn config_id(record: &'static str, field: &'static str, id: i32) -> Result<i32, WireError> {
+    match u8::try_from(id) {
+        Ok(_) => Ok(id),
+        Err(_) => Err(WireError::BadField {
+            record,
+            field,
+            reason: format!("{id} is not an HPKE config id (0-255)"),
+        }),
     }
 }
 

@@ -1,4 +1,5 @@
-//! The seven ENPA v1 records and the two DAP ingestion records as plain Rust structs,
+//! The seven ENPA v1 records and the three DAP records (ingestion header, report share,
+//! sum part) as plain Rust structs,
 //! and their mapping to Avro values.
 
 mod dap;
@@ -8,7 +9,7 @@ mod signature;
 mod sum;
 mod validity;
 
-pub use dap::{DapIngestionHeader, DapReportShare};
+pub use dap::{DapIngestionHeader, DapReportShare, DapSumPart};
 pub use ingestion::{DataSharePacket, IngestionHeader};
 pub use parameters::Prio2Parameters;
 pub use signature::BatchSignature;

@@ -100,3 +100,22 @@ pub(super) fn write_raw(
     }
     writer.into_inner().expect("finish raw")
 }
+
+/// Also used by `inspect`'s tests.
+pub(crate) fn dap_sum_part(batches: u128, collector_config_id: i32) -> DapSumPart {
+    DapSumPart {
+        batch_uuids: (0..batches).map(|i| Uuid::from_u128(i + 7)).collect(),
+        name: "dap".into(),
+        task_id: vec![9; 32],
+        interval_start: 472_221,
+        interval_duration: 24,
+        report_count: 1_000,
+        checksum: vec![0xc5; 32],
+        collector_config_id,
+        encrypted_aggregate_share_enc: vec![3; 32],
+        encrypted_aggregate_share_payload: vec![4; 80],
+        aggregation_start_time: 1_699_995_600_000,
+        aggregation_end_time: 1_700_082_000_000,
+        packet_file_digest: vec![0xe3; 32],
+    }
+}

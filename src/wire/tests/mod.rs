@@ -1,7 +1,7 @@
 //! Tests of the wire layer: roundtrips, malformed input, and the ENPA interop sample.
 
 mod errors;
-mod fixtures;
+pub(crate) mod fixtures;
 mod hostile;
 mod roundtrip;
 mod sample;

@@ -33,6 +33,7 @@ fn schemas_parse_and_carry_their_names() {
     check::<BatchSignature>();
     check::<DapIngestionHeader>();
     check::<DapReportShare>();
+    check::<DapSumPart>();
 }
 
 #[test]
@@ -62,6 +63,7 @@ fn every_record_roundtrips() {
         payload: vec![n; 40],
     };
     roundtrip(&[share(1), share(2)]);
+    roundtrip(&[dap_sum_part(2, 0), dap_sum_part(0, 255)]);
 }
 
 #[test]
@@ -77,6 +79,28 @@ fn dap_records_refuse_ids_of_the_wrong_length() {
     .expect("encode");
     let err = decode_all::<DapReportShare>(&file).expect_err("15-byte report id");
     assert!(err.to_string().contains("report_id"), "{err}");
+}
+
+#[test]
+fn dap_sum_parts_refuse_a_bad_checksum_task_id_or_config_id() {
+    let refused = |part: DapSumPart, field: &str| {
+        let file = encode_single(&part).expect("encode");
+        let err = decode_single::<DapSumPart>(&file).expect_err(field);
+        assert!(err.to_string().contains(field), "{err}");
+        err.to_string()
+    };
+    let mut part = dap_sum_part(1, 1);
+    part.checksum.pop();
+    refused(part, "checksum");
+    let mut part = dap_sum_part(1, 1);
+    part.task_id.push(0);
+    refused(part, "task_id");
+    let err = refused(dap_sum_part(1, 256), "collector_config_id");
+    assert!(
+        err.contains("256 is not an HPKE config id (0-255)"),
+        "{err}"
+    );
+    refused(dap_sum_part(1, -1), "collector_config_id");
 }
 
 #[test]
