@@ -413,7 +413,10 @@ fn stash_key(server: ServerIndex) -> &'static StashKey {
 /// The input of `stash_read` mode 0, as the seed builder writes it.
 pub fn stash_input(context: &StashContext, file: &[u8]) -> Option<Vec<u8>> {
     let mut out = vec![0, context.server.number()];
-    out.extend_from_slice(&u16::try_from(context.bins).ok()?.to_le_bytes());
+    let divvi::stash::KeptShape::Prio2 { bins } = context.kept else {
+        return None;
+    };
+    out.extend_from_slice(&u16::try_from(bins).ok()?.to_le_bytes());
     out.extend_from_slice(context.batch.as_bytes());
     out.extend_from_slice(context.ingestion_digest.get(..32)?);
     out.extend_from_slice(file);
@@ -438,7 +441,9 @@ pub fn stash_read(mut data: &[u8]) {
     let context = StashContext {
         batch: Uuid::from_bytes(batch),
         server: server(server_byte & 1 != 0),
-        bins: usize::from(bins),
+        kept: divvi::stash::KeptShape::Prio2 {
+            bins: usize::from(bins),
+        },
         ingestion_digest: digest.to_vec(),
     };
     let key = stash_key(context.server);

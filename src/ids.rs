@@ -128,6 +128,11 @@ impl Window {
         self.start <= t && t <= self.end
     }
 
+    /// The end as an exclusive bound: `end` names the window's last minute, included.
+    pub fn end_exclusive(&self) -> DateTime<Utc> {
+        self.end + chrono::TimeDelta::minutes(1)
+    }
+
     /// `202104131917-202104131917`
     pub fn name(&self) -> String {
         format!(

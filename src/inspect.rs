@@ -27,7 +27,8 @@ fn cap_of(record: &str) -> u64 {
         | "PrioValidityHeader"
         | "PrioSumPart"
         | "DapIngestionHeader"
-        | "DapSumPart" => MAX_HEADER_BYTES,
+        | "DapSumPart"
+        | "DapValidationHeader" => MAX_HEADER_BYTES,
         _ => MAX_PACKET_FILE_BYTES,
     }
 }
@@ -163,6 +164,8 @@ fn decode_any(name: &str, bytes: &[u8], limit: usize) -> Result<(Vec<Value>, usi
         "DapIngestionHeader" => records::<DapIngestionHeader>(bytes, limit),
         "DapReportShare" => records::<DapReportShare>(bytes, limit),
         "DapSumPart" => records::<DapSumPart>(bytes, limit),
+        "DapValidationHeader" => records::<DapValidationHeader>(bytes, limit),
+        "DapVerifierShare" => records::<DapVerifierShare>(bytes, limit),
         other => anyhow::bail!("record {other} is not one of the ENPA v1 or DAP records"),
     }
 }
@@ -193,6 +196,9 @@ fn digest_of_header(header_bytes: &[u8]) -> Option<Vec<u8>> {
             .ok()
             .map(|h| h.packet_file_digest),
         "DapSumPart" => decode_single::<DapSumPart>(header_bytes)
+            .ok()
+            .map(|h| h.packet_file_digest),
+        "DapValidationHeader" => decode_single::<DapValidationHeader>(header_bytes)
             .ok()
             .map(|h| h.packet_file_digest),
         _ => None,

@@ -2,12 +2,14 @@
 //! own storage so aggregate neither opens packets nor checks proofs again.
 //!
 //! For every packet of an ingestion batch, in batch order, the stash holds its UUID and
-//! either the part of its plaintext share that aggregate sums (server 0: the first `bins`
-//! field elements; server 1: the 32-byte seed) or a mark that intake left it out.
+//! either what aggregate needs of it or a mark that intake left it out. ENPA: the part of
+//! its plaintext share that aggregate sums (server 0: the first `bins` field elements;
+//! server 1: the 32-byte seed). DAP: the server's encoded VDAF verify state, which
+//! finishes into the output share once both verifier shares are known.
 //!
 //! File: `DVSTASH1` ‖ salt (32) ‖ frames. A frame is `last` (1 byte) ‖ length (u32 BE) ‖
 //! AES-256-GCM ciphertext of its records, sealed under a key derived from the server's
-//! stash key, the salt and the batch context (batch UUID, server, bins, the signed digest
+//! stash key, the salt and the batch context (batch UUID, server, what is kept, the signed digest
 //! of the ingestion packet file). Frames are numbered by their nonce and the final one is
 //! marked, so a stash cannot be reordered, cut short, or passed off as another batch's.
 
@@ -39,14 +41,24 @@ pub enum StashError {
 pub struct StashContext {
     pub batch: Uuid,
     pub server: ServerIndex,
-    pub bins: usize,
+    pub kept: KeptShape,
     /// `packet_file_digest` of the signed ingestion header.
     pub ingestion_digest: Vec<u8>,
 }
 
+/// What intake keeps per packet, by task kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeptShape {
+    /// ENPA: server 0 keeps `bins` field elements of its share, server 1 its seed.
+    Prio2 { bins: usize },
+    /// DAP: each server keeps the report's time and its encoded VDAF verify state,
+    /// `kept_len` bytes in all.
+    Dap { task_id: Vec<u8>, kept_len: usize },
+}
+
 impl StashContext {
-    /// The context of this server's stash for an ingestion batch: intake (writing) and
-    /// aggregate (reading) must derive it the same way, so both call this.
+    /// The context of this server's stash for an ENPA ingestion batch: intake (writing)
+    /// and aggregate (reading) must derive it the same way, so both call this.
     pub fn for_batch(
         id: &crate::batch::BatchId,
         server: ServerIndex,
@@ -56,28 +68,56 @@ impl StashContext {
         StashContext {
             batch: id.uuid,
             server,
-            bins,
+            kept: KeptShape::Prio2 { bins },
             ingestion_digest: header.packet_file_digest.clone(),
         }
     }
 
-    /// What the stash's file key is bound to: batch UUID, server, bins (u64 BE), digest.
-    /// Public for the fuzz harness, which seals frames of its own under a context.
+    /// The context of this server's stash for a DAP ingestion batch.
+    pub fn for_dap_batch(
+        id: &crate::batch::BatchId,
+        server: ServerIndex,
+        kept_len: usize,
+        header: &crate::wire::DapIngestionHeader,
+    ) -> Self {
+        StashContext {
+            batch: id.uuid,
+            server,
+            kept: KeptShape::Dap {
+                task_id: header.task_id.clone(),
+                kept_len,
+            },
+            ingestion_digest: header.packet_file_digest.clone(),
+        }
+    }
+
+    /// What the stash's file key is bound to: batch UUID, server, the kept shape (ENPA:
+    /// bins, u64 BE, as before DAP existed; DAP: a label, the task id and the state
+    /// length kept), digest. Public for the fuzz harness, which seals frames of its own.
     #[doc(hidden)]
     pub fn key_context(&self) -> Vec<u8> {
         let mut c = Vec::with_capacity(64);
         c.extend_from_slice(self.batch.as_bytes());
         c.push(self.server.number());
-        c.extend_from_slice(&(self.bins as u64).to_be_bytes());
+        match &self.kept {
+            KeptShape::Prio2 { bins } => c.extend_from_slice(&(*bins as u64).to_be_bytes()),
+            KeptShape::Dap { task_id, kept_len } => {
+                c.extend_from_slice(b"divvi dap verify state");
+                c.extend_from_slice(task_id);
+                c.extend_from_slice(&(*kept_len as u64).to_be_bytes());
+            }
+        }
         c.extend_from_slice(&self.ingestion_digest);
         c
     }
 
-    /// Bytes kept per packet: server 0 keeps `bins` field elements, server 1 its seed.
+    /// Bytes kept per packet: ENPA server 0 keeps `bins` field elements, server 1 its
+    /// seed; a DAP server its verify state.
     pub fn share_len(&self) -> usize {
-        match self.server {
-            ServerIndex::Zero => 4 * self.bins,
-            ServerIndex::One => 32,
+        match (&self.kept, self.server) {
+            (KeptShape::Prio2 { bins }, ServerIndex::Zero) => 4 * bins,
+            (KeptShape::Prio2 { .. }, ServerIndex::One) => 32,
+            (KeptShape::Dap { kept_len, .. }, _) => *kept_len,
         }
     }
 }
@@ -347,7 +387,7 @@ mod tests {
         StashContext {
             batch: Uuid::new_v4(),
             server,
-            bins: 3,
+            kept: KeptShape::Prio2 { bins: 3 },
             ingestion_digest: vec![7; 32],
         }
     }

@@ -1964,7 +1964,9 @@ impl Fx {
     /// into its header, if any), the invalid file, the signature.
     fn write_sum_part(&self, s: usize, record: &SumPart, invalid_file: &[u8]) {
         let names = self.sum_part_id(s).names();
-        let (_, binding) = decode_sum_part(&self.get(self.sums(s), &names.header)).unwrap();
+        let (_, binding) =
+            decode_sum_part::<divvi::wire::SumPart>(&self.get(self.sums(s), &names.header))
+                .unwrap();
         let header = match binding {
             Some(b) => encode_sum_part(record, &b).unwrap(),
             None => wire::encode_single(record).unwrap(),

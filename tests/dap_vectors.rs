@@ -140,6 +140,12 @@ fn check_good(v: &Vector) {
                 hex(&report["verifier_shares"][0][agg_id]),
                 "{at} share {agg_id}"
             );
+            // What a server stashes per report is this long for every report.
+            assert_eq!(
+                state.encoded.len(),
+                vdaf.verify_state_len(agg_id).unwrap(),
+                "{at} state {agg_id}"
+            );
             states.push(state);
             shares.push(share);
         }
@@ -162,6 +168,15 @@ fn check_good(v: &Vector) {
         .collect();
     for (a, share) in agg.iter().enumerate() {
         assert_eq!(share, &hex(&j["agg_shares"][a]), "{} agg share {a}", v.name);
+        // Summed in two parts and merged, as aggregate sums a run frame by frame.
+        let (first, rest) = outs[a].split_at(outs[a].len() / 2);
+        let merged = vdaf
+            .merge_aggregate_shares(
+                &vdaf.aggregate(first.iter().map(Vec::as_slice)).unwrap(),
+                &vdaf.aggregate(rest.iter().map(Vec::as_slice)).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(&merged, share, "{} merged agg share {a}", v.name);
     }
     let result = vdaf.unshard([&agg[0], &agg[1]], outs[0].len()).unwrap();
     assert_eq!(result.to_json(), j["agg_result"], "{} result", v.name);

@@ -204,7 +204,9 @@ impl Seeds {
             } else {
                 divvi::ids::ServerIndex::Zero
             },
-            bins: usize::try_from(header.bins).unwrap_or(0),
+            kept: divvi::stash::KeptShape::Prio2 {
+                bins: usize::try_from(header.bins).unwrap_or(0),
+            },
             ingestion_digest: header.packet_file_digest,
         };
         if let Some(input) = harness::stash_input(&context, bytes) {

@@ -16,7 +16,7 @@ pub use signed::{
     MAX_SIGNATURE_BYTES,
 };
 pub use sum_part::{
-    decode_sum_part, encode_sum_part, read_sum_part, write_sum_part, SumPartBinding,
+    decode_sum_part, encode_sum_part, read_sum_part, write_sum_part, SumPartBinding, SumPartRecord,
     VerifiedSumPart,
 };
 

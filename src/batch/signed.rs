@@ -31,6 +31,11 @@ impl BatchHeader for wire::DapIngestionHeader {
         &self.packet_file_digest
     }
 }
+impl BatchHeader for wire::DapValidationHeader {
+    fn packet_file_digest(&self) -> &[u8] {
+        &self.packet_file_digest
+    }
+}
 impl BatchHeader for wire::ValidityHeader {
     fn packet_file_digest(&self) -> &[u8] {
         &self.packet_file_digest

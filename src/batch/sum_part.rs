@@ -1,4 +1,6 @@
-//! A sum part's header file: the ENPA `PrioSumPart` record, and what divvi binds to it.
+//! A sum part's header file: the ENPA `PrioSumPart` record (or, for a DAP task, the
+//! `DapSumPart` record), and what divvi binds to it. Both kinds are written and read
+//! here, by the same code.
 //!
 //! The ENPA record names the aggregation and the window but not the run, the instance or
 //! the server, and its `total_individual_clients` counts packets whose proof failed (as
@@ -12,6 +14,23 @@ use crate::crypto::{sha256, SigningKey, TrustSet};
 use crate::ids::{ServerIndex, SumPartId};
 use crate::store::{get_bytes, put_bytes, ObjectStore};
 use crate::wire::{self, BatchSignature, InvalidPacket, SumPart};
+
+/// A record that heads a sum part: its digest is of the part's invalid-report file.
+pub trait SumPartRecord: super::BatchHeader {
+    fn set_packet_file_digest(&mut self, digest: Vec<u8>);
+}
+
+impl SumPartRecord for SumPart {
+    fn set_packet_file_digest(&mut self, digest: Vec<u8>) {
+        self.packet_file_digest = digest;
+    }
+}
+
+impl SumPartRecord for wire::DapSumPart {
+    fn set_packet_file_digest(&mut self, digest: Vec<u8>) {
+        self.packet_file_digest = digest;
+    }
+}
 use uuid::Uuid;
 
 /// Invalid-UUID files hold 16-byte UUIDs (~40 bytes a record); this bounds a read.
@@ -35,7 +54,10 @@ pub struct SumPartBinding {
 }
 
 /// The header file of a sum part: the record, with the binding in its metadata.
-pub fn encode_sum_part(record: &SumPart, binding: &SumPartBinding) -> Result<Vec<u8>, String> {
+pub fn encode_sum_part<R: SumPartRecord>(
+    record: &R,
+    binding: &SumPartBinding,
+) -> Result<Vec<u8>, String> {
     let metadata = [
         (INSTANCE, binding.instance.as_bytes().to_vec()),
         (RUN, binding.run.to_string().into_bytes()),
@@ -50,9 +72,11 @@ pub fn encode_sum_part(record: &SumPart, binding: &SumPartBinding) -> Result<Vec
 
 /// The record of a sum part's header file and, if divvi wrote it, its binding. Metadata
 /// that names some of the binding's fields but not all, or does not parse, is refused.
-pub fn decode_sum_part(bytes: &[u8]) -> Result<(SumPart, Option<SumPartBinding>), String> {
+pub fn decode_sum_part<R: SumPartRecord>(
+    bytes: &[u8],
+) -> Result<(R, Option<SumPartBinding>), String> {
     let (record, metadata) =
-        wire::decode_single_with_metadata::<SumPart>(bytes).map_err(|e| e.to_string())?;
+        wire::decode_single_with_metadata::<R>(bytes).map_err(|e| e.to_string())?;
     let ours: Vec<&(String, Vec<u8>)> = metadata
         .iter()
         .filter(|(k, _)| k.starts_with("divvi."))
@@ -88,8 +112,8 @@ pub fn decode_sum_part(bytes: &[u8]) -> Result<(SumPart, Option<SumPartBinding>)
 
 /// A sum part read back: its signature and its invalid-UUID file's digest checked.
 #[derive(Debug, Clone)]
-pub struct VerifiedSumPart {
-    pub record: SumPart,
+pub struct VerifiedSumPart<R = SumPart> {
+    pub record: R,
     /// Its run, instance, server and valid clients; None if the original aggregator
     /// wrote it.
     pub binding: Option<SumPartBinding>,
@@ -102,10 +126,10 @@ pub struct VerifiedSumPart {
 /// when none, as the original writes it), the header (the record, whose
 /// `packet_file_digest` is set here, with the binding), and the signature last, so a
 /// reader never takes a part that is not whole. Returns the header object's description.
-pub fn write_sum_part(
+pub fn write_sum_part<R: SumPartRecord>(
     store: &dyn ObjectStore,
     id: &SumPartId,
-    mut record: SumPart,
+    mut record: R,
     binding: &SumPartBinding,
     invalid: &[Uuid],
     key: &SigningKey,
@@ -121,7 +145,7 @@ pub fn write_sum_part(
             wire::encode_all(&records).map_err(wire_error(store.describe(&names.packets)))?
         }
     };
-    record.packet_file_digest = sha256(&invalid_bytes).to_vec();
+    record.set_packet_file_digest(sha256(&invalid_bytes).to_vec());
     let header_bytes = encode_sum_part(&record, binding).map_err(|reason| BatchError::Other {
         object: object.clone(),
         reason,
@@ -149,11 +173,11 @@ pub fn write_sum_part(
 /// decoded (record and binding), its invalid-UUID file checked against the header's
 /// digest. Whether it is the part asked for is the caller's to judge. A missing part is
 /// the store's not-found error for its signature object.
-pub fn read_sum_part(
+pub fn read_sum_part<R: SumPartRecord>(
     store: &dyn ObjectStore,
     id: &SumPartId,
     trust: &TrustSet,
-) -> Result<VerifiedSumPart, BatchError> {
+) -> Result<VerifiedSumPart<R>, BatchError> {
     let names = id.names();
     let object = store.describe(&names.header);
     let sig_bytes = get_bytes(store, &names.signature, MAX_SIGNATURE_BYTES)?;
@@ -176,22 +200,23 @@ pub fn read_sum_part(
             object: object.clone(),
             source,
         })?;
-    let (record, binding) = decode_sum_part(&header_bytes).map_err(|reason| BatchError::Other {
-        object: object.clone(),
-        reason,
-    })?;
+    let (record, binding) =
+        decode_sum_part::<R>(&header_bytes).map_err(|reason| BatchError::Other {
+            object: object.clone(),
+            reason,
+        })?;
     let invalid_bytes = match sig.packets {
         Some(inline) => inline,
         None => get_bytes(store, &names.packets, MAX_INVALID_FILE_BYTES)?,
     };
     let digest = sha256(&invalid_bytes);
-    if digest[..] != record.packet_file_digest[..] {
+    if digest[..] != record.packet_file_digest()[..] {
         return Err(BatchError::Other {
             object: store.describe(&names.packets),
             reason: format!(
                 "digest {} does not match the sum part's {}",
                 hex(&digest),
-                hex(&record.packet_file_digest)
+                hex(record.packet_file_digest())
             ),
         });
     }
@@ -259,7 +284,7 @@ mod tests {
     fn a_partial_binding_is_refused() {
         let metadata = [(RUN, b"1".to_vec())];
         let bytes = wire::encode_single_with_metadata(&record(), &metadata).unwrap();
-        let err = decode_sum_part(&bytes).unwrap_err();
+        let err = decode_sum_part::<SumPart>(&bytes).unwrap_err();
         assert!(err.contains("missing or repeated"), "{err}");
     }
 }

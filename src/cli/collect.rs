@@ -14,7 +14,8 @@ use std::process::ExitCode;
 pub(super) struct CollectArgs {
     #[arg(long)]
     config: PathBuf,
-    #[arg(long)]
+    /// The aggregation name (a DAP task id in base64url may start with "-").
+    #[arg(long, allow_hyphen_values = true)]
     aggregation: String,
     /// First minute of the window (YYYYmmddHHMM, YYYY/mm/dd/HH/MM or RFC 3339).
     #[arg(long)]
@@ -34,12 +35,17 @@ pub fn collect_command(a: CollectArgs, exit_codes: ExitCodes) -> Result<ExitCode
     let portal = config(Portal::load(&a.config))?;
     divvi::stages::remove_stale_temporaries(&[portal.results.as_ref()]);
     let window = window(&a.start, &a.end, a.force)?;
-    let result = match collect::collect_run(&portal, &a.aggregation, &window, a.run) {
+    let result = match collect::collect_any(&portal, &a.aggregation, &window, a.run) {
         Err(e) if e.is::<collect::SumPartNotYetWritten>() => {
             eprintln!("waiting: {e:#}");
             return Ok(Ended::Waiting.exit_code(exit_codes));
         }
-        collected => collected?,
+        Ok(collect::Collected::Dap(result)) => {
+            print_dap(&result);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Ok(collect::Collected::Enpa(result)) => result,
+        Err(e) => return Err(e),
     };
     let valid = (result.valid_clients).map_or("unknown".into(), |v| v.to_string());
     out!(
@@ -54,4 +60,27 @@ pub fn collect_command(a: CollectArgs, exit_codes: ExitCodes) -> Result<ExitCode
         out!("{i:>6}  {c:>12}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A DAP task's result: one line of facts, then the VDAF's values as a table.
+fn print_dap(result: &divvi::stages::collect_dap::DapCollectResult) {
+    out!(
+        "aggregation {}  window {}  task {} ({})  reports {}  invalid reports {}",
+        result.aggregation,
+        result.window,
+        result.task_id,
+        result.vdaf,
+        result.report_count,
+        result.invalid_reports
+    );
+    let rows = divvi::stages::collect_dap::dap_result_rows(result);
+    let label = if result.result.is_array() {
+        "bucket"
+    } else {
+        ""
+    };
+    out!("{label:>8}  {:>12}", "value");
+    for (label, value) in rows {
+        out!("{label:>8}  {value:>12}");
+    }
 }

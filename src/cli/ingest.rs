@@ -34,7 +34,7 @@ pub(super) struct IngestArgs {
     #[arg(long, default_value = "vector", conflicts_with = "task")]
     form: ReportForm,
     /// The aggregation name (with `--task`, default: the task id in base64url).
-    #[arg(long, required_unless_present = "task")]
+    #[arg(long, required_unless_present = "task", allow_hyphen_values = true)]
     aggregation: Option<String>,
     #[arg(long, required_unless_present = "task", conflicts_with = "task")]
     bins: Option<usize>,

@@ -13,7 +13,8 @@ use std::path::PathBuf;
 pub(super) struct IntakeArgs {
     #[arg(long)]
     config: PathBuf,
-    #[arg(long)]
+    /// The aggregation name (a DAP task id in base64url may start with "-").
+    #[arg(long, allow_hyphen_values = true)]
     aggregation: String,
     /// Only this batch (its UUID), whenever it was written.
     #[arg(long, conflicts_with = "pending")]

@@ -21,7 +21,8 @@ use std::process::ExitCode;
 pub struct AggregateArgs {
     #[arg(long)]
     config: PathBuf,
-    #[arg(long)]
+    /// The aggregation name (a DAP task id in base64url may start with "-").
+    #[arg(long, allow_hyphen_values = true)]
     aggregation: String,
     /// Every run that is due: the latest window of the period closed a grace ago (and
     /// earlier ones in the lookback) not done yet, and decided runs left unfinished.
@@ -278,7 +279,8 @@ fn report_late(server: &Server, aggregation: &str, o: &StatusOptions) -> Result<
 pub struct StatusArgs {
     #[arg(long)]
     config: PathBuf,
-    #[arg(long)]
+    /// The aggregation name (a DAP task id in base64url may start with "-").
+    #[arg(long, allow_hyphen_values = true)]
     aggregation: String,
     #[command(flatten)]
     schedule: ScheduleArgs,
@@ -386,7 +388,8 @@ fn print_table(windows: &[WindowStatus]) {
 pub struct ExcludeArgs {
     #[arg(long)]
     config: PathBuf,
-    #[arg(long)]
+    /// The aggregation name (a DAP task id in base64url may start with "-").
+    #[arg(long, allow_hyphen_values = true)]
     aggregation: String,
     /// The batch's UUID.
     #[arg(long)]

@@ -219,6 +219,34 @@ impl Prio3Vdaf {
         }
     }
 
+    /// The length of an aggregator's encoded verify state, the same for every report of
+    /// the task (what a server keeps per report between intake and aggregate). Found by
+    /// verifying one made-up report, since prio does not state it.
+    pub fn verify_state_len(&self, agg_id: usize) -> Result<usize, Prio3Error> {
+        let measurement = match self.config {
+            VdafConfig::Count => Measurement::Count(false),
+            VdafConfig::Sum { .. } => Measurement::Sum(0),
+            VdafConfig::SumVec { length, .. } => Measurement::SumVec(vec![0; length as usize]),
+            VdafConfig::Histogram { .. } => Measurement::Histogram(0),
+            VdafConfig::MultihotCountVec { length, .. } => {
+                Measurement::Multihot(vec![false; length as usize])
+            }
+        };
+        let nonce = [0u8; NONCE_LEN];
+        let shares = self.shard(b"", &measurement, &nonce)?;
+        let input_share = shares.input_shares.get(agg_id).ok_or_else(|| {
+            Prio3Error::Params(format!("aggregator id must be 0 or 1, got {agg_id}"))
+        })?;
+        let input = VerifyInput {
+            agg_id,
+            nonce: &nonce,
+            public_share: &shares.public_share,
+            input_share,
+        };
+        let (state, _) = self.verify_init(&[0u8; VERIFY_KEY_LEN], b"", &input)?;
+        Ok(state.encoded.len())
+    }
+
     /// An aggregator starts verifying its input share; returns its state and its encoded
     /// verifier share for the peer.
     pub fn verify_init(
@@ -257,6 +285,11 @@ impl Prio3Vdaf {
         output_shares: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<Vec<u8>, Prio3Error> {
         each!(self, v => aggregate(v, output_shares))
+    }
+
+    /// Adds two encoded aggregate shares (of disjoint sets of reports) into one.
+    pub fn merge_aggregate_shares(&self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, Prio3Error> {
+        each!(self, v => merge(v, a, b))
     }
 
     /// Collector: combines both encoded aggregate shares into the result.
@@ -400,6 +433,14 @@ fn aggregate<'a, T: Type>(
         sum.accumulate(&out)
             .map_err(|e| Prio3Error::Aggregate(e.to_string()))?;
     }
+    encode("aggregate share", &sum)
+}
+
+fn merge<T: Type>(vdaf: &Prio3Of<T>, a: &[u8], b: &[u8]) -> Result<Vec<u8>, Prio3Error> {
+    let mut sum: AggregateShare<T::Field> = decode("aggregate share", &(vdaf, &()), a)?;
+    let other: AggregateShare<T::Field> = decode("aggregate share", &(vdaf, &()), b)?;
+    sum.merge(&other)
+        .map_err(|e| Prio3Error::Aggregate(e.to_string()))?;
     encode("aggregate share", &sum)
 }
 

@@ -5,12 +5,12 @@ use super::history::{preceding_runs, summed_by};
 use super::{
     list_manifests, read_done, read_failed, read_manifest, Manifest, RunId, SignedManifest,
 };
-use crate::batch::{open_batch, BatchError, BatchId, BatchKind, Window};
+use crate::batch::{BatchId, BatchKind, Window};
 use crate::config::Server;
 use crate::ids::ServerIndex;
 use crate::schedule::{scan_ingestion_between, Incomplete};
+use crate::stages::{batch_task, BatchTask};
 use crate::store::{get_bytes, put_bytes};
-use crate::wire::{IngestionHeader, Prio2Parameters};
 use anyhow::{bail, Result};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::BTreeSet;
@@ -176,12 +176,12 @@ fn with_the_runs_parameters(
     server: &Server,
     run: &RunId,
     mut ready: Vec<BatchId>,
-    mut parameters: Option<Prio2Parameters>,
+    mut parameters: Option<BatchTask>,
 ) -> Result<Vec<BatchId>> {
     ready.sort();
     let mut kept = Vec::new();
     for id in ready {
-        let mine = match batch_parameters(server, &id)? {
+        let mine = match batch_task(server, &id)? {
             Ok(mine) => mine,
             Err(e) => {
                 tracing::warn!(run = %run, batch = %id, error = %e, "batch left out of the run: its ingestion header does not open");
@@ -189,7 +189,7 @@ fn with_the_runs_parameters(
             }
         };
         match parameters {
-            Some(run_parameters) if run_parameters != mine => {
+            Some(ref run_parameters) if *run_parameters != mine => {
                 tracing::warn!(run = %run, batch = %id, "batch left out of the run: {mine} differ from the run's {run_parameters}; sum it in a late run (aggregate --late)");
             }
             Some(_) => kept.push(id),
@@ -200,25 +200,6 @@ fn with_the_runs_parameters(
         }
     }
     Ok(kept)
-}
-
-/// The parameters a batch's ingestion header declares; Ok(Err) if the header does not
-/// open. Storage trouble is an error: it may pass, and the decision waits for it.
-fn batch_parameters(
-    server: &Server,
-    id: &BatchId,
-) -> Result<std::result::Result<Prio2Parameters, BatchError>> {
-    let names = id.names(BatchKind::Ingestion);
-    match open_batch::<IngestionHeader>(
-        server.ingestion.as_ref(),
-        &names,
-        &server.ingestor_trust,
-        server.limits.max_object_bytes,
-    ) {
-        Ok(batch) => Ok(Ok(batch.header.parameters())),
-        Err(BatchError::Store(e)) => Err(e.into()),
-        Err(e) => Ok(Err(e)),
-    }
 }
 
 /// A run refused for too few clients wrote nothing and revealed nothing: decided again,
@@ -242,7 +223,7 @@ fn decide_again(
         .collect();
     let first = kept.manifest.batch_ids(run)?.into_iter().next();
     let parameters = match first {
-        Some(id) => batch_parameters(server, &id)?.ok(),
+        Some(id) => batch_task(server, &id)?.ok(),
         None => None,
     };
     let fresh = with_the_runs_parameters(server, run, fresh, parameters)?;

@@ -1,19 +1,18 @@
 //! Aggregate: for a window, join each ingestion batch with this server's own validation
-//! and the peer's, decide validity from the two verifier shares, and add the valid packets'
-//! output shares. It reads its own validation instead of verifying proofs again, and takes
-//! output shares from the stash intake kept; only without a stash (no stash key, or
-//! batches validated elsewhere) does it open packets again.
+//! and the peer's, decide each report from the two verifier shares, and add the valid
+//! reports' output shares. It reads its own validation instead of verifying proofs again,
+//! and takes what it needs of each report from the stash intake kept; only without a
+//! stash (no stash key, or batches validated elsewhere) does it open reports again.
+//! Written once for every task kind; the per-report decision and the sum part's record
+//! are the kind's ([`super::judges::SumJudge`]).
 
-use super::checks::check_validity_header;
-use super::{judge_in_chunks, open_ingestion_batch, open_packet, Rejected, Tick};
-use crate::batch::{
-    open_batch, write_sum_part, BatchId, BatchKind, SumPartBinding, SumPartId, Window,
-};
+use super::judges::{ingestion_kind, DapJudge, IngestionKind, Prio2Judge, SumJudge};
+use super::judges::{ReportJudge, RunSum};
+use super::{judge_in_chunks, Rejected, Tick};
+use crate::batch::{open_batch, BatchId, BatchKind, Window};
 use crate::config::Server;
 use crate::ids::RunId;
-use crate::stash::{StashContext, StashReader, StashRecord};
-use crate::vdaf::{is_valid, Accumulator, Prio2Bins, VerifierShare};
-use crate::wire::{DataSharePacket, IngestionHeader, SumPart, ValidityHeader, ValidityPacket};
+use crate::stash::{StashReader, StashRecord};
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -29,6 +28,9 @@ pub struct AggregateReport {
     /// `total_individual_clients`, counted as the original aggregator counts it.
     pub judged: u64,
     pub invalid: Vec<Rejected>,
+    /// This server's share of the sum (ENPA); empty for DAP, whose aggregate share is
+    /// sealed to the collector.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sum: Vec<u32>,
     /// UUIDs of the packets counted (the run's contribution to the replay check).
     #[serde(skip)]
@@ -38,11 +40,15 @@ pub struct AggregateReport {
 /// A run with fewer valid clients than the server's floor: nothing was written, so
 /// nothing was revealed, and the run may be decided again with more batches.
 #[derive(Debug, thiserror::Error)]
-#[error("{run}: {valid} valid clients, fewer than the minimum of {min} (limits.min_clients): no sum part written")]
+#[error(
+    "{run}: {valid} valid clients, fewer than the minimum of {min} ({why}): no sum part written"
+)]
 pub struct TooFewClients {
     pub run: String,
     pub valid: u64,
     pub min: u64,
+    /// Which setting the minimum comes from.
+    pub why: &'static str,
 }
 
 /// Ingestion batches of an aggregation inside a window, in time then UUID order.
@@ -56,38 +62,37 @@ pub fn batches_in_window(
     Ok(ids)
 }
 
-/// Reads a validation batch into a map from packet UUID to verifier share.
-fn read_validation(
+/// Reads a validation batch into a map from report to verifier share.
+fn read_validation<'s, J: SumJudge<'s>>(
+    judge: &J,
     store: &dyn crate::store::ObjectStore,
     id: &BatchId,
     from: crate::ids::ServerIndex,
     trust: &crate::crypto::TrustSet,
-    ingestion: &IngestionHeader,
     max_bytes: u64,
-) -> Result<HashMap<Uuid, Result<VerifierShare, String>>> {
+) -> Result<Validations<J::Share>> {
     let names = id.names(BatchKind::Validation(from));
     let object = store.describe(&names.signature);
-    let batch = open_batch::<ValidityHeader>(store, &names, trust, max_bytes)
+    let batch = open_batch::<J::ValidationHeader>(store, &names, trust, max_bytes)
         .with_context(|| format!("validation of {id} by server {from}"))?;
-    check_validity_header(ingestion, &batch.header, &object)?;
+    judge.check_validation(&batch.header, &object)?;
     let mut map = HashMap::new();
-    for packet in batch.packets::<ValidityPacket>()? {
-        let p = packet?;
-        let share = VerifierShare::from_longs(p.f_r, p.g_r, p.h_r).map_err(|e| e.to_string());
-        if map.insert(p.uuid, share).is_some() {
+    for record in batch.packets::<J::Verifier>()? {
+        let (uuid, share) = J::share_of(record?);
+        if map.insert(uuid, share).is_some() {
             // A validation listing a packet twice is not trusted for that packet.
-            map.insert(p.uuid, Err(format!("listed twice in {object}")));
+            map.insert(uuid, Err(format!("listed twice in {object}")));
         }
     }
     Ok(map)
 }
 
-/// Verifier shares of a batch's packets, by UUID (Err: listed but unusable).
-type Validations = HashMap<Uuid, Result<VerifierShare, String>>;
+/// Verifier shares of a batch's reports, by report (Err: listed but unusable).
+type Validations<S> = HashMap<Uuid, Result<S, String>>;
 
 /// What happened to one packet in aggregate.
-enum Outcome {
-    Valid(crate::vdaf::OutputShare),
+enum Outcome<O> {
+    Valid(O),
     Invalid {
         reason: String,
         /// Both verifier shares were there, so the packet was judged (and failed): the
@@ -96,7 +101,7 @@ enum Outcome {
     },
 }
 
-impl Outcome {
+impl<O> Outcome<O> {
     fn invalid(reason: impl Into<String>, judged: bool) -> Self {
         Outcome::Invalid {
             reason: reason.into(),
@@ -106,7 +111,7 @@ impl Outcome {
 
     /// Ok(share) goes into the sum; an error after both verifier shares were found is a
     /// judged packet.
-    fn judged(share: Result<crate::vdaf::OutputShare, String>) -> Self {
+    fn judged(share: Result<O, String>) -> Self {
         match share {
             Ok(s) => Outcome::Valid(s),
             Err(reason) => Outcome::invalid(reason, true),
@@ -114,72 +119,76 @@ impl Outcome {
     }
 }
 
-/// Ok if both servers' verifier shares of the packet exist and its proof checks out.
-/// Err(outcome) otherwise: not judged when a verifier share is missing or unusable.
-fn decide(uuid: &Uuid, own: &Validations, peer: &Validations) -> Result<(), Outcome> {
-    let lookup = |map: &Validations, whose: &str| match map.get(uuid) {
+/// Both servers' verifier shares of a report, or the outcome (not judged) if either is
+/// missing or unusable.
+fn both_shares<'v, S, O>(
+    uuid: &Uuid,
+    own: &'v Validations<S>,
+    peer: &'v Validations<S>,
+) -> Result<(&'v S, &'v S), Outcome<O>> {
+    let lookup = |map: &'v Validations<S>, whose: &str| match map.get(uuid) {
         None => Err(Outcome::invalid(format!("no {whose} validation"), false)),
         Some(Err(e)) => Err(Outcome::invalid(format!("{whose} validation: {e}"), false)),
-        Some(Ok(v)) => Ok(*v),
+        Some(Ok(v)) => Ok(v),
     };
-    let mine = lookup(own, "own")?;
-    let theirs = lookup(peer, "peer")?;
-    if is_valid(&mine, &theirs) {
-        Ok(())
-    } else {
-        Err(Outcome::invalid("proof check failed", true))
-    }
+    Ok((lookup(own, "own")?, lookup(peer, "peer")?))
 }
 
-/// Without a stash: the output share comes from opening the packet again. Its verifier
-/// share is computed again too and must be the one intake recorded: a packet file
-/// re-signed since intake (same UUIDs, other payloads) is not summed under old verdicts.
-fn judge_packet(
-    server: &Server,
-    prio: &Prio2Bins,
-    packet: &DataSharePacket,
-    own: &Validations,
-    peer: &Validations,
-) -> Outcome {
-    if let Err(outcome) = decide(&packet.uuid, own, peer) {
-        return outcome;
-    }
-    Outcome::judged((|| {
-        let plaintext = open_packet(&server.packet_keys, packet)?;
-        let now = prio
-            .verifier_share(server.index, &plaintext, packet.r_pit)
-            .map_err(|e| e.to_string())?;
-        if own.get(&packet.uuid) != Some(&Ok(now)) {
-            return Err("packet differs from the one validated at intake".into());
-        }
-        prio.output_share(server.index, &plaintext)
-            .map_err(|e| e.to_string())
-    })())
+/// The shares and window a batch's reports are decided against.
+struct Against<'a, S> {
+    own: &'a Validations<S>,
+    peer: &'a Validations<S>,
+    window: &'a Window,
 }
 
-/// With a stash: the output share comes from the bytes intake kept.
-fn judge_kept(
-    server: &Server,
-    prio: &Prio2Bins,
+/// With a stash: the output share comes from what intake kept.
+fn judge_kept<'s, J: SumJudge<'s>>(
+    judge: &J,
     record: &StashRecord,
-    own: &Validations,
-    peer: &Validations,
-) -> Outcome {
+    by: &Against<J::Share>,
+) -> Outcome<J::Output> {
     let Some(kept) = &record.share else {
         return Outcome::invalid("left out at intake (no own validation)", false);
     };
-    if let Err(outcome) = decide(&record.uuid, own, peer) {
-        return outcome;
+    if let Err(reason) = judge.admit(kept, by.window) {
+        return Outcome::invalid(reason, false);
     }
-    Outcome::judged(
-        prio.output_share_from_kept(server.index, kept)
-            .map_err(|e| e.to_string()),
-    )
+    match both_shares(&record.uuid, by.own, by.peer) {
+        Err(outcome) => outcome,
+        Ok((own, peer)) => Outcome::judged(judge.finish(kept, own, peer)),
+    }
+}
+
+/// Without a stash: the report is opened and verified again, and its verifier share must
+/// be the one intake recorded: a packet file re-signed since intake (same ids, other
+/// payloads) is not summed under old verdicts.
+fn judge_again<'s, J: SumJudge<'s>>(
+    judge: &J,
+    report: &J::Report,
+    by: &Against<J::Share>,
+) -> Outcome<J::Output> {
+    let uuid = J::report_id(report);
+    let (own, peer) = match both_shares(&uuid, by.own, by.peer) {
+        Err(outcome) => return outcome,
+        Ok(shares) => shares,
+    };
+    let verified = match judge.verify(report) {
+        Ok(v) => v,
+        Err(reason) => return Outcome::invalid(reason, true),
+    };
+    if let Err(reason) = judge.admit(&verified.kept, by.window) {
+        return Outcome::invalid(reason, false);
+    }
+    let (_, now) = J::share_of(verified.record);
+    if now.as_ref().ok() != Some(own) {
+        return Outcome::invalid("packet differs from the one validated at intake", true);
+    }
+    Outcome::judged(judge.finish(&verified.kept, own, peer))
 }
 
 /// The sum of one batch, kept apart until its packet file's digest has been checked.
-struct BatchSum {
-    acc: Accumulator,
+struct BatchSum<S> {
+    sum: S,
     packets: u64,
     /// Packets judged by their proof, valid or not (the original's client count).
     judged: u64,
@@ -196,10 +205,13 @@ struct Seen<'a> {
     this_run: HashSet<Uuid>,
 }
 
-impl BatchSum {
+impl<S> BatchSum<S> {
     /// Counts one packet; a UUID counted in an earlier run (a replay) or seen before in
     /// this run is refused whatever its proof.
-    fn account(&mut self, seen: &mut Seen, uuid: Uuid, outcome: Outcome) -> Result<()> {
+    fn account<O>(&mut self, seen: &mut Seen, uuid: Uuid, outcome: Outcome<O>) -> Result<()>
+    where
+        S: RunSum<O>,
+    {
         self.packets += 1;
         self.uuids.insert(uuid);
         let outcome = if seen.before.contains(&uuid) {
@@ -214,7 +226,7 @@ impl BatchSum {
         };
         match outcome {
             Outcome::Valid(share) => {
-                self.acc.add(&share)?;
+                self.sum.add(uuid, &share)?;
                 self.counted.push(uuid);
                 self.judged += 1;
             }
@@ -227,54 +239,55 @@ impl BatchSum {
     }
 }
 
-fn sum_batch(
-    server: &Server,
+fn sum_batch<'s, J: SumJudge<'s>>(
+    server: &'s Server,
     id: &BatchId,
-    first_header: &mut Option<IngestionHeader>,
+    window: &Window,
+    first: &mut Option<J>,
     seen: &mut Seen,
     tick: Tick,
-) -> Result<BatchSum> {
-    let (batch, prio, object) = open_ingestion_batch(server, id)?;
-    match first_header {
-        Some(first) => {
-            let (mine, run) = (batch.header.parameters(), first.parameters());
-            if mine != run {
-                bail!("{object}: {mine} differ from the run's first batch ({run})");
-            }
-        }
-        None => *first_header = Some(batch.header.clone()),
+) -> Result<(BatchSum<J::Sum>, J)> {
+    let (batch, judge, object) = J::open(server, id)?;
+    if let Some(first) = first {
+        judge
+            .same_task_as(first)
+            .map_err(|e| anyhow::anyhow!("{object}: {e}"))?;
     }
     let own = read_validation(
+        &judge,
         server.own.as_ref(),
         id,
         server.index,
         &server.own_trust,
-        &batch.header,
         server.limits.max_object_bytes,
     )?;
     let peer = read_validation(
+        &judge,
         server.peer_inbox.as_ref(),
         id,
         server.index.peer(),
         &server.peer_trust,
-        &batch.header,
         server.limits.max_object_bytes,
     )?;
-
+    let by = Against {
+        own: &own,
+        peer: &peer,
+        window,
+    };
     let mut sum = BatchSum {
-        acc: Accumulator::new(prio.bins()),
+        sum: judge.new_sum(),
         packets: 0,
         judged: 0,
         invalid: Vec::new(),
         counted: Vec::new(),
         uuids: HashSet::new(),
     };
-    match open_stash(server, id, &prio, &batch.header)? {
+    match open_stash(server, id, &judge)? {
         Some(mut stash) => {
             while let Some(records) = stash.next_frame()? {
-                let outcomes: Vec<Outcome> = records
+                let outcomes: Vec<Outcome<J::Output>> = records
                     .par_iter()
-                    .map(|r| judge_kept(server, &prio, r, &own, &peer))
+                    .map(|r| judge_kept(&judge, r, &by))
                     .collect();
                 for (record, outcome) in records.iter().zip(outcomes) {
                     sum.account(seen, record.uuid, outcome)?;
@@ -283,11 +296,11 @@ fn sum_batch(
             }
         }
         None => {
-            let mut packets = batch.packets::<DataSharePacket>()?;
+            let mut packets = batch.packets::<J::Report>()?;
             judge_in_chunks(
                 &mut packets,
-                |p| judge_packet(server, &prio, p, &own, &peer),
-                |packet, outcome| sum.account(seen, packet.uuid, outcome),
+                |p| judge_again(&judge, p, &by),
+                |packet, outcome| sum.account(seen, J::report_id(packet), outcome),
                 tick,
             )?;
         }
@@ -305,15 +318,14 @@ fn sum_batch(
             );
         }
     }
-    Ok(sum)
+    Ok((sum, judge))
 }
 
 /// This server's share stash of a batch, if it has a stash key and intake kept one.
-fn open_stash(
+fn open_stash<'s, J: ReportJudge<'s>>(
     server: &Server,
     id: &BatchId,
-    prio: &Prio2Bins,
-    header: &IngestionHeader,
+    judge: &J,
 ) -> Result<Option<StashReader>> {
     let Some(key) = &server.stash_key else {
         return Ok(None);
@@ -322,7 +334,7 @@ fn open_stash(
     if server.own.head(&name)?.is_none() {
         return Ok(None);
     }
-    let context = StashContext::for_batch(id, server.index, prio.bins(), header);
+    let context = judge.stash_context(id);
     Ok(Some(StashReader::open(
         server.own.as_ref(),
         &name,
@@ -347,7 +359,8 @@ pub fn aggregate(
 /// Sums the given batches of a run and writes the signed sum part and the invalid-UUID
 /// file. Every batch needs both validations: a missing one fails the run, naming it.
 /// Packets in `counted_before` (earlier runs) are refused as replays. With fewer valid
-/// clients than the server's `min_clients`, nothing is written and the run fails.
+/// clients than the server's `min_clients` (or a DAP task's `min_batch_size`), nothing
+/// is written and the run fails. A run's batches are all of one task kind.
 pub fn aggregate_batches(
     server: &Server,
     run: &RunId,
@@ -355,96 +368,90 @@ pub fn aggregate_batches(
     counted_before: &HashSet<Uuid>,
     tick: Tick,
 ) -> Result<AggregateReport> {
-    let (aggregation, window) = (&run.aggregation, &run.window);
-    if ids.is_empty() {
+    let Some(first) = ids.first() else {
         bail!(
-            "no ingestion batches of {aggregation} in window {}",
-            window.name()
+            "no ingestion batches of {} in window {}",
+            run.aggregation,
+            run.window.name()
         );
+    };
+    match ingestion_kind(server, first) {
+        IngestionKind::Prio2 => aggregate_of::<Prio2Judge>(server, run, ids, counted_before, tick),
+        IngestionKind::Dap => aggregate_of::<DapJudge>(server, run, ids, counted_before, tick),
     }
-    let mut first: Option<IngestionHeader> = None;
+}
+
+/// What a run came to, for the task kind to write as its sum part.
+pub(crate) struct RunTotals<S> {
+    pub sum: S,
+    pub packets: u64,
+    pub judged: u64,
+    pub invalid: Vec<Rejected>,
+    pub counted: Vec<Uuid>,
+}
+
+fn aggregate_of<'s, J: SumJudge<'s>>(
+    server: &'s Server,
+    run: &RunId,
+    ids: &[BatchId],
+    counted_before: &HashSet<Uuid>,
+    tick: Tick,
+) -> Result<AggregateReport> {
+    let mut first: Option<J> = None;
     let mut seen = Seen {
         before: counted_before,
         this_run: HashSet::new(),
     };
-    let mut counted = Vec::new();
-    let mut total: Option<Accumulator> = None;
-    let mut packets = 0;
-    let mut judged = 0;
-    let mut invalid = Vec::new();
+    let mut totals: Option<RunTotals<J::Sum>> = None;
     for id in ids {
-        let s = sum_batch(server, id, &mut first, &mut seen, tick)
+        let (s, judge) = sum_batch(server, id, &run.window, &mut first, &mut seen, tick)
             .with_context(|| format!("aggregating batch {id}"))?;
-        packets += s.packets;
-        judged += s.judged;
-        invalid.extend(s.invalid);
-        counted.extend(s.counted);
-        match &mut total {
-            Some(t) => t.merge(&s.acc)?,
-            None => total = Some(s.acc),
+        match &mut totals {
+            Some(t) => {
+                t.packets += s.packets;
+                t.judged += s.judged;
+                t.invalid.extend(s.invalid);
+                t.counted.extend(s.counted);
+                t.sum.merge(s.sum)?;
+            }
+            None => {
+                totals = Some(RunTotals {
+                    sum: s.sum,
+                    packets: s.packets,
+                    judged: s.judged,
+                    invalid: s.invalid,
+                    counted: s.counted,
+                })
+            }
         }
+        first.get_or_insert(judge);
     }
-    let (Some(header), Some(total)) = (first, total) else {
+    let (Some(judge), Some(totals)) = (first, totals) else {
         bail!("no batches were summed");
     };
-    for r in &invalid {
+    for r in &totals.invalid {
         tracing::info!(packet = %r.uuid, reason = %r.reason, "invalid packet");
     }
-    let min = server.limits.min_clients;
-    if total.count() < min {
+    let (min, why) = judge.min_clients();
+    let valid = totals.sum.count();
+    if valid < min {
         return Err(TooFewClients {
             run: run.to_string(),
-            valid: total.count(),
+            valid,
             min,
+            why,
         }
         .into());
     }
-
-    let part = SumPartId {
-        instance: server.instance.clone(),
-        aggregation: aggregation.to_string(),
-        window: *window,
-        run: run.run,
-        server: server.index,
-    };
-    let sum = total.sum();
-    let record = SumPart {
-        batch_uuids: ids.iter().map(|id| id.uuid).collect(),
-        name: header.name.clone(),
-        bins: header.bins,
-        epsilon: header.epsilon,
-        prime: header.prime,
-        number_of_servers: header.number_of_servers,
-        hamming_weight: header.hamming_weight,
-        sum: sum.iter().map(|&v| i64::from(v)).collect(),
-        aggregation_start_time: window.start.timestamp_millis(),
-        aggregation_end_time: window.end.timestamp_millis(),
-        packet_file_digest: Vec::new(), // set by write_sum_part
-        total_individual_clients: i64::try_from(judged)?,
-    };
-    let binding = SumPartBinding {
-        instance: server.instance.clone(),
-        run: run.run,
-        server: server.index,
-        valid_clients: total.count(),
-    };
-    let invalid_uuids: Vec<Uuid> = invalid.iter().map(|r| r.uuid).collect();
-    let sum_part = write_sum_part(
-        server.sum_parts.as_ref(),
-        &part,
-        record,
-        &binding,
-        &invalid_uuids,
-        &server.signing_key,
-    )?;
+    let (sum_part, sum) = judge.write_sum_part(run, ids, &totals)?;
     Ok(AggregateReport {
         sum_part,
         batches: ids.iter().map(|id| id.to_string()).collect(),
-        packets,
-        valid: total.count(),
-        judged,
-        invalid,
+        packets: totals.packets,
+        valid,
+        judged: totals.judged,
+        invalid: totals.invalid,
         sum,
-        counted,
+        counted: totals.counted,
     })
 }

@@ -12,20 +12,7 @@ pub fn check_ingestion_header(
     h: &IngestionHeader,
     object: &str,
 ) -> Result<Prio2Bins> {
-    if h.batch_uuid != id.uuid {
-        bail!(
-            "{object}: header batch_uuid {} differs from the object's {}",
-            h.batch_uuid,
-            id.uuid
-        );
-    }
-    if h.name != id.aggregation {
-        bail!(
-            "{object}: header name {:?} differs from the aggregation {:?}",
-            h.name,
-            id.aggregation
-        );
-    }
+    check_batch_names(id, h.batch_uuid, &h.name, object)?;
     if h.prime != i64::from(PRIME) {
         bail!("{object}: prime {} is not {PRIME}", h.prime);
     }
@@ -36,6 +23,28 @@ pub fn check_ingestion_header(
         );
     }
     Prio2Bins::new(i64::from(h.bins)).map_err(|e| anyhow::anyhow!("{object}: {e}"))
+}
+
+/// An ingestion header, of any task kind, must name the batch it is stored as.
+pub fn check_batch_names(
+    id: &BatchId,
+    batch_uuid: uuid::Uuid,
+    name: &str,
+    object: &str,
+) -> Result<()> {
+    if batch_uuid != id.uuid {
+        bail!(
+            "{object}: header batch_uuid {batch_uuid} differs from the object's {}",
+            id.uuid
+        );
+    }
+    if name != id.aggregation {
+        bail!(
+            "{object}: header name {name:?} differs from the aggregation {:?}",
+            id.aggregation
+        );
+    }
+    Ok(())
 }
 
 /// A validation header must describe the same batch as the ingestion header.

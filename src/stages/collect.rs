@@ -25,7 +25,11 @@ pub struct SumPartNotYetWritten {
 /// Why a sum part is missing: only the part (the server has not summed the window yet),
 /// or its whole location (nothing written there yet, or a mistyped path in the portal
 /// config: said, since it would wait for ever).
-fn missing_sum_part(store: &dyn ObjectStore, id: &SumPartId, object: &str) -> anyhow::Error {
+pub(super) fn missing_sum_part(
+    store: &dyn ObjectStore,
+    id: &SumPartId,
+    object: &str,
+) -> anyhow::Error {
     let server = id.server.number();
     let location = store.describe("");
     let reason = match store.exists() {
@@ -56,33 +60,46 @@ pub fn read_sum_part(server: &PortalServer, id: &SumPartId) -> Result<VerifiedSu
     };
     let object = &part.object;
     check_sum(&part.record).map_err(|reason| anyhow::anyhow!("{object}: {reason}"))?;
-    check_request(&part.record, part.binding.as_ref(), id)
+    let r = &part.record;
+    let signed = SignedWindow {
+        name: &r.name,
+        start_ms: r.aggregation_start_time,
+        end_ms: r.aggregation_end_time,
+    };
+    check_request(&signed, part.binding.as_ref(), id)
         .map_err(|reason| anyhow::anyhow!("{object}: {reason}"))?;
     Ok(part)
 }
 
+/// What every kind of sum part signs about where it belongs.
+pub(super) struct SignedWindow<'a> {
+    pub name: &'a str,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
 /// The signed fields must be those of the part asked for: a part copied over another
 /// window's, aggregation's, run's, instance's or server's object name is refused.
-fn check_request(
-    record: &SumPart,
+pub(super) fn check_request(
+    signed: &SignedWindow,
     binding: Option<&SumPartBinding>,
     id: &SumPartId,
 ) -> std::result::Result<(), String> {
     let mut wrong = Vec::new();
-    if record.name != id.aggregation {
+    if signed.name != id.aggregation {
         wrong.push(format!(
             "aggregation {:?}, not {:?}",
-            record.name, id.aggregation
+            signed.name, id.aggregation
         ));
     }
     let (start, end) = (
         id.window.start.timestamp_millis(),
         id.window.end.timestamp_millis(),
     );
-    if (record.aggregation_start_time, record.aggregation_end_time) != (start, end) {
+    if (signed.start_ms, signed.end_ms) != (start, end) {
         wrong.push(format!(
             "window {}-{} (ms), not {start}-{end}",
-            record.aggregation_start_time, record.aggregation_end_time
+            signed.start_ms, signed.end_ms
         ));
     }
     match binding {
@@ -216,7 +233,17 @@ pub fn check_agreement(a: &VerifiedSumPart, b: &VerifiedSumPart) -> Result<()> {
             by.valid_clients.to_string(),
         );
     }
-    let invalid = |p: &VerifiedSumPart| p.invalid.iter().copied().collect::<BTreeSet<_>>();
+    refuse_disagreement(a, b, diffs)
+}
+
+/// Adds a difference in the two parts' invalid lists to `diffs`, and refuses the pair,
+/// naming both, if any difference was found.
+pub(super) fn refuse_disagreement<R>(
+    a: &VerifiedSumPart<R>,
+    b: &VerifiedSumPart<R>,
+    mut diffs: Vec<String>,
+) -> Result<()> {
+    let invalid = |p: &VerifiedSumPart<R>| p.invalid.iter().copied().collect::<BTreeSet<_>>();
     if invalid(a) != invalid(b) {
         diffs.push(format!(
             "invalid packet lists differ ({} vs {} packets)",
@@ -338,4 +365,48 @@ pub fn result_csv(result: &CollectResult) -> String {
         csv.push_str(&format!("{i},{c}\n"));
     }
     csv
+}
+
+/// What a collection gave: an ENPA histogram, or a DAP task's VDAF result.
+#[derive(Debug, Clone)]
+pub enum Collected {
+    Enpa(CollectResult),
+    Dap(super::collect_dap::DapCollectResult),
+}
+
+/// Collects one run of a window, of whichever task kind its sum parts are: server 0's
+/// part's header record says (a part not readable yet takes the ENPA path, which waits
+/// for it or names what is wrong).
+pub fn collect_any(
+    portal: &Portal,
+    aggregation: &str,
+    window: &Window,
+    run: u32,
+) -> Result<Collected> {
+    crate::batch::validate_name("aggregation", aggregation).map_err(|e| anyhow::anyhow!(e))?;
+    let server = &portal.servers[0];
+    let id = SumPartId {
+        instance: server.instance.clone(),
+        aggregation: aggregation.to_string(),
+        window: *window,
+        run,
+        server: ServerIndex::Zero,
+    };
+    let header = crate::store::get_bytes(
+        server.sum_parts.as_ref(),
+        &id.names().header,
+        crate::batch::MAX_HEADER_BYTES,
+    );
+    let record = header.ok().and_then(|b| crate::wire::record_name(&b).ok());
+    match record.as_deref() {
+        Some(<crate::wire::DapSumPart as crate::wire::Record>::NAME) => Ok(Collected::Dap(
+            super::collect_dap::collect_dap(portal, aggregation, window, run)?,
+        )),
+        _ => Ok(Collected::Enpa(collect_run(
+            portal,
+            aggregation,
+            window,
+            run,
+        )?)),
+    }
 }

@@ -1,16 +1,16 @@
 //! Intake: verify the ingestor's batch, open every packet, compute verifier shares in
 //! parallel, and write the signed validation batch (single-object form) to this server's
-//! own location and to the peer's inbox. A packet that cannot be opened or decoded is left
+//! own location and to the peer's inbox. Written once for every task kind: what differs
+//! per report (ENPA's Prio2 packets, DAP's sealed Prio3 reports) is in [`super::judges`]. A packet that cannot be opened or decoded is left
 //! out and listed; it then counts as invalid on both sides. Memory stays flat: packets
 //! stream in chunks, and the validation records spool to a temporary file.
 
-use super::replays::{fingerprint, record_and_check, Fingerprint, Replay};
-use super::{judge_in_chunks, open_ingestion_batch, open_packet, Rejected, Tick};
+use super::judges::{ingestion_kind, DapJudge, IngestionKind, Prio2Judge, ReportJudge};
+use super::replays::{record_and_check, Fingerprint, Replay};
+use super::{judge_in_chunks, Rejected, Tick};
 use crate::batch::{BatchId, BatchKind, BatchWriter};
 use crate::config::Server;
-use crate::stash::{StashContext, StashWriter};
-use crate::vdaf::Prio2Bins;
-use crate::wire::{DataSharePacket, ValidityHeader, ValidityPacket};
+use crate::stash::StashWriter;
 use anyhow::{Context, Result};
 use chrono::TimeDelta;
 use std::collections::hash_map::Entry;
@@ -37,48 +37,32 @@ pub fn pending_batches(server: &Server, aggregation: &str) -> Result<Vec<BatchId
     Ok(pending)
 }
 
-/// Computes one packet's validity record and the share bytes aggregate will sum, or
-/// why the packet was left out.
-fn verify_packet(
-    server: &Server,
-    prio: &Prio2Bins,
-    packet: &DataSharePacket,
-) -> Result<(ValidityPacket, Vec<u8>, Fingerprint), String> {
-    let share = open_packet(&server.packet_keys, packet)?;
-    let v = prio
-        .verifier_share(server.index, &share, packet.r_pit)
-        .map_err(|e| e.to_string())?;
-    let kept = prio
-        .kept_share(server.index, &share)
-        .map_err(|e| e.to_string())?
-        .to_vec();
-    let record = ValidityPacket {
-        uuid: packet.uuid,
-        f_r: i64::from(v.f_r),
-        g_r: i64::from(v.g_r),
-        h_r: i64::from(v.h_r),
-    };
-    Ok((record, kept, fingerprint(&share)))
-}
-
 /// The floor intake's rate is measured against: one core's time per packet for the
 /// per-packet work alone (open, verifier share, kept share, fingerprint), judging the
 /// first `sample` packets of a batch one after another. Reading, recording and writing
 /// are left out: they are what intake adds. None for an empty batch.
 pub fn sequential_floor(server: &Server, id: &BatchId, sample: usize) -> Result<Option<f64>> {
-    let (batch, prio, _) = open_ingestion_batch(server, id)?;
-    let packets = batch.packets::<DataSharePacket>()?.next_chunk(sample)?;
+    match ingestion_kind(server, id) {
+        IngestionKind::Prio2 => floor_of::<Prio2Judge>(server, id, sample),
+        IngestionKind::Dap => floor_of::<DapJudge>(server, id, sample),
+    }
+}
+
+fn floor_of<'s, J: ReportJudge<'s>>(
+    server: &'s Server,
+    id: &BatchId,
+    sample: usize,
+) -> Result<Option<f64>> {
+    let (batch, judge, _) = J::open(server, id)?;
+    let packets = batch.packets::<J::Report>()?.next_chunk(sample)?;
     // A few packets first, so caches and the allocator are warm as in a long run.
     let (warm, timed) = packets.split_at(packets.len().min(32));
-    warm.iter()
-        .for_each(|p| drop(verify_packet(server, &prio, p)));
+    warm.iter().for_each(|p| drop(judge.verify(p)));
     if timed.is_empty() {
         return Ok(None);
     }
     let start = std::time::Instant::now();
-    timed
-        .iter()
-        .for_each(|p| drop(verify_packet(server, &prio, p)));
+    timed.iter().for_each(|p| drop(judge.verify(p)));
     Ok(Some(start.elapsed().as_secs_f64() / timed.len() as f64))
 }
 
@@ -119,10 +103,21 @@ fn likely_cause(rejected: &[Rejected]) -> &'static str {
 /// writes nothing; the next pass leaves those packets out. More passes are needed only
 /// while other intakes keep committing copies of this batch's shares.
 pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport> {
+    match ingestion_kind(server, id) {
+        IngestionKind::Prio2 => intake_of::<Prio2Judge>(server, id, tick),
+        IngestionKind::Dap => intake_of::<DapJudge>(server, id, tick),
+    }
+}
+
+fn intake_of<'s, J: ReportJudge<'s>>(
+    server: &'s Server,
+    id: &BatchId,
+    tick: Tick,
+) -> Result<IntakeReport> {
     const PASSES: usize = 3;
     let mut left_out = HashMap::new();
     for _ in 0..PASSES {
-        match intake_pass(server, id, &left_out, tick)? {
+        match intake_pass::<J>(server, id, &left_out, tick)? {
             Pass::Written(report) => return Ok(report),
             Pass::Replays(found) => {
                 for r in found {
@@ -144,16 +139,16 @@ enum Pass {
     Replays(Vec<Replay>),
 }
 
-fn intake_pass(
-    server: &Server,
+fn intake_pass<'s, J: ReportJudge<'s>>(
+    server: &'s Server,
     id: &BatchId,
     left_out: &HashMap<Uuid, String>,
     tick: Tick,
 ) -> Result<Pass> {
-    let (batch, prio, object) = open_ingestion_batch(server, id)?;
+    let (batch, judge, object) = J::open(server, id)?;
 
     let out_names = id.names(BatchKind::Validation(server.index));
-    let mut out = BatchWriter::<ValidityPacket>::single_object(out_names)?;
+    let mut out = BatchWriter::<J::Verifier>::single_object(out_names)?;
     let mut report = IntakeReport {
         batch: id.to_string(),
         packets: 0,
@@ -163,7 +158,7 @@ fn intake_pass(
     // What aggregate will need, kept sealed in our own location.
     let mut stash = match &server.stash_key {
         Some(key) => {
-            let context = StashContext::for_batch(id, server.index, prio.bins(), &batch.header);
+            let context = judge.stash_context(id);
             Some(StashWriter::create(
                 server.own.as_ref(),
                 &id.stash_name(server.index),
@@ -175,24 +170,26 @@ fn intake_pass(
     };
     // Each share kept, by fingerprint: a second UUID for one share is a replay.
     let mut kept_shares: HashMap<Fingerprint, Uuid> = HashMap::new();
-    let mut packets = batch.packets::<DataSharePacket>()?;
+    let mut packets = batch.packets::<J::Report>()?;
     judge_in_chunks(
         &mut packets,
-        |p| verify_packet(server, &prio, p),
+        |p| judge.verify(p),
         |packet, result| {
             report.packets += 1;
-            let result = match left_out.get(&packet.uuid) {
+            let uuid = J::report_id(packet);
+            let result = match left_out.get(&uuid) {
                 Some(reason) => Err(reason.clone()),
-                None => result.and_then(|(v, kept, share)| {
-                    match kept_shares.entry(share) {
-                        Entry::Occupied(first) if *first.get() != packet.uuid => Err(format!(
+                None => result.and_then(|verified| {
+                    let (v, kept) = (verified.record, verified.kept);
+                    match kept_shares.entry(verified.fingerprint) {
+                        Entry::Occupied(first) if *first.get() != uuid => Err(format!(
                             "replayed: the same share as packet {} earlier in this batch",
                             first.get()
                         )),
                         // The same UUID twice is left to aggregate's UUID rules.
                         Entry::Occupied(_) => Ok((v, kept)),
                         Entry::Vacant(slot) => {
-                            slot.insert(packet.uuid);
+                            slot.insert(uuid);
                             Ok((v, kept))
                         }
                     }
@@ -201,10 +198,7 @@ fn intake_pass(
             // Duplicate UUIDs are kept: aggregate sees them listed twice and refuses
             // both, so intake needs no per-batch memory for them.
             if let Some(stash) = &mut stash {
-                stash.push(
-                    packet.uuid,
-                    result.as_ref().ok().map(|(_, kept)| kept.as_slice()),
-                )?;
+                stash.push(uuid, result.as_ref().ok().map(|(_, kept)| kept.as_slice()))?;
             }
             match result {
                 Ok((v, _)) => {
@@ -212,11 +206,8 @@ fn intake_pass(
                     report.verified += 1;
                 }
                 Err(reason) => {
-                    tracing::debug!(batch = %id, packet = %packet.uuid, %reason, "packet left out of validation");
-                    report.rejected.push(Rejected {
-                        uuid: packet.uuid,
-                        reason,
-                    });
+                    tracing::debug!(batch = %id, packet = %uuid, %reason, "packet left out of validation");
+                    report.rejected.push(Rejected { uuid, reason });
                 }
             }
             Ok(())
@@ -240,17 +231,7 @@ fn intake_pass(
     if !replays.is_empty() {
         return Ok(Pass::Replays(replays));
     }
-    let h = &batch.header;
-    let header = |digest| ValidityHeader {
-        batch_uuid: h.batch_uuid,
-        name: h.name.clone(),
-        bins: h.bins,
-        epsilon: h.epsilon,
-        prime: h.prime,
-        number_of_servers: h.number_of_servers,
-        hamming_weight: h.hamming_weight,
-        packet_file_digest: digest,
-    };
+    let header = |digest| judge.validation_header(digest);
     if let Some(stash) = stash {
         stash.finish()?;
     }

@@ -4,14 +4,17 @@
 pub mod aggregate;
 mod checks;
 pub mod collect;
+pub mod collect_dap;
 pub mod ingest;
 pub mod ingest_dap;
 pub mod intake;
 pub mod journal;
+mod judges;
 mod packets;
 pub mod replays;
 
 pub use checks::check_ingestion_header;
+pub use judges::{batch_task, ingestion_kind, BatchTask, IngestionKind};
 pub use packets::open_packet;
 
 /// An ingestion batch of this server, opened: its signature checked against the trusted

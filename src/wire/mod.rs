@@ -30,9 +30,9 @@ pub use error::WireError;
 pub use inline_signature::write_inline_signature;
 pub use reader::RecordReader;
 pub use records::{
-    BatchSignature, DapIngestionHeader, DapReportShare, DapSumPart, DataSharePacket,
-    IngestionHeader, InvalidPacket, Prio2Parameters, Record, SumPart, ValidityHeader,
-    ValidityPacket,
+    BatchSignature, DapIngestionHeader, DapReportShare, DapSumPart, DapValidationHeader,
+    DapVerifierShare, DataSharePacket, IngestionHeader, InvalidPacket, Prio2Parameters, Record,
+    SumPart, ValidityHeader, ValidityPacket,
 };
 pub use whole_file::{
     decode_all, decode_single, decode_single_with_metadata, encode_all, encode_single,

@@ -28,3 +28,5 @@ embedded!(BATCH_SIGNATURE, "PrioBatchSignature.avsc");
 embedded!(DAP_INGESTION_HEADER, "DapIngestionHeader.avsc");
 embedded!(DAP_REPORT_SHARE, "DapReportShare.avsc");
 embedded!(DAP_SUM_PART, "DapSumPart.avsc");
+embedded!(DAP_VALIDATION_HEADER, "DapValidationHeader.avsc");
+embedded!(DAP_VERIFIER_SHARE, "DapVerifierShare.avsc");

@@ -237,6 +237,83 @@ fn config_id(record: &'static str, field: &'static str, id: i32) -> Result<i32, 
     }
 }
 
+/// `DapValidationHeader`: heads a server's verifier shares of one ingestion batch, the
+/// DAP counterpart of `PrioValidityHeader`; it names the ingestion batch and its task.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DapValidationHeader {
+    pub batch_uuid: Uuid,
+    pub name: String,
+    #[serde(serialize_with = "hex::bytes")]
+    pub task_id: Vec<u8>,
+    /// SHA-256 of this batch's packet file (its `DapVerifierShare`s).
+    #[serde(serialize_with = "hex::bytes")]
+    pub packet_file_digest: Vec<u8>,
+}
+
+impl Record for DapValidationHeader {
+    const NAME: &'static str = "DapValidationHeader";
+
+    fn schema() -> &'static Schema {
+        &schema::DAP_VALIDATION_HEADER
+    }
+
+    fn to_avro(&self) -> Value {
+        record([
+            ("batch_uuid", Value::Uuid(self.batch_uuid)),
+            ("name", Value::String(self.name.clone())),
+            ("task_id", Value::Bytes(self.task_id.clone())),
+            (
+                "packet_file_digest",
+                Value::Bytes(self.packet_file_digest.clone()),
+            ),
+        ])
+    }
+
+    fn from_avro(value: Value) -> Result<Self, WireError> {
+        let mut f = Fields::new(Self::NAME, value)?;
+        Ok(Self {
+            batch_uuid: f.uuid(0, "batch_uuid")?,
+            name: f.string(1, "name")?,
+            task_id: fixed_len(Self::NAME, "task_id", f.bytes(2, "task_id")?, TASK_ID_LEN)?,
+            packet_file_digest: f.bytes(3, "packet_file_digest")?,
+        })
+    }
+}
+
+/// `DapVerifierShare`: one server's VDAF verifier share of one report, sent to the peer
+/// (the DAP counterpart of `PrioValidityPacket`'s f_r, g_r, h_r).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DapVerifierShare {
+    #[serde(serialize_with = "hex::bytes")]
+    pub report_id: Vec<u8>,
+    #[serde(serialize_with = "hex::bytes")]
+    pub verifier_share: Vec<u8>,
+}
+
+impl Record for DapVerifierShare {
+    const NAME: &'static str = "DapVerifierShare";
+
+    fn schema() -> &'static Schema {
+        &schema::DAP_VERIFIER_SHARE
+    }
+
+    fn to_avro(&self) -> Value {
+        record([
+            ("report_id", Value::Bytes(self.report_id.clone())),
+            ("verifier_share", Value::Bytes(self.verifier_share.clone())),
+        ])
+    }
+
+    fn from_avro(value: Value) -> Result<Self, WireError> {
+        let mut f = Fields::new(Self::NAME, value)?;
+        let report_id = f.bytes(0, "report_id")?;
+        Ok(Self {
+            report_id: fixed_len(Self::NAME, "report_id", report_id, REPORT_ID_LEN)?,
+            verifier_share: f.bytes(1, "verifier_share")?,
+        })
+    }
+}
+
 /// Refuses a byte field whose length is not the DAP type's fixed length.
 fn fixed_len(
     record: &'static str,

@@ -9,7 +9,9 @@ mod signature;
 mod sum;
 mod validity;
 
-pub use dap::{DapIngestionHeader, DapReportShare, DapSumPart};
+pub use dap::{
+    DapIngestionHeader, DapReportShare, DapSumPart, DapValidationHeader, DapVerifierShare,
+};
 pub use ingestion::{DataSharePacket, IngestionHeader};
 pub use parameters::Prio2Parameters;
 pub use signature::BatchSignature;

@@ -34,6 +34,8 @@ fn schemas_parse_and_carry_their_names() {
     check::<DapIngestionHeader>();
     check::<DapReportShare>();
     check::<DapSumPart>();
+    check::<DapValidationHeader>();
+    check::<DapVerifierShare>();
 }
 
 #[test]
@@ -54,6 +56,22 @@ fn every_record_roundtrips() {
         batch_end_time: 1_700_000_300_000,
         packet_file_digest: vec![1; 32],
     }]);
+    roundtrip(&[DapValidationHeader {
+        batch_uuid: uuid::Uuid::from_u128(8),
+        name: "dap".into(),
+        task_id: vec![3; 32],
+        packet_file_digest: vec![2; 32],
+    }]);
+    roundtrip(&[
+        DapVerifierShare {
+            report_id: vec![1; 16],
+            verifier_share: vec![4; 80],
+        },
+        DapVerifierShare {
+            report_id: vec![2; 16],
+            verifier_share: vec![],
+        },
+    ]);
     let share = |n: u8| DapReportShare {
         report_id: vec![n; 16],
         time: 5_666_666,

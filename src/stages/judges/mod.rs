@@ -1,0 +1,190 @@
+//! What intake does to one report, for each task kind. Intake's loop (streaming, rayon,
+//! replays, stash, the signed validation written to own storage and the peer's inbox) is
+//! written once over [`ReportJudge`]; a task kind supplies its records and its per-report
+//! step: ENPA opens a Prio2 packet and computes (f_r, g_r, h_r); DAP opens a report's
+//! input share with the server's HPKE key and starts Prio3 verification with the verify
+//! key the two servers share (nonce = report id).
+
+mod dap;
+mod prio2;
+
+pub(crate) use dap::DapJudge;
+pub(crate) use prio2::Prio2Judge;
+
+use super::aggregate::RunTotals;
+use super::replays::Fingerprint;
+use crate::batch::{BatchHeader, BatchId, BatchKind, OpenedBatch};
+use crate::config::Server;
+use crate::ids::RunId;
+use crate::stash::StashContext;
+use crate::wire::{self, DapIngestionHeader, Record};
+use anyhow::Result;
+use uuid::Uuid;
+
+/// What intake keeps of one report it could verify.
+pub(crate) struct Verified<V> {
+    /// The server's verifier share, for its own validation and the peer's inbox.
+    pub record: V,
+    /// What aggregate needs of the report, sealed in the stash.
+    pub kept: Vec<u8>,
+    /// Of the opened share: a second report carrying it is a replay.
+    pub fingerprint: Fingerprint,
+}
+
+/// One ingestion batch's per-report work, for one task kind.
+pub(crate) trait ReportJudge<'s>: Sync + Sized {
+    type Header: BatchHeader + Clone;
+    type Report: Record + Send + Sync;
+    type Verifier: Record + Send;
+    type ValidationHeader: BatchHeader;
+
+    /// Opens this server's ingestion batch (signature and header checked) and the judge
+    /// for its reports; with the batch's description for messages.
+    fn open(
+        server: &'s Server,
+        id: &BatchId,
+    ) -> Result<(OpenedBatch<'s, Self::Header>, Self, String)>;
+
+    /// The report's identity: the ENPA packet UUID, or the DAP report id (16 bytes).
+    fn report_id(report: &Self::Report) -> Uuid;
+
+    /// Opens the report and computes this server's verifier share, or says why not.
+    fn verify(&self, report: &Self::Report) -> Result<Verified<Self::Verifier>, String>;
+
+    /// The context the stash of this batch is sealed under.
+    fn stash_context(&self, id: &BatchId) -> StashContext;
+
+    /// The validation header for the batch, given its packet file's digest.
+    fn validation_header(&self, digest: Vec<u8>) -> Self::ValidationHeader;
+}
+
+/// What aggregate does with one batch's reports, for one task kind: decide each report
+/// from both servers' verifier shares and what intake kept, and add its output share.
+pub(crate) trait SumJudge<'s>: ReportJudge<'s> {
+    /// A verifier share as read back from a validation batch.
+    type Share: Send + Sync + PartialEq;
+    type Output: Send;
+    type Sum: RunSum<Self::Output>;
+
+    /// The validation header must describe this batch.
+    fn check_validation(&self, header: &Self::ValidationHeader, object: &str) -> Result<()>;
+
+    /// A validation record's report and its verifier share (Err: listed but unusable).
+    fn share_of(record: Self::Verifier) -> (Uuid, Result<Self::Share, String>);
+
+    /// A batch of the run after the first must be of the same task: the same Prio2
+    /// parameters, or the same DAP task.
+    fn same_task_as(&self, first: &Self) -> Result<(), String>;
+
+    /// Whether the report belongs in the run's window at all (DAP: its time); a refusal
+    /// here is not a judgement of its proof.
+    fn admit(&self, kept: &[u8], window: &crate::batch::Window) -> Result<(), String>;
+
+    /// Both verifier shares found: the output share, or why the report is invalid.
+    fn finish(
+        &self,
+        kept: &[u8],
+        own: &Self::Share,
+        peer: &Self::Share,
+    ) -> Result<Self::Output, String>;
+
+    /// An empty sum for the run.
+    fn new_sum(&self) -> Self::Sum;
+
+    /// The fewest valid reports a sum part may reveal, and the setting it comes from.
+    fn min_clients(&self) -> (u64, &'static str);
+
+    /// Writes the run's signed sum part (this judge is of the run's first batch);
+    /// returns its name and, for ENPA, the server's share of the sum.
+    fn write_sum_part(
+        &self,
+        run: &RunId,
+        ids: &[BatchId],
+        totals: &RunTotals<Self::Sum>,
+    ) -> Result<(String, Vec<u32>)>;
+}
+
+/// A run's sum of output shares so far.
+pub(crate) trait RunSum<O>: Send {
+    fn add(&mut self, report: Uuid, output: &O) -> Result<()>;
+    fn merge(&mut self, other: Self) -> Result<()>;
+    /// Reports counted.
+    fn count(&self) -> u64;
+}
+
+/// The task kind of an ingestion batch, read from its header's Avro record name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestionKind {
+    /// ENPA: `PrioIngestionHeader`, Prio2 packets.
+    Prio2,
+    /// DAP-18: `DapIngestionHeader`, sealed Prio3 reports.
+    Dap,
+}
+
+/// Only a header that reads as a `DapIngestionHeader` makes a DAP batch; anything else
+/// (an ENPA header, or one that cannot be read) takes the ENPA path, whose opening checks
+/// the signature first and names what is wrong. The signature of a DAP batch is checked
+/// the same way when it is opened.
+pub fn ingestion_kind(server: &Server, id: &BatchId) -> IngestionKind {
+    let names = id.names(BatchKind::Ingestion);
+    let limit = crate::batch::MAX_HEADER_BYTES.min(server.limits.max_object_bytes);
+    let peek = crate::store::get_bytes(server.ingestion.as_ref(), &names.header, limit);
+    let name = peek.ok().and_then(|bytes| wire::record_name(&bytes).ok());
+    match name.as_deref() {
+        Some(DapIngestionHeader::NAME) => IngestionKind::Dap,
+        _ => IngestionKind::Prio2,
+    }
+}
+
+/// What a run's batches must share to be summed together: the ENPA Prio2 parameters, or
+/// the DAP task.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchTask {
+    Prio2(crate::wire::Prio2Parameters),
+    Dap { task_id: Vec<u8> },
+}
+
+impl std::fmt::Display for BatchTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchTask::Prio2(parameters) => write!(f, "{parameters}"),
+            BatchTask::Dap { task_id } => {
+                let id = <[u8; 32]>::try_from(task_id.as_slice())
+                    .map(|id| crate::dap::TaskId(id).to_base64url())
+                    .unwrap_or_else(|_| crate::batch::hex(task_id));
+                write!(f, "DAP task {id}")
+            }
+        }
+    }
+}
+
+/// The task an ingestion batch's signed header declares; Ok(Err) if the header does not
+/// open. Storage trouble is an error: it may pass, and a caller deciding can wait for it.
+pub fn batch_task(
+    server: &Server,
+    id: &BatchId,
+) -> Result<std::result::Result<BatchTask, crate::batch::BatchError>> {
+    use crate::batch::{open_batch, BatchError};
+    let names = id.names(BatchKind::Ingestion);
+    let (store, trust, max) = (
+        server.ingestion.as_ref(),
+        &server.ingestor_trust,
+        server.limits.max_object_bytes,
+    );
+    let opened = match ingestion_kind(server, id) {
+        IngestionKind::Prio2 => {
+            open_batch::<crate::wire::IngestionHeader>(store, &names, trust, max)
+                .map(|b| BatchTask::Prio2(b.header.parameters()))
+        }
+        IngestionKind::Dap => {
+            open_batch::<DapIngestionHeader>(store, &names, trust, max).map(|b| BatchTask::Dap {
+                task_id: b.header.task_id,
+            })
+        }
+    };
+    match opened {
+        Ok(task) => Ok(Ok(task)),
+        Err(BatchError::Store(e)) => Err(e.into()),
+        Err(e) => Ok(Err(e)),
+    }
+}

@@ -1,0 +1,505 @@
+//! DAP tasks through the whole pipeline, by the CLI, on deployments from `keygen --vdaf`:
+//! `client` seals reports, `ingest` batches them unopened, each server's `intake` opens
+//! its input shares and starts Prio3 verification with the shared verify key, writing its
+//! signed verifier shares to its own storage and the peer's inbox; `aggregate` finishes
+//! each report from both shares and seals the aggregate share to the collector; `collect`
+//! opens both and unshards. Verifier shares are checked against an independent
+//! computation from the task's keys, and results against the truth.
+
+mod common;
+
+use common::divvi;
+use divvi::batch::{open_batch, BatchId, BatchKind};
+use divvi::config::Server;
+use divvi::dap::{dap_context, decode_reports, encode_reports, Prio3Vdaf, Role, Task, VerifyInput};
+use divvi::wire::{DapValidationHeader, DapVerifierShare};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn run_ok(args: &[&str]) -> serde_json::Value {
+    let out = divvi(args);
+    assert!(
+        out.status.success(),
+        "divvi {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One JSON document: pretty (ingest) or one line (client).
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+struct Deployment {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    task: Task,
+}
+
+impl Deployment {
+    fn config(&self, party: &str) -> PathBuf {
+        self.dir.join(format!("{party}.toml"))
+    }
+
+    fn aggregation(&self) -> String {
+        self.task.task_id().to_base64url()
+    }
+}
+
+/// `keygen --vdaf histogram:4`, and an upload body of `measurements` from `divvi client`.
+fn deployment_and_body(measurements: &str) -> (Deployment, Vec<u8>) {
+    deployment_of("histogram:4", measurements)
+}
+
+/// `keygen --vdaf VDAF` with a minimum batch size (and servers' `min_clients`) of 2, and
+/// an upload body of `measurements` (JSON lines) from `divvi client`.
+fn deployment_of(vdaf: &str, measurements: &str) -> (Deployment, Vec<u8>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    run_ok(&[
+        "keygen",
+        "--out",
+        p(&dir),
+        "--vdaf",
+        vdaf,
+        "--min-batch-size",
+        "2",
+    ]);
+    for server in ["server0", "server1"] {
+        let path = dir.join(format!("{server}.toml"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("min_clients = 100"), "{text}");
+        std::fs::write(&path, text.replace("min_clients = 100", "min_clients = 2")).unwrap();
+    }
+    let task = Task::load(&dir.join("task.json")).unwrap();
+    let input = tmp.path().join("m.jsonl");
+    std::fs::write(&input, measurements).unwrap();
+    let body = tmp.path().join("upload.bin");
+    run_ok(&[
+        "client",
+        "--task",
+        p(&dir.join("task.json")),
+        "--input",
+        p(&input),
+        "--output",
+        p(&body),
+    ]);
+    let bytes = std::fs::read(&body).unwrap();
+    (
+        Deployment {
+            _dir: tmp,
+            dir,
+            task,
+        },
+        bytes,
+    )
+}
+
+fn ingest(d: &Deployment, body: &[u8]) -> Vec<String> {
+    let path = d
+        .dir
+        .join(format!("upload-{}.bin", divvi::crypto::sha256(body)[0]));
+    std::fs::write(&path, body).unwrap();
+    let report = run_ok(&[
+        "ingest",
+        "--config",
+        p(&d.config("ingestor")),
+        "--task",
+        p(&d.dir.join("task.json")),
+        "--input",
+        p(&path),
+    ]);
+    report["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn intake(d: &Deployment, server: u8) -> std::process::Output {
+    let aggregation = d.aggregation();
+    divvi(&[
+        "intake",
+        "--config",
+        p(&d.config(&format!("server{server}"))),
+        "--aggregation",
+        &aggregation,
+    ])
+}
+
+/// A server's verifier shares of a batch, by report id, read from `location` (its own
+/// storage, or the peer's inbox) with the writer's signature checked.
+fn verifier_shares(
+    reader: &Server,
+    from: u8,
+    location: &dyn divvi::store::ObjectStore,
+    id: &BatchId,
+) -> HashMap<Vec<u8>, Vec<u8>> {
+    let from = if from == 0 {
+        divvi::ids::ServerIndex::Zero
+    } else {
+        divvi::ids::ServerIndex::One
+    };
+    let trust = if from == reader.index {
+        &reader.own_trust
+    } else {
+        &reader.peer_trust
+    };
+    let names = id.names(BatchKind::Validation(from));
+    let batch = open_batch::<DapValidationHeader>(location, &names, trust, u64::MAX).unwrap();
+    assert_eq!(batch.header.batch_uuid, id.uuid);
+    assert_eq!(
+        batch.header.task_id,
+        reader.dap.as_ref().unwrap().task.task_id().0
+    );
+    batch
+        .packets::<DapVerifierShare>()
+        .unwrap()
+        .map(|r| {
+            let r = r.unwrap();
+            (r.report_id, r.verifier_share)
+        })
+        .collect()
+}
+
+fn batch_id(text: &str) -> BatchId {
+    BatchId::parse(text).unwrap()
+}
+
+#[test]
+fn both_servers_verify_dap_reports_and_exchange_verifier_shares_that_combine() {
+    let (d, body) = deployment_and_body("0\n3\n1\n3\n2\n");
+    let batches = ingest(&d, &body);
+    assert_eq!(batches.len(), 1);
+    let id = batch_id(&batches[0]);
+    for server in [0, 1] {
+        let out = intake(&d, server);
+        assert!(out.status.success(), "intake {server}: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(r#""packets":5,"verified":5,"rejected":[]"#),
+            "{text}"
+        );
+    }
+    let s0 = Server::load(&d.config("server0")).unwrap();
+    let s1 = Server::load(&d.config("server1")).unwrap();
+    // Each server's shares, read from its own storage and from the peer's inbox.
+    let leader = verifier_shares(&s0, 0, s0.own.as_ref(), &id);
+    assert_eq!(leader, verifier_shares(&s1, 0, s1.peer_inbox.as_ref(), &id));
+    let helper = verifier_shares(&s1, 1, s1.own.as_ref(), &id);
+    assert_eq!(helper, verifier_shares(&s0, 1, s0.peer_inbox.as_ref(), &id));
+
+    // Independently: open each share with the servers' keys, start verification, and
+    // check both the shares intake wrote and that they combine.
+    let (dap0, dap1) = (s0.dap.as_ref().unwrap(), s1.dap.as_ref().unwrap());
+    assert_eq!(dap0.verify_key.as_bytes(), dap1.verify_key.as_bytes());
+    let vdaf = Prio3Vdaf::new(d.task.vdaf()).unwrap();
+    let ctx = dap_context(d.task.task_id());
+    let reports = decode_reports(&body).unwrap();
+    assert_eq!(leader.len(), reports.len());
+    for report in &reports {
+        let rid = report.metadata.report_id.0;
+        let mut states = Vec::new();
+        for (dap, role, written) in [(dap0, Role::Leader, &leader), (dap1, Role::Helper, &helper)] {
+            let share = dap.hpke.open_report_share(&d.task, role, report).unwrap();
+            let input = VerifyInput {
+                agg_id: role.agg_id(),
+                nonce: &rid,
+                public_share: &report.public_share,
+                input_share: &share,
+            };
+            let (state, verifier) = vdaf
+                .verify_init(dap.verify_key.as_bytes(), &ctx, &input)
+                .unwrap();
+            assert_eq!(written.get(rid.as_slice()), Some(&verifier));
+            states.push(state);
+        }
+        let message = vdaf
+            .verifier_shares_to_message(
+                &ctx,
+                &states[0],
+                [&leader[rid.as_slice()], &helper[rid.as_slice()]],
+            )
+            .expect("a client's report verifies");
+        for state in &states {
+            vdaf.verify_next(&ctx, state, &message).unwrap();
+        }
+    }
+
+    // A second intake finds nothing pending (exit 3, "nothing to do").
+    let out = intake(&d, 0);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(r#""outcome":"nothing to do""#),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_report_its_server_cannot_open_is_listed_and_the_others_verify() {
+    let (d, body) = deployment_and_body("1\n2\n3\n");
+    // An ingestor cannot tell a corrupted ciphertext from a good one: it passes framing.
+    let mut reports = decode_reports(&body).unwrap();
+    let payload = &mut reports[1].leader_encrypted_input_share.payload;
+    payload[0] ^= 1;
+    let bad = uuid::Uuid::from_bytes(reports[1].metadata.report_id.0);
+    ingest(&d, &encode_reports(&reports).unwrap());
+
+    let out = intake(&d, 0);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(r#""packets":3,"verified":2"#) && text.contains(&bad.to_string()),
+        "{text}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("1 x "), "one line per reason: {stderr}");
+    // The helper's share of that report is intact.
+    let out = intake(&d, 1);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(r#""packets":3,"verified":3"#), "{text}");
+}
+
+#[test]
+fn a_dap_batch_is_refused_by_a_server_without_the_task_naming_the_section() {
+    let (d, body) = deployment_and_body("1\n");
+    ingest(&d, &body);
+    let config = d.config("server0");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let start = text.find("[dap]").unwrap();
+    // The [dap] section is the config's last; without it the server has no task.
+    std::fs::write(&config, &text[..start]).unwrap();
+    let out = intake(&d, 0);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DAP ingestion batch") && stderr.contains("[dap]"),
+        "{stderr}"
+    );
+    // Nothing was written for the batch.
+    let s0 = Server::load(&config).unwrap();
+    assert!(s0
+        .own
+        .list("")
+        .unwrap()
+        .iter()
+        .all(|k| !k.contains(".validity_0")));
+}
+
+/// Today's window (UTC): reports made now fall in it, whatever the hour.
+fn today() -> (String, String) {
+    let day = chrono::Utc::now().format("%Y%m%d").to_string();
+    (format!("{day}0000"), format!("{day}2359"))
+}
+
+fn aggregate(d: &Deployment, server: u8) -> serde_json::Value {
+    let (start, end) = today();
+    let aggregation = d.aggregation();
+    let out = divvi(&[
+        "aggregate",
+        "--config",
+        p(&d.config(&format!("server{server}"))),
+        "--aggregation",
+        &aggregation,
+        "--start",
+        &start,
+        "--end",
+        &end,
+    ]);
+    assert!(out.status.success(), "aggregate {server}: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().next().unwrap()).unwrap()
+}
+
+/// `collect` must succeed; returns the result file it wrote (JSON).
+fn collect(d: &Deployment) -> serde_json::Value {
+    let (start, end) = today();
+    let aggregation = d.aggregation();
+    let out = divvi(&[
+        "collect",
+        "--config",
+        p(&d.config("portal")),
+        "--aggregation",
+        &aggregation,
+        "--start",
+        &start,
+        "--end",
+        &end,
+    ]);
+    assert!(out.status.success(), "collect: {out:?}");
+    let file = d
+        .dir
+        .join("buckets/portal-results")
+        .join(&aggregation)
+        .join(format!("{start}-{end}.result.json"));
+    serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap()
+}
+
+/// The whole pipeline over `measurements`; returns the collected result file.
+fn run_pipeline(d: &Deployment, body: &[u8]) -> serde_json::Value {
+    ingest(d, body);
+    for server in [0, 1] {
+        let out = intake(d, server);
+        assert!(out.status.success(), "intake {server}: {out:?}");
+    }
+    for server in [0, 1] {
+        aggregate(d, server);
+    }
+    collect(d)
+}
+
+#[test]
+fn every_prio3_vdaf_goes_through_the_pipeline_to_the_true_result() {
+    let cases = [
+        ("count", "true\nfalse\ntrue\ntrue\n", serde_json::json!(3)),
+        ("sum:255", "7\n200\n3\n0\n", serde_json::json!(210)),
+        (
+            "sumvec:3:5",
+            "[1,2,3]\n[5,0,1]\n[0,0,0]\n",
+            serde_json::json!([6, 2, 4]),
+        ),
+        (
+            "histogram:4",
+            "0\n3\n1\n3\n2\n3\n",
+            serde_json::json!([1, 1, 1, 3]),
+        ),
+        (
+            "multihot:4:2",
+            "[true,false,true,false]\n[false,false,true,false]\n",
+            serde_json::json!([1, 0, 2, 0]),
+        ),
+    ];
+    for (vdaf, measurements, truth) in cases {
+        let (d, body) = deployment_of(vdaf, measurements);
+        let reports = decode_reports(&body).unwrap().len();
+        let result = run_pipeline(&d, &body);
+        assert_eq!(result["result"], truth, "{vdaf}: {result}");
+        assert_eq!(result["report_count"], reports, "{vdaf}: {result}");
+        assert_eq!(result["invalid_reports"], 0, "{vdaf}: {result}");
+        assert_eq!(result["task_id"], d.aggregation(), "{vdaf}: {result}");
+    }
+}
+
+#[test]
+fn a_report_one_server_cannot_open_is_invalid_on_both_and_left_out_of_the_result() {
+    let (d, body) = deployment_of("histogram:4", "0\n1\n1\n3\n");
+    let mut reports = decode_reports(&body).unwrap();
+    // Report 2 measured bucket 1; its helper share is corrupted on the way.
+    reports[2].helper_encrypted_input_share.payload[0] ^= 1;
+    let bad = uuid::Uuid::from_bytes(reports[2].metadata.report_id.0).to_string();
+    let body = encode_reports(&reports).unwrap();
+    ingest(&d, &body);
+    for server in [0, 1] {
+        assert!(intake(&d, server).status.success());
+    }
+    for server in [0, 1] {
+        let run = aggregate(&d, server);
+        let report = &run["result"]["report"];
+        assert_eq!(report["valid"], 3, "server {server}: {run}");
+        let invalid = report["invalid"].as_array().unwrap();
+        assert_eq!(invalid.len(), 1, "server {server}: {run}");
+        assert_eq!(invalid[0]["uuid"], bad.as_str(), "server {server}: {run}");
+    }
+    let result = collect(&d);
+    assert_eq!(
+        result["result"],
+        serde_json::json!([1, 1, 0, 1]),
+        "{result}"
+    );
+    assert_eq!(result["invalid_reports"], 1, "{result}");
+}
+
+#[test]
+fn a_report_ingested_again_in_another_batch_counts_once() {
+    let (d, body) = deployment_of("histogram:4", "0\n2\n2\n3\n");
+    let reports = decode_reports(&body).unwrap();
+    // An ingestor sends reports 1 and 2 again, in a batch of their own.
+    let again = encode_reports(&reports[1..3]).unwrap();
+    assert_eq!(ingest(&d, &body).len(), 1);
+    assert_eq!(ingest(&d, &again).len(), 1);
+    for server in [0, 1] {
+        assert!(intake(&d, server).status.success());
+    }
+    for server in [0, 1] {
+        let run = aggregate(&d, server);
+        let report = &run["result"]["report"];
+        assert_eq!(report["packets"], 6, "server {server}: {run}");
+        assert_eq!(report["valid"], 4, "server {server}: {run}");
+    }
+    let result = collect(&d);
+    assert_eq!(
+        result["result"],
+        serde_json::json!([1, 0, 2, 1]),
+        "{result}"
+    );
+    assert_eq!(result["invalid_reports"], 2, "{result}");
+}
+
+#[test]
+fn a_portal_without_the_task_refuses_dap_sum_parts_naming_the_section() {
+    let (d, body) = deployment_of("count", "true\ntrue\n");
+    run_pipeline(&d, &body);
+    let config = d.config("portal");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, &text[..text.find("[dap]").unwrap()]).unwrap();
+    let (start, end) = today();
+    let aggregation = d.aggregation();
+    let out = divvi(&[
+        "collect",
+        "--config",
+        p(&config),
+        "--aggregation",
+        &aggregation,
+        "--start",
+        &start,
+        "--end",
+        &end,
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("[dap]"), "{stderr}");
+}
+
+/// A task id in base64url starts with "-" for one task in 64: every command must take it
+/// as the aggregation's name, not as an option.
+#[test]
+fn an_aggregation_name_starting_with_a_hyphen_is_a_name() {
+    let (d, _) = deployment_of("count", "true\n");
+    let (start, end) = today();
+    let server0 = d.config("server0");
+    let portal = d.config("portal");
+    for args in [
+        vec!["intake", "--config", p(&server0)],
+        vec![
+            "aggregate",
+            "--config",
+            p(&server0),
+            "--start",
+            &start,
+            "--end",
+            &end,
+        ],
+        vec!["status", "--config", p(&server0)],
+        vec![
+            "collect",
+            "--config",
+            p(&portal),
+            "--start",
+            &start,
+            "--end",
+            &end,
+        ],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--aggregation", "-Ufh3"]);
+        let out = divvi(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("unexpected argument"),
+            "{args:?}: {stderr}"
+        );
+        assert_ne!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    }
+}
