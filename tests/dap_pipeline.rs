@@ -503,3 +503,264 @@ fn an_aggregation_name_starting_with_a_hyphen_is_a_name() {
         assert_ne!(out.status.code(), Some(2), "{args:?}: {stderr}");
     }
 }
+
+/// A report made by a client that cheats: the leader's measurement share is changed after
+/// sharding, then sealed properly, so it opens and decodes but its proof fails.
+fn report_with_a_failing_proof(task: &Task, bucket: usize) -> divvi::dap::Report {
+    use divvi::dap::hpke::seal_input_share;
+    use divvi::dap::messages::InputShareAad;
+    use divvi::dap::{Measurement, ReportId, ReportMetadata};
+    let vdaf = Prio3Vdaf::new(task.vdaf()).unwrap();
+    let report_id = ReportId::random().unwrap();
+    let metadata = ReportMetadata {
+        report_id,
+        time: chrono::Utc::now().timestamp() as u64 / task.time_precision(),
+    };
+    let mut shares = vdaf
+        .shard(
+            &dap_context(task.task_id()),
+            &Measurement::Histogram(bucket),
+            &report_id.0,
+        )
+        .unwrap();
+    // The lowest byte of the first field element of the measurement share.
+    shares.input_shares[0][0] ^= 1;
+    let task_configuration = task.task_configuration();
+    let aad = InputShareAad {
+        task_id: task.task_id(),
+        task_configuration: &task_configuration,
+        metadata: &metadata,
+        public_share: &shares.public_share,
+    };
+    let params = task.params();
+    let seal = |config, role, share: &[u8]| seal_input_share(config, role, share, &aad).unwrap();
+    divvi::dap::Report {
+        metadata,
+        public_share: shares.public_share.clone(),
+        leader_encrypted_input_share: seal(
+            &params.leader_hpke_config,
+            Role::Leader,
+            &shares.input_shares[0],
+        ),
+        helper_encrypted_input_share: seal(
+            &params.helper_hpke_config,
+            Role::Helper,
+            &shares.input_shares[1],
+        ),
+    }
+}
+
+fn client_body(task_file: &Path, measurements: &str, extra: &[&str]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("m.jsonl");
+    std::fs::write(&input, measurements).unwrap();
+    let body = dir.path().join("up.bin");
+    let mut args = vec![
+        "client",
+        "--task",
+        p(task_file),
+        "--input",
+        p(&input),
+        "--output",
+        p(&body),
+    ];
+    args.extend(extra);
+    run_ok(&args);
+    std::fs::read(body).unwrap()
+}
+
+#[test]
+fn every_kind_of_invalid_report_is_listed_by_both_servers_and_left_out() {
+    let (d, body) = deployment_of("histogram:4", "0\n1\n2\n3\n");
+    let good = decode_reports(&body).unwrap();
+    let mut bad = Vec::new();
+    let mut reasons: Vec<(String, &str)> = Vec::new();
+    let mut add = |report: divvi::dap::Report, why: &'static str| {
+        let id = uuid::Uuid::from_bytes(report.metadata.report_id.0).to_string();
+        reasons.push((id, why));
+        bad.push(report);
+    };
+    // A cheating client's proof.
+    add(report_with_a_failing_proof(&d.task, 2), "proof");
+    // Tampered on the way: the public share, the report id (both bound into the AAD).
+    let mut r = decode_reports(&client_body(&d.dir.join("task.json"), "1\n", &[])).unwrap();
+    let mut tampered = r.remove(0);
+    tampered.public_share[0] ^= 1;
+    add(tampered, "public share");
+    let mut r = decode_reports(&client_body(&d.dir.join("task.json"), "1\n", &[])).unwrap();
+    let mut tampered = r.remove(0);
+    tampered.metadata.report_id.0[0] ^= 1;
+    add(tampered, "report id");
+    // A report of another task, sealed to configs with the same ids.
+    let (other, _) = deployment_of("histogram:4", "3\n");
+    let mut r = decode_reports(&client_body(&other.dir.join("task.json"), "3\n", &[])).unwrap();
+    add(r.remove(0), "another task");
+    let mut all = good.clone();
+    all.extend(bad);
+    ingest(&d, &encode_reports(&all).unwrap());
+    // Reports of yesterday, put by the ingestor into a batch of today.
+    let yesterday = (chrono::Utc::now() - chrono::TimeDelta::days(1))
+        .timestamp()
+        .to_string();
+    let old = client_body(&d.dir.join("task.json"), "0\n", &["--time", &yesterday]);
+    let old_id = uuid::Uuid::from_bytes(decode_reports(&old).unwrap()[0].metadata.report_id.0);
+    reasons.push((old_id.to_string(), "outside the window"));
+    let path = d.dir.join("old.bin");
+    std::fs::write(&path, &old).unwrap();
+    let now = chrono::Utc::now().format("%Y%m%d%H%M").to_string();
+    run_ok(&[
+        "ingest",
+        "--config",
+        p(&d.config("ingestor")),
+        "--task",
+        p(&d.dir.join("task.json")),
+        "--input",
+        p(&path),
+        "--time",
+        &now,
+    ]);
+
+    for server in [0, 1] {
+        assert!(intake(&d, server).status.success());
+    }
+    for server in [0, 1] {
+        let run = aggregate(&d, server);
+        let report = &run["result"]["report"];
+        assert_eq!(report["valid"], 4, "server {server}: {run}");
+        let invalid: HashMap<String, String> = report["invalid"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["uuid"].as_str().unwrap().to_string(),
+                    r["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(invalid.len(), reasons.len(), "server {server}: {run}");
+        for (id, why) in &reasons {
+            let reason = invalid
+                .get(id)
+                .unwrap_or_else(|| panic!("{why} not listed: {run}"));
+            match *why {
+                "proof" => assert!(reason.contains("verification failed"), "{why}: {reason}"),
+                "outside the window" => assert!(reason.contains(why), "{why}: {reason}"),
+                // Not opened by one server, so not validated by it: both list it.
+                _ => assert!(reason.contains("validation"), "{why}: {reason}"),
+            }
+        }
+    }
+    let result = collect(&d);
+    assert_eq!(
+        result["result"],
+        serde_json::json!([1, 1, 1, 1]),
+        "{result}"
+    );
+    assert_eq!(result["invalid_reports"], reasons.len(), "{result}");
+}
+
+/// Every file of `dir` (recursively) whose name ends with `suffix`.
+fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.to_string_lossy().ends_with(suffix) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn fastavro_reads_every_dap_file_the_servers_write() {
+    let (d, body) = deployment_of("histogram:4", "0\n1\n2\n");
+    let mut reports = decode_reports(&body).unwrap();
+    reports[0].leader_encrypted_input_share.payload[0] ^= 1;
+    run_pipeline(&d, &encode_reports(&reports).unwrap());
+    let buckets = d.dir.join("buckets");
+    let extracted = tempfile::tempdir().unwrap();
+    // Validations are single objects: the signature carries header and packets inline.
+    let mut files = Vec::new();
+    for (i, sig) in files_ending(&buckets, ".sig")
+        .iter()
+        .filter(|f| f.to_string_lossy().contains(".validity_"))
+        .enumerate()
+    {
+        let signature: divvi::wire::BatchSignature =
+            divvi::wire::decode_single(&std::fs::read(sig).unwrap()).unwrap();
+        for (kind, bytes) in [
+            ("header", signature.batch_header),
+            ("packets", signature.packets),
+        ] {
+            let path = extracted.path().join(format!("{i}.{kind}"));
+            std::fs::write(&path, bytes.expect("inline")).unwrap();
+            files.push(path);
+        }
+    }
+    assert_eq!(files.len(), 8, "two validations, each in two places");
+    files.extend(files_ending(&buckets, ".sum_0"));
+    files.extend(files_ending(&buckets, ".sum_1"));
+    files.extend(files_ending(&buckets, ".invalid_uuid_0.avro"));
+    let records = common::fastavro_records(&files);
+    let named = |r: &serde_json::Value, name: &str| {
+        r["schema"] == format!("org.abetterinternet.prio.v1.{name}").as_str()
+    };
+    let count = |name: &str| records.iter().filter(|r| named(r, name)).count();
+    assert_eq!(count("DapValidationHeader"), 4, "{records:?}");
+    // Server 0 could not open report 0: 2 + 3 verifier shares, each in two places.
+    assert_eq!(count("DapVerifierShare"), 10, "{records:?}");
+    assert_eq!(count("DapSumPart"), 2, "{records:?}");
+    assert_eq!(count("PrioInvalidPacket"), 1, "{records:?}");
+    // The same records divvi reads.
+    for r in records.iter().filter(|r| named(r, "DapSumPart")) {
+        let file = PathBuf::from(r["file"].as_str().unwrap());
+        let ours: divvi::wire::DapSumPart =
+            divvi::wire::decode_single(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(r["record"]["report_count"], ours.report_count);
+        assert_eq!(r["record"]["checksum"], hex_of(&ours.checksum));
+        assert_eq!(
+            r["record"]["encrypted_aggregate_share_payload"],
+            hex_of(&ours.encrypted_aggregate_share_payload)
+        );
+        assert_eq!(r["record"]["task_id"], hex_of(&d.task.task_id().0));
+    }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn large_histograms_and_vectors_reach_the_true_result() {
+    // histogram:2048: a few buckets far apart, some twice.
+    let buckets = [0usize, 2047, 1024, 5, 2047, 1024, 1024, 77];
+    let lines: String = buckets.iter().map(|b| format!("{b}\n")).collect();
+    let (d, body) = deployment_of("histogram:2048", &lines);
+    let mut truth = vec![0u64; 2048];
+    buckets.iter().for_each(|&b| truth[b] += 1);
+    let result = run_pipeline(&d, &body);
+    assert_eq!(result["result"], serde_json::json!(truth));
+    assert_eq!(result["labels"].as_array().unwrap().len(), 2048);
+
+    // sumvec:1000 with values up to 3: each report a different pattern.
+    let vectors: Vec<Vec<u64>> = (0..6u64)
+        .map(|r| (0..1000u64).map(|i| (i * 7 + r * 3) % 4).collect())
+        .collect();
+    let lines: String = vectors
+        .iter()
+        .map(|v| format!("{}\n", serde_json::json!(v)))
+        .collect();
+    let (d, body) = deployment_of("sumvec:1000:3", &lines);
+    let truth: Vec<u64> = (0..1000)
+        .map(|i| vectors.iter().map(|v| v[i]).sum())
+        .collect();
+    let result = run_pipeline(&d, &body);
+    assert_eq!(result["result"], serde_json::json!(truth));
+}

@@ -606,3 +606,102 @@ fn over_s3_an_unknown_aggregation_names_the_known_ones_and_a_missing_bucket_fail
         "{err}"
     );
 }
+
+/// A DAP task (Prio3 histogram) through the pipeline over S3, each party with its own
+/// credentials: reports sealed by `divvi client`, batches only the servers can open.
+#[test]
+fn a_prio3_task_goes_through_the_pipeline_over_s3() {
+    let dir = tempfile::tempdir().unwrap();
+    let weed = Seaweed::start(&dir.path().join("weed"), "dap-");
+    let d = dir.path().join("d");
+    let mut args: Vec<String> = [
+        "keygen",
+        "--out",
+        &s(&d),
+        "--vdaf",
+        "histogram:8",
+        "--min-batch-size",
+        "1",
+        "--min-clients",
+        "1",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(weed.keygen_flags());
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut rng = rand::rng();
+    let mut truth = vec![0u64; 8];
+    let mut lines = String::new();
+    for _ in 0..300 {
+        let bucket = rng.random_range(0..8usize);
+        truth[bucket] += 1;
+        lines.push_str(&format!("{bucket}\n"));
+    }
+    let (input, body) = (dir.path().join("m.jsonl"), dir.path().join("up.bin"));
+    std::fs::write(&input, lines).unwrap();
+    let task = s(&d.join("task.json"));
+    ok(&[
+        "client",
+        "--task",
+        &task,
+        "--input",
+        &s(&input),
+        "--output",
+        &s(&body),
+    ]);
+    let config = |party: &str| s(&d.join(format!("{party}.toml")));
+    let ingested: serde_json::Value = serde_json::from_str(&ok(&[
+        "ingest",
+        "--config",
+        &config("ingestor"),
+        "--task",
+        &task,
+        "--input",
+        &s(&body),
+        "--batch-size",
+        "100",
+    ]))
+    .unwrap();
+    assert_eq!(ingested["batches"].as_array().unwrap().len(), 3);
+    let aggregation = ingested["aggregation"].as_str().unwrap().to_string();
+    for server in ["server0", "server1"] {
+        ok(&[
+            "intake",
+            "--config",
+            &config(server),
+            "--aggregation",
+            &aggregation,
+        ]);
+    }
+    let day = chrono::Utc::now().format("%Y%m%d").to_string();
+    let (start, end) = (format!("{day}0000"), format!("{day}2359"));
+    let window = |party: &str| {
+        vec![
+            "--config".to_string(),
+            config(party),
+            "--aggregation".into(),
+            aggregation.clone(),
+            "--start".into(),
+            start.clone(),
+            "--end".into(),
+            end.clone(),
+        ]
+    };
+    for server in ["server0", "server1"] {
+        let mut args = vec!["aggregate".to_string()];
+        args.extend(window(server));
+        ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    let mut args = vec!["collect".to_string()];
+    args.extend(window("portal"));
+    let table = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let counts: Vec<u64> = table
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(counts, truth, "{table}");
+    // Nothing went to local disk: the buckets are on the S3 server.
+    assert!(!d.join("buckets").exists());
+}

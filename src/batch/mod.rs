@@ -12,8 +12,8 @@ pub use crate::ids::{
     parse_time, run_name, truncate_to_minute, validate_name, BatchId, SumPartId, Window,
 };
 pub use signed::{
-    hex, open_batch, BatchHeader, BatchWriter, OpenedBatch, PacketStream, MAX_HEADER_BYTES,
-    MAX_SIGNATURE_BYTES,
+    hex, open_batch, write_batch_unless_signed, BatchHeader, BatchWriter, OpenedBatch,
+    PacketStream, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES,
 };
 pub use sum_part::{
     decode_sum_part, encode_sum_part, read_sum_part, write_sum_part, SumPartBinding, SumPartRecord,

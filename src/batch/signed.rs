@@ -151,21 +151,7 @@ impl<P: Record> BatchWriter<P> {
             source: e,
         })?;
         let (sink, digest) = hashing.finish();
-        let header = make_header(digest.to_vec());
-        let header_bytes = wire::encode_single(&header).map_err(|e| BatchError::Wire {
-            object: self.names.header.clone(),
-            source: e,
-        })?;
-        let signature = key.sign(&header_bytes).map_err(|e| BatchError::Signature {
-            object: self.names.header.clone(),
-            source: e,
-        })?;
-        let record = BatchSignature {
-            batch_header_signature: signature,
-            key_identifier: key.key_id().to_string(),
-            batch_header: None,
-            packets: None,
-        };
+        let (header_bytes, record) = sign_header(&make_header(digest.to_vec()), key, &self.names)?;
         match sink {
             Sink::Spool(spool) => {
                 let spool_error = |e: io::Error| BatchError::Other {
@@ -209,6 +195,52 @@ impl<P: Record> BatchWriter<P> {
         }
         Ok(())
     }
+}
+
+/// The header's bytes and its signature record (three-object form: nothing inline).
+fn sign_header<H: Record>(
+    header: &H,
+    key: &SigningKey,
+    names: &ObjectNames,
+) -> Result<(Vec<u8>, BatchSignature), BatchError> {
+    let header_bytes = wire::encode_single(header).map_err(|e| BatchError::Wire {
+        object: names.header.clone(),
+        source: e,
+    })?;
+    let signature = key.sign(&header_bytes).map_err(|e| BatchError::Signature {
+        object: names.header.clone(),
+        source: e,
+    })?;
+    let record = BatchSignature {
+        batch_header_signature: signature,
+        key_identifier: key.key_id().to_string(),
+        batch_header: None,
+        packets: None,
+    };
+    Ok((header_bytes, record))
+}
+
+/// Writes a three-object batch held whole in memory, for a writer that may not read the
+/// store: packet file and header are the same bytes however often they are written (the
+/// encoding is deterministic), and the signature is created only if none is there. False:
+/// the batch was complete already, and nothing of it changed.
+pub fn write_batch_unless_signed<P: Record, H: Record>(
+    store: &dyn ObjectStore,
+    names: &ObjectNames,
+    packets: &[P],
+    make_header: impl FnOnce(Vec<u8>) -> H,
+    key: &SigningKey,
+) -> Result<bool, BatchError> {
+    let packet_bytes = wire::encode_all(packets).map_err(|e| BatchError::Wire {
+        object: store.describe(&names.packets),
+        source: e,
+    })?;
+    let digest = crate::crypto::sha256(&packet_bytes);
+    let (header_bytes, record) = sign_header(&make_header(digest.to_vec()), key, names)?;
+    crate::store::put_bytes(store, &names.packets, &packet_bytes)?;
+    crate::store::put_bytes(store, &names.header, &header_bytes)?;
+    let sig_bytes = encode_signature(&record, names)?;
+    Ok(store.create_new(&names.signature, &sig_bytes)?)
 }
 
 fn encode_signature(record: &BatchSignature, names: &ObjectNames) -> Result<Vec<u8>, BatchError> {

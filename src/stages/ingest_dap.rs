@@ -5,15 +5,16 @@
 //! task file: it checks framing and routing, and never holds a key that opens a share.
 //!
 //! Everything is checked before anything is written, so a refused input leaves no
-//! objects. Batch UUIDs are derived from the task, the input's digest and the batch's
-//! index, and batch times from the reports, so ingesting the same input again finds its
-//! batches complete and writes nothing new.
+//! objects. Batch UUIDs are derived from the task, the input's digest, the batch size and
+//! the batch's index, and batch times from the reports, and the batch files' encoding is
+//! deterministic: ingesting the same input again writes the same bytes, and signatures
+//! only where none exist (a conditional create). The ingestor never reads a
+//! bucket, so a put-only grant is all it needs.
 
-use crate::batch::{BatchId, BatchKind, BatchWriter, ObjectNames};
+use crate::batch::{write_batch_unless_signed, BatchId, BatchKind};
 use crate::config::Ingestor;
 use crate::crypto::sha256;
 use crate::dap::{decode_reports, Report, ReportId, Task};
-use crate::store::ObjectStore;
 use crate::wire::{DapIngestionHeader, DapReportShare};
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
@@ -82,7 +83,7 @@ pub fn ingest_dap(
         ..Default::default()
     };
     for (index, chunk) in reports.chunks(options.batch_size).enumerate() {
-        let uuid = batch_uuid(task, &input_digest, index);
+        let uuid = batch_uuid(task, &input_digest, options.batch_size, index);
         let id = BatchId::new(&aggregation, time, uuid).map_err(|e| anyhow!(e))?;
         let names = id.names(BatchKind::Ingestion);
         let header = |packet_file_digest| DapIngestionHeader {
@@ -103,15 +104,9 @@ pub fn ingest_dap(
         let mut wrote = false;
         for (server, target) in ingestor.targets.iter().enumerate() {
             let store = target.store.as_ref();
-            if is_complete(store, &names, &header(Vec::new()))? {
-                continue;
-            }
-            let mut writer = BatchWriter::<DapReportShare>::three_object(store, names.clone())?;
-            for report in chunk {
-                writer.append(&share_for(report, server))?;
-            }
-            writer.finish(header, &ingestor.signing_key, &[store])?;
-            wrote = true;
+            let shares: Vec<DapReportShare> = chunk.iter().map(|r| share_for(r, server)).collect();
+            wrote |=
+                write_batch_unless_signed(store, &names, &shares, header, &ingestor.signing_key)?;
         }
         match wrote {
             true => out.batches.push(id.to_string()),
@@ -180,43 +175,20 @@ fn share_for(report: &Report, server: usize) -> DapReportShare {
     }
 }
 
-/// A batch UUID from SHA-256("divvi dap batch" ‖ task id ‖ SHA-256(input) ‖ index), as an
-/// RFC 9562 version 8 (custom) UUID: the same input always names the same batches.
-fn batch_uuid(task: &Task, input_digest: &[u8; 32], index: usize) -> Uuid {
+/// A batch UUID from SHA-256("divvi dap batch" ‖ task id ‖ SHA-256(input) ‖ batch size ‖
+/// index), as an RFC 9562 version 8 (custom) UUID: the same input cut the same way always
+/// names the same batches. (Cut another way, its batches are new ones; the servers count
+/// each report id once.)
+fn batch_uuid(task: &Task, input_digest: &[u8; 32], batch_size: usize, index: usize) -> Uuid {
     let mut seed = b"divvi dap batch".to_vec();
     seed.extend_from_slice(&task.task_id().0);
     seed.extend_from_slice(input_digest);
+    seed.extend_from_slice(&(batch_size as u64).to_be_bytes());
     seed.extend_from_slice(&(index as u64).to_be_bytes());
     let hash = sha256(&seed);
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&hash[..16]);
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
-}
-
-/// Whether `store` already holds this batch complete: its signature exists (it is written
-/// last). A header that disagrees with `expected` (another batch size, another task) is
-/// refused rather than skipped, since skipping it would lose or repeat reports.
-fn is_complete(
-    store: &dyn ObjectStore,
-    names: &ObjectNames,
-    expected: &DapIngestionHeader,
-) -> Result<bool> {
-    if store.head(&names.signature)?.is_none() {
-        return Ok(false);
-    }
-    let object = store.describe(&names.header);
-    let bytes = crate::store::get_bytes(store, &names.header, crate::batch::MAX_HEADER_BYTES)?;
-    let found: DapIngestionHeader = crate::wire::decode_single(&bytes)
-        .with_context(|| format!("{object}: reading the header of an earlier ingest"))?;
-    if found.task_id != expected.task_id || found.report_count != expected.report_count {
-        bail!(
-            "{object} already exists with {} reports where this input puts {}: was this input \
-             ingested before with another --batch-size?",
-            found.report_count,
-            expected.report_count
-        );
-    }
-    Ok(true)
 }
 
 /// The start of time unit `units` (of `precision` seconds) as a time.
