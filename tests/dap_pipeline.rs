@@ -764,3 +764,89 @@ fn large_histograms_and_vectors_reach_the_true_result() {
     let result = run_pipeline(&d, &body);
     assert_eq!(result["result"], serde_json::json!(truth));
 }
+
+/// Starts `divvi ARGS`, kills it with SIGKILL after `delay`; true if it was still running.
+fn kill_after(args: &[&str], delay: std::time::Duration) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_divvi"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let _ = child.kill();
+    child.wait().unwrap().signal() == Some(9)
+}
+
+#[test]
+fn dap_jobs_killed_at_any_point_finish_on_rerun_with_the_true_result() {
+    let mut truth = vec![0u64; 16];
+    let lines: String = (0..3000usize)
+        .map(|i| {
+            let bucket = (i * i + 3 * i) % 16;
+            truth[bucket] += 1;
+            format!("{bucket}\n")
+        })
+        .collect();
+    let (d, body) = deployment_of("histogram:16", &lines);
+    let upload = d.dir.join("upload.bin");
+    std::fs::write(&upload, &body).unwrap();
+    let (start, end) = today();
+    let aggregation = d.aggregation();
+    let (ingestor, task) = (d.config("ingestor"), d.dir.join("task.json"));
+    let ingest: Vec<&str> = vec![
+        "ingest",
+        "--config",
+        p(&ingestor),
+        "--task",
+        p(&task),
+        "--input",
+        p(&upload),
+        "--batch-size",
+        "500",
+    ];
+    let configs = [d.config("server0"), d.config("server1")];
+    let intake = |c: &PathBuf| -> Vec<String> {
+        ["intake", "--config", p(c), "--aggregation", &aggregation]
+            .map(String::from)
+            .to_vec()
+    };
+    let aggregate = |c: &PathBuf| -> Vec<String> {
+        let args = ["aggregate", "--config", p(c), "--aggregation", &aggregation];
+        let mut args = args.map(String::from).to_vec();
+        args.extend(["--start".into(), start.clone(), "--end".into(), end.clone()]);
+        args
+    };
+    let delays = [5, 30, 80, 150, 250, 400].map(std::time::Duration::from_millis);
+    let mut killed = 0;
+    for delay in delays {
+        killed += usize::from(kill_after(&ingest, delay));
+    }
+    run_ok(&ingest);
+    for jobs in [
+        configs.each_ref().map(intake),
+        configs.each_ref().map(aggregate),
+    ] {
+        for delay in delays {
+            for job in &jobs {
+                let job: Vec<&str> = job.iter().map(String::as_str).collect();
+                killed += usize::from(kill_after(&job, delay));
+            }
+        }
+        // Whatever state the kills left, a plain rerun finishes the work.
+        for job in &jobs {
+            let job: Vec<&str> = job.iter().map(String::as_str).collect();
+            let out = divvi(&job);
+            assert!(out.status.success(), "{job:?}: {out:?}");
+        }
+    }
+    assert!(
+        killed >= 8,
+        "only {killed} jobs were still running when killed"
+    );
+    let result = collect(&d);
+    assert_eq!(result["result"], serde_json::json!(truth), "{result}");
+    assert_eq!(result["report_count"], 3000, "{result}");
+    assert_eq!(result["batches"].as_array().unwrap().len(), 6, "{result}");
+}
