@@ -3,6 +3,7 @@
 //! `ObjectStore` trait.
 
 mod names;
+mod signature;
 mod signed;
 mod sum_part;
 
@@ -11,6 +12,7 @@ pub use names::{BatchKind, ObjectNames};
 pub use crate::ids::{
     parse_time, run_name, truncate_to_minute, validate_name, BatchId, SumPartId, Window,
 };
+pub use signature::{check_signature, sign_json, signature_over, verify_json};
 pub use signed::{
     hex, open_batch, write_batch_unless_signed, BatchHeader, BatchWriter, OpenedBatch,
     PacketStream, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES,

@@ -207,16 +207,7 @@ fn sign_header<H: Record>(
         object: names.header.clone(),
         source: e,
     })?;
-    let signature = key.sign(&header_bytes).map_err(|e| BatchError::Signature {
-        object: names.header.clone(),
-        source: e,
-    })?;
-    let record = BatchSignature {
-        batch_header_signature: signature,
-        key_identifier: key.key_id().to_string(),
-        batch_header: None,
-        packets: None,
-    };
+    let record = super::signature_over(&header_bytes, key, &names.header)?;
     Ok((header_bytes, record))
 }
 
@@ -327,12 +318,13 @@ pub fn open_batch<'s, H: BatchHeader>(
 ) -> Result<OpenedBatch<'s, H>, BatchError> {
     let sig_object = store.describe(&names.signature);
     let sig_bytes = read_checked(store, &names.signature, MAX_SIGNATURE_BYTES, max_bytes)?;
-    let sig: BatchSignature = wire::decode_single(&sig_bytes).map_err(|e| BatchError::Wire {
-        object: sig_object.clone(),
-        source: e,
-    })?;
+    let mut sig: BatchSignature =
+        wire::decode_single(&sig_bytes).map_err(|e| BatchError::Wire {
+            object: sig_object.clone(),
+            source: e,
+        })?;
     drop(sig_bytes);
-    let (header_bytes, packets) = match (sig.batch_header, sig.packets) {
+    let (header_bytes, packets) = match (sig.batch_header.take(), sig.packets.take()) {
         (Some(header), Some(packets)) => (
             header,
             PacketSource::Inline {
@@ -355,16 +347,7 @@ pub fn open_batch<'s, H: BatchHeader>(
             })
         }
     };
-    trust
-        .verify(
-            &sig.key_identifier,
-            &header_bytes,
-            &sig.batch_header_signature,
-        )
-        .map_err(|e| BatchError::Signature {
-            object: store.describe(&names.header),
-            source: e,
-        })?;
+    super::check_signature(&sig, &header_bytes, trust, &store.describe(&names.header))?;
     let header = wire::decode_single(&header_bytes).map_err(|e| BatchError::Wire {
         object: store.describe(&names.header),
         source: e,

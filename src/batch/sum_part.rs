@@ -150,17 +150,7 @@ pub fn write_sum_part<R: SumPartRecord>(
         object: object.clone(),
         reason,
     })?;
-    let signature = BatchSignature {
-        batch_header_signature: key.sign(&header_bytes).map_err(|source| {
-            BatchError::Signature {
-                object: object.clone(),
-                source,
-            }
-        })?,
-        key_identifier: key.key_id().to_string(),
-        batch_header: None,
-        packets: None,
-    };
+    let signature = super::signature_over(&header_bytes, key, &object)?;
     let signature_bytes =
         wire::encode_single(&signature).map_err(wire_error(store.describe(&names.signature)))?;
     put_bytes(store, &names.packets, &invalid_bytes)?;
@@ -181,25 +171,16 @@ pub fn read_sum_part<R: SumPartRecord>(
     let names = id.names();
     let object = store.describe(&names.header);
     let sig_bytes = get_bytes(store, &names.signature, MAX_SIGNATURE_BYTES)?;
-    let sig: BatchSignature =
+    let mut sig: BatchSignature =
         wire::decode_single(&sig_bytes).map_err(|source| BatchError::Wire {
             object: store.describe(&names.signature),
             source,
         })?;
-    let header_bytes = match sig.batch_header {
+    let header_bytes = match sig.batch_header.take() {
         Some(inline) => inline,
         None => get_bytes(store, &names.header, MAX_HEADER_BYTES)?,
     };
-    trust
-        .verify(
-            &sig.key_identifier,
-            &header_bytes,
-            &sig.batch_header_signature,
-        )
-        .map_err(|source| BatchError::Signature {
-            object: object.clone(),
-            source,
-        })?;
+    super::check_signature(&sig, &header_bytes, trust, &object)?;
     let (record, binding) =
         decode_sum_part::<R>(&header_bytes).map_err(|reason| BatchError::Other {
             object: object.clone(),

@@ -5,9 +5,9 @@
 //! summed here cannot be excluded: its run's result may be published, and summing the
 //! run again without it would reveal the batch's sum by difference.
 
-use super::signed_json::{sign_json, verify_json};
 use super::{list_manifests, read_done, RUNS_FOLDER};
 use crate::batch::BatchId;
+use crate::batch::{sign_json, verify_json};
 use crate::config::Server;
 use crate::ids::ServerIndex;
 use crate::store::{get_bytes, put_bytes, ObjectStore};
@@ -58,7 +58,11 @@ pub fn exclude(server: &Server, batch: &BatchId, reason: &str) -> Result<Exclusi
         reason: reason.to_string(),
         at: chrono::Utc::now().to_rfc3339(),
     };
-    let bytes = sign_json(&exclusion, &server.signing_key)?;
+    let bytes = sign_json(
+        &exclusion,
+        &server.signing_key,
+        &format!("exclusion of {batch}"),
+    )?;
     put_bytes(server.own.as_ref(), &key(batch), &bytes)?;
     if server.index == ServerIndex::Zero {
         put_bytes(server.peer_outbox.as_ref(), &key(batch), &bytes)?;
@@ -94,5 +98,5 @@ pub fn exclusions(server: &Server, aggregation: &str) -> Result<BTreeMap<String,
 
 fn read(store: &dyn ObjectStore, key: &str, trust: &crate::crypto::TrustSet) -> Result<Exclusion> {
     let bytes = get_bytes(store, key, MAX_EXCLUSION_BYTES)?;
-    verify_json(&bytes, trust, &store.describe(key))
+    Ok(verify_json(&bytes, trust, &store.describe(key))?)
 }

@@ -2,9 +2,9 @@
 //! single-object signature form (a `BatchSignature` with the manifest's JSON inline),
 //! so it appears whole or not at all.
 
-use super::signed_json::{sign_json, verify_json};
 use super::{RunId, MAX_RUN_OBJECT_BYTES};
 use crate::batch::BatchId;
+use crate::batch::{sign_json, verify_json};
 use crate::crypto::{SigningKey, TrustSet};
 use crate::store::{get_bytes, ObjectStore};
 use anyhow::{anyhow, bail, Result};
@@ -76,7 +76,8 @@ pub struct SignedManifest {
 
 impl SignedManifest {
     pub fn sign(manifest: Manifest, key: &SigningKey) -> Result<Self> {
-        let bytes = sign_json(&manifest, key)?;
+        let what = format!("manifest of {} run {}", manifest.aggregation, manifest.run);
+        let bytes = sign_json(&manifest, key, &what)?;
         Ok(SignedManifest { manifest, bytes })
     }
 

@@ -19,7 +19,6 @@ mod history;
 mod manifest;
 mod pending;
 mod plan;
-mod signed_json;
 mod status;
 mod windows;
 
