@@ -8,7 +8,7 @@ use crate::config::{Ingestor, Portal, Server};
 use crate::keygen::{keygen, Deployment};
 use crate::stages::{collect, ingest, CHUNK};
 use crate::wire::DataSharePacket;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use chrono::Utc;
 use rand::RngExt;
 use rayon::prelude::*;
@@ -60,10 +60,8 @@ fn random_report(bins: usize, rng: &mut impl rand::Rng) -> Vec<u32> {
 }
 
 /// The ENPA demo: Prio2 packets made by the ingestor from random measurements.
-pub(super) fn run(options: &DemoOptions, bins: usize, progress: &dyn Progress) -> Result<DemoReport> {
-    if bins == 0 {
-        bail!("bins must be positive");
-    }
+pub(super) fn run(options: &DemoOptions, progress: &dyn Progress) -> Result<DemoReport> {
+    let bins = options.bins;
     let d: Deployment = keygen(
         &options.dir,
         options.scheme,
@@ -127,18 +125,15 @@ pub(super) fn run(options: &DemoOptions, bins: usize, progress: &dyn Progress) -
     let result = timed(progress, "collect", 0, &mut stages, |_| {
         collect::collect(&portal, aggregation, &window)
     })?;
-    // divvi's parts record the valid clients; the ENPA field also counts failed proofs.
-    let clients = match result.valid_clients {
-        Some(valid) => valid,
-        None => u64::try_from(result.total_individual_clients)?,
-    };
     Ok(DemoReport {
         dir: d.dir,
-        vdaf: options.vdaf.clone(),
-        truth: truth.into_iter().map(u128::from).collect(),
-        result: result.histogram.into_iter().map(u128::from).collect(),
-        reports: total,
-        clients,
+        truth,
+        histogram: result.histogram,
+        // divvi's parts record the valid clients; the ENPA field also counts failed proofs.
+        clients: match result.valid_clients {
+            Some(valid) => i64::try_from(valid)?,
+            None => result.total_individual_clients,
+        },
         invalid_injected: options.invalid,
         invalid_found: result.invalid_packets,
         invalid,
