@@ -8,7 +8,7 @@ use crate::config::{Ingestor, Portal, Server};
 use crate::keygen::{keygen, Deployment};
 use crate::stages::{collect, ingest, CHUNK};
 use crate::wire::DataSharePacket;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use chrono::Utc;
 use rand::RngExt;
 use rayon::prelude::*;
@@ -60,8 +60,14 @@ fn random_report(bins: usize, rng: &mut impl rand::Rng) -> Vec<u32> {
 }
 
 /// The ENPA demo: Prio2 packets made by the ingestor from random measurements.
-pub(super) fn run(options: &DemoOptions, progress: &dyn Progress) -> Result<DemoReport> {
-    let bins = options.bins;
+pub(super) fn run(
+    options: &DemoOptions,
+    bins: usize,
+    progress: &dyn Progress,
+) -> Result<DemoReport> {
+    if bins == 0 {
+        bail!("bins must be positive");
+    }
     let d: Deployment = keygen(
         &options.dir,
         options.scheme,
@@ -125,15 +131,18 @@ pub(super) fn run(options: &DemoOptions, progress: &dyn Progress) -> Result<Demo
     let result = timed(progress, "collect", 0, &mut stages, |_| {
         collect::collect(&portal, aggregation, &window)
     })?;
+    // divvi's parts record the valid clients; the ENPA field also counts failed proofs.
+    let clients = match result.valid_clients {
+        Some(valid) => valid,
+        None => u64::try_from(result.total_individual_clients)?,
+    };
     Ok(DemoReport {
         dir: d.dir,
-        truth,
-        histogram: result.histogram,
-        // divvi's parts record the valid clients; the ENPA field also counts failed proofs.
-        clients: match result.valid_clients {
-            Some(valid) => i64::try_from(valid)?,
-            None => result.total_individual_clients,
-        },
+        vdaf: options.vdaf.clone(),
+        truth: truth.into_iter().map(u128::from).collect(),
+        result: result.histogram.into_iter().map(u128::from).collect(),
+        reports: total,
+        clients,
         invalid_injected: options.invalid,
         invalid_found: result.invalid_packets,
         invalid,

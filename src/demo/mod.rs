@@ -1,11 +1,21 @@
 //! `divvi demo`: the whole pipeline on a fresh deployment, beside the truth. Makes keys
 //! and configs, draws random measurements (some reports spoiled on purpose), runs ingest,
 //! intake ×2, aggregate ×2 and collect, and compares the result with the true one.
+//!
+//! Two pipelines share this frame: a DAP-18 task with a Prio3 VDAF, whose reports the
+//! client library seals ([`dap`]), and ENPA's Prio2 ([`enpa`]).
 
+mod clients;
+mod dap;
+mod draw;
 mod enpa;
 mod servers;
+mod vdaf;
+
+pub use vdaf::DemoVdaf;
 
 use crate::crypto::PacketScheme;
+use crate::stages::Rejected;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -13,10 +23,12 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     pub dir: PathBuf,
+    /// What is measured, and so which pipeline runs.
+    pub vdaf: DemoVdaf,
     pub reports: usize,
-    pub bins: usize,
     pub batch_size: usize,
     pub invalid: usize,
+    /// ENPA packet encryption (Prio2 only: DAP reports are sealed with the task's HPKE).
     pub scheme: PacketScheme,
     /// Local folders (the default) or buckets on an S3 endpoint.
     pub layout: crate::keygen::Layout,
@@ -56,36 +68,44 @@ impl StageTiming {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DemoReport {
     pub dir: PathBuf,
-    pub truth: Vec<u64>,
-    pub histogram: Vec<u64>,
-    pub clients: i64,
+    pub vdaf: DemoVdaf,
+    /// The true result of the measurements not spoiled: one number for count and sum, one
+    /// per bin, bucket or index otherwise.
+    pub truth: Vec<u128>,
+    /// What collect computed, in the same shape.
+    pub result: Vec<u128>,
+    /// Reports (packets) the ingestor received, spoiled ones included.
+    pub reports: u64,
+    /// Reports the servers counted as valid.
+    pub clients: u64,
     pub invalid_injected: usize,
     pub invalid_found: usize,
-    /// The invalid packets server 0 listed, with the reason each was refused.
-    pub invalid: Vec<crate::stages::Rejected>,
+    /// The invalid reports server 0 listed, with the reason each was refused.
+    pub invalid: Vec<Rejected>,
     pub stages: Vec<StageTiming>,
 }
 
 impl DemoReport {
+    /// The result is the truth, and exactly the spoiled reports were left out.
     pub fn matches(&self) -> bool {
-        self.truth == self.histogram
+        self.truth == self.result
             && self.invalid_injected == self.invalid_found
-            && self.clients == self.truth_clients()
-    }
-    fn truth_clients(&self) -> i64 {
-        self.stages.first().map(|s| s.packets as i64).unwrap_or(0) - self.invalid_injected as i64
+            && self.clients + self.invalid_injected as u64 == self.reports
     }
 }
 
-/// Runs the demo.
+/// Runs the demo of `options.vdaf`.
 pub fn run_demo(options: &DemoOptions, progress: &dyn Progress) -> Result<DemoReport> {
-    if options.reports == 0 || options.batch_size == 0 || options.bins == 0 {
-        bail!("reports, batch size and bins must be positive");
+    if options.reports == 0 || options.batch_size == 0 {
+        bail!("reports and batch size must be positive");
     }
     if options.invalid > options.reports {
         bail!("cannot spoil more reports than there are");
     }
-    enpa::run(options, progress)
+    match &options.vdaf {
+        DemoVdaf::Prio2 { bins } => enpa::run(options, *bins, progress),
+        DemoVdaf::Prio3(vdaf) => dap::run(options, vdaf, progress),
+    }
 }
 
 /// Which spoiled report, if any, report `i` is (0 for the first spoiled, 1 for the next):
