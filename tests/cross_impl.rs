@@ -4,7 +4,7 @@
 mod common;
 
 use divvi::crypto::PacketScheme;
-use divvi::demo::{run_demo, DemoOptions, NoProgress};
+use divvi::demo::{run_demo, DemoOptions, DemoVdaf, NoProgress};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ fn fastavro_reads_every_file_divvi_writes_as_the_same_records() {
     let options = DemoOptions {
         dir: dir.path().join("demo"),
         reports: 40,
-        bins: 5,
+        vdaf: DemoVdaf::Prio2 { bins: 5 },
         batch_size: 15,
         invalid: 3,
         scheme: PacketScheme::Hpke,

@@ -838,7 +838,11 @@ fn dap_jobs_killed_at_any_point_finish_on_rerun_with_the_true_result() {
         for job in &jobs {
             let job: Vec<&str> = job.iter().map(String::as_str).collect();
             let out = divvi(&job);
-            assert!(out.status.success(), "{job:?}: {out:?}");
+            // 3: nothing to do, when the last killed job had finished it all.
+            assert!(
+                out.status.success() || out.status.code() == Some(3),
+                "{job:?}: {out:?}"
+            );
         }
     }
     assert!(

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use divvi::crypto::PacketScheme;
-use divvi::demo::{run_demo, DemoOptions, NoProgress};
+use divvi::demo::{run_demo, DemoOptions, DemoVdaf, NoProgress};
 use divvi::stages::ingest::{IngestionBatch, PacketMaker};
 use divvi::stages::{aggregate, collect, intake, no_tick};
 use divvi::vdaf::Prio2Bins;
@@ -17,14 +17,14 @@ fn ground_truth(bins: usize, reports: usize, batch_size: usize, scheme: PacketSc
     let options = DemoOptions {
         dir: dir.path().join("demo"),
         reports,
-        bins,
+        vdaf: DemoVdaf::Prio2 { bins },
         batch_size,
         invalid: 3,
         scheme,
         layout: Default::default(),
     };
     let report = run_demo(&options, &NoProgress).unwrap();
-    assert_eq!(report.histogram, report.truth, "bins {bins} {scheme}");
+    assert_eq!(report.result, report.truth, "bins {bins} {scheme}");
     assert_eq!(report.invalid_found, 3);
     assert_eq!(report.clients as usize, reports - 3);
     assert!(report.matches());

@@ -457,7 +457,10 @@ fn the_demo_runs_on_an_s3_endpoint() {
     let results =
         divvi::store::open_location(&weed.location("portal-results", "portal"), dir.path())
             .unwrap();
-    assert_eq!(results.list("demo-histogram/").unwrap().len(), 2);
+    // The default demo is a DAP task's, aggregated under its task id.
+    let task = divvi::dap::Task::load(&dir.path().join("demo/task.json")).unwrap();
+    let aggregation = task.task_id().to_base64url();
+    assert_eq!(results.list(&format!("{aggregation}/")).unwrap().len(), 2);
 }
 
 #[test]

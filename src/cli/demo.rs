@@ -6,67 +6,101 @@ use anyhow::{bail, Result};
 use chrono::Utc;
 use clap::Args;
 use divvi::crypto::PacketScheme;
-use divvi::demo::{peak_rss, run_demo, DemoOptions};
+use divvi::demo::{peak_rss, run_demo, DemoOptions, DemoReport, DemoVdaf};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// What the demo measures when neither --vdaf nor --bins is given.
+const DEFAULT_VDAF: &str = "histogram:16";
 
 #[derive(Args)]
 pub(super) struct DemoArgs {
     /// Folder for keys, configs and buckets (default: a fresh ./divvi-demo/<time>).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// What to measure. A DAP-18 task with a Prio3 VDAF, whose reports the client
+    /// library seals so the ingestor never sees a measurement: count, sum:MAX,
+    /// sumvec:LENGTH:MAX, histogram:LENGTH or multihot:LENGTH:MAX_WEIGHT (the vector kinds
+    /// take an optional :CHUNK; sumvec's MAX is the largest value of an entry, VDAF-18's
+    /// max_measurement, not a bit count). Or prio2:BINS: the ENPA pipeline
+    /// [default: histogram:16]
+    #[arg(long, value_name = "VDAF")]
+    vdaf: Option<DemoVdaf>,
+    /// The ENPA pipeline over BINS bins: shorthand for --vdaf prio2:BINS, refused with
+    /// --vdaf.
+    #[arg(long, value_name = "BINS", conflicts_with = "vdaf")]
+    bins: Option<usize>,
     #[arg(long, default_value_t = 100_000)]
     reports: usize,
-    #[arg(long, default_value_t = 16)]
-    bins: usize,
     #[arg(long, default_value_t = 25_000)]
     batch_size: usize,
-    /// How many reports to spoil on purpose (not-binary, undecryptable, bad r_pit, in turn).
+    /// How many reports to spoil on purpose, in turn. Prio3: the leader's ciphertext
+    /// corrupted, the helper's, a client clock an hour slow, a report sent again in a
+    /// later upload. Prio2: not binary, undecryptable, bad r_pit.
     #[arg(long, default_value_t = 6)]
     invalid: usize,
-    #[arg(long, default_value = "ecies")]
-    scheme: PacketScheme,
+    /// ENPA packet encryption (prio2 only; DAP reports are sealed with the task's HPKE
+    /// keys) [default: ecies]
+    #[arg(long)]
+    scheme: Option<PacketScheme>,
     #[command(flatten)]
     layout: LayoutArgs,
 }
 
+impl DemoArgs {
+    fn vdaf(&self) -> Result<DemoVdaf> {
+        Ok(match (&self.vdaf, self.bins) {
+            (Some(vdaf), _) => vdaf.clone(),
+            (None, Some(0)) => bail!("--bins must be positive"),
+            (None, Some(bins)) => DemoVdaf::Prio2 { bins },
+            (None, None) => DEFAULT_VDAF.parse()?,
+        })
+    }
+}
+
 pub(super) fn demo(a: DemoArgs) -> Result<ExitCode> {
+    let vdaf = a.vdaf()?;
+    let scheme = match (&vdaf, a.scheme) {
+        (DemoVdaf::Prio3(_), Some(_)) => bail!(
+            "--scheme sets ENPA packet encryption (--vdaf prio2:BINS); a DAP task's reports are sealed with its HPKE keys"
+        ),
+        (_, scheme) => scheme.unwrap_or(PacketScheme::Ecies),
+    };
     let dir = a.dir.unwrap_or_else(|| {
         PathBuf::from("divvi-demo").join(Utc::now().format("%Y%m%d-%H%M%S").to_string())
     });
     let options = DemoOptions {
         dir,
+        vdaf,
         reports: a.reports,
-        bins: a.bins,
         batch_size: a.batch_size,
         invalid: a.invalid,
-        scheme: a.scheme,
+        scheme,
         layout: a.layout.layout(),
     };
     if options.batch_size == 0 {
         bail!("--batch-size must be positive");
     }
+    let how = match &options.vdaf {
+        DemoVdaf::Prio2 { .. } => format!("ENPA, {} packets", options.scheme),
+        DemoVdaf::Prio3(_) => "DAP-18, reports sealed by the client library".to_string(),
+    };
     out!(
-        "divvi demo: {} reports, {} bins, batches of {}, {} spoiled on purpose, {} packets, in {}",
+        "divvi demo: {} reports of {} ({how}), batches of {}, {} spoiled on purpose, in {}",
         options.reports,
-        options.bins,
+        options.vdaf,
         options.batch_size,
         options.invalid,
-        options.scheme,
         options.dir.display()
     );
     let bars = progress::Bars::default();
     let report = run_demo(&options, &bars)?;
     out!();
-    out!("{:>5}  {:>10}  {:>10}", "bin", "divvi", "truth");
-    for (i, (d, t)) in report.histogram.iter().zip(&report.truth).enumerate() {
-        let mark = if d == t { "" } else { "  <-- differs" };
-        out!("{i:>5}  {d:>10}  {t:>10}{mark}");
-    }
+    print_result(&report);
     out!();
-    out!("{:>12}  {:>9}  {:>12}", "stage", "seconds", "packets/s");
+    out!("{:>12}  {:>9}  {:>12}", "stage", "seconds", "reports/s");
     for s in &report.stages {
-        // Collect reads two small sum parts: a packet rate means nothing there.
+        // Collect reads two small sum parts: a rate means nothing there.
         let rate = match s.packets {
             0 => "-".to_string(),
             _ => format!("{:.0}", s.packets_per_second()),
@@ -77,19 +111,50 @@ pub(super) fn demo(a: DemoArgs) -> Result<ExitCode> {
         out!("peak RSS {:.0} MiB", rss as f64 / (1024.0 * 1024.0));
     }
     out!(
-        "clients counted {}, invalid packets found {} (spoiled {}):",
+        "reports counted {} of {}, invalid found {} (spoiled {}):",
         report.clients,
+        report.reports,
         report.invalid_found,
         report.invalid_injected
     );
     for r in &report.invalid {
         out!("  {}  {}", r.uuid, r.reason);
     }
+    let what = report.vdaf.what();
     if report.matches() {
-        out!("OK: the histogram matches the truth");
+        out!("OK: the {what} matches the truth");
         Ok(ExitCode::SUCCESS)
     } else {
-        out!("FAILED: the histogram or the invalid count differs from the truth");
+        out!("FAILED: the {what} or the invalid count differs from the truth");
         Ok(ExitCode::FAILURE)
+    }
+}
+
+/// The result beside the truth: a table of rows, or one line for a single number.
+fn print_result(report: &DemoReport) {
+    let mark = |d: &u128, t: &u128| if d == t { "" } else { "  <-- differs" };
+    match report.vdaf.row() {
+        Some(row) => {
+            out!("{row:>6}  {:>12}  {:>12}", "result", "truth");
+            for (i, (d, t)) in report.result.iter().zip(&report.truth).enumerate() {
+                out!("{i:>6}  {d:>12}  {t:>12}{}", mark(d, t));
+            }
+            if report.result.len() != report.truth.len() {
+                out!(
+                    "{} values, the truth has {}  <-- differs",
+                    report.result.len(),
+                    report.truth.len()
+                );
+            }
+        }
+        None => {
+            for (d, t) in report.result.iter().zip(&report.truth) {
+                out!(
+                    "{}: result {d}, truth {t}{}",
+                    report.vdaf.what(),
+                    mark(d, t)
+                );
+            }
+        }
     }
 }

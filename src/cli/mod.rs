@@ -77,7 +77,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the whole pipeline on local folders and compare with the true histogram.
+    /// Run the whole pipeline on a fresh deployment (a Prio3 histogram, or --vdaf) and
+    /// compare the result with the truth.
     Demo(demo::DemoArgs),
     /// Make every key and a matching set of configs for a new deployment.
     Keygen(keygen::KeygenArgs),

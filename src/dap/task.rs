@@ -410,6 +410,28 @@ impl VdafConfig {
         Ok(config)
     }
 
+    /// The spec [`VdafConfig::from_spec`] reads back as this VDAF, chunk length included.
+    pub fn spec(&self) -> String {
+        match *self {
+            VdafConfig::Count => "count".to_string(),
+            VdafConfig::Sum { max_measurement } => format!("sum:{max_measurement}"),
+            VdafConfig::SumVec {
+                length,
+                max_measurement,
+                chunk_length,
+            } => format!("sumvec:{length}:{max_measurement}:{chunk_length}"),
+            VdafConfig::Histogram {
+                length,
+                chunk_length,
+            } => format!("histogram:{length}:{chunk_length}"),
+            VdafConfig::MultihotCountVec {
+                length,
+                max_weight,
+                chunk_length,
+            } => format!("multihot:{length}:{max_weight}:{chunk_length}"),
+        }
+    }
+
     /// Sets chunk_length (a no-op for Count and Sum); `None` picks prio's optimal one.
     fn with_chunk_length(self, chunk: Option<u32>) -> Self {
         let optimal = || {

@@ -241,6 +241,16 @@ fn specs_parse_with_firefox_chunk_lengths() {
             chunk_length: 4
         }
     );
+    for spec in [
+        "count",
+        "sum:255",
+        "histogram:8",
+        "sumvec:4:255:7",
+        "multihot:10:2",
+    ] {
+        let vdaf = VdafConfig::from_spec(spec).unwrap();
+        assert_eq!(VdafConfig::from_spec(&vdaf.spec()).unwrap(), vdaf, "{spec}");
+    }
     for bad in [
         "",
         "counts",

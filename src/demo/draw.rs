@@ -1,0 +1,115 @@
+//! Random measurements for a Prio3 VDAF, skewed towards low values so the result has a
+//! shape to compare, and the true aggregate they add up to.
+
+use crate::dap::{Measurement, VdafConfig};
+use rand::RngExt;
+
+/// A value in `0..=max`, favouring low ones: squaring a uniform number does.
+fn skewed(max: u64, rng: &mut impl rand::Rng) -> u64 {
+    let u: f64 = rng.random();
+    // A float above u64::MAX saturates in the cast; `min` keeps it in range.
+    ((u * u * (max as f64 + 1.0)) as u64).min(max)
+}
+
+/// One client's measurement for `vdaf`.
+pub(super) fn measurement(vdaf: &VdafConfig, rng: &mut impl rand::Rng) -> Measurement {
+    match *vdaf {
+        VdafConfig::Count => Measurement::Count(rng.random_bool(0.3)),
+        VdafConfig::Sum { max_measurement } => Measurement::Sum(skewed(max_measurement, rng)),
+        VdafConfig::SumVec {
+            length,
+            max_measurement,
+            ..
+        } => Measurement::SumVec(
+            (0..length)
+                .map(|_| u128::from(skewed(max_measurement, rng)))
+                .collect(),
+        ),
+        VdafConfig::Histogram { length, .. } => {
+            Measurement::Histogram(skewed(u64::from(length).saturating_sub(1), rng) as usize)
+        }
+        VdafConfig::MultihotCountVec {
+            length, max_weight, ..
+        } => {
+            let length = length as usize;
+            let most = usize::try_from(max_weight).map_or(length, |w| w.min(length));
+            let weight = rng.random_range(0..=most);
+            let mut flags = vec![false; length];
+            for i in rand::seq::index::sample(rng, length, weight) {
+                flags[i] = true;
+            }
+            Measurement::Multihot(flags)
+        }
+    }
+}
+
+/// The aggregate of no measurement: one number for count and sum, one per position else.
+pub(super) fn zero(vdaf: &VdafConfig) -> Vec<u128> {
+    match *vdaf {
+        VdafConfig::Count | VdafConfig::Sum { .. } => vec![0],
+        VdafConfig::SumVec { length, .. }
+        | VdafConfig::Histogram { length, .. }
+        | VdafConfig::MultihotCountVec { length, .. } => vec![0; length as usize],
+    }
+}
+
+/// Adds `m` to the true aggregate `truth` (of [`zero`]'s shape for m's VDAF).
+pub(super) fn add(truth: &mut [u128], m: &Measurement) {
+    let values: Vec<u128> = match m {
+        Measurement::Count(b) => vec![u128::from(*b)],
+        Measurement::Sum(n) => vec![u128::from(*n)],
+        Measurement::SumVec(v) => v.clone(),
+        Measurement::Histogram(i) => (0..truth.len()).map(|j| u128::from(j == *i)).collect(),
+        Measurement::Multihot(flags) => flags.iter().map(|&f| u128::from(f)).collect(),
+    };
+    truth.iter_mut().zip(values).for_each(|(t, v)| *t += v);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measurements_fit_their_vdaf_and_add_up() {
+        let mut rng = rand::rng();
+        for spec in [
+            "count",
+            "sum:7",
+            "sumvec:3:5",
+            "histogram:4",
+            "multihot:5:2",
+        ] {
+            let vdaf = VdafConfig::from_spec(spec).unwrap();
+            let mut truth = zero(&vdaf);
+            for _ in 0..200 {
+                let m = measurement(&vdaf, &mut rng);
+                // The client library would refuse a measurement that does not fit.
+                let json = match &m {
+                    Measurement::Count(b) => serde_json::json!(b),
+                    Measurement::Sum(n) => serde_json::json!(n),
+                    Measurement::SumVec(v) => serde_json::json!(v),
+                    Measurement::Histogram(i) => serde_json::json!(i),
+                    Measurement::Multihot(f) => serde_json::json!(f),
+                };
+                assert_eq!(
+                    Measurement::from_json(&vdaf, &json),
+                    Ok(m.clone()),
+                    "{spec}"
+                );
+                add(&mut truth, &m);
+            }
+            assert!(truth.iter().sum::<u128>() > 0, "{spec}: {truth:?}");
+        }
+    }
+
+    #[test]
+    fn histograms_lean_to_low_buckets() {
+        let vdaf = VdafConfig::from_spec("histogram:4").unwrap();
+        let mut rng = rand::rng();
+        let mut truth = zero(&vdaf);
+        for _ in 0..4000 {
+            add(&mut truth, &measurement(&vdaf, &mut rng));
+        }
+        assert!(truth[0] > truth[3], "{truth:?}");
+    }
+}

@@ -1,0 +1,195 @@
+//! `divvi demo --vdaf`: every VDAF through the whole pipeline as a user runs it, its
+//! printed result beside its printed truth, and the demo failing when they differ.
+
+mod common;
+
+use common::divvi;
+use common::seaweed::Seaweed;
+use std::path::Path;
+
+/// Runs `divvi demo` in a fresh folder with a few hundred reports.
+fn demo(dir: &Path, extra: &[&str]) -> std::process::Output {
+    let d = dir.join("demo");
+    let mut args = vec![
+        "demo",
+        "--dir",
+        d.to_str().unwrap(),
+        "--reports",
+        "300",
+        "--batch-size",
+        "120",
+    ];
+    args.extend(extra);
+    divvi(&args)
+}
+
+/// The demo of `vdaf` must pass; returns its standard output.
+fn passing_demo(vdaf: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = demo(dir.path(), &["--vdaf", vdaf]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{vdaf}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("matches the truth"), "{vdaf}: {text}");
+    assert!(
+        text.contains("invalid found 6 (spoiled 6)"),
+        "{vdaf}: {text}"
+    );
+    text
+}
+
+/// The printed (result, truth) pairs: a table's rows, or the one `result X, truth Y` line.
+fn results_and_truths(out: &str) -> Vec<(u128, u128)> {
+    let num = |s: &str| s.trim_matches(',').parse::<u128>().unwrap();
+    let mut lines = out.lines();
+    let mut pairs = Vec::new();
+    if let Some(line) = out.lines().find(|l| l.contains(": result ")) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        pairs.push((num(words[2]), num(words[4])));
+        return pairs;
+    }
+    lines
+        .by_ref()
+        .find(|l| l.split_whitespace().skip(1).eq(["result", "truth"]))
+        .expect("a result table");
+    for line in lines.take_while(|l| !l.trim().is_empty()) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        pairs.push((num(words[1]), num(words[2])));
+    }
+    pairs
+}
+
+/// The demo passes and every printed result equals the printed truth, with `rows` rows.
+fn check(vdaf: &str, rows: usize) -> String {
+    let out = passing_demo(vdaf);
+    let pairs = results_and_truths(&out);
+    assert_eq!(pairs.len(), rows, "{vdaf}: {out}");
+    assert!(pairs.iter().all(|(r, t)| r == t), "{vdaf}: {out}");
+    assert!(pairs.iter().any(|&(r, _)| r > 0), "{vdaf}: {out}");
+    out
+}
+
+#[test]
+fn count() {
+    check("count", 1);
+}
+
+#[test]
+fn sum() {
+    check("sum:1000", 1);
+}
+
+#[test]
+fn sumvec() {
+    check("sumvec:3:7", 3);
+}
+
+#[test]
+fn histogram_lists_each_spoiled_report_with_its_reason() {
+    let out = check("histogram:8", 8);
+    assert!(
+        out.contains("DAP-18, reports sealed by the client library"),
+        "{out}"
+    );
+    for reason in [
+        "left out at intake",
+        "no peer validation",
+        "outside the window",
+        "already seen",
+    ] {
+        assert!(out.contains(reason), "{reason}: {out}");
+    }
+}
+
+#[test]
+fn multihot() {
+    check("multihot:6:2", 6);
+}
+
+#[test]
+fn prio2_runs_the_enpa_pipeline() {
+    let out = check("prio2:8", 8);
+    assert!(out.contains("ENPA, ecies packets"), "{out}");
+}
+
+#[test]
+fn bins_is_the_prio2_shorthand_and_refused_beside_vdaf() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = demo(dir.path(), &["--bins", "4", "--scheme", "hpke"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("of prio2:4 (ENPA, hpke packets)"), "{text}");
+
+    let out = demo(dir.path(), &["--bins", "4", "--vdaf", "count"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+}
+
+#[test]
+fn scheme_and_bad_vdafs_are_refused_naming_why() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        (vec!["--vdaf", "count", "--scheme", "hpke"], "--scheme"),
+        (vec!["--vdaf", "prio2:0"], "BINS must be a positive"),
+        (vec!["--vdaf", "prio3"], "prio2:BINS"),
+        (vec!["--vdaf", "count", "--invalid", "300"], "spoil fewer"),
+    ] {
+        let out = demo(dir.path(), &args);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
+
+/// Prio3Sum adds in a 64-bit field: 300 reports of up to 2^62 pass its modulus, so the
+/// collected sum wraps and is not the true one. The demo must say so and fail.
+#[test]
+fn a_result_that_differs_from_the_truth_fails_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = demo(
+        dir.path(),
+        &["--vdaf", "sum:4611686018427387904", "--invalid", "0"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("<-- differs"), "{text}");
+    assert!(
+        text.contains("FAILED: the sum or the invalid count differs from the truth"),
+        "{text}"
+    );
+    let (result, truth) = results_and_truths(&text)[0];
+    assert!(result < truth, "{text}");
+}
+
+/// On S3 the demos of both pipelines run, and a DAP demo again on buckets an earlier
+/// one used: each task's reports are aggregated under its own task id.
+#[test]
+fn demos_on_an_s3_endpoint_share_its_buckets() {
+    let dir = tempfile::tempdir().unwrap();
+    let weed = Seaweed::start(&dir.path().join("weed"), "demos-");
+    for (run, vdaf) in [
+        ("enpa", "prio2:4"),
+        ("dap", "histogram:4"),
+        ("again", "histogram:4"),
+    ] {
+        let mut args = vec!["--vdaf".to_string(), vdaf.into()];
+        args.extend(weed.keygen_flags());
+        let out = demo(
+            &dir.path().join(run),
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{run}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("OK: the histogram matches the truth"),
+            "{run}: {text}"
+        );
+    }
+}
