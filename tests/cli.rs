@@ -196,58 +196,74 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn bench_reports_every_stage_as_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = ok(&[
-        "bench",
-        "--packets",
-        "300",
-        "--bins",
-        "4",
-        "--scheme",
-        "hpke",
-        "--repeat",
-        "3",
-        "--output",
-        "json",
-        "--dir",
-        p(&dir.path().join("b")),
-    ]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["packets"], 300);
-    let stages: Vec<&str> = v["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["stage"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        stages,
-        ["intake 0", "intake 1", "aggregate 0", "aggregate 1"]
-    );
-    for s in v["stages"].as_array().unwrap() {
-        let rate = |key: &str| s[key].as_f64().unwrap();
-        assert!(rate("packets_per_second") > 0.0, "{s}");
-        // Three runs, the median reported inside their range.
-        assert_eq!(s["runs"], 3, "{s}");
-        assert!(
-            rate("packets_per_second_min") <= rate("packets_per_second")
-                && rate("packets_per_second") <= rate("packets_per_second_max"),
-            "{s}"
+    // ENPA packets over 4 bins, and a DAP task's Prio3 reports made by the client library.
+    for (what, vdaf, scheme) in [
+        (&["--bins", "4", "--scheme", "hpke"][..], "prio2:4", "hpke"),
+        (&["--vdaf", "histogram:4"][..], "histogram:4:2", "null"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let b = dir.path().join("b");
+        let mut args = vec!["bench", "--packets", "300"];
+        args.extend(what);
+        args.extend(["--repeat", "3", "--output", "json", "--dir", p(&b)]);
+        let v: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+        assert_eq!(v["packets"], 300);
+        assert_eq!(v["vdaf"], vdaf, "{v}");
+        assert_eq!(v["scheme"].to_string().trim_matches('"'), scheme, "{v}");
+        let stages: Vec<&str> = v["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["stage"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            stages,
+            ["intake 0", "intake 1", "aggregate 0", "aggregate 1"]
         );
-        // Intake is measured against its floor, measured in the same run; aggregate
-        // has none. The share is the rate times the floor over the cores.
-        let cores = v["cores"].as_f64().unwrap();
-        if s["stage"].as_str().unwrap().starts_with("intake") {
-            let expected = rate("packets_per_second") * rate("floor_us") / 1e4 / cores;
-            assert!(rate("floor_us") > 0.0, "{s}");
-            assert!((rate("of_floor_percent") - expected).abs() < 1e-6, "{s}");
-        } else {
+        for s in v["stages"].as_array().unwrap() {
+            let rate = |key: &str| s[key].as_f64().unwrap();
+            assert!(rate("packets_per_second") > 0.0, "{s}");
+            // Three runs, the median reported inside their range.
+            assert_eq!(s["runs"], 3, "{s}");
             assert!(
-                s["floor_us"].is_null() && s["of_floor_percent"].is_null(),
+                rate("packets_per_second_min") <= rate("packets_per_second")
+                    && rate("packets_per_second") <= rate("packets_per_second_max"),
                 "{s}"
             );
+            // Intake is measured against its floor, measured in the same run; aggregate
+            // has none. The share is the rate times the floor over the cores.
+            let cores = v["cores"].as_f64().unwrap();
+            if s["stage"].as_str().unwrap().starts_with("intake") {
+                let expected = rate("packets_per_second") * rate("floor_us") / 1e4 / cores;
+                assert!(rate("floor_us") > 0.0, "{s}");
+                assert!((rate("of_floor_percent") - expected).abs() < 1e-6, "{s}");
+            } else {
+                assert!(
+                    s["floor_us"].is_null() && s["of_floor_percent"].is_null(),
+                    "{s}"
+                );
+            }
         }
     }
+}
+
+#[test]
+fn bench_refuses_an_enpa_scheme_for_a_dap_task() {
+    let out = divvi(&[
+        "bench",
+        "--packets",
+        "10",
+        "--vdaf",
+        "count",
+        "--scheme",
+        "hpke",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--scheme sets ENPA packet encryption"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,20 +1,19 @@
 //! `divvi bench`: the throughput benchmark's command line and its output forms.
 
 use super::progress;
+use super::vdaf_args::VdafArgs;
 use anyhow::Result;
 use clap::Args;
-use divvi::crypto::PacketScheme;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Args)]
 pub(super) struct BenchArgs {
+    /// Reports (ENPA: packets) to make once and push through every stage.
     #[arg(long, default_value_t = 100_000)]
     packets: u64,
-    #[arg(long, default_value_t = 16)]
-    bins: usize,
-    #[arg(long, default_value = "ecies")]
-    scheme: PacketScheme,
+    #[command(flatten)]
+    what: VdafArgs,
     /// Run each stage this many times and report the median run (and the range).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
     repeat: u16,
@@ -34,6 +33,7 @@ pub(super) enum BenchOutput {
 }
 
 pub(super) fn bench(a: BenchArgs) -> Result<ExitCode> {
+    let (vdaf, scheme) = a.what.resolve()?;
     let temp;
     let dir = match &a.dir {
         Some(d) => d.clone(),
@@ -43,23 +43,17 @@ pub(super) fn bench(a: BenchArgs) -> Result<ExitCode> {
         }
     };
     let bars = progress::Bars::default();
-    let r = divvi::bench::run_bench(
-        &dir,
-        a.packets,
-        a.bins,
-        a.scheme,
-        usize::from(a.repeat),
-        &bars,
-    )?;
+    let r = divvi::bench::run_bench(&dir, a.packets, &vdaf, scheme, usize::from(a.repeat), &bars)?;
     match a.output {
         BenchOutput::Json => out!("{}", serde_json::to_string_pretty(&r)?),
         BenchOutput::Markdown => out!("{}", r.markdown().trim_end()),
         BenchOutput::Table => {
             out!(
-                "{} packets, {} bins, {} packets, {} cores (batch made in {:.1}s)",
+                "{} reports of {} ({}), {} cores (batches made in {:.1}s)",
                 r.packets,
-                r.bins,
-                r.scheme,
+                r.vdaf,
+                r.scheme
+                    .map_or("DAP-18".into(), |s| format!("ENPA, {s} packets")),
                 r.cores,
                 r.generate_seconds
             );
@@ -67,7 +61,7 @@ pub(super) fn bench(a: BenchArgs) -> Result<ExitCode> {
                 "{:>12}  {:>9}  {:>10}  {:>6}  {:>9}  {:>19}  {:>16}",
                 "stage",
                 "seconds",
-                "packets/s",
+                "reports/s",
                 "CPU",
                 "peak RSS",
                 "range (runs)",

@@ -2,34 +2,21 @@
 
 use super::keygen::LayoutArgs;
 use super::progress;
+use super::vdaf_args::VdafArgs;
 use anyhow::{bail, Result};
 use chrono::Utc;
 use clap::Args;
-use divvi::crypto::PacketScheme;
 use divvi::demo::{peak_rss, run_demo, DemoOptions, DemoReport, DemoVdaf};
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// What the demo measures when neither --vdaf nor --bins is given.
-const DEFAULT_VDAF: &str = "histogram:16";
 
 #[derive(Args)]
 pub(super) struct DemoArgs {
     /// Folder for keys, configs and buckets (default: a fresh ./divvi-demo/<time>).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// What to measure. A DAP-18 task with a Prio3 VDAF, whose reports the client
-    /// library seals so the ingestor never sees a measurement: count, sum:MAX,
-    /// sumvec:LENGTH:MAX, histogram:LENGTH or multihot:LENGTH:MAX_WEIGHT (the vector kinds
-    /// take an optional :CHUNK; sumvec's MAX is the largest value of an entry, VDAF-18's
-    /// max_measurement, not a bit count). Or prio2:BINS: the ENPA pipeline
-    /// [default: histogram:16]
-    #[arg(long, value_name = "VDAF")]
-    vdaf: Option<DemoVdaf>,
-    /// The ENPA pipeline over BINS bins: shorthand for --vdaf prio2:BINS, refused with
-    /// --vdaf.
-    #[arg(long, value_name = "BINS", conflicts_with = "vdaf")]
-    bins: Option<usize>,
+    #[command(flatten)]
+    what: VdafArgs,
     #[arg(long, default_value_t = 100_000)]
     reports: usize,
     #[arg(long, default_value_t = 25_000)]
@@ -39,33 +26,12 @@ pub(super) struct DemoArgs {
     /// later upload. Prio2: not binary, undecryptable, bad r_pit.
     #[arg(long, default_value_t = 6)]
     invalid: usize,
-    /// ENPA packet encryption (prio2 only; DAP reports are sealed with the task's HPKE
-    /// keys) [default: ecies]
-    #[arg(long)]
-    scheme: Option<PacketScheme>,
     #[command(flatten)]
     layout: LayoutArgs,
 }
 
-impl DemoArgs {
-    fn vdaf(&self) -> Result<DemoVdaf> {
-        Ok(match (&self.vdaf, self.bins) {
-            (Some(vdaf), _) => vdaf.clone(),
-            (None, Some(0)) => bail!("--bins must be positive"),
-            (None, Some(bins)) => DemoVdaf::Prio2 { bins },
-            (None, None) => DEFAULT_VDAF.parse()?,
-        })
-    }
-}
-
 pub(super) fn demo(a: DemoArgs) -> Result<ExitCode> {
-    let vdaf = a.vdaf()?;
-    let scheme = match (&vdaf, a.scheme) {
-        (DemoVdaf::Prio3(_), Some(_)) => bail!(
-            "--scheme sets ENPA packet encryption (--vdaf prio2:BINS); a DAP task's reports are sealed with its HPKE keys"
-        ),
-        (_, scheme) => scheme.unwrap_or(PacketScheme::Ecies),
-    };
+    let (vdaf, scheme) = a.what.resolve()?;
     let dir = a.dir.unwrap_or_else(|| {
         PathBuf::from("divvi-demo").join(Utc::now().format("%Y%m%d-%H%M%S").to_string())
     });

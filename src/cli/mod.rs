@@ -22,6 +22,7 @@ mod job_metrics;
 mod keygen;
 mod outcome;
 mod runs;
+mod vdaf_args;
 
 pub use outcome::error_exit_code;
 use outcome::ExitCodes;

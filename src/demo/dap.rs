@@ -8,15 +8,17 @@ use super::servers::intake_and_aggregate;
 use super::{timed, DemoOptions, DemoReport, Progress};
 use crate::batch::Window;
 use crate::config::{Ingestor, Limits, Portal, Server};
+use crate::crypto::PacketScheme;
 use crate::dap::{DapClient, Task, VdafConfig};
-use crate::keygen::{keygen_with_dap, DapTaskOptions};
+use crate::keygen::{keygen_with_dap, DapTaskOptions, Deployment, Layout};
 use crate::stages::collect::{collect_any, Collected};
 use crate::stages::ingest_dap::{ingest_dap, DapIngestOptions};
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use std::path::Path;
 
 /// The task's time precision: DAP's usual hour. The demo's window is the current hour.
-const TIME_PRECISION: u64 = 3600;
+pub(crate) const TIME_PRECISION: u64 = 3600;
 
 /// The floor a run must reach (the task's min_batch_size and the servers' min_clients):
 /// DAP's usual 100, or every valid report of a smaller demo.
@@ -24,11 +26,35 @@ const FLOOR: u64 = 100;
 
 /// The window holding `now`: one time-precision unit, as a window must fall on the task's
 /// time-precision boundaries.
-fn window_of(now: DateTime<Utc>) -> Result<Window> {
+pub(crate) fn window_of(now: DateTime<Utc>) -> Result<Window> {
     let unit = TimeDelta::seconds(TIME_PRECISION as i64);
     let start = now.duration_trunc(unit)?;
     // A window names its last minute.
     Window::new(start, start + unit - TimeDelta::minutes(1)).map_err(anyhow::Error::msg)
+}
+
+/// A fresh deployment with a DAP-18 task of `vdaf` whose minimum batch size and the
+/// servers' `min_clients` are both `floor`.
+pub(crate) fn deploy_task(
+    dir: &Path,
+    scheme: PacketScheme,
+    instance: &str,
+    layout: &Layout,
+    vdaf: &VdafConfig,
+    floor: u64,
+) -> Result<Deployment> {
+    let task_options = DapTaskOptions {
+        vdaf: vdaf.clone(),
+        time_precision: TIME_PRECISION,
+        min_batch_size: floor,
+        leader_endpoint: "https://leader.invalid/".into(),
+        helper_endpoint: "https://helper.invalid/".into(),
+    };
+    let limits = Limits {
+        min_clients: floor,
+        ..Default::default()
+    };
+    keygen_with_dap(dir, scheme, instance, layout, limits, Some(&task_options))
 }
 
 /// A collected result as numbers: one for count and sum, one per position otherwise.
@@ -56,24 +82,13 @@ pub(super) fn run(
 ) -> Result<DemoReport> {
     let plan = Plan::new(options)?;
     let floor = FLOOR.min((options.reports - options.invalid) as u64);
-    let task_options = DapTaskOptions {
-        vdaf: vdaf.clone(),
-        time_precision: TIME_PRECISION,
-        min_batch_size: floor,
-        leader_endpoint: "https://leader.invalid/".into(),
-        helper_endpoint: "https://helper.invalid/".into(),
-    };
-    let limits = Limits {
-        min_clients: floor,
-        ..Default::default()
-    };
-    let d = keygen_with_dap(
+    let d = deploy_task(
         &options.dir,
         options.scheme,
         "divvi-demo",
         &options.layout,
-        limits,
-        Some(&task_options),
+        vdaf,
+        floor,
     )?;
     // The task file is public: what a device downloads before it reports.
     let task = Task::load(&d.dir.join("task.json"))?;

@@ -12,7 +12,7 @@ fn skewed(max: u64, rng: &mut impl rand::Rng) -> u64 {
 }
 
 /// One client's measurement for `vdaf`.
-pub(super) fn measurement(vdaf: &VdafConfig, rng: &mut impl rand::Rng) -> Measurement {
+pub(crate) fn measurement(vdaf: &VdafConfig, rng: &mut impl rand::Rng) -> Measurement {
     match *vdaf {
         VdafConfig::Count => Measurement::Count(rng.random_bool(0.3)),
         VdafConfig::Sum { max_measurement } => Measurement::Sum(skewed(max_measurement, rng)),

@@ -6,8 +6,8 @@
 //! client library seals ([`dap`]), and ENPA's Prio2 ([`enpa`]).
 
 mod clients;
-mod dap;
-mod draw;
+pub(crate) mod dap;
+pub(crate) mod draw;
 mod enpa;
 mod servers;
 mod vdaf;

@@ -1,17 +1,15 @@
-//! `divvi bench`: the throughput benchmark. Generates one batch of a given size once, then
-//! times intake and aggregate on both servers, with CPU use and peak memory per stage.
+//! `divvi bench`: the throughput benchmark. Makes the batches of a given number of reports
+//! once (ENPA packets or a DAP task's reports, [`batches`]), then times intake and
+//! aggregate on both servers, with CPU use and peak memory per stage.
 //! Each stage can run several times (`repeat`); the median run is reported, with the
 //! slowest and fastest rates beside it, since one short stage is a noisy measurement.
 
-use crate::batch::{truncate_to_minute, Window};
-use crate::config::{Ingestor, Server};
+mod batches;
+
 use crate::crypto::PacketScheme;
-use crate::demo::Progress;
-use crate::keygen::keygen;
-use crate::stages::{aggregate, ingest, intake, Tick};
+use crate::demo::{DemoVdaf, Progress};
+use crate::stages::{aggregate, intake, Tick};
 use anyhow::{bail, Result};
-use chrono::Utc;
-use rand::RngExt;
 use std::path::Path;
 use std::time::Instant;
 
@@ -41,8 +39,10 @@ pub struct StageResult {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchReport {
     pub packets: u64,
-    pub bins: usize,
-    pub scheme: PacketScheme,
+    /// `prio2:BINS` (ENPA) or a Prio3 VDAF of a DAP-18 task.
+    pub vdaf: DemoVdaf,
+    /// ENPA's packet encryption; none for DAP, whose reports are sealed with HPKE.
+    pub scheme: Option<PacketScheme>,
     pub cores: usize,
     pub generate_seconds: f64,
     pub stages: Vec<StageResult>,
@@ -66,6 +66,13 @@ fn cpu_seconds() -> f64 {
 /// Resets the kernel's peak-RSS mark to the current RSS (Linux: `clear_refs` value 5), so
 /// each stage's peak can be read on its own. False where that is not possible.
 fn reset_peak_rss() -> bool {
+    // Hands the heap that earlier stages freed (making 100,000 reports frees hundreds of
+    // MiB) back to the kernel first, or it would count in this stage's peak.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
+    }
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
@@ -132,54 +139,34 @@ fn measure(
     Ok(median)
 }
 
-/// Runs the benchmark in `dir` (a fresh folder; it holds the batch, which may be large).
+/// Runs the benchmark of `vdaf` in `dir` (a fresh folder; it holds the batches, which may
+/// be large). `scheme` is ENPA's packet encryption, unused by a DAP task.
 pub fn run_bench(
     dir: &Path,
     packets: u64,
-    bins: usize,
+    vdaf: &DemoVdaf,
     scheme: PacketScheme,
     repeat: usize,
     progress: &dyn Progress,
 ) -> Result<BenchReport> {
-    if packets == 0 || bins == 0 {
-        bail!("packets and bins must be positive");
+    if packets == 0 {
+        bail!("packets must be positive");
     }
-    let d = keygen(
-        dir,
-        scheme,
-        "divvi-bench",
-        &crate::keygen::Layout::Local,
-        crate::config::Limits::default(),
-    )?;
-    let ingestor = Ingestor::load(&d.ingestor)?;
-    let servers = [Server::load(&d.servers[0])?, Server::load(&d.servers[1])?];
-    let aggregation = "bench";
-    let time = truncate_to_minute(Utc::now());
-    let window = Window::new(time, time).map_err(anyhow::Error::msg)?;
-
-    // One batch of random one-hot reports, made once.
-    let options = ingest::IngestOptions {
-        aggregation: aggregation.into(),
-        bins,
-        epsilon: 1.0,
-        batch_size: usize::try_from(packets)?,
-        time,
-    };
     let generate = Instant::now();
-    progress.begin("generate", packets);
-    let mut rng = rand::rng();
-    let reports = (0..packets).map(|_| {
-        let mut m = vec![0u32; bins];
-        m[rng.random_range(0..bins)] = 1;
-        Ok(m)
-    });
-    ingest::ingest(&ingestor, &options, reports, None, &|n| progress.tick(n))?;
-    progress.end();
+    let prepared = match vdaf {
+        DemoVdaf::Prio2 { bins } => batches::prio2(dir, packets, *bins, scheme, progress)?,
+        DemoVdaf::Prio3(config) => batches::dap(dir, packets, config, progress)?,
+    };
     let generate_seconds = generate.elapsed().as_secs_f64();
+    let batches::Prepared {
+        servers,
+        aggregation,
+        window,
+    } = &prepared;
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut stages = Vec::new();
-    for server in &servers {
+    for server in servers {
         let ids = intake::pending_batches(server, aggregation)?;
         // Measured here rather than taken from criterion: a shared machine's speed
         // drifts by several percent between runs, and the ratio must not.
@@ -201,14 +188,14 @@ pub fn run_bench(
         stage.of_floor_percent = floor.map(|s| 100.0 * stage.packets_per_second * s / cores as f64);
         stages.push(stage);
     }
-    for server in &servers {
+    for server in servers {
         stages.push(measure(
             &format!("aggregate {}", server.index),
             packets,
             repeat,
             progress,
             |tick| {
-                let report = aggregate::aggregate(server, aggregation, &window, tick)?;
+                let report = aggregate::aggregate(server, aggregation, window, tick)?;
                 if report.valid != packets {
                     bail!(
                         "aggregate counted {} valid packets of {packets}",
@@ -221,8 +208,8 @@ pub fn run_bench(
     }
     Ok(BenchReport {
         packets,
-        bins,
-        scheme,
+        vdaf: vdaf.clone(),
+        scheme: matches!(vdaf, DemoVdaf::Prio2 { .. }).then_some(scheme),
         cores,
         generate_seconds,
         stages,
@@ -233,7 +220,7 @@ impl BenchReport {
     /// A markdown table, one row per stage.
     pub fn markdown(&self) -> String {
         let mut t = String::from(
-            "| bins | scheme | stage | packets/s | of floor | CPU | peak RSS |\n|---|---|---|---|---|---|---|\n",
+            "| vdaf | scheme | stage | reports/s | of floor | CPU | peak RSS |\n|---|---|---|---|---|---|---|\n",
         );
         for s in &self.stages {
             let rss = s.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0} MiB"));
@@ -242,7 +229,13 @@ impl BenchReport {
                 .map_or("-".into(), |p| format!("{p:.0}%"));
             t.push_str(&format!(
                 "| {} | {} | {} | {:.0} | {} | {:.0}% | {} |\n",
-                self.bins, self.scheme, s.stage, s.packets_per_second, of_floor, s.cpu_percent, rss
+                self.vdaf,
+                self.scheme.map_or("-".into(), |s| s.to_string()),
+                s.stage,
+                s.packets_per_second,
+                of_floor,
+                s.cpu_percent,
+                rss
             ));
         }
         t
