@@ -1,25 +1,27 @@
 //! divvi's modern packet encryption: RFC 9180 HPKE, base mode, single-shot, with
 //! DHKEM(X25519, HKDF-SHA256), HKDF-SHA256 and AES-128-GCM.
 //! payload = encapsulated key (32) || ciphertext || tag (16).
+//! Sealing is the `hpke` crate's; opening, the servers' per-report cost, is
+//! [`X25519Receiver`]'s, on aws-lc.
 
 use hpke::aead::AesGcm128;
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
-use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
+use hpke::{Deserializable, Kem as _, OpModeS, Serializable};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use super::hpke_open::X25519Receiver;
 use super::CryptoError;
 
 type Kem = X25519HkdfSha256;
 type SecretKey = <Kem as hpke::Kem>::PrivateKey;
 type PublicKey = <Kem as hpke::Kem>::PublicKey;
-type EncappedKey = <Kem as hpke::Kem>::EncappedKey;
 
 /// Binds every payload to this use, so a key shared with another protocol cannot
 /// be tricked into opening its ciphertexts.
 const INFO: &[u8] = b"divvi enpa-v1 prio2 packet";
-pub(crate) const KEY_LEN: usize = 32;
+pub(crate) use super::hpke_open::KEY_LEN;
 pub(crate) const ENC_LEN: usize = 32;
 const TAG_LEN: usize = 16;
 pub(crate) const OVERHEAD: usize = ENC_LEN + TAG_LEN;
@@ -27,6 +29,7 @@ pub(crate) const OVERHEAD: usize = ENC_LEN + TAG_LEN;
 pub(crate) struct HpkePrivateKey {
     secret: SecretKey,
     public: HpkePublicKey,
+    receiver: X25519Receiver,
 }
 
 #[derive(Clone)]
@@ -45,7 +48,12 @@ impl HpkePrivateKey {
             )
         })?;
         let public = HpkePublicKey::from_key(Kem::sk_to_pk(&secret));
-        Ok(HpkePrivateKey { secret, public })
+        let receiver = X25519Receiver::new(bytes, public.bytes)?;
+        Ok(HpkePrivateKey {
+            secret,
+            public,
+            receiver,
+        })
     }
 
     /// The 32 raw bytes (secret: for writing a key file, never for display).
@@ -89,16 +97,7 @@ impl HpkePrivateKey {
         ciphertext: &[u8],
         aad: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        let enc = EncappedKey::from_bytes(enc).map_err(|_| CryptoError::DecryptFailed)?;
-        hpke::single_shot_open::<AesGcm128, HkdfSha256, Kem>(
-            &OpModeR::Base,
-            &self.secret,
-            &enc,
-            info,
-            ciphertext,
-            aad,
-        )
-        .map_err(|_| CryptoError::DecryptFailed)
+        self.receiver.open(info, enc, ciphertext, aad)
     }
 }
 

@@ -4,6 +4,7 @@
 mod digest;
 mod ecies;
 mod error;
+mod hpke_open;
 pub(crate) mod hpke_x25519;
 mod packet;
 mod scheme;
