@@ -20,8 +20,12 @@ use std::io::{Read, Write};
 use uuid::Uuid;
 
 const MAGIC: &[u8; 8] = b"DVSTASH1";
-/// Records per frame: one rayon chunk's worth.
+/// Records per frame at most: one rayon chunk's worth.
 const FRAME_RECORDS: usize = 512;
+/// Bytes of records per frame at most, so a frame of large shares (a Prio3 leader's
+/// 32 KiB at histogram 2048) stays small in memory: 32 records then. Readers take frames
+/// of any size up to [`MAX_FRAME_BYTES`].
+const FRAME_BYTES: usize = 1 << 20;
 /// No honest frame is larger (512 records of a 2^16-bin share is 128 MiB); refuse more.
 const MAX_FRAME_BYTES: u32 = 256 << 20;
 
@@ -135,8 +139,15 @@ pub struct StashWriter {
     sealer: FrameSealer,
     share_len: usize,
     frame: u64,
+    /// Records a frame holds before it is written.
+    frame_records: usize,
     buffer: Vec<u8>,
     buffered: usize,
+}
+
+/// Records per frame for shares of `share_len` bytes (each record is 17 bytes more).
+fn frame_records(share_len: usize) -> usize {
+    (FRAME_BYTES / (17 + share_len)).clamp(1, FRAME_RECORDS)
 }
 
 impl StashWriter {
@@ -166,8 +177,9 @@ impl StashWriter {
             sealer,
             share_len,
             frame: 0,
+            frame_records: frame_records(share_len),
             // A full frame and its tag: the buffer is reused, never regrown.
-            buffer: Vec::with_capacity(FRAME_RECORDS * (17 + share_len) + 16),
+            buffer: Vec::with_capacity(frame_records(share_len) * (17 + share_len) + 16),
             buffered: 0,
         })
     }
@@ -193,7 +205,7 @@ impl StashWriter {
             None => self.buffer.push(LEFT_OUT),
         }
         self.buffered += 1;
-        if self.buffered >= FRAME_RECORDS {
+        if self.buffered >= self.frame_records {
             self.write_frame(false)?;
         }
         Ok(())
@@ -438,6 +450,38 @@ mod tests {
         let mut r = StashReader::open(&store, "a/s", &key, &ctx).unwrap();
         let e = read_all(&mut r).unwrap_err().to_string();
         assert!(e.contains("a/s"), "{e}");
+    }
+
+    #[test]
+    fn large_shares_come_in_small_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let (key, _) = StashKey::generate().unwrap();
+        // A Prio3 leader's kept state at histogram 2048: ~32 KiB.
+        let ctx = StashContext {
+            kept: KeptShape::Dap {
+                task_id: vec![1; 32],
+                kept_len: 32_776,
+            },
+            ..context(ServerIndex::Zero)
+        };
+        let mut w = StashWriter::create(&store, "b/s", &key, &ctx).unwrap();
+        let mut expected = Vec::new();
+        for i in 0..100u32 {
+            let uuid = Uuid::new_v4();
+            let share = (i != 40).then(|| vec![i as u8; 32_776]);
+            w.push(uuid, share.as_deref()).unwrap();
+            expected.push(StashRecord { uuid, share });
+        }
+        w.finish().unwrap();
+        let mut r = StashReader::open(&store, "b/s", &key, &ctx).unwrap();
+        let mut all = Vec::new();
+        while let Some(frame) = r.next_frame().unwrap() {
+            // At most 1 MiB of records a frame: 31 of these.
+            assert!(frame.len() <= 31, "a frame of {}", frame.len());
+            all.extend(frame);
+        }
+        assert_eq!(all, expected);
     }
 
     /// Remembers the largest buffer it was asked to fill.

@@ -8,6 +8,7 @@ use crate::crypto::{HashingWriter, SigningKey, TrustSet};
 use crate::store::{get_bytes, ObjectStore, ObjectWriter, StoreError, StoreErrorKind};
 use crate::wire::{self, BatchSignature, Record, RecordReader, RecordWriter};
 use std::io::{self, Read, Seek, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Headers are small; anything larger is refused before it is read.
@@ -392,10 +393,12 @@ impl AsRef<[u8]> for SharedBytes {
     }
 }
 
-/// Hashes what the Avro reader pulls through it, into a digest shared with the stream.
+/// Hashes what the Avro reader pulls through it, into a digest shared with the stream,
+/// and counts the bytes.
 struct TeeHash<R> {
     inner: R,
     hasher: Arc<Mutex<crate::crypto::Sha256Stream>>,
+    read: Arc<AtomicU64>,
 }
 
 impl<R: Read> Read for TeeHash<R> {
@@ -404,6 +407,7 @@ impl<R: Read> Read for TeeHash<R> {
         if let Ok(mut h) = self.hasher.lock() {
             h.update(&buf[..n]);
         }
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -412,6 +416,8 @@ impl<R: Read> Read for TeeHash<R> {
 pub struct PacketStream<P: Record> {
     records: Option<RecordReader<P, TeeHash<Box<dyn Read + Send>>>>,
     hasher: Arc<Mutex<crate::crypto::Sha256Stream>>,
+    /// Bytes of the file read so far.
+    read: Arc<AtomicU64>,
     expected: Vec<u8>,
     object: String,
 }
@@ -423,9 +429,11 @@ impl<P: Record> PacketStream<P> {
         expected: Vec<u8>,
     ) -> Result<Self, BatchError> {
         let hasher = Arc::new(Mutex::new(crate::crypto::Sha256Stream::new()));
+        let read = Arc::new(AtomicU64::new(0));
         let tee = TeeHash {
             inner: reader,
             hasher: hasher.clone(),
+            read: read.clone(),
         };
         let records = RecordReader::new(tee).map_err(|e| BatchError::Wire {
             object: object.clone(),
@@ -434,6 +442,7 @@ impl<P: Record> PacketStream<P> {
         Ok(PacketStream {
             records: Some(records),
             hasher,
+            read,
             expected,
             object,
         })
@@ -441,9 +450,23 @@ impl<P: Record> PacketStream<P> {
 
     /// Up to `n` packets; an empty vector at the end.
     pub fn next_chunk(&mut self, n: usize) -> Result<Vec<P>, BatchError> {
-        let mut chunk = Vec::with_capacity(n);
-        for item in self.by_ref().take(n) {
-            chunk.push(item?);
+        self.next_chunk_within(n, u64::MAX)
+    }
+
+    /// Up to `n` packets, fewer once about `max_bytes` of the file were read for them
+    /// (whole Avro blocks are read at once); an empty vector at the end. Large packets
+    /// (a Prio3 leader share of 2048 buckets is 33 KB) thus come in small chunks.
+    pub fn next_chunk_within(&mut self, n: usize, max_bytes: u64) -> Result<Vec<P>, BatchError> {
+        let start = self.read.load(Ordering::Relaxed);
+        let mut chunk = Vec::with_capacity(n.min(1024));
+        while chunk.len() < n {
+            match self.next() {
+                Some(item) => chunk.push(item?),
+                None => break,
+            }
+            if self.read.load(Ordering::Relaxed) - start >= max_bytes {
+                break;
+            }
         }
         Ok(chunk)
     }

@@ -8,13 +8,12 @@
 
 use super::judges::{ingestion_kind, DapJudge, IngestionKind, Prio2Judge, SumJudge};
 use super::judges::{ReportJudge, RunSum};
-use super::{judge_in_chunks, Rejected, Tick};
+use super::{judge_in_chunks, next_packets, Rejected, Tick};
 use crate::batch::{open_batch, BatchId, BatchKind, Window};
 use crate::config::Server;
 use crate::ids::RunId;
 use crate::stash::{StashReader, StashRecord};
 use anyhow::{bail, Context, Result};
-use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
@@ -226,7 +225,7 @@ impl<S> BatchSum<S> {
         };
         match outcome {
             Outcome::Valid(share) => {
-                self.sum.add(uuid, &share)?;
+                self.sum.add(uuid, share)?;
                 self.counted.push(uuid);
                 self.judged += 1;
             }
@@ -283,22 +282,22 @@ fn sum_batch<'s, J: SumJudge<'s>>(
         uuids: HashSet::new(),
     };
     match open_stash(server, id, &judge)? {
-        Some(mut stash) => {
-            while let Some(records) = stash.next_frame()? {
-                let outcomes: Vec<Outcome<J::Output>> = records
-                    .par_iter()
-                    .map(|r| judge_kept(&judge, r, &by))
-                    .collect();
-                for (record, outcome) in records.iter().zip(outcomes) {
-                    sum.account(seen, record.uuid, outcome)?;
+        Some(mut stash) => judge_in_chunks(
+            // An empty frame (a last one may be) is not the end: only None is.
+            || loop {
+                match stash.next_frame()? {
+                    Some(records) if records.is_empty() => continue,
+                    records => return Ok(records.unwrap_or_default()),
                 }
-                tick(records.len() as u64);
-            }
-        }
+            },
+            |r| judge_kept(&judge, r, &by),
+            |record, outcome| sum.account(seen, record.uuid, outcome),
+            tick,
+        )?,
         None => {
             let mut packets = batch.packets::<J::Report>()?;
             judge_in_chunks(
-                &mut packets,
+                || next_packets(&mut packets),
                 |p| judge_again(&judge, p, &by),
                 |packet, outcome| sum.account(seen, J::report_id(packet), outcome),
                 tick,

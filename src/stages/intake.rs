@@ -7,7 +7,7 @@
 
 use super::judges::{ingestion_kind, DapJudge, IngestionKind, Prio2Judge, ReportJudge};
 use super::replays::{record_and_check, Fingerprint, Replay};
-use super::{judge_in_chunks, Rejected, Tick};
+use super::{judge_in_chunks, next_packets, Rejected, Tick};
 use crate::batch::{BatchId, BatchKind, BatchWriter};
 use crate::config::Server;
 use crate::stash::StashWriter;
@@ -172,7 +172,7 @@ fn intake_pass<'s, J: ReportJudge<'s>>(
     let mut kept_shares: HashMap<Fingerprint, Uuid> = HashMap::new();
     let mut packets = batch.packets::<J::Report>()?;
     judge_in_chunks(
-        &mut packets,
+        || next_packets(&mut packets),
         |p| judge.verify(p),
         |packet, result| {
             report.packets += 1;

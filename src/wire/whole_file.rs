@@ -2,6 +2,7 @@
 
 use super::header::read_header;
 use super::varint::push_long;
+use super::writer::BLOCK_SIZE;
 use super::{writer_schema, Record, RecordReader, WireError};
 
 /// A container file holding exactly `record`.
@@ -34,9 +35,11 @@ pub fn decode_single<R: Record>(bytes: &[u8]) -> Result<R, WireError> {
 }
 
 /// A container file holding `records` in order, byte for byte the same for the same
-/// records: metadata in a fixed order and a sync marker derived from the content. Two
-/// workers writing the same output thus write identical files, so whichever copy of an
-/// object lands, the objects of a batch or sum part still agree with each other.
+/// records: metadata in a fixed order, a sync marker derived from the content, and a new
+/// block wherever one reaches the streaming writer's block size (so a reader holds one
+/// small block at a time, not a whole batch). Two workers writing the same output thus
+/// write identical files, so whichever copy of an object lands, the objects of a batch or
+/// sum part still agree with each other.
 pub fn encode_all<R: Record>(records: &[R]) -> Result<Vec<u8>, WireError> {
     encode_all_with_metadata(records, &[])
 }
@@ -61,7 +64,9 @@ fn encode_all_with_metadata<R: Record>(
         )));
     }
     let schema = R::schema();
-    let mut data = Vec::new();
+    // (record count, encoded records) of each block, and a digest over all of them.
+    let mut blocks: Vec<(i64, Vec<u8>)> = Vec::new();
+    let mut content = crate::crypto::Sha256Stream::new();
     for record in records {
         let datum = apache_avro::to_avro_datum(schema, record.to_avro()).map_err(|source| {
             WireError::Encode {
@@ -69,14 +74,22 @@ fn encode_all_with_metadata<R: Record>(
                 source,
             }
         })?;
-        data.extend_from_slice(&datum);
+        content.update(&datum);
+        match blocks.last_mut() {
+            Some((count, data)) if data.len() < BLOCK_SIZE => {
+                *count += 1;
+                data.extend_from_slice(&datum);
+            }
+            _ => blocks.push((1, datum)),
+        }
     }
     let schema_json = serde_json::to_string(schema)
         .map_err(|e| WireError::Malformed(format!("schema of {}: {e}", R::NAME)))?;
-    let digest = crate::crypto::sha256(&data);
+    let digest = content.finish();
     let sync = &digest[..16];
 
-    let mut out = Vec::with_capacity(data.len() + schema_json.len() + 64);
+    let data_len: usize = blocks.iter().map(|(_, data)| data.len() + 32).sum();
+    let mut out = Vec::with_capacity(data_len + schema_json.len() + 64);
     out.extend_from_slice(b"Obj\x01");
     push_long(&mut out, 2 + metadata.len() as i64); // metadata entries
     let reserved: [(&str, &[u8]); 2] = [
@@ -90,9 +103,9 @@ fn encode_all_with_metadata<R: Record>(
     }
     push_long(&mut out, 0); // end of the metadata map
     out.extend_from_slice(sync);
-    if !records.is_empty() {
-        push_long(&mut out, records.len() as i64);
-        push_bytes(&mut out, &data);
+    for (count, data) in &blocks {
+        push_long(&mut out, *count);
+        push_bytes(&mut out, data);
         out.extend_from_slice(sync);
     }
     Ok(out)

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::marker::PhantomData;
 
 /// Bytes per data block before it is written out; the sync interval Java Avro uses.
-const BLOCK_SIZE: usize = 64_000;
+pub(super) const BLOCK_SIZE: usize = 64_000;
 
 /// Streaming writer of a container file (codec null, our schema) of `R` records.
 ///

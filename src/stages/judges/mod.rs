@@ -106,7 +106,8 @@ pub(crate) trait SumJudge<'s>: ReportJudge<'s> {
 
 /// A run's sum of output shares so far.
 pub(crate) trait RunSum<O>: Send {
-    fn add(&mut self, report: Uuid, output: &O) -> Result<()>;
+    /// Takes the output share: a Prio3 one may be tens of KB, not to be copied.
+    fn add(&mut self, report: Uuid, output: O) -> Result<()>;
     fn merge(&mut self, other: Self) -> Result<()>;
     /// Reports counted.
     fn count(&self) -> u64;

@@ -191,8 +191,8 @@ impl<'s> SumJudge<'s> for Prio2Judge<'s> {
 pub(crate) struct Prio2Sum(Accumulator);
 
 impl RunSum<OutputShare> for Prio2Sum {
-    fn add(&mut self, _report: Uuid, output: &OutputShare) -> Result<()> {
-        Ok(self.0.add(output)?)
+    fn add(&mut self, _report: Uuid, output: OutputShare) -> Result<()> {
+        Ok(self.0.add(&output)?)
     }
 
     fn merge(&mut self, other: Self) -> Result<()> {

@@ -261,3 +261,31 @@ fn whole_files_are_deterministic() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_large_deterministic_file_comes_in_blocks_a_reader_streams() {
+    // ~100 bytes a packet: 3000 of them span several 64 KB blocks.
+    let records: Vec<DataSharePacket> = (0..3000).map(|i| packet(i, true)).collect();
+    let file = encode_all(&records).expect("encode_all");
+    assert_eq!(encode_all(&records).expect("again"), file, "deterministic");
+    assert_eq!(
+        decode_all::<DataSharePacket>(&file).expect("decode"),
+        records
+    );
+    // Blocks: each ends with the file's sync marker, the 16 bytes that end the header.
+    let sync = &file[file.len() - 16..];
+    let blocks = file.windows(16).filter(|w| *w == sync).count() - 1;
+    let data_len: usize = records
+        .iter()
+        .map(|r| {
+            apache_avro::to_avro_datum(DataSharePacket::schema(), r.to_avro())
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert!(
+        blocks >= data_len / 64_000 && blocks <= data_len / 64_000 + 1,
+        "{blocks} blocks for {data_len} bytes of records"
+    );
+    assert!(blocks > 1);
+}
