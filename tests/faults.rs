@@ -4,12 +4,15 @@
 
 mod common;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DurationRound, TimeDelta, Utc};
 use common::*;
 use divvi::batch::{truncate_to_minute, BatchId, Window};
 use divvi::crypto::PacketScheme;
+use divvi::dap::{encode_reports, DapClient, Measurement, VdafConfig};
 use divvi::schedule::{execute_run, RunId, RunOutcome};
+use divvi::stages::collect::Collected;
 use divvi::stages::ingest::{IngestionBatch, PacketMaker};
+use divvi::stages::ingest_dap::{ingest_dap, DapIngestOptions};
 use divvi::stages::{collect, intake, no_tick};
 use divvi::store::{ObjectStore, ObjectWriter, StoreError, StoreErrorKind};
 use std::io::{Read, Write};
@@ -136,6 +139,88 @@ fn make_faulty(store: &mut Box<dyn ObjectStore>, suffix: &'static str, after: us
     Switches { reads, writes }
 }
 
+/// The pipeline a fault test runs: ENPA, or a DAP-18 task of a Prio3 histogram.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Enpa,
+    Dap,
+}
+
+/// Three batches of `per_batch` reports over 3 bins, the window holding them, their ids,
+/// and the true histogram.
+fn setup_kind(
+    kind: Kind,
+    aggregation: &str,
+    per_batch: usize,
+) -> (Deployment, Window, Vec<BatchId>, Vec<u64>) {
+    match kind {
+        Kind::Enpa => setup(aggregation, per_batch),
+        Kind::Dap => setup_dap(aggregation, per_batch),
+    }
+}
+
+/// Three upload bodies of reports the client library seals, ingested without a key.
+fn setup_dap(aggregation: &str, per_batch: usize) -> (Deployment, Window, Vec<BatchId>, Vec<u64>) {
+    let (d, task) = dap_deployment(VdafConfig::Histogram {
+        length: 3,
+        chunk_length: 1,
+    });
+    let client = DapClient::new(&task).unwrap();
+    let now = Utc::now();
+    let mut truth = vec![0u64; 3];
+    for b in 0..3 {
+        let reports: Vec<_> = (0..per_batch)
+            .map(|i| {
+                let bin = (b + i) % 3;
+                truth[bin] += 1;
+                client
+                    .report(&Measurement::Histogram(bin), now.timestamp() as u64)
+                    .unwrap()
+            })
+            .collect();
+        let options = DapIngestOptions {
+            aggregation: Some(aggregation.into()),
+            batch_size: per_batch,
+            time: None,
+            now,
+        };
+        ingest_dap(
+            &d.ingestor,
+            &task,
+            &encode_reports(&reports).unwrap(),
+            &options,
+        )
+        .unwrap();
+    }
+    let ids = intake::pending_batches(&d.servers[0], aggregation).unwrap();
+    assert_eq!(ids.len(), 3);
+    // The window is the task's time unit (an hour) holding the reports.
+    let start = now.duration_trunc(TimeDelta::hours(1)).unwrap();
+    let window = Window::new(start, start + TimeDelta::minutes(59)).unwrap();
+    (d, window, ids, truth)
+}
+
+/// The histogram collect publishes, and its client count, of either kind.
+fn collected(
+    d: &Deployment,
+    aggregation: &str,
+    window: &Window,
+) -> anyhow::Result<(Vec<u64>, u64)> {
+    Ok(
+        match collect::collect_any(&d.portal, aggregation, window, 0)? {
+            Collected::Enpa(r) => (r.histogram, r.total_individual_clients as u64),
+            Collected::Dap(r) => {
+                let values = r.result.as_array().expect("a histogram");
+                let counts = values
+                    .iter()
+                    .map(|v| v.as_u64().expect("a count"))
+                    .collect();
+                (counts, r.report_count)
+            }
+        },
+    )
+}
+
 fn setup(aggregation: &str, per_batch: usize) -> (Deployment, Window, Vec<BatchId>, Vec<u64>) {
     let d = deployment(PacketScheme::Ecies);
     let time = truncate_to_minute(Utc::now()) - TimeDelta::minutes(4);
@@ -168,7 +253,16 @@ fn run(d: &Deployment, server: usize, run: &RunId) -> anyhow::Result<RunOutcome>
 
 #[test]
 fn faults_mid_read_and_mid_write_fail_cleanly_and_reruns_finish() {
-    let (mut d, window, ids, truth) = setup("faults", 200);
+    faults_fail_cleanly_and_reruns_finish(Kind::Enpa);
+}
+
+#[test]
+fn faults_in_a_prio3_pipeline_fail_cleanly_and_reruns_finish() {
+    faults_fail_cleanly_and_reruns_finish(Kind::Dap);
+}
+
+fn faults_fail_cleanly_and_reruns_finish(kind: Kind) {
+    let (mut d, window, ids, truth) = setup_kind(kind, "faults", 200);
     let ingestion = make_faulty(&mut d.servers[0].ingestion, ".batch.avro", 3000);
     let own = make_faulty(&mut d.servers[0].own, "", 2000);
     let outbox = make_faulty(&mut d.servers[0].peer_outbox, ".validity_0.sig", 500);
@@ -229,8 +323,8 @@ fn faults_mid_read_and_mid_write_fail_cleanly_and_reruns_finish() {
     // Collect: reading server 0's sum part breaks; the rerun gives the true histogram.
     portal_read.reads.store(true, Ordering::SeqCst);
     let err = format!(
-        "{:#}",
-        collect::collect(&d.portal, "faults", &window).unwrap_err()
+        "{kind:?}: {:#}",
+        collected(&d, "faults", &window).unwrap_err()
     );
     assert!(
         err.contains("connection reset") || err.contains("reading"),
@@ -240,9 +334,9 @@ fn faults_mid_read_and_mid_write_fail_cleanly_and_reruns_finish() {
         d.portal.results.list("").unwrap().is_empty(),
         "no result written"
     );
-    let result = collect::collect(&d.portal, "faults", &window).unwrap();
-    assert_eq!(result.histogram, truth);
-    assert_eq!(result.total_individual_clients, 600);
+    let (histogram, clients) = collected(&d, "faults", &window).unwrap();
+    assert_eq!(histogram, truth, "{kind:?}");
+    assert_eq!(clients, 600, "{kind:?}");
     assert_eq!(
         (
             ingestion.reads.load(Ordering::SeqCst),

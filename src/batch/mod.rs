@@ -3,11 +3,13 @@
 //! `ObjectStore` trait.
 
 mod names;
+mod peek;
 mod signature;
 mod signed;
 mod sum_part;
 
 pub use names::{BatchKind, ObjectNames};
+pub use peek::peek_record_name;
 // The identities whose objects this layer names, where callers of `batch` look for them.
 pub use crate::ids::{
     parse_time, run_name, truncate_to_minute, validate_name, BatchId, SumPartId, Window,

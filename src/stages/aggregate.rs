@@ -374,7 +374,7 @@ pub fn aggregate_batches(
             run.window.name()
         );
     };
-    match ingestion_kind(server, first) {
+    match ingestion_kind(server, first)? {
         IngestionKind::Prio2 => aggregate_of::<Prio2Judge>(server, run, ids, counted_before, tick),
         IngestionKind::Dap => aggregate_of::<DapJudge>(server, run, ids, counted_before, tick),
     }

@@ -392,12 +392,11 @@ pub fn collect_any(
         run,
         server: ServerIndex::Zero,
     };
-    let header = crate::store::get_bytes(
+    let record = crate::batch::peek_record_name(
         server.sum_parts.as_ref(),
         &id.names().header,
         crate::batch::MAX_HEADER_BYTES,
-    );
-    let record = header.ok().and_then(|b| crate::wire::record_name(&b).ok());
+    )?;
     match record.as_deref() {
         Some(<crate::wire::DapSumPart as crate::wire::Record>::NAME) => Ok(Collected::Dap(
             super::collect_dap::collect_dap(portal, aggregation, window, run)?,

@@ -42,7 +42,7 @@ pub fn pending_batches(server: &Server, aggregation: &str) -> Result<Vec<BatchId
 /// first `sample` packets of a batch one after another. Reading, recording and writing
 /// are left out: they are what intake adds. None for an empty batch.
 pub fn sequential_floor(server: &Server, id: &BatchId, sample: usize) -> Result<Option<f64>> {
-    match ingestion_kind(server, id) {
+    match ingestion_kind(server, id)? {
         IngestionKind::Prio2 => floor_of::<Prio2Judge>(server, id, sample),
         IngestionKind::Dap => floor_of::<DapJudge>(server, id, sample),
     }
@@ -103,7 +103,7 @@ fn likely_cause(rejected: &[Rejected]) -> &'static str {
 /// writes nothing; the next pass leaves those packets out. More passes are needed only
 /// while other intakes keep committing copies of this batch's shares.
 pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport> {
-    match ingestion_kind(server, id) {
+    match ingestion_kind(server, id)? {
         IngestionKind::Prio2 => intake_of::<Prio2Judge>(server, id, tick),
         IngestionKind::Dap => intake_of::<DapJudge>(server, id, tick),
     }

@@ -63,6 +63,11 @@ pub fn deployment(scheme: PacketScheme) -> Deployment {
         limits,
     )
     .unwrap();
+    loaded(dir, paths)
+}
+
+/// Every party's config of a deployment keygen wrote.
+fn loaded(dir: tempfile::TempDir, paths: divvi::keygen::Deployment) -> Deployment {
     Deployment {
         ingestor: Ingestor::load(&paths.ingestor).unwrap(),
         servers: [
@@ -73,6 +78,34 @@ pub fn deployment(scheme: PacketScheme) -> Deployment {
         paths,
         dir,
     }
+}
+
+/// A deployment with a DAP-18 task of `vdaf` (time precision one hour, minimum batch size
+/// and the servers' `min_clients` 1), and the task.
+pub fn dap_deployment(vdaf: divvi::dap::VdafConfig) -> (Deployment, divvi::dap::Task) {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = divvi::config::Limits {
+        min_clients: 1,
+        ..Default::default()
+    };
+    let task = divvi::keygen::DapTaskOptions {
+        vdaf,
+        time_precision: 3600,
+        min_batch_size: 1,
+        leader_endpoint: "https://leader.invalid/".into(),
+        helper_endpoint: "https://helper.invalid/".into(),
+    };
+    let paths = divvi::keygen::keygen_with_dap(
+        &dir.path().join("d"),
+        PacketScheme::Ecies,
+        "test",
+        &Default::default(),
+        limits,
+        Some(&task),
+    )
+    .unwrap();
+    let task = divvi::dap::Task::load(&paths.dir.join("task.json")).unwrap();
+    (loaded(dir, paths), task)
 }
 
 pub fn now_window() -> (chrono::DateTime<chrono::Utc>, Window) {

@@ -17,7 +17,7 @@ use crate::batch::{BatchHeader, BatchId, BatchKind, OpenedBatch};
 use crate::config::Server;
 use crate::ids::RunId;
 use crate::stash::StashContext;
-use crate::wire::{self, DapIngestionHeader, Record};
+use crate::wire::{DapIngestionHeader, Record};
 use anyhow::Result;
 use uuid::Uuid;
 
@@ -123,18 +123,20 @@ pub enum IngestionKind {
 }
 
 /// Only a header that reads as a `DapIngestionHeader` makes a DAP batch; anything else
-/// (an ENPA header, or one that cannot be read) takes the ENPA path, whose opening checks
-/// the signature first and names what is wrong. The signature of a DAP batch is checked
-/// the same way when it is opened.
-pub fn ingestion_kind(server: &Server, id: &BatchId) -> IngestionKind {
+/// (an ENPA header, a missing one, or one that is not a container file) takes the ENPA
+/// path, whose opening checks the signature first and names what is wrong. A failed read
+/// is an error. The signature of a DAP batch is checked the same way when it is opened.
+pub fn ingestion_kind(
+    server: &Server,
+    id: &BatchId,
+) -> Result<IngestionKind, crate::store::StoreError> {
     let names = id.names(BatchKind::Ingestion);
     let limit = crate::batch::MAX_HEADER_BYTES.min(server.limits.max_object_bytes);
-    let peek = crate::store::get_bytes(server.ingestion.as_ref(), &names.header, limit);
-    let name = peek.ok().and_then(|bytes| wire::record_name(&bytes).ok());
-    match name.as_deref() {
+    let name = crate::batch::peek_record_name(server.ingestion.as_ref(), &names.header, limit)?;
+    Ok(match name.as_deref() {
         Some(DapIngestionHeader::NAME) => IngestionKind::Dap,
         _ => IngestionKind::Prio2,
-    }
+    })
 }
 
 /// What a run's batches must share to be summed together: the ENPA Prio2 parameters, or
@@ -172,7 +174,7 @@ pub fn batch_task(
         &server.ingestor_trust,
         server.limits.max_object_bytes,
     );
-    let opened = match ingestion_kind(server, id) {
+    let opened = match ingestion_kind(server, id)? {
         IngestionKind::Prio2 => {
             open_batch::<crate::wire::IngestionHeader>(store, &names, trust, max)
                 .map(|b| BatchTask::Prio2(b.header.parameters()))
