@@ -10,15 +10,21 @@
 # machine's speed drifts by several percent between the two).
 # Each stage runs REPEAT times (default 3); the table shows the median run and, beside
 # its rate, the slowest and fastest.
+# A second table, between the DAP bench markers, does the same for DAP-18 tasks of Prio3
+# histograms of 16, 256 and 2048 buckets (reports made by the client library), with
+# criterion's per-report intake (open + verification start) and finish costs beside.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packets=${PACKETS:-100000}
 repeat=${REPEAT:-3}
 echo "criterion: packet opening and verifier shares (the per-packet floor)" >&2
 cargo bench --quiet --bench micro -- '^(open|verify)/' > /dev/null
+echo "criterion: Prio3 intake and finish per report" >&2
+cargo bench --quiet --bench prio3 -- '^prio3/histogram:(16|256|2048)/' > /dev/null
 cargo build --release --quiet
 results=$(mktemp)
-trap 'rm -f "$results"' EXIT
+dap_results=$(mktemp)
+trap 'rm -f "$results" "$dap_results"' EXIT
 for run in "16 ecies" "256 ecies" "2048 ecies" "16 hpke"; do
     set -- $run
     echo "bench: $packets packets, $1 bins, $2" >&2
@@ -27,8 +33,15 @@ for run in "16 ecies" "256 ecies" "2048 ecies" "16 hpke"; do
         | tr -d '\n' >> "$results"
     echo >> "$results"
 done
+for vdaf in histogram:16 histogram:256 histogram:2048; do
+    echo "bench: $packets reports, DAP-18 $vdaf" >&2
+    ./target/release/divvi bench --packets "$packets" --vdaf "$vdaf" \
+        --repeat "$repeat" --output json \
+        | tr -d '\n' >> "$dap_results"
+    echo >> "$dap_results"
+done
 machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-RESULTS="$results" MACHINE="$machine" python3 - <<'PY'
+RESULTS="$results" DAP_RESULTS="$dap_results" MACHINE="$machine" python3 - <<'PY'
 import json, os, re
 
 def median_us(group, bench):
@@ -40,6 +53,13 @@ def criterion_floor_us(bins, scheme, server):
     if server == "0":
         return median_us(f"open_{scheme}", f"bins{bins}") + median_us("verify_leader", f"bins{bins}")
     return median_us(f"open_{scheme}", "helper") + median_us("verify_helper", f"bins{bins}")
+def cells(s):
+    """A stage's rate, range, share of its floor, CPU and peak memory, as table cells."""
+    of_floor = f"{s['of_floor_percent']:.0f}%" if s["of_floor_percent"] is not None else "-"
+    rss = f"{s['peak_rss_mib']:.0f} MiB" if s["peak_rss_mib"] is not None else "-"
+    spread = f"{s['packets_per_second_min'] / 1000:,.1f}k–{s['packets_per_second_max'] / 1000:,.1f}k"
+    return f"{s['packets_per_second']:,.0f}", spread, of_floor, f"{s['cpu_percent']:.0f}%", rss
+
 # The original aggregator's packets/s (one core used), 100,000-packet batches.
 ORIGINAL = {16: {"intake": 14500, "aggregate": 8100},
             256: {"intake": 3500, "aggregate": 3000},
@@ -51,6 +71,7 @@ server_rows = ["| bins | scheme | server | floor (in the run) | criterion open +
 packets = None
 for line in open(os.environ["RESULTS"]):
     r = json.loads(line)
+    r["bins"] = int(r["vdaf"].removeprefix("prio2:"))
     packets, cores = r["packets"], r["cores"]
     per_packet, floors = {}, {}
     for s in r["stages"]:
@@ -59,11 +80,9 @@ for line in open(os.environ["RESULTS"]):
         ratio = f"{s['packets_per_second'] / base:.1f}x" if base and r["scheme"] == "ecies" else "-"
         if kind == "intake":
             floors[server] = s["floor_us"]
-        of_floor = f"{s['of_floor_percent']:.0f}%" if kind == "intake" else "-"
-        rss = f"{s['peak_rss_mib']:.0f} MiB" if s["peak_rss_mib"] is not None else "-"
-        spread = f"{s['packets_per_second_min'] / 1000:,.1f}k–{s['packets_per_second_max'] / 1000:,.1f}k"
-        rows.append(f"| {r['bins']} | {r['scheme']} | {s['stage']} | {s['packets_per_second']:,.0f} "
-                    f"| {spread} | {ratio} | {of_floor} | {s['cpu_percent']:.0f}% | {rss} |")
+        rate, spread, of_floor, cpu, rss = cells(s)
+        rows.append(f"| {r['bins']} | {r['scheme']} | {s['stage']} | {rate} | {spread} | {ratio} "
+                    f"| {of_floor} | {cpu} | {rss} |")
         runs = s["runs"]
         # CPU time per packet of the stage: what the server really spends.
         cpu_us = 1e6 * s["seconds"] * s["cpu_percent"] / 100 / s["packets"]
@@ -73,16 +92,53 @@ for line in open(os.environ["RESULTS"]):
         reference = criterion_floor_us(r["bins"], r["scheme"], server)
         server_rows.append(f"| {r['bins']} | {r['scheme']} | {server} | {floor:.0f} µs | {reference:.0f} µs "
                            f"| {spent:.0f} µs ({spent / floor:.2f}x the floor) |")
-start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-body = (f"{start}\n_{packets:,}-packet batches on {os.environ['MACHINE']}; median of {runs} "
-        f"runs per stage (range: slowest to fastest); written by `scripts/bench-readme.sh`._\n\n"
-        + "\n".join(rows)
-        + "\n\nPer packet, the whole server (the original spends two opens and two verifies):\n\n"
-        + "\n".join(server_rows) + f"\n{end}")
+def criterion_prio3_us(vdaf, step, role):
+    """Criterion's median for one report's `step` (intake or finish) on one server."""
+    group = "prio3_" + vdaf.replace(":", "_")
+    return median_us(group, f"{step}_{role}")
+
+dap_rows = ["| VDAF | stage | reports/s | range | of 2-core floor | CPU | peak RSS |",
+            "|---|---|---|---|---|---|---|"]
+dap_server_rows = ["| VDAF | server | floor (in the run) | criterion intake | criterion finish | aggregate ÷ intake |",
+                   "|---|---|---|---|---|---|"]
+for line in open(os.environ["DAP_RESULTS"]):
+    r = json.loads(line)
+    spec = r["vdaf"]
+    # The spec names the chunk length too (histogram:256:18); the table, the buckets.
+    vdaf = ":".join(spec.split(":")[:2])
+    rates, floors = {}, {}
+    for s in r["stages"]:
+        kind, server = s["stage"].split()
+        rates[(kind, server)] = s["packets_per_second"]
+        if kind == "intake":
+            floors[server] = s["floor_us"]
+        rate, spread, of_floor, cpu, rss = cells(s)
+        dap_rows.append(f"| {vdaf} | {s['stage']} | {rate} | {spread} | {of_floor} | {cpu} | {rss} |")
+    for server, role in [("0", "leader"), ("1", "helper")]:
+        intake_us = criterion_prio3_us(vdaf, "intake", role)
+        finish_us = criterion_prio3_us(vdaf, "finish", role)
+        ratio = rates[("aggregate", server)] / rates[("intake", server)]
+        dap_server_rows.append(f"| {vdaf} | {server} ({role}) | {floors[server]:.0f} µs | {intake_us:.0f} µs "
+                               f"| {finish_us:.1f} µs | {ratio:.1f}x |")
+
+def replace_between(text, start, end, body):
+    if start not in text:
+        raise SystemExit(f"README.md has no {start} marker")
+    return re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{body}\n{end}",
+                  text, flags=re.S)
+
+caption = (f"_{packets:,}-report batches on {os.environ['MACHINE']}; median of {runs} "
+           f"runs per stage (range: slowest to fastest); written by `scripts/bench-readme.sh`._\n\n")
 text = open("README.md").read()
-if start not in text:
-    raise SystemExit("README.md has no bench markers")
-text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: body, text, flags=re.S)
+text = replace_between(text, "<!-- bench:start -->", "<!-- bench:end -->",
+    caption + "\n".join(rows)
+    + "\n\nPer packet, the whole server (the original spends two opens and two verifies):\n\n"
+    + "\n".join(server_rows))
+text = replace_between(text, "<!-- bench-dap:start -->", "<!-- bench-dap:end -->",
+    caption + "\n".join(dap_rows)
+    + "\n\nPer report, one server: the floor intake is measured against (open + verification "
+    + "start, timed in the run), criterion's intake and finish, and how much faster aggregate "
+    + "runs than intake:\n\n" + "\n".join(dap_server_rows))
 open("README.md", "w").write(text)
 PY
-echo "README.md performance table updated" >&2
+echo "README.md performance tables updated" >&2
