@@ -156,6 +156,19 @@ fn cases() -> Vec<Case> {
             fx.put(fx.ing(0), &fx.names().signature, &wire::encode_single(&sig).unwrap());
             fails(fx.sig_url(), "signature carries only one of batch_header and packets")
         }),
+        case("single-object batch: a byte after the sync marker", Intake(0), |fx| {
+            let sig = BatchSignature {
+                batch_header: Some(fx.header_bytes(0)),
+                packets: Some(fx.packet_file(0)),
+                ..fx.signature()
+            };
+            fx.remove(fx.ing(0), &fx.names().header);
+            fx.remove(fx.ing(0), &fx.names().packets);
+            let mut bytes = wire::encode_single(&sig).unwrap();
+            bytes.push(0);
+            fx.put(fx.ing(0), &fx.names().signature, &bytes);
+            fails(fx.sig_url(), "does not end with its sync marker")
+        }),
         case("single-object batch: inline packets differ from the digest", Intake(0), |fx| {
             let mut packets = fx.packet_file(0);
             let n = packets.len();

@@ -256,12 +256,18 @@ enum PacketSource<'s> {
         bytes: Arc<Vec<u8>>,
         object: String,
     },
+    /// A packet file in storage: its own object (offset 0), or the inline packets of a
+    /// single-object signature, streamed from there rather than held in memory.
     Object {
         store: &'s dyn ObjectStore,
         key: String,
-        /// The size `head` reported: reads stop there, so an object replaced by a larger
-        /// one after the check is never read past it (its digest then fails).
+        offset: u64,
+        /// The size `head` reported (or the inline length): reads stop there, so an object
+        /// replaced by a larger one after the check is never read past it (its digest then
+        /// fails).
         size: u64,
+        /// Inline packets: the signature file's sync marker, which must end the object.
+        trailer: Option<[u8; 16]>,
     },
 }
 
@@ -318,27 +324,50 @@ pub fn open_batch<'s, H: BatchHeader>(
     max_bytes: u64,
 ) -> Result<OpenedBatch<'s, H>, BatchError> {
     let sig_object = store.describe(&names.signature);
-    let sig_bytes = read_checked(store, &names.signature, MAX_SIGNATURE_BYTES, max_bytes)?;
-    let mut sig: BatchSignature =
-        wire::decode_single(&sig_bytes).map_err(|e| BatchError::Wire {
-            object: sig_object.clone(),
-            source: e,
-        })?;
-    drop(sig_bytes);
-    let (header_bytes, packets) = match (sig.batch_header.take(), sig.packets.take()) {
-        (Some(header), Some(packets)) => (
-            header,
-            PacketSource::Inline {
+    let wire_error = |e| BatchError::Wire {
+        object: sig_object.clone(),
+        source: e,
+    };
+    let sig_size = checked_size(store, &names.signature, MAX_SIGNATURE_BYTES, max_bytes)?;
+    // Read up to the inline packets, which then stream from storage: a validation batch
+    // of 100,000 Prio3 verifier shares is tens of MB, held twice when decoded whole.
+    let prefix = wire::read_signature_prefix(
+        store.get(&names.signature)?.take(sig_size),
+        MAX_HEADER_BYTES,
+    )
+    .map_err(wire_error)?;
+    let (mut sig, inline) = match prefix {
+        Some(prefix) => (
+            prefix.signature,
+            prefix.packets.map(|(offset, size)| PacketSource::Object {
+                store,
+                key: names.signature.clone(),
+                offset,
+                size,
+                trailer: Some(prefix.marker),
+            }),
+        ),
+        // Another writer's schema: the file is read whole.
+        None => {
+            let bytes = read_checked(store, &names.signature, MAX_SIGNATURE_BYTES, max_bytes)?;
+            let mut sig: BatchSignature = wire::decode_single(&bytes).map_err(wire_error)?;
+            let inline = sig.packets.take().map(|packets| PacketSource::Inline {
                 bytes: Arc::new(packets),
                 object: sig_object.clone(),
-            },
-        ),
+            });
+            (sig, inline)
+        }
+    };
+    let (header_bytes, packets) = match (sig.batch_header.take(), inline) {
+        (Some(header), Some(packets)) => (header, packets),
         (None, None) => (
             read_checked(store, &names.header, MAX_HEADER_BYTES, max_bytes)?,
             PacketSource::Object {
                 store,
                 key: names.packets.clone(),
+                offset: 0,
                 size: checked_size(store, &names.packets, u64::MAX, max_bytes)?,
+                trailer: None,
             },
         ),
         _ => {
@@ -370,8 +399,27 @@ impl<'s, H: BatchHeader> OpenedBatch<'s, H> {
                 Box::new(io::Cursor::new(SharedBytes(bytes.clone()))),
                 object.clone(),
             ),
-            PacketSource::Object { store, key, size } => {
-                (Box::new(store.get(key)?.take(*size)), store.describe(key))
+            PacketSource::Object {
+                store,
+                key,
+                offset,
+                size,
+                trailer,
+            } => {
+                let mut reader = store.get(key)?;
+                let skipped = io::copy(&mut (&mut reader).take(*offset), &mut io::sink());
+                if skipped.ok() != Some(*offset) {
+                    return Err(BatchError::Other {
+                        object: store.describe(key),
+                        reason: "ends before its inline packets (changed since it was opened?)"
+                            .into(),
+                    });
+                }
+                let packets: Box<dyn Read + Send> = match trailer {
+                    Some(marker) => Box::new(wire::SyncTrailer::new(reader, *size, *marker)),
+                    None => Box::new(reader.take(*size)),
+                };
+                (packets, store.describe(key))
             }
         };
         PacketStream::new(reader, object, self.header.packet_file_digest().to_vec())

@@ -27,7 +27,9 @@ mod writer_schema;
 pub(crate) mod tests;
 
 pub use error::WireError;
-pub use inline_signature::write_inline_signature;
+pub use inline_signature::{
+    read_signature_prefix, write_inline_signature, SignaturePrefix, SyncTrailer,
+};
 pub use reader::RecordReader;
 pub use records::{
     BatchSignature, DapIngestionHeader, DapReportShare, DapSumPart, DapValidationHeader,
