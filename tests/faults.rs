@@ -387,7 +387,16 @@ impl Drop for SmallDisk {
 
 #[test]
 fn a_full_disk_fails_intake_cleanly_and_the_rerun_after_freeing_space_agrees() {
-    let (mut d, window, ids, truth) = setup("disk", 1000);
+    full_disk_fails_cleanly_and_the_rerun_agrees(Kind::Enpa);
+}
+
+#[test]
+fn a_full_disk_fails_a_prio3_intake_cleanly_and_the_rerun_agrees() {
+    full_disk_fails_cleanly_and_the_rerun_agrees(Kind::Dap);
+}
+
+fn full_disk_fails_cleanly_and_the_rerun_agrees(kind: Kind) {
+    let (mut d, window, ids, truth) = setup_kind(kind, "disk", 1000);
     let disk = SmallDisk::mount(&d.dir.path().join("small-disk"), "16k");
     d.servers[0].own = Box::new(divvi::store::LocalStore::new(&disk.0));
     let err = format!(
@@ -418,10 +427,7 @@ fn a_full_disk_fails_intake_cleanly_and_the_rerun_after_freeing_space_agrees() {
         run(&d, 1, &run0).unwrap(),
         RunOutcome::Done { .. }
     ));
-    assert_eq!(
-        collect::collect(&d.portal, "disk", &window)
-            .unwrap()
-            .histogram,
-        truth
-    );
+    let (histogram, clients) = collected(&d, "disk", &window).unwrap();
+    assert_eq!(histogram, truth, "{kind:?}");
+    assert_eq!(clients, 3000, "{kind:?}");
 }
