@@ -171,15 +171,16 @@ impl StashWriter {
             .and_then(|_| out.write_all(&salt))
             .map_err(|e| io_error(&object, e))?;
         let share_len = context.share_len();
+        let frame_records = frame_records(share_len);
         Ok(StashWriter {
             out,
             object,
             sealer,
             share_len,
             frame: 0,
-            frame_records: frame_records(share_len),
+            frame_records,
             // A full frame and its tag: the buffer is reused, never regrown.
-            buffer: Vec::with_capacity(frame_records(share_len) * (17 + share_len) + 16),
+            buffer: Vec::with_capacity(frame_records * (17 + share_len) + 16),
             buffered: 0,
         })
     }

@@ -20,12 +20,12 @@ use std::path::Path;
 /// A deployment with its batches written, ready for intake.
 pub(super) struct Prepared {
     pub servers: [Server; 2],
-    pub aggregation: String,
     /// The window aggregate sums.
     pub window: Window,
 }
 
-const AGGREGATION: &str = "bench";
+/// The aggregation every bench batch belongs to.
+pub(super) const AGGREGATION: &str = "bench";
 
 /// An upload body's size the DAP generator aims at: a batch of histogram-2048 reports
 /// (~33 KB each) is then ~2,000 reports, so making 100,000 of them never holds more
@@ -67,7 +67,6 @@ pub(super) fn prio2(
     progress.end();
     Ok(Prepared {
         servers: [Server::load(&d.servers[0])?, Server::load(&d.servers[1])?],
-        aggregation: AGGREGATION.into(),
         window: Window::new(time, time).map_err(anyhow::Error::msg)?,
     })
 }
@@ -125,7 +124,6 @@ pub(super) fn dap(
     progress.end();
     Ok(Prepared {
         servers: [Server::load(&d.servers[0])?, Server::load(&d.servers[1])?],
-        aggregation: AGGREGATION.into(),
         window: window_of(now)?,
     })
 }

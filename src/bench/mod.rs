@@ -158,11 +158,8 @@ pub fn run_bench(
         DemoVdaf::Prio3(config) => batches::dap(dir, packets, config, progress)?,
     };
     let generate_seconds = generate.elapsed().as_secs_f64();
-    let batches::Prepared {
-        servers,
-        aggregation,
-        window,
-    } = &prepared;
+    let batches::Prepared { servers, window } = &prepared;
+    let aggregation = batches::AGGREGATION;
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut stages = Vec::new();

@@ -18,7 +18,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use std::path::Path;
 
 /// The task's time precision: DAP's usual hour. The demo's window is the current hour.
-pub(crate) const TIME_PRECISION: u64 = 3600;
+const TIME_PRECISION: u64 = 3600;
 
 /// The floor a run must reach (the task's min_batch_size and the servers' min_clients):
 /// DAP's usual 100, or every valid report of a smaller demo.

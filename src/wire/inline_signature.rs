@@ -156,21 +156,23 @@ pub fn read_signature_prefix<R: Read>(
     if header.schema != ours {
         return Ok(None);
     }
-    let truncated = |e: io::Error| match e.kind() {
+    // A file cut short or framed wrongly is malformed; a failed read is an I/O error.
+    let io_error = |e: io::Error| match e.kind() {
         io::ErrorKind::UnexpectedEof => WireError::Malformed("truncated signature file".into()),
+        io::ErrorKind::InvalidData => WireError::Malformed(e.to_string()),
         _ => WireError::Io(e),
     };
-    let count = read_long(&mut input).map_err(truncated)?;
+    let count = read_long(&mut input).map_err(io_error)?;
     if count != 1 {
         return Err(WireError::RecordCount {
             record: BatchSignature::NAME,
             found: usize::try_from(count).unwrap_or(0),
         });
     }
-    let block_len = read_long(&mut input).map_err(truncated)?;
+    let block_len = read_long(&mut input).map_err(io_error)?;
     let block_end = input.read + u64::try_from(block_len).unwrap_or(0);
     let bytes = |input: &mut Counting<R>, what: &str, max: u64| {
-        let len = u64::try_from(read_long(input).map_err(truncated)?)
+        let len = u64::try_from(read_long(input).map_err(io_error)?)
             .map_err(|_| WireError::Malformed(format!("{what}: negative length")))?;
         if len > max || input.read + len > block_end {
             return Err(WireError::Malformed(format!(
@@ -178,13 +180,13 @@ pub fn read_signature_prefix<R: Read>(
             )));
         }
         let mut out = vec![0u8; len as usize];
-        input.read_exact(&mut out).map_err(truncated)?;
+        input.read_exact(&mut out).map_err(io_error)?;
         Ok(out)
     };
     let batch_header_signature = bytes(&mut input, "batch_header_signature", MAX_FIELD)?;
     let key_identifier = String::from_utf8(bytes(&mut input, "key_identifier", MAX_FIELD)?)
         .map_err(|_| WireError::Malformed("key_identifier is not UTF-8".into()))?;
-    let batch_header = match read_long(&mut input).map_err(truncated)? {
+    let batch_header = match read_long(&mut input).map_err(io_error)? {
         0 => None,
         1 => Some(bytes(&mut input, "batch_header", max_header)?),
         other => {
@@ -193,10 +195,10 @@ pub fn read_signature_prefix<R: Read>(
             )))
         }
     };
-    let packets = match read_long(&mut input).map_err(truncated)? {
+    let packets = match read_long(&mut input).map_err(io_error)? {
         0 => None,
         1 => {
-            let len = u64::try_from(read_long(&mut input).map_err(truncated)?)
+            let len = u64::try_from(read_long(&mut input).map_err(io_error)?)
                 .map_err(|_| WireError::Malformed("packets: negative length".into()))?;
             if input.read + len != block_end {
                 return Err(WireError::Malformed(
@@ -217,11 +219,7 @@ pub fn read_signature_prefix<R: Read>(
                 "the record does not end its block".into(),
             ));
         }
-        check_end(&mut input, &header.marker).map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => WireError::Malformed("truncated signature file".into()),
-            io::ErrorKind::InvalidData => WireError::Malformed(e.to_string()),
-            _ => WireError::Io(e),
-        })?;
+        check_end(&mut input, &header.marker).map_err(io_error)?;
     }
     Ok(Some(SignaturePrefix {
         signature: BatchSignature {

@@ -390,9 +390,6 @@ const SUM_PIECE: usize = 32;
 
 impl DapSum {
     fn flush(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
         // Decoding and adding output shares was aggregate's one serial step per report
         // (2,048 field elements at histogram 2048): spread over the pool in pieces.
         let vdaf = &self.vdaf;
@@ -402,12 +399,17 @@ impl DapSum {
             .map(|piece| vdaf.aggregate(piece.iter().map(Vec::as_slice)))
             .try_reduce_with(|a, b| vdaf.merge_aggregate_shares(&a, &b));
         self.pending.clear();
-        let Some(chunk) = chunk.transpose()? else {
-            return Ok(());
-        };
+        match chunk.transpose()? {
+            Some(chunk) => self.absorb(chunk),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds an encoded aggregate share of other reports into the running one.
+    fn absorb(&mut self, share: Vec<u8>) -> Result<()> {
         self.share = Some(match self.share.take() {
-            Some(sum) => self.vdaf.merge_aggregate_shares(&sum, &chunk)?,
-            None => chunk,
+            Some(sum) => self.vdaf.merge_aggregate_shares(&sum, &share)?,
+            None => share,
         });
         Ok(())
     }
@@ -439,10 +441,7 @@ impl RunSum<Vec<u8>> for DapSum {
         self.count += other.count;
         if let Some(theirs) = other.share {
             self.flush()?;
-            self.share = Some(match self.share.take() {
-                Some(sum) => self.vdaf.merge_aggregate_shares(&sum, &theirs)?,
-                None => theirs,
-            });
+            self.absorb(theirs)?;
         }
         Ok(())
     }
