@@ -4,8 +4,10 @@
 //! For every packet of an ingestion batch, in batch order, the stash holds its UUID and
 //! either what aggregate needs of it or a mark that intake left it out. ENPA: the part of
 //! its plaintext share that aggregate sums (server 0: the first `bins` field elements;
-//! server 1: the 32-byte seed). DAP: the server's encoded VDAF verify state, which
-//! finishes into the output share once both verifier shares are known.
+//! server 1: the 32-byte seed). DAP: the report's time and the joint randomness seed its
+//! verifier message must equal; the final frame then ends with a trailer, the sum of the
+//! output shares of every report kept (see `dap::prio3::split`), so aggregate only takes
+//! away the reports it refuses.
 //!
 //! File: `DVSTASH1` ‖ salt (32) ‖ frames. A frame is `last` (1 byte) ‖ length (u32 BE) ‖
 //! AES-256-GCM ciphertext of its records, sealed under a key derived from the server's
@@ -31,6 +33,9 @@ const MAX_FRAME_BYTES: u32 = 256 << 20;
 
 const KEPT: u8 = 0;
 const LEFT_OUT: u8 = 1;
+/// The trailer: the final frame's last record, a nil UUID, this kind, a u32 BE length
+/// and that many bytes.
+const TRAILER: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StashError {
@@ -55,8 +60,8 @@ pub struct StashContext {
 pub enum KeptShape {
     /// ENPA: server 0 keeps `bins` field elements of its share, server 1 its seed.
     Prio2 { bins: usize },
-    /// DAP: each server keeps the report's time and its encoded VDAF verify state,
-    /// `kept_len` bytes in all.
+    /// DAP: each server keeps the report's time and the seed its verifier message must
+    /// equal, `kept_len` bytes in all.
     Dap { task_id: Vec<u8>, kept_len: usize },
 }
 
@@ -106,7 +111,7 @@ impl StashContext {
         match &self.kept {
             KeptShape::Prio2 { bins } => c.extend_from_slice(&(*bins as u64).to_be_bytes()),
             KeptShape::Dap { task_id, kept_len } => {
-                c.extend_from_slice(b"divvi dap verify state");
+                c.extend_from_slice(b"divvi dap verify check");
                 c.extend_from_slice(task_id);
                 c.extend_from_slice(&(*kept_len as u64).to_be_bytes());
             }
@@ -116,7 +121,7 @@ impl StashContext {
     }
 
     /// Bytes kept per packet: ENPA server 0 keeps `bins` field elements, server 1 its
-    /// seed; a DAP server its verify state.
+    /// seed; a DAP server the report's time and check.
     pub fn share_len(&self) -> usize {
         match (&self.kept, self.server) {
             (KeptShape::Prio2 { bins }, ServerIndex::Zero) => 4 * bins,
@@ -234,8 +239,19 @@ impl StashWriter {
         Ok(())
     }
 
-    /// Writes the final frame and makes the stash visible.
-    pub fn finish(mut self) -> Result<(), StashError> {
+    /// Writes the final frame, ending with `trailer` if there is one, and makes the
+    /// stash visible.
+    pub fn finish(mut self, trailer: Option<&[u8]>) -> Result<(), StashError> {
+        if let Some(bytes) = trailer {
+            let len = u32::try_from(bytes.len()).map_err(|_| StashError::Bad {
+                object: self.object.clone(),
+                reason: "trailer too large".into(),
+            })?;
+            self.buffer.extend_from_slice(Uuid::nil().as_bytes());
+            self.buffer.push(TRAILER);
+            self.buffer.extend_from_slice(&len.to_be_bytes());
+            self.buffer.extend_from_slice(bytes);
+        }
         self.write_frame(true)?;
         self.out.commit()?;
         Ok(())
@@ -257,6 +273,7 @@ pub struct StashReader {
     share_len: usize,
     frame: u64,
     done: bool,
+    trailer: Option<Vec<u8>>,
 }
 
 impl StashReader {
@@ -294,6 +311,7 @@ impl StashReader {
             share_len: context.share_len(),
             frame: 0,
             done: false,
+            trailer: None,
         })
     }
 
@@ -343,10 +361,21 @@ impl StashReader {
                 return Err(self.bad("bytes after the final frame"));
             }
         }
-        self.parse(&plain).map(Some)
+        let (records, trailer) = self.parse(&plain)?;
+        match (trailer, last) {
+            (Some(_), false) => return Err(self.bad("a trailer before the final frame")),
+            (trailer, _) => self.trailer = trailer,
+        }
+        Ok(Some(records))
     }
 
-    fn parse(&self, mut plain: &[u8]) -> Result<Vec<StashRecord>, StashError> {
+    /// The trailer the writer ended the stash with, once the final frame has been read.
+    pub fn trailer(&self) -> Option<&[u8]> {
+        self.trailer.as_deref()
+    }
+
+    /// A frame's records, and the trailer if the frame ends with one.
+    fn parse(&self, mut plain: &[u8]) -> Result<(Vec<StashRecord>, Option<Vec<u8>>), StashError> {
         let mut records = Vec::new();
         while !plain.is_empty() {
             let (uuid, rest) = plain
@@ -369,10 +398,20 @@ impl StashReader {
                     });
                     rest
                 }
+                TRAILER => {
+                    let (len, rest) = rest
+                        .split_first_chunk::<4>()
+                        .ok_or_else(|| self.bad("truncated trailer"))?;
+                    let len = u32::from_be_bytes(*len) as usize;
+                    if rest.len() != len || !uuid.is_nil() {
+                        return Err(self.bad("a trailer that is not the last record"));
+                    }
+                    return Ok((records, Some(rest.to_vec())));
+                }
                 _ => return Err(self.bad("bad record")),
             };
         }
-        Ok(records)
+        Ok((records, None))
     }
 }
 
@@ -431,9 +470,11 @@ mod tests {
             w.push(Uuid::new_v4(), Some(&[1, 2])).is_err(),
             "wrong share length"
         );
-        w.finish().unwrap();
+        w.finish(Some(b"the sum of what was kept")).unwrap();
         let mut r = StashReader::open(&store, "a/s", &key, &ctx).unwrap();
+        assert_eq!(r.trailer(), None, "read only with the final frame");
         assert_eq!(read_all(&mut r).unwrap(), expected);
+        assert_eq!(r.trailer(), Some(&b"the sum of what was kept"[..]));
 
         // Another batch's context, or another key: nothing authenticates.
         let mut other = ctx.clone();
@@ -474,7 +515,7 @@ mod tests {
             w.push(uuid, share.as_deref()).unwrap();
             expected.push(StashRecord { uuid, share });
         }
-        w.finish().unwrap();
+        w.finish(None).unwrap();
         let mut r = StashReader::open(&store, "b/s", &key, &ctx).unwrap();
         let mut all = Vec::new();
         while let Some(frame) = r.next_frame().unwrap() {
@@ -519,6 +560,7 @@ mod tests {
             share_len: ctx.share_len(),
             frame: 0,
             done: false,
+            trailer: None,
         };
         let e = reader.next_frame().unwrap_err().to_string();
         assert!(

@@ -571,6 +571,18 @@ fn client_body(task_file: &Path, measurements: &str, extra: &[&str]) -> Vec<u8> 
 
 #[test]
 fn every_kind_of_invalid_report_is_listed_by_both_servers_and_left_out() {
+    invalid_reports_are_listed_and_left_out(true);
+}
+
+/// Without a stash (removed after intake), aggregate opens and verifies every report
+/// again instead of taking refused ones out of intake's presum: the same verdicts and
+/// result.
+#[test]
+fn invalid_reports_are_left_out_as_well_when_aggregate_verifies_again() {
+    invalid_reports_are_listed_and_left_out(false);
+}
+
+fn invalid_reports_are_listed_and_left_out(with_stash: bool) {
     let (d, body) = deployment_of("histogram:4", "0\n1\n2\n3\n");
     let good = decode_reports(&body).unwrap();
     let mut bad = Vec::new();
@@ -622,6 +634,14 @@ fn every_kind_of_invalid_report_is_listed_by_both_servers_and_left_out() {
 
     for server in [0, 1] {
         assert!(intake(&d, server).status.success());
+        let own = d.dir.join(format!("buckets/server{server}-own"));
+        let stashes = files_ending(&own, &format!(".shares_{server}"));
+        assert_eq!(stashes.len(), 2, "server {server}: one stash per batch");
+        if !with_stash {
+            stashes
+                .iter()
+                .for_each(|f| std::fs::remove_file(f).unwrap());
+        }
     }
     for server in [0, 1] {
         let run = aggregate(&d, server);

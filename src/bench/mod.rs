@@ -177,8 +177,15 @@ pub fn run_bench(
             repeat,
             progress,
             |tick| {
-                ids.iter()
-                    .try_for_each(|id| intake::intake(server, id, tick).map(drop))
+                let failures = std::sync::Mutex::new(Vec::new());
+                intake::intake_batches(server, &ids, tick, |id, r| {
+                    if let Err(e) = r {
+                        let mut f = failures.lock().unwrap_or_else(|p| p.into_inner());
+                        f.push(anyhow::anyhow!("intake of {id}: {e:#}"));
+                    }
+                });
+                let failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
+                failures.into_iter().next().map_or(Ok(()), Err)
             },
         )?;
         stage.floor_us = floor.map(|s| s * 1e6);

@@ -95,22 +95,32 @@ pub(super) fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<Ended> {
         incomplete.len(),
         incomplete.iter().filter(|i| i.overdue).count(),
     );
-    let mut failed = 0;
-    for id in &ids {
-        let bar = progress::bar("intake", 0);
-        match intake::intake(&server, id, &|n| bar.inc(n)) {
+    let bar = progress::bar("intake", 0);
+    // Each batch is counted and printed as it ends, whichever worker ran it.
+    let ended = std::sync::Mutex::new((&metrics, 0usize, None));
+    intake::intake_batches(&server, &ids, &|n| bar.inc(n), |id, result| {
+        let mut ended = ended.lock().unwrap_or_else(|p| p.into_inner());
+        let (metrics, failed, print_error) = &mut *ended;
+        match result {
             Ok(r) => {
                 metrics.packets(r.verified, r.rejected.len() as u64);
                 metrics.batch("done");
-                out!("{}", serde_json::to_string(&r)?);
+                match serde_json::to_string(&r) {
+                    Ok(line) => out!("{line}"),
+                    Err(e) => *print_error = Some(e),
+                }
             }
             Err(e) => {
-                failed += 1;
+                *failed += 1;
                 metrics.batch("failed");
                 eprintln!("error: intake of {id}: {e:#}");
             }
         }
-        bar.finish_and_clear();
+    });
+    bar.finish_and_clear();
+    let (_, failed, print_error) = ended.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some(e) = print_error {
+        return Err(e.into());
     }
     let ended = if failed > 0 {
         Ended::Failed

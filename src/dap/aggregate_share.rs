@@ -162,7 +162,12 @@ impl HpkeKeypair {
     ) -> Result<Vec<u8>, HpkeError> {
         let names = (sender.name(), AGGREGATE_SHARE);
         let aad = aad.to_bytes().map_err(wire_error(names))?;
-        self.open_sealed(names, &aggregate_share_info(sender), ciphertext, &aad)
+        self.open_sealed(
+            names,
+            &aggregate_share_info(sender),
+            ciphertext.into(),
+            &aad,
+        )
     }
 }
 

@@ -254,6 +254,25 @@ impl Encode for HpkeCiphertext {
     }
 }
 
+/// An `HpkeCiphertext` whose bytes live elsewhere (a batch record): opening one needs no
+/// copy of a payload that may be tens of KB.
+#[derive(Debug, Clone, Copy)]
+pub struct HpkeCiphertextRef<'a> {
+    pub config_id: u8,
+    pub enc: &'a [u8],
+    pub payload: &'a [u8],
+}
+
+impl<'a> From<&'a HpkeCiphertext> for HpkeCiphertextRef<'a> {
+    fn from(c: &'a HpkeCiphertext) -> Self {
+        HpkeCiphertextRef {
+            config_id: c.config_id,
+            enc: &c.enc,
+            payload: &c.payload,
+        }
+    }
+}
+
 impl HpkeCiphertext {
     pub fn decode(r: &mut Reader) -> Result<Self, WireError> {
         Ok(HpkeCiphertext {
@@ -356,6 +375,19 @@ impl Encode for PlaintextInputShare {
 
 impl PlaintextInputShare {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, WireError> {
+        let start = Self::payload_offset(bytes)?;
+        Ok(PlaintextInputShare {
+            payload: bytes[start..].to_vec(),
+        })
+    }
+
+    pub fn to_bytes(&self) -> Result<Vec<u8>, WireError> {
+        encoded("plaintext input share", self)
+    }
+
+    /// Where the payload of an encoded share starts (it runs to the end), once the whole
+    /// is checked to decode: a receiver can keep the payload where it is.
+    pub fn payload_offset(bytes: &[u8]) -> Result<usize, WireError> {
         decode_exact(bytes, "plaintext input share", |r| {
             let offset = r.offset();
             if !r.opaque_u16("private_extensions", 0)?.is_empty() {
@@ -365,13 +397,9 @@ impl PlaintextInputShare {
                     reason: "unsupported private extension".into(),
                 });
             }
-            let payload = r.opaque_u32("payload", 1)?.to_vec();
-            Ok(PlaintextInputShare { payload })
+            let payload = r.opaque_u32("payload", 1)?;
+            Ok(bytes.len() - payload.len())
         })
-    }
-
-    pub fn to_bytes(&self) -> Result<Vec<u8>, WireError> {
-        encoded("plaintext input share", self)
     }
 }
 

@@ -28,6 +28,8 @@ pub use measurement::{Measurement, MeasurementError};
 pub use messages::{
     decode_reports, encode_reports, HpkeCiphertext, Report, ReportId, ReportMetadata, WireError,
 };
-pub use prio3::{dap_context, AggregateResult, Prio3Vdaf, VerifyInput, VerifyState};
+pub use prio3::{
+    dap_context, AggregateResult, Prio3Aggregator, Prio3Vdaf, Provisional, VerifyInput, VerifyState,
+};
 pub use secrets::{SecretError, VerifyKey, VERIFY_KEY_LEN};
 pub use task::{HpkeConfig, Task, TaskError, TaskId, TaskParams, VdafConfig};

@@ -2,12 +2,14 @@
 //! and the peer's, decide each report from the two verifier shares, and add the valid
 //! reports' output shares. It reads its own validation instead of verifying proofs again,
 //! and takes what it needs of each report from the stash intake kept; only without a
-//! stash (no stash key, or batches validated elsewhere) does it open reports again.
+//! stash (no stash key, or batches validated elsewhere) does it open reports again. A DAP
+//! stash ends with the sum of every kept report's output share: aggregate adds that and
+//! takes out the reports it refuses, opening those again.
 //! Written once for every task kind; the per-report decision and the sum part's record
 //! are the kind's ([`super::judges::SumJudge`]).
 
 use super::judges::{ingestion_kind, DapJudge, IngestionKind, Prio2Judge, SumJudge};
-use super::judges::{ReportJudge, RunSum};
+use super::judges::{Presum, ReportJudge, RunSum};
 use super::{judge_in_chunks, next_packets, Rejected, Tick};
 use crate::batch::{open_batch, BatchId, BatchKind, Window};
 use crate::config::Server;
@@ -182,7 +184,7 @@ fn judge_again<'s, J: SumJudge<'s>>(
     if now.as_ref().ok() != Some(own) {
         return Outcome::invalid("packet differs from the one validated at intake", true);
     }
-    Outcome::judged(judge.finish(&verified.kept, own, peer))
+    Outcome::judged(judge.finish_fresh(&verified.kept, verified.output, own, peer))
 }
 
 /// The sum of one batch, kept apart until its packet file's digest has been checked.
@@ -206,8 +208,8 @@ struct Seen<'a> {
 
 impl<S> BatchSum<S> {
     /// Counts one packet; a UUID counted in an earlier run (a replay) or seen before in
-    /// this run is refused whatever its proof.
-    fn account<O>(&mut self, seen: &mut Seen, uuid: Uuid, outcome: Outcome<O>) -> Result<()>
+    /// this run is refused whatever its proof. Whether it was counted.
+    fn account<O>(&mut self, seen: &mut Seen, uuid: Uuid, outcome: Outcome<O>) -> Result<bool>
     where
         S: RunSum<O>,
     {
@@ -228,13 +230,14 @@ impl<S> BatchSum<S> {
                 self.sum.add(uuid, share)?;
                 self.counted.push(uuid);
                 self.judged += 1;
+                Ok(true)
             }
             Outcome::Invalid { reason, judged } => {
                 self.judged += u64::from(judged);
                 self.invalid.push(Rejected { uuid, reason });
+                Ok(false)
             }
         }
-        Ok(())
     }
 }
 
@@ -291,24 +294,48 @@ fn sum_batch<'s, J: SumJudge<'s>>(
         uuids: HashSet::new(),
     };
     match open_stash(server, id, &judge)? {
-        Some(mut stash) => judge_in_chunks(
-            // An empty frame (a last one may be) is not the end: only None is.
-            || loop {
-                match stash.next_frame()? {
-                    Some(records) if records.is_empty() => continue,
-                    records => return Ok(records.unwrap_or_default()),
-                }
-            },
-            |r| judge_kept(&judge, r, &by),
-            |record, outcome| sum.account(seen, record.uuid, outcome),
-            tick,
-        )?,
+        Some(mut stash) => {
+            // Reports the stash keeps, and those of them refused here (by position in
+            // the batch, with what intake kept).
+            let (mut position, mut kept) = (0u64, 0u64);
+            let mut refused: Vec<(u64, Vec<u8>)> = Vec::new();
+            judge_in_chunks(
+                // An empty frame (a last one may be) is not the end: only None is.
+                || loop {
+                    match stash.next_frame()? {
+                        Some(records) if records.is_empty() => continue,
+                        records => return Ok(records.unwrap_or_default()),
+                    }
+                },
+                |r| judge_kept(&judge, r, &by),
+                |record, outcome| {
+                    let counted = sum.account(seen, record.uuid, outcome)?;
+                    if let Some(share) = &record.share {
+                        kept += 1;
+                        if !counted {
+                            refused.push((position, share.clone()));
+                        }
+                    }
+                    position += 1;
+                    Ok(())
+                },
+                tick,
+            )?;
+            let taken_back = match stash.trailer() {
+                Some(_) if !refused.is_empty() => outputs_again(&judge, &batch, &refused)?,
+                _ => judge.new_presum(),
+            };
+            judge.settle(&mut sum.sum, stash.trailer(), taken_back, kept)?;
+        }
         None => {
             let mut packets = batch.packets::<J::Report>()?;
             judge_in_chunks(
                 || next_packets(&mut packets),
                 |p| judge_again(&judge, p, &by),
-                |packet, outcome| sum.account(seen, J::report_id(packet), outcome),
+                |packet, outcome| {
+                    sum.account(seen, J::report_id(packet), outcome)?;
+                    Ok(())
+                },
                 tick,
             )?;
         }
@@ -327,6 +354,52 @@ fn sum_batch<'s, J: SumJudge<'s>>(
         }
     }
     Ok((sum, judge))
+}
+
+/// The output shares of the reports at `refused` (positions in the batch, ascending, with
+/// what intake kept of each), from opening and verifying them again: what a DAP batch's
+/// presum must give back. Each must verify to what intake kept, or the batch is not the
+/// one intake saw. The whole batch is read, so its digest is checked.
+fn outputs_again<'s, J: SumJudge<'s>>(
+    judge: &J,
+    batch: &crate::batch::OpenedBatch<'s, J::Header>,
+    refused: &[(u64, Vec<u8>)],
+) -> Result<J::Presum> {
+    use rayon::prelude::*;
+    let mut sum = judge.new_presum();
+    let mut packets = batch.packets::<J::Report>()?;
+    let (mut position, mut wanted) = (0u64, refused.iter().peekable());
+    loop {
+        let chunk = next_packets(&mut packets)?;
+        if chunk.is_empty() {
+            break;
+        }
+        let mut picked = Vec::new();
+        for packet in &chunk {
+            if let Some((_, kept)) = wanted.next_if(|(at, _)| *at == position) {
+                picked.push((packet, kept));
+            }
+            position += 1;
+        }
+        let outputs: Vec<Result<_>> = picked
+            .par_iter()
+            .map(|(packet, kept)| {
+                let uuid = J::report_id(packet);
+                match judge.verify(packet) {
+                    Ok(v) if &v.kept == *kept => Ok(v.output),
+                    Ok(_) => bail!("report {uuid} verifies to other than intake kept: the batch changed since intake"),
+                    Err(e) => bail!("report {uuid} verified at intake but not now: {e}"),
+                }
+            })
+            .collect();
+        for output in outputs {
+            sum.add(output?)?;
+        }
+    }
+    if let Some((at, _)) = wanted.next() {
+        bail!("the batch ends before report {at}, which intake kept");
+    }
+    Ok(sum)
 }
 
 /// This server's share stash of a batch, if it has a stash key and intake kept one.

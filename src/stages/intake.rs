@@ -5,7 +5,7 @@
 //! out and listed; it then counts as invalid on both sides. Memory stays flat: packets
 //! stream in chunks, and the validation records spool to a temporary file.
 
-use super::judges::{ingestion_kind, DapJudge, IngestionKind, Prio2Judge, ReportJudge};
+use super::judges::{ingestion_kind, DapJudge, IngestionKind, Presum, Prio2Judge, ReportJudge};
 use super::replays::{record_and_check, Fingerprint, Replay};
 use super::{judge_in_chunks, next_packets, Rejected, Tick};
 use crate::batch::{BatchId, BatchKind, BatchWriter};
@@ -109,6 +109,23 @@ pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport>
     }
 }
 
+/// Validates batches, as many at once as the pool has threads, in parallel: while one
+/// batch reads its first chunk or writes and syncs its outputs, the others' reports keep
+/// every core busy. Batches in flight at once are what workers of one aggregation on
+/// several machines are anyway: replay checks and commits already allow them. `done`
+/// hears of each batch as it ends.
+pub fn intake_batches(
+    server: &Server,
+    ids: &[BatchId],
+    tick: Tick,
+    done: impl Fn(&BatchId, Result<IntakeReport>) + Sync,
+) {
+    use rayon::prelude::*;
+    ids.par_iter()
+        .with_max_len(1)
+        .for_each(|id| done(id, intake(server, id, tick)));
+}
+
 fn intake_of<'s, J: ReportJudge<'s>>(
     server: &'s Server,
     id: &BatchId,
@@ -168,6 +185,8 @@ fn intake_pass<'s, J: ReportJudge<'s>>(
         }
         None => None,
     };
+    // The output shares of the reports kept in the stash, summed (DAP).
+    let mut presum = judge.new_presum();
     // Each share kept, by fingerprint: a second UUID for one share is a replay.
     let mut kept_shares: HashMap<Fingerprint, Uuid> = HashMap::new();
     let mut packets = batch.packets::<J::Report>()?;
@@ -180,17 +199,16 @@ fn intake_pass<'s, J: ReportJudge<'s>>(
             let result = match left_out.get(&uuid) {
                 Some(reason) => Err(reason.clone()),
                 None => result.and_then(|verified| {
-                    let (v, kept) = (verified.record, verified.kept);
                     match kept_shares.entry(verified.fingerprint) {
                         Entry::Occupied(first) if *first.get() != uuid => Err(format!(
                             "replayed: the same share as packet {} earlier in this batch",
                             first.get()
                         )),
                         // The same UUID twice is left to aggregate's UUID rules.
-                        Entry::Occupied(_) => Ok((v, kept)),
+                        Entry::Occupied(_) => Ok(verified),
                         Entry::Vacant(slot) => {
                             slot.insert(uuid);
-                            Ok((v, kept))
+                            Ok(verified)
                         }
                     }
                 }),
@@ -198,10 +216,13 @@ fn intake_pass<'s, J: ReportJudge<'s>>(
             // Duplicate UUIDs are kept: aggregate sees them listed twice and refuses
             // both, so intake needs no per-batch memory for them.
             if let Some(stash) = &mut stash {
-                stash.push(uuid, result.as_ref().ok().map(|(_, kept)| kept.as_slice()))?;
+                stash.push(uuid, result.as_ref().ok().map(|v| v.kept.as_slice()))?;
             }
             match result {
-                Ok((v, _)) => {
+                Ok(verified) => {
+                    // Exactly the reports the stash keeps: aggregate checks the count.
+                    presum.add(verified.output)?;
+                    let v = verified.record;
                     out.append(&v)?;
                     report.verified += 1;
                 }
@@ -233,7 +254,7 @@ fn intake_pass<'s, J: ReportJudge<'s>>(
     }
     let header = |digest| judge.validation_header(digest);
     if let Some(stash) = stash {
-        stash.finish()?;
+        stash.finish(presum.trailer()?.as_deref())?;
     }
     // The peer's copy first: a batch counts as done once our own copy exists.
     out.finish(

@@ -1,7 +1,11 @@
 //! DAP-18 batches: each report's input share, opened with the server's HPKE key, starts
 //! Prio3 verification with the verify key both servers share (nonce = report id).
+//! Intake also finishes the report's output share provisionally and sums it into the
+//! batch's presum, keeping per report only its time and the seed its verifier message
+//! must equal; aggregate decides each report from that and both verifier shares, and
+//! takes the refused reports' output shares back out of the presum.
 
-use super::{ReportJudge, RunSum, SumJudge, Verified};
+use super::{Presum, ReportJudge, RunSum, SumJudge, Verified, VerifiedBy};
 use crate::batch::{
     open_batch, write_sum_part, BatchId, BatchKind, OpenedBatch, SumPartBinding, SumPartId, Window,
 };
@@ -9,8 +13,9 @@ use crate::config::{dap::ServerDap, Server};
 use crate::dap::aggregate_share::{
     seal_aggregate_share, AggregateShareAad, BatchInterval, ReportIdChecksum,
 };
-use crate::dap::messages::{HpkeCiphertext, InputShareAad, ReportMetadata};
-use crate::dap::{dap_context, Prio3Vdaf, ReportId, Role, VerifyInput, VerifyState};
+use crate::dap::messages::{HpkeCiphertextRef, InputShareAad, ReportMetadata};
+use crate::dap::prio3::{AggregateSum, OutputShare, Prio3Aggregator};
+use crate::dap::{dap_context, Prio3Vdaf, ReportId, Role, VerifyInput};
 use crate::ids::RunId;
 use crate::stages::aggregate::RunTotals;
 use crate::stages::checks::check_batch_names;
@@ -20,7 +25,6 @@ use crate::wire::{
     DapIngestionHeader, DapReportShare, DapSumPart, DapValidationHeader, DapVerifierShare,
 };
 use anyhow::{anyhow, bail, Result};
-use rayon::prelude::*;
 use uuid::Uuid;
 
 /// The report time's bytes at the start of what intake keeps.
@@ -30,13 +34,13 @@ const TIME_LEN: usize = 8;
 pub(crate) struct DapJudge<'s> {
     server: &'s Server,
     dap: &'s ServerDap,
-    vdaf: Prio3Vdaf,
+    aggregator: Prio3Aggregator,
     /// The VDAF context, "dap-18" ‖ task id.
     ctx: Vec<u8>,
     /// The task's encoded configuration, part of every report's HPKE AAD.
     task_configuration: Vec<u8>,
-    /// Bytes kept per report: its time (u64 BE, for the window check) and the verify
-    /// state.
+    /// Bytes kept per report: its time (u64 BE, for the window check) and the check
+    /// ([`Prio3Aggregator::check_len`]).
     kept_len: usize,
     header: DapIngestionHeader,
 }
@@ -57,6 +61,7 @@ impl<'s> ReportJudge<'s> for DapJudge<'s> {
     type Report = DapReportShare;
     type Verifier = DapVerifierShare;
     type ValidationHeader = DapValidationHeader;
+    type Presum = DapPresum;
 
     fn open(
         server: &'s Server,
@@ -72,18 +77,17 @@ impl<'s> ReportJudge<'s> for DapJudge<'s> {
             server.limits.max_object_bytes,
         )?;
         check_dap_header(id, &batch.header, dap, &object)?;
-        let vdaf = Prio3Vdaf::new(dap.task.vdaf()).map_err(|e| anyhow!("dap.task: {e}"))?;
-        let kept_len = TIME_LEN
-            + vdaf
-                .verify_state_len(dap.role.agg_id())
-                .map_err(|e| anyhow!("dap.task: {e}"))?;
+        let task = |e| anyhow!("dap.task: {e}");
+        let vdaf = Prio3Vdaf::new(dap.task.vdaf()).map_err(task)?;
+        let aggregator = Prio3Aggregator::new(&vdaf, dap.role.agg_id()).map_err(task)?;
+        let kept_len = TIME_LEN + aggregator.check_len();
         let header = batch.header.clone();
         let judge = DapJudge {
             server,
             dap,
             ctx: dap_context(dap.task.task_id()),
             task_configuration: dap.task.task_configuration(),
-            vdaf,
+            aggregator,
             kept_len,
             header,
         };
@@ -95,7 +99,7 @@ impl<'s> ReportJudge<'s> for DapJudge<'s> {
         Uuid::from_slice(&share.report_id).unwrap_or_default()
     }
 
-    fn verify(&self, share: &DapReportShare) -> Result<Verified<DapVerifierShare>, String> {
+    fn verify(&self, share: &DapReportShare) -> Result<VerifiedBy<'s, Self>, String> {
         let (metadata, ciphertext) = parts_of(share)?;
         let aad = InputShareAad {
             task_id: self.dap.task.task_id(),
@@ -103,40 +107,42 @@ impl<'s> ReportJudge<'s> for DapJudge<'s> {
             metadata: &metadata,
             public_share: &share.public_share,
         };
-        let input_share = self
+        let (plaintext, start) = self
             .dap
             .hpke
-            .open_input_share(self.dap.role, &ciphertext, &aad)
+            .open_input_share_in_place(self.dap.role, ciphertext, &aad)
             .map_err(|e| e.to_string())?;
+        let input_share = &plaintext[start..];
         let nonce = metadata.report_id.0;
         let input = VerifyInput {
             agg_id: self.dap.role.agg_id(),
             nonce: &nonce,
             public_share: &share.public_share,
-            input_share: &input_share,
+            input_share,
         };
-        let (state, verifier_share) = self
-            .vdaf
-            .verify_init(self.dap.verify_key.as_bytes(), &self.ctx, &input)
+        let started = self
+            .aggregator
+            .start(self.dap.verify_key.as_bytes(), &self.ctx, &input)
             .map_err(|e| e.to_string())?;
         let mut kept = Vec::with_capacity(self.kept_len);
         kept.extend_from_slice(&metadata.time.to_be_bytes());
-        kept.extend_from_slice(&state.encoded);
-        if kept.len() != self.kept_len {
-            return Err(format!(
-                "verify state of {} bytes, expected {}",
-                state.encoded.len(),
-                self.kept_len - TIME_LEN
-            ));
-        }
+        kept.extend_from_slice(&started.check);
         Ok(Verified {
             record: DapVerifierShare {
                 report_id: share.report_id.clone(),
-                verifier_share,
+                verifier_share: started.verifier_share,
             },
             kept,
-            fingerprint: fingerprint(&input_share),
+            fingerprint: fingerprint(input_share),
+            output: started.output,
         })
+    }
+
+    fn new_presum(&self) -> DapPresum {
+        DapPresum {
+            sum: self.aggregator.new_sum(),
+            count: 0,
+        }
     }
 
     fn stash_context(&self, id: &BatchId) -> StashContext {
@@ -154,7 +160,7 @@ impl<'s> ReportJudge<'s> for DapJudge<'s> {
 }
 
 /// A batch record's report metadata and its ciphertext, in DAP's types.
-fn parts_of(share: &DapReportShare) -> Result<(ReportMetadata, HpkeCiphertext), String> {
+fn parts_of(share: &DapReportShare) -> Result<(ReportMetadata, HpkeCiphertextRef<'_>), String> {
     let report_id: [u8; 16] = share
         .report_id
         .as_slice()
@@ -168,10 +174,10 @@ fn parts_of(share: &DapReportShare) -> Result<(ReportMetadata, HpkeCiphertext), 
             report_id: ReportId(report_id),
             time,
         },
-        HpkeCiphertext {
+        HpkeCiphertextRef {
             config_id,
-            enc: share.enc.clone(),
-            payload: share.payload.clone(),
+            enc: &share.enc,
+            payload: &share.payload,
         },
     ))
 }
@@ -196,7 +202,7 @@ fn check_dap_header(
 
 impl<'s> SumJudge<'s> for DapJudge<'s> {
     type Share = Vec<u8>;
-    type Output = Vec<u8>;
+    type Output = DapOutput;
     type Sum = DapSum;
 
     fn check_validation(&self, v: &DapValidationHeader, object: &str) -> Result<()> {
@@ -253,31 +259,45 @@ impl<'s> SumJudge<'s> for DapJudge<'s> {
         Ok(())
     }
 
-    fn finish(&self, kept: &[u8], own: &Vec<u8>, peer: &Vec<u8>) -> Result<Vec<u8>, String> {
-        let (_, state) = split_kept(kept)?;
-        let state = VerifyState {
-            agg_id: self.dap.role.agg_id(),
-            encoded: state.to_vec(),
+    fn finish(&self, kept: &[u8], own: &Vec<u8>, peer: &Vec<u8>) -> Result<DapOutput, String> {
+        self.decide(kept, own, peer)?;
+        Ok(DapOutput::InPresum)
+    }
+
+    fn finish_fresh(
+        &self,
+        kept: &[u8],
+        output: OutputShare,
+        own: &Vec<u8>,
+        peer: &Vec<u8>,
+    ) -> Result<DapOutput, String> {
+        self.decide(kept, own, peer)?;
+        Ok(DapOutput::Share(output))
+    }
+
+    fn settle(
+        &self,
+        sum: &mut DapSum,
+        trailer: Option<&[u8]>,
+        refused: DapPresum,
+        kept: u64,
+    ) -> Result<()> {
+        let Some((count, presum)) = trailer.and_then(|t| t.split_first_chunk::<8>()) else {
+            bail!("the stash has no sum of its reports' output shares (written by an older divvi? remove it and aggregate opens the batch again)");
         };
-        // The verifier message is computed from the leader's share, then the helper's.
-        let shares = match self.dap.role {
-            Role::Leader => [own.as_slice(), peer.as_slice()],
-            Role::Helper => [peer.as_slice(), own.as_slice()],
-        };
-        let message = self
-            .vdaf
-            .verifier_shares_to_message(&self.ctx, &state, shares)
-            .map_err(|e| e.to_string())?;
-        self.vdaf
-            .verify_next(&self.ctx, &state, &message)
-            .map_err(|e| e.to_string())
+        let count = u64::from_be_bytes(*count);
+        if count != kept {
+            bail!("the stash's sum is of {count} reports, but it keeps {kept}");
+        }
+        let mut presum = self.aggregator.decode_sum(presum)?;
+        presum.subtract(&refused.sum)?;
+        sum.sum.merge(&presum)?;
+        Ok(())
     }
 
     fn new_sum(&self) -> DapSum {
         DapSum {
-            vdaf: self.vdaf.clone(),
-            share: None,
-            pending: Vec::new(),
+            sum: self.aggregator.new_sum(),
             count: 0,
         }
     }
@@ -314,12 +334,8 @@ impl<'s> SumJudge<'s> for DapJudge<'s> {
             agg_param: &[],
         };
         let collector = &task.params().collector_hpke_config;
-        let sealed = seal_aggregate_share(
-            collector,
-            self.dap.role,
-            &aad,
-            &totals.sum.aggregate_share()?,
-        )?;
+        let sealed =
+            seal_aggregate_share(collector, self.dap.role, &aad, &totals.sum.sum.encode()?)?;
         let mut checksum = ReportIdChecksum::new();
         for report in &totals.counted {
             checksum.add(&ReportId(report.into_bytes()));
@@ -366,83 +382,78 @@ impl<'s> SumJudge<'s> for DapJudge<'s> {
     }
 }
 
-/// The report time and the verify state intake kept.
+/// The report time and the check intake kept.
 fn split_kept(kept: &[u8]) -> Result<(u64, &[u8]), String> {
     match kept.split_first_chunk::<TIME_LEN>() {
-        Some((time, state)) => Ok((u64::from_be_bytes(*time), state)),
+        Some((time, check)) => Ok((u64::from_be_bytes(*time), check)),
         None => Err(format!("kept record of {} bytes is too short", kept.len())),
     }
 }
 
-/// A run's Prio3 aggregate share so far. Output shares are summed a chunk at a time, so
-/// memory holds at most one chunk of them.
-pub(crate) struct DapSum {
-    vdaf: Prio3Vdaf,
-    share: Option<Vec<u8>>,
-    pending: Vec<Vec<u8>>,
+impl DapJudge<'_> {
+    /// The verdict on a report from both verifier shares and what intake kept.
+    fn decide(&self, kept: &[u8], own: &[u8], peer: &[u8]) -> Result<(), String> {
+        let (_, check) = split_kept(kept)?;
+        // The verifier message is computed from the leader's share, then the helper's.
+        let shares = match self.dap.role {
+            Role::Leader => [own, peer],
+            Role::Helper => [peer, own],
+        };
+        self.aggregator
+            .decide(&self.ctx, check, shares)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The output shares of the reports a batch's intake kept, and how many.
+pub(crate) struct DapPresum {
+    sum: AggregateSum,
     count: u64,
 }
 
-/// Output shares summed at once.
-const SUM_CHUNK: usize = 512;
-/// Output shares one worker sums before its sum is merged with the others'.
-const SUM_PIECE: usize = 32;
+impl Presum for DapPresum {
+    type Output = OutputShare;
 
-impl DapSum {
-    fn flush(&mut self) -> Result<()> {
-        // Decoding and adding output shares was aggregate's one serial step per report
-        // (2,048 field elements at histogram 2048): spread over the pool in pieces.
-        let vdaf = &self.vdaf;
-        let chunk = self
-            .pending
-            .par_chunks(SUM_PIECE)
-            .map(|piece| vdaf.aggregate(piece.iter().map(Vec::as_slice)))
-            .try_reduce_with(|a, b| vdaf.merge_aggregate_shares(&a, &b));
-        self.pending.clear();
-        match chunk.transpose()? {
-            Some(chunk) => self.absorb(chunk),
-            None => Ok(()),
-        }
-    }
-
-    /// Adds an encoded aggregate share of other reports into the running one.
-    fn absorb(&mut self, share: Vec<u8>) -> Result<()> {
-        self.share = Some(match self.share.take() {
-            Some(sum) => self.vdaf.merge_aggregate_shares(&sum, &share)?,
-            None => share,
-        });
+    fn add(&mut self, output: OutputShare) -> Result<()> {
+        self.sum.add(&output)?;
+        self.count += 1;
         Ok(())
     }
 
-    /// The encoded aggregate share of every report added.
-    pub fn aggregate_share(&self) -> Result<Vec<u8>> {
-        let pending = self
-            .vdaf
-            .aggregate(self.pending.iter().map(Vec::as_slice))?;
-        Ok(match &self.share {
-            Some(sum) => self.vdaf.merge_aggregate_shares(sum, &pending)?,
-            None => pending,
-        })
+    /// The count (u64 BE), then the encoded aggregate share.
+    fn trailer(&self) -> Result<Option<Vec<u8>>> {
+        let mut trailer = self.count.to_be_bytes().to_vec();
+        trailer.extend_from_slice(&self.sum.encode()?);
+        Ok(Some(trailer))
     }
 }
 
-impl RunSum<Vec<u8>> for DapSum {
-    fn add(&mut self, _report: Uuid, output: Vec<u8>) -> Result<()> {
-        self.pending.push(output);
-        self.count += 1;
-        if self.pending.len() >= SUM_CHUNK {
-            self.flush()?;
+/// A valid report's contribution to a run's sum.
+pub(crate) enum DapOutput {
+    /// Already in its batch's presum, added when the batch settles.
+    InPresum,
+    /// Verified again just now (no stash): its output share.
+    Share(OutputShare),
+}
+
+/// A run's Prio3 aggregate share so far, as field elements.
+pub(crate) struct DapSum {
+    sum: AggregateSum,
+    count: u64,
+}
+
+impl RunSum<DapOutput> for DapSum {
+    fn add(&mut self, _report: Uuid, output: DapOutput) -> Result<()> {
+        if let DapOutput::Share(share) = output {
+            self.sum.add(&share)?;
         }
+        self.count += 1;
         Ok(())
     }
 
-    fn merge(&mut self, mut other: Self) -> Result<()> {
-        other.flush()?;
+    fn merge(&mut self, other: Self) -> Result<()> {
+        self.sum.merge(&other.sum)?;
         self.count += other.count;
-        if let Some(theirs) = other.share {
-            self.flush()?;
-            self.absorb(theirs)?;
-        }
         Ok(())
     }
 

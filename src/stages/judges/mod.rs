@@ -22,14 +22,44 @@ use anyhow::Result;
 use uuid::Uuid;
 
 /// What intake keeps of one report it could verify.
-pub(crate) struct Verified<V> {
+pub(crate) struct Verified<V, O> {
     /// The server's verifier share, for its own validation and the peer's inbox.
     pub record: V,
     /// What aggregate needs of the report, sealed in the stash.
     pub kept: Vec<u8>,
     /// Of the opened share: a second report carrying it is a replay.
     pub fingerprint: Fingerprint,
+    /// The output share the report has if aggregate decides it valid (DAP), summed into
+    /// the batch's [`Presum`]; nothing for ENPA.
+    pub output: O,
 }
+
+/// The sum intake keeps of the output shares of every report it kept, sealed as its
+/// stash's trailer: aggregate then decides each report from a few bytes and takes away
+/// only the reports it refuses, instead of finishing and summing every one.
+pub(crate) trait Presum: Send {
+    type Output: Send;
+    fn add(&mut self, output: Self::Output) -> Result<()>;
+    /// The stash trailer; None for a kind that keeps no sum.
+    fn trailer(&self) -> Result<Option<Vec<u8>>>;
+}
+
+/// ENPA keeps each report's share in its stash and sums at aggregate: no presum.
+pub(crate) struct NoPresum;
+
+impl Presum for NoPresum {
+    type Output = ();
+    fn add(&mut self, _: ()) -> Result<()> {
+        Ok(())
+    }
+    fn trailer(&self) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+}
+
+/// What a judge's `verify` returns for a report it could verify.
+pub(crate) type VerifiedBy<'s, J> =
+    Verified<<J as ReportJudge<'s>>::Verifier, <<J as ReportJudge<'s>>::Presum as Presum>::Output>;
 
 /// One ingestion batch's per-report work, for one task kind.
 pub(crate) trait ReportJudge<'s>: Sync + Sized {
@@ -37,6 +67,7 @@ pub(crate) trait ReportJudge<'s>: Sync + Sized {
     type Report: Record + Send + Sync;
     type Verifier: Record + Send;
     type ValidationHeader: BatchHeader;
+    type Presum: Presum;
 
     /// Opens this server's ingestion batch (signature and header checked) and the judge
     /// for its reports; with the batch's description for messages.
@@ -49,7 +80,10 @@ pub(crate) trait ReportJudge<'s>: Sync + Sized {
     fn report_id(report: &Self::Report) -> Uuid;
 
     /// Opens the report and computes this server's verifier share, or says why not.
-    fn verify(&self, report: &Self::Report) -> Result<Verified<Self::Verifier>, String>;
+    fn verify(&self, report: &Self::Report) -> Result<VerifiedBy<'s, Self>, String>;
+
+    /// A sum of no reports' output shares.
+    fn new_presum(&self) -> Self::Presum;
 
     /// The context the stash of this batch is sealed under.
     fn stash_context(&self, id: &BatchId) -> StashContext;
@@ -80,13 +114,34 @@ pub(crate) trait SumJudge<'s>: ReportJudge<'s> {
     /// here is not a judgement of its proof.
     fn admit(&self, kept: &[u8], window: &crate::batch::Window) -> Result<(), String>;
 
-    /// Both verifier shares found: the output share, or why the report is invalid.
+    /// Both verifier shares found: the output share (or, DAP, the mark that it is in
+    /// the presum), or why the report is invalid.
     fn finish(
         &self,
         kept: &[u8],
         own: &Self::Share,
         peer: &Self::Share,
     ) -> Result<Self::Output, String>;
+
+    /// As `finish`, for a report verified again just now (no stash): its output share
+    /// is at hand, not in a presum.
+    fn finish_fresh(
+        &self,
+        kept: &[u8],
+        output: <Self::Presum as Presum>::Output,
+        own: &Self::Share,
+        peer: &Self::Share,
+    ) -> Result<Self::Output, String>;
+
+    /// After a batch's stash was read: adds the presum its trailer holds (written over
+    /// `kept` reports) less the output shares of the reports aggregate refused.
+    fn settle(
+        &self,
+        sum: &mut Self::Sum,
+        trailer: Option<&[u8]>,
+        refused: Self::Presum,
+        kept: u64,
+    ) -> Result<()>;
 
     /// An empty sum for the run.
     fn new_sum(&self) -> Self::Sum;

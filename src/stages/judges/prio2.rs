@@ -1,6 +1,6 @@
 //! ENPA batches: Prio2 packets, opened with the server's packet keys.
 
-use super::{ReportJudge, RunSum, SumJudge, Verified};
+use super::{NoPresum, ReportJudge, RunSum, SumJudge, Verified, VerifiedBy};
 use crate::batch::{write_sum_part, BatchId, OpenedBatch, SumPartBinding, SumPartId, Window};
 use crate::config::Server;
 use crate::ids::RunId;
@@ -26,6 +26,7 @@ impl<'s> ReportJudge<'s> for Prio2Judge<'s> {
     type Report = DataSharePacket;
     type Verifier = ValidityPacket;
     type ValidationHeader = ValidityHeader;
+    type Presum = NoPresum;
 
     fn open(
         server: &'s Server,
@@ -48,7 +49,7 @@ impl<'s> ReportJudge<'s> for Prio2Judge<'s> {
         packet.uuid
     }
 
-    fn verify(&self, packet: &DataSharePacket) -> Result<Verified<ValidityPacket>, String> {
+    fn verify(&self, packet: &DataSharePacket) -> Result<VerifiedBy<'s, Self>, String> {
         let (server, prio) = (self.server, &self.prio);
         let share = open_packet(&server.packet_keys, packet)?;
         let v = prio
@@ -67,7 +68,12 @@ impl<'s> ReportJudge<'s> for Prio2Judge<'s> {
             },
             kept,
             fingerprint: fingerprint(&share),
+            output: (),
         })
+    }
+
+    fn new_presum(&self) -> NoPresum {
+        NoPresum
     }
 
     fn stash_context(&self, id: &BatchId) -> StashContext {
@@ -128,6 +134,30 @@ impl<'s> SumJudge<'s> for Prio2Judge<'s> {
         self.prio
             .output_share_from_kept(self.server.index, kept)
             .map_err(|e| e.to_string())
+    }
+
+    fn finish_fresh(
+        &self,
+        kept: &[u8],
+        _output: (),
+        own: &VerifierShare,
+        peer: &VerifierShare,
+    ) -> Result<OutputShare, String> {
+        self.finish(kept, own, peer)
+    }
+
+    /// ENPA sums each valid report's kept share: its stash has no trailer.
+    fn settle(
+        &self,
+        _sum: &mut Prio2Sum,
+        trailer: Option<&[u8]>,
+        _refused: NoPresum,
+        _kept: u64,
+    ) -> Result<()> {
+        match trailer {
+            None => Ok(()),
+            Some(_) => anyhow::bail!("an ENPA batch's stash ends with a sum it never keeps"),
+        }
     }
 
     fn new_sum(&self) -> Prio2Sum {

@@ -11,11 +11,13 @@ use prio::vdaf::prio3::{
 };
 use prio::vdaf::xof::XofTurboShake128;
 use prio::vdaf::{
-    Aggregatable, AggregateShare, Aggregator, Client, Collector, OutputShare, VerifyTransition,
+    Aggregatable, AggregateShare, Aggregator, Client, Collector, OutputShare as PrioOutputShare,
+    VerifyTransition,
 };
 
 pub use super::measurement::Measurement;
 use super::task::{TaskId, VdafConfig};
+pub use split::{AggregateSum, OutputShare, Prio3Aggregator, Provisional};
 
 /// Prio3's verify key size in VDAF-18 (32 bytes; it was 16 in VDAF-08).
 pub const VERIFY_KEY_LEN: usize = 32;
@@ -220,20 +222,9 @@ impl Prio3Vdaf {
     }
 
     /// The length of an aggregator's encoded verify state, the same for every report of
-    /// the task (what a server keeps per report between intake and aggregate). Found by
-    /// verifying one made-up report, since prio does not state it.
+    /// the task. Found by verifying one made-up report, since prio does not state it.
     pub fn verify_state_len(&self, agg_id: usize) -> Result<usize, Prio3Error> {
-        let measurement = match self.config {
-            VdafConfig::Count => Measurement::Count(false),
-            VdafConfig::Sum { .. } => Measurement::Sum(0),
-            VdafConfig::SumVec { length, .. } => Measurement::SumVec(vec![0; length as usize]),
-            VdafConfig::Histogram { .. } => Measurement::Histogram(0),
-            VdafConfig::MultihotCountVec { length, .. } => {
-                Measurement::Multihot(vec![false; length as usize])
-            }
-        };
-        let nonce = [0u8; NONCE_LEN];
-        let shares = self.shard(b"", &measurement, &nonce)?;
+        let (nonce, shares) = self.made_up_report()?;
         let input_share = shares.input_shares.get(agg_id).ok_or_else(|| {
             Prio3Error::Params(format!("aggregator id must be 0 or 1, got {agg_id}"))
         })?;
@@ -245,6 +236,22 @@ impl Prio3Vdaf {
         };
         let (state, _) = self.verify_init(&[0u8; VERIFY_KEY_LEN], b"", &input)?;
         Ok(state.encoded.len())
+    }
+
+    /// A report of a zero measurement (nonce all zero), for learning the sizes and shapes
+    /// prio does not state.
+    fn made_up_report(&self) -> Result<([u8; NONCE_LEN], Shares), Prio3Error> {
+        let measurement = match self.config {
+            VdafConfig::Count => Measurement::Count(false),
+            VdafConfig::Sum { .. } => Measurement::Sum(0),
+            VdafConfig::SumVec { length, .. } => Measurement::SumVec(vec![0; length as usize]),
+            VdafConfig::Histogram { .. } => Measurement::Histogram(0),
+            VdafConfig::MultihotCountVec { length, .. } => {
+                Measurement::Multihot(vec![false; length as usize])
+            }
+        };
+        let nonce = [0u8; NONCE_LEN];
+        Ok((nonce, self.shard(b"", &measurement, &nonce)?))
     }
 
     /// An aggregator starts verifying its input share; returns its state and its encoded
@@ -429,7 +436,7 @@ fn aggregate<'a, T: Type>(
 ) -> Result<Vec<u8>, Prio3Error> {
     let mut sum = vdaf.aggregate_init(&());
     for bytes in output_shares {
-        let out: OutputShare<T::Field> = decode("output share", &(vdaf, &()), bytes)?;
+        let out: PrioOutputShare<T::Field> = decode("output share", &(vdaf, &()), bytes)?;
         sum.accumulate(&out)
             .map_err(|e| Prio3Error::Aggregate(e.to_string()))?;
     }
@@ -461,3 +468,5 @@ where
         .map_err(|e| Prio3Error::Aggregate(e.to_string()))?;
     Ok(result.into())
 }
+
+mod split;
