@@ -12,14 +12,15 @@
 # its rate, the slowest and fastest.
 # A second table, between the DAP bench markers, does the same for DAP-18 tasks of Prio3
 # histograms of 16, 256 and 2048 buckets (reports made by the client library), with
-# criterion's per-report intake (open + verification start) and finish costs beside.
+# criterion's per-report intake (open + verification start + provisional finish) and
+# aggregate's decision costs beside.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packets=${PACKETS:-100000}
 repeat=${REPEAT:-3}
 echo "criterion: packet opening and verifier shares (the per-packet floor)" >&2
 cargo bench --quiet --bench micro -- '^(open|verify)/' > /dev/null
-echo "criterion: Prio3 intake and finish per report" >&2
+echo "criterion: Prio3 intake and decision per report" >&2
 cargo bench --quiet --bench prio3 -- '^prio3/histogram:(16|256|2048)/' > /dev/null
 cargo build --release --quiet
 results=$(mktemp)
@@ -99,7 +100,7 @@ def criterion_prio3_us(vdaf, step, role):
 
 dap_rows = ["| VDAF | stage | reports/s | range | of 2-core floor | CPU | peak RSS |",
             "|---|---|---|---|---|---|---|"]
-dap_server_rows = ["| VDAF | server | floor (in the run) | criterion intake | criterion finish | aggregate ÷ intake |",
+dap_server_rows = ["| VDAF | server | floor (in the run) | criterion intake | criterion decision | aggregate ÷ intake |",
                    "|---|---|---|---|---|---|"]
 for line in open(os.environ["DAP_RESULTS"]):
     r = json.loads(line)
@@ -137,7 +138,7 @@ text = replace_between(text, "<!-- bench:start -->", "<!-- bench:end -->",
 text = replace_between(text, "<!-- bench-dap:start -->", "<!-- bench-dap:end -->",
     caption + "\n".join(dap_rows)
     + "\n\nPer report, one server: the floor intake is measured against (open + verification "
-    + "start, timed in the run), criterion's intake and finish, and how much faster aggregate "
+    + "start + provisional finish, timed in the run), criterion's intake and aggregate's decision, and how much faster aggregate "
     + "runs than intake:\n\n" + "\n".join(dap_server_rows))
 open("README.md", "w").write(text)
 PY
