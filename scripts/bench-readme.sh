@@ -13,15 +13,16 @@
 # A second table, between the DAP bench markers, does the same for DAP-18 tasks of Prio3
 # histograms of 16, 256 and 2048 buckets (reports made by the client library), with
 # criterion's per-report intake (open + verification start + provisional finish) and
-# aggregate's decision costs beside.
+# aggregate's decision costs beside. A third, from criterion alone, gives those per-report
+# costs for every Prio3 VDAF (scripts/bench-vdafs.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packets=${PACKETS:-100000}
 repeat=${REPEAT:-3}
 echo "criterion: packet opening and verifier shares (the per-packet floor)" >&2
 cargo bench --quiet --bench micro -- '^(open|verify)/' > /dev/null
-echo "criterion: Prio3 intake and decision per report" >&2
-cargo bench --quiet --bench prio3 -- '^prio3/histogram:(16|256|2048)/' > /dev/null
+echo "criterion: Prio3 intake and decision per report, every VDAF" >&2
+cargo bench --quiet --bench prio3 > /dev/null
 cargo build --release --quiet
 results=$(mktemp)
 dap_results=$(mktemp)
@@ -142,4 +143,5 @@ text = replace_between(text, "<!-- bench-dap:start -->", "<!-- bench-dap:end -->
     + "runs than intake:\n\n" + "\n".join(dap_server_rows))
 open("README.md", "w").write(text)
 PY
+python3 scripts/bench-vdafs.py
 echo "README.md performance tables updated" >&2
