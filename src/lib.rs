@@ -17,6 +17,7 @@ pub mod keygen;
 pub mod metrics;
 pub mod reports;
 pub mod schedule;
+pub mod serve;
 pub mod skipped;
 pub mod stages;
 pub mod stash;
