@@ -117,40 +117,76 @@ pub fn ingest_dap(
 }
 
 /// Checks every report before anything is written; an error names the report.
-fn check_reports(task: &Task, reports: &[Report], now: DateTime<Utc>) -> Result<()> {
+/// Why the ingestor refuses one report at the door, whatever else came with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// DAP's `report_too_early`.
+    #[error("its time, {units} units of {precision} s, is more than {MAX_CLOCK_SKEW_SECS} s ahead of this clock ({now})")]
+    TooEarly {
+        units: u64,
+        precision: u64,
+        now: DateTime<Utc>,
+    },
+    /// DAP's `hpke_unknown_config_id` (the client holds an outdated config).
+    #[error(
+        "its {role} input share is sealed to HPKE config {got}, the task's {role} config is {want}"
+    )]
+    UnknownConfig {
+        role: &'static str,
+        got: u8,
+        want: u8,
+    },
+}
+
+/// Whether one report may be taken: not from the future (beyond the allowed clock skew)
+/// and sealed to the task's two HPKE configs.
+pub fn admit_report(task: &Task, report: &Report, now: DateTime<Utc>) -> Result<(), Refusal> {
     let precision = task.time_precision();
     let latest = u64::try_from(now.timestamp())
-        .context("the clock is before 1970")?
+        .unwrap_or(0)
         .saturating_add(MAX_CLOCK_SKEW_SECS);
+    let units = report.metadata.time;
+    match units.checked_mul(precision) {
+        Some(seconds) if seconds <= latest => {}
+        _ => {
+            return Err(Refusal::TooEarly {
+                units,
+                precision,
+                now,
+            })
+        }
+    }
     let params = task.params();
-    let (leader_id, helper_id) = (params.leader_hpke_config.id, params.helper_hpke_config.id);
+    let shares = [
+        (
+            "leader",
+            &report.leader_encrypted_input_share,
+            params.leader_hpke_config.id,
+        ),
+        (
+            "helper",
+            &report.helper_encrypted_input_share,
+            params.helper_hpke_config.id,
+        ),
+    ];
+    for (role, share, want) in shares {
+        if share.config_id != want {
+            return Err(Refusal::UnknownConfig {
+                role,
+                got: share.config_id,
+                want,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_reports(task: &Task, reports: &[Report], now: DateTime<Utc>) -> Result<()> {
     let mut seen: HashMap<ReportId, usize> = HashMap::with_capacity(reports.len());
     for (index, report) in reports.iter().enumerate() {
         let id = crate::batch::hex(&report.metadata.report_id.0);
         let name = || format!("report {index} (id {id})");
-        let units = report.metadata.time;
-        match units.checked_mul(precision) {
-            Some(seconds) if seconds <= latest => {}
-            _ => bail!(
-                "{}: its time, {units} units of {precision} s, is more than {MAX_CLOCK_SKEW_SECS} s \
-                 ahead of this clock ({now})",
-                name()
-            ),
-        }
-        let shares = [
-            ("leader", &report.leader_encrypted_input_share, leader_id),
-            ("helper", &report.helper_encrypted_input_share, helper_id),
-        ];
-        for (role, share, want) in shares {
-            if share.config_id != want {
-                bail!(
-                    "{}: its {role} input share is sealed to HPKE config {}, the task's {role} \
-                     config is {want}",
-                    name(),
-                    share.config_id
-                );
-            }
-        }
+        admit_report(task, report, now).map_err(|why| anyhow!("{}: {why}", name()))?;
         if let Some(first) = seen.insert(report.metadata.report_id, index) {
             bail!("{}: the same report id as report {first}", name());
         }
