@@ -156,6 +156,14 @@ impl Encode for HpkeConfig {
     }
 }
 
+/// `HpkeConfigList`: `u16 len | HpkeConfig...` (D09 and D18 §4.4.1), what an aggregator's
+/// `hpke_config` endpoint serves, most preferred first.
+pub fn encode_config_list(configs: &[HpkeConfig]) -> Result<Vec<u8>, CodecError> {
+    let mut bytes = Vec::new();
+    encode_u16_items(&mut bytes, &(), configs)?;
+    Ok(bytes)
+}
+
 /// The VDAF of a task with its parameters (V18 codepoints; D18 App. B configurations).
 /// In JSON: `{"type": "histogram", "length": 8, "chunk_length": 3}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -270,3 +270,14 @@ fn specs_parse_with_firefox_chunk_lengths() {
         assert!(err.to_string().contains("vdaf"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn a_config_list_is_its_byte_length_then_each_config() {
+    let (a, b) = (key(1), key(2));
+    let list = encode_config_list(&[a.clone(), b.clone()]).unwrap();
+    let (one, two) = (a.get_encoded().unwrap(), b.get_encoded().unwrap());
+    // id, three u16 ids, u16 key length, the 32-byte X25519 key.
+    assert_eq!(one.len(), 1 + 6 + 2 + 32);
+    assert_eq!(&list[..2], &((one.len() + two.len()) as u16).to_be_bytes());
+    assert_eq!(list[2..], [one, two].concat());
+}
