@@ -22,6 +22,7 @@ mod job_metrics;
 mod keygen;
 mod outcome;
 mod runs;
+mod serve;
 mod vdaf_args;
 
 pub use outcome::error_exit_code;
@@ -104,6 +105,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// (DAP client) Turn JSON-lines measurements into a DAP-18 upload body of sealed reports.
     Client(client::ClientArgs),
+    /// (ingestor) Take DAP-18 report uploads over HTTP into signed ingestion batches
+    /// (work in progress).
+    Serve(serve::ServeArgs),
 }
 
 pub fn run() -> Result<ExitCode> {
@@ -134,6 +138,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Bench(a) => bench::bench(a),
         Command::Check(a) => check::check_command(a),
         Command::Client(a) => client::client_command(a),
+        Command::Serve(a) => serve::serve_command(a),
         Command::Inspect(a) => inspect::inspect_command(a),
     }
 }

@@ -7,5 +7,6 @@
 
 pub mod durable;
 pub mod flush;
+pub mod http;
 pub mod routes;
 pub mod segments;

@@ -34,6 +34,8 @@ pub struct Answer {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// Extra headers (caching, CORS preflight).
+    pub headers: Vec<(&'static str, &'static str)>,
 }
 
 impl Answer {
@@ -42,21 +44,26 @@ impl Answer {
             status: 200,
             content_type,
             body,
+            headers: Vec::new(),
         }
     }
 
-    /// A problem document (RFC 9457) of DAP's error `kind`.
-    pub fn problem(status: u16, kind: &str, detail: &str) -> Self {
+    /// A problem document (RFC 9457) of DAP's error `kind` about task `taskid`
+    /// (base64url). Deployed clients read `taskid`: @divviup/dap 0.9.1 fails on a
+    /// problem document without one.
+    pub fn problem(status: u16, kind: &str, taskid: &str, detail: &str) -> Self {
         let body = serde_json::json!({
             "type": format!("urn:ietf:params:ppm:dap:error:{kind}"),
             "title": kind,
             "status": status,
+            "taskid": taskid,
             "detail": detail,
         });
         Answer {
             status,
             content_type: PROBLEM_TYPE,
             body: body.to_string().into_bytes(),
+            headers: Vec::new(),
         }
     }
 
@@ -65,6 +72,22 @@ impl Answer {
             status,
             content_type: "text/plain; charset=utf-8",
             body: format!("{text}\n").into_bytes(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// A CORS preflight's answer: browsers may upload from any origin (no credentials).
+    fn preflight(methods: &'static str) -> Self {
+        Answer {
+            status: 204,
+            content_type: "text/plain; charset=utf-8",
+            body: Vec::new(),
+            headers: vec![
+                ("allow", methods),
+                ("access-control-allow-methods", methods),
+                ("access-control-allow-headers", "content-type"),
+                ("access-control-max-age", "86400"),
+            ],
         }
     }
 }
@@ -99,8 +122,13 @@ pub fn route(served: &Served, method: &str, path: &str, body: &[u8], now: DateTi
         ("GET", ["healthz"]) => Route::Answer(Answer::plain(200, "ok")),
         ("GET", [role @ ("leader" | "helper"), "hpke_config"]) => {
             let list = &served.config_lists[usize::from(*role == "helper")];
-            Route::Answer(Answer::ok(CONFIG_LIST_TYPE, list.clone()))
+            let mut answer = Answer::ok(CONFIG_LIST_TYPE, list.clone());
+            // Configs change rarely; clients cache them (D09 §4.4.1's example lifetime).
+            answer.headers.push(("cache-control", "max-age=86400"));
+            Route::Answer(answer)
         }
+        ("OPTIONS", [_, "hpke_config"]) => Route::Answer(Answer::preflight("GET")),
+        ("OPTIONS", ["leader", "tasks", _, "reports"]) => Route::Answer(Answer::preflight("POST")),
         ("POST", ["leader", "tasks", task_id, "reports"]) => upload(served, task_id, body, now),
         (_, ["leader", "tasks", _, "reports"]) | (_, [_, "hpke_config"]) => {
             Route::Answer(Answer::plain(405, "method not allowed"))
@@ -114,13 +142,16 @@ fn upload(served: &Served, task_id: &str, body: &[u8], now: DateTime<Utc>) -> Ro
         return Route::Answer(Answer::problem(
             404,
             "unrecognizedTask",
+            task_id,
             "this server takes reports of another task",
         ));
     }
+    let invalid =
+        |detail: &str| Route::Answer(Answer::problem(400, "invalidMessage", task_id, detail));
     let reports = match decode_reports(body) {
         Ok(reports) if !reports.is_empty() => reports,
-        Ok(_) => return Route::Answer(Answer::problem(400, "invalidMessage", "no reports")),
-        Err(e) => return Route::Answer(Answer::problem(400, "invalidMessage", &e.to_string())),
+        Ok(_) => return invalid("no reports"),
+        Err(e) => return invalid(&e.to_string()),
     };
     let mut kept: Vec<Report> = Vec::with_capacity(reports.len());
     let mut refused = Vec::new();
@@ -136,7 +167,7 @@ fn upload(served: &Served, task_id: &str, body: &[u8], now: DateTime<Utc>) -> Ro
             count: kept.len(),
             refused,
         },
-        Err(e) => Route::Answer(Answer::problem(400, "invalidMessage", &e.to_string())),
+        Err(e) => invalid(&e.to_string()),
     }
 }
 
@@ -222,9 +253,23 @@ mod tests {
             panic!()
         };
         assert_eq!(a.status, 404);
-        assert!(String::from_utf8(a.body)
-            .unwrap()
-            .contains("unrecognizedTask"));
+        let problem: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+        assert_eq!(
+            problem["type"],
+            "urn:ietf:params:ppm:dap:error:unrecognizedTask"
+        );
+        assert_eq!(
+            problem["taskid"],
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        );
+        // A browser asks first.
+        let Route::Answer(a) = route(&s, "OPTIONS", &path, b"", now) else {
+            panic!()
+        };
+        assert_eq!(a.status, 204);
+        assert!(a
+            .headers
+            .contains(&("access-control-allow-methods", "POST")));
         let Route::Answer(a) = route(&s, "POST", &path, &body[..body.len() - 1], now) else {
             panic!()
         };

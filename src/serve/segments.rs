@@ -178,9 +178,14 @@ impl Journal {
 
     /// Removes a sealed segment once its reports are written as batches.
     pub fn remove(&self, sealed: &Path) -> Result<(), JournalError> {
-        fs::remove_file(sealed).map_err(io_error(sealed, "removing"))?;
-        sync_dir(&self.dir)
+        remove_sealed(sealed)
     }
+}
+
+/// Removes a sealed segment (from any thread: the flusher does not own the journal).
+pub fn remove_sealed(sealed: &Path) -> Result<(), JournalError> {
+    fs::remove_file(sealed).map_err(io_error(sealed, "removing"))?;
+    sync_dir(sealed.parent().unwrap_or(Path::new(".")))
 }
 
 /// One record read back: Ok(payload), or why the bytes from here on are not a record.

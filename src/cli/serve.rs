@@ -1,0 +1,67 @@
+//! `divvi serve`: the ingestor's DAP upload endpoint (work in progress, issue 18).
+
+use anyhow::{Context, Result};
+use clap::Args;
+use divvi::config::Ingestor;
+use divvi::dap::Task;
+use divvi::serve::durable::Rotation;
+use divvi::serve::http::{serve, ServeOptions};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The ingestor's config (both servers' ingestion locations, its signing key).
+    #[arg(long)]
+    config: PathBuf,
+    /// The task file of the task served.
+    #[arg(long)]
+    task: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The write-ahead journal's folder, on local disk: uploads are acknowledged once
+    /// fsynced there.
+    #[arg(long)]
+    journal: PathBuf,
+    /// Seal a journal segment into batches once it holds this many bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    segment_bytes: u64,
+    /// ... or once it is this many seconds old.
+    #[arg(long, default_value_t = 60)]
+    segment_seconds: u64,
+    /// Reports per ingestion batch.
+    #[arg(long, default_value_t = 10_000)]
+    batch_size: usize,
+    /// The largest upload body taken, in bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    max_body: usize,
+    /// The aggregation name (default: the task id).
+    #[arg(long)]
+    aggregation: Option<String>,
+}
+
+pub fn serve_command(a: ServeArgs) -> Result<ExitCode> {
+    let ingestor = Ingestor::load(&a.config)
+        .with_context(|| format!("loading ingestor config {}", a.config.display()))?;
+    let task = Task::load(&a.task).with_context(|| format!("loading task {}", a.task.display()))?;
+    let options = ServeOptions {
+        listen: a.listen,
+        journal: a.journal,
+        rotation: Rotation {
+            max_bytes: a.segment_bytes,
+            max_age: Duration::from_secs(a.segment_seconds),
+        },
+        queue: 4096,
+        max_body: a.max_body,
+        batch_size: a.batch_size,
+        aggregation: a.aggregation,
+    };
+    serve(ingestor, task, options, |addr| {
+        // One line on stdout, so a supervisor or test learns the port.
+        println!("{}", serde_json::json!({ "listening": addr.to_string() }));
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
