@@ -67,18 +67,13 @@ impl DurableLog {
                         Err(RecvTimeoutError::Timeout) => {
                             // Old enough: sealed even if small, so reports reach the
                             // servers within `max_age` of their upload.
-                            if let Some(path) = journal.seal()? {
-                                let _ = sealed.send(path);
-                            }
+                            seal_and_hand_over(&mut journal, &sealed)?;
                             opened = None;
                             continue;
                         }
                         // Every sender is gone: shutting down; seal what is there.
                         Err(RecvTimeoutError::Disconnected) => {
-                            if let Some(path) = journal.seal()? {
-                                let _ = sealed.send(path);
-                            }
-                            return Ok(());
+                            return seal_and_hand_over(&mut journal, &sealed);
                         }
                     };
                     let mut group = vec![first];
@@ -101,9 +96,7 @@ impl DurableLog {
                     }
                     let old = opened.is_some_and(|at| at.elapsed() >= rotation.max_age);
                     if journal.open_bytes() >= rotation.max_bytes || old {
-                        if let Some(path) = journal.seal()? {
-                            let _ = sealed.send(path);
-                        }
+                        seal_and_hand_over(&mut journal, &sealed)?;
                         opened = None;
                     }
                 }
@@ -151,6 +144,18 @@ impl DurableLog {
             None => Ok(()),
         }
     }
+}
+
+/// Seals the open segment, if any, and hands it to the flusher (gone only when the
+/// server is ending, which flushes what the journal holds at its next start).
+fn seal_and_hand_over(
+    journal: &mut Journal,
+    sealed: &mpsc::Sender<PathBuf>,
+) -> Result<(), JournalError> {
+    if let Some(path) = journal.seal()? {
+        let _ = sealed.send(path);
+    }
+    Ok(())
 }
 
 impl Drop for DurableLog {

@@ -213,12 +213,7 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answer {
                 }
             }
             match refused.first() {
-                None => Answer {
-                    status: 200,
-                    content_type: "text/plain; charset=utf-8",
-                    body: Vec::new(),
-                    headers: Vec::new(),
-                },
+                None => Answer::empty(),
                 Some((id, why)) => Answer::problem(
                     400,
                     "reportRejected",

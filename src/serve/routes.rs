@@ -39,7 +39,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn ok(content_type: &'static str, body: Vec<u8>) -> Self {
+    pub(super) fn ok(content_type: &'static str, body: Vec<u8>) -> Self {
         Answer {
             status: 200,
             content_type,
@@ -65,6 +65,11 @@ impl Answer {
             body: body.to_string().into_bytes(),
             headers: Vec::new(),
         }
+    }
+
+    /// Success with no body (DAP-18: an upload with no report refused).
+    pub(super) fn empty() -> Self {
+        Answer::ok("text/plain; charset=utf-8", Vec::new())
     }
 
     fn plain(status: u16, text: &str) -> Self {

@@ -175,14 +175,10 @@ impl Journal {
         sync_dir(&self.dir)?;
         Ok(Some(target))
     }
-
-    /// Removes a sealed segment once its reports are written as batches.
-    pub fn remove(&self, sealed: &Path) -> Result<(), JournalError> {
-        remove_sealed(sealed)
-    }
 }
 
-/// Removes a sealed segment (from any thread: the flusher does not own the journal).
+/// Removes a sealed segment once its reports are written as batches (from any thread:
+/// the flusher does not own the journal).
 pub fn remove_sealed(sealed: &Path) -> Result<(), JournalError> {
     fs::remove_file(sealed).map_err(io_error(sealed, "removing"))?;
     sync_dir(sealed.parent().unwrap_or(Path::new(".")))
@@ -298,7 +294,7 @@ mod tests {
         journal.append(&[b"four"]).unwrap();
         let third = journal.seal().unwrap().unwrap();
         assert!(third > sealed[1], "{third:?}");
-        journal.remove(&sealed[0]).unwrap();
+        remove_sealed(&sealed[0]).unwrap();
         assert!(!sealed[0].exists());
     }
 

@@ -321,11 +321,12 @@ fn sum_batch<'s, J: SumJudge<'s>>(
                 },
                 tick,
             )?;
-            let taken_back = match stash.trailer() {
+            let trailer = stash.trailer();
+            let taken_back = match trailer {
                 Some(_) if !refused.is_empty() => outputs_again(&judge, &batch, &refused)?,
                 _ => judge.new_presum(),
             };
-            judge.settle(&mut sum.sum, stash.trailer(), taken_back, kept)?;
+            judge.settle(&mut sum.sum, trailer, taken_back, kept)?;
         }
         None => {
             let mut packets = batch.packets::<J::Report>()?;

@@ -359,12 +359,20 @@ fn decode_state<T: Type>(
     decode("verify state", &(vdaf, state.agg_id), &state.encoded)
 }
 
-fn verify_init<T: Type>(
+/// An aggregator's verify state and verifier share, as prio's types.
+type Started<F> = (
+    Prio3VerifyState<F, VERIFY_KEY_LEN>,
+    Prio3VerifierShare<F, VERIFY_KEY_LEN>,
+);
+
+/// Decodes the report's public share and this aggregator's input share, and starts
+/// verifying: the one place prio's `verify_init` is called.
+fn start_typed<T: Type>(
     vdaf: &Prio3Of<T>,
     verify_key: &[u8; VERIFY_KEY_LEN],
     ctx: &[u8],
     input: &VerifyInput,
-) -> Result<(VerifyState, Vec<u8>), Prio3Error> {
+) -> Result<Started<T::Field>, Prio3Error> {
     let agg_id = input.agg_id;
     if agg_id > 1 {
         return Err(Prio3Error::Params(format!(
@@ -375,12 +383,20 @@ fn verify_init<T: Type>(
         decode("public share", vdaf, input.public_share)?;
     let share: Prio3InputShare<T::Field, VERIFY_KEY_LEN> =
         decode("input share", &(vdaf, agg_id), input.input_share)?;
-    let (state, share) = vdaf
-        .verify_init(verify_key, ctx, agg_id, &(), input.nonce, &public, &share)
-        .map_err(|e| Prio3Error::Verify(e.to_string()))?;
+    vdaf.verify_init(verify_key, ctx, agg_id, &(), input.nonce, &public, &share)
+        .map_err(|e| Prio3Error::Verify(e.to_string()))
+}
+
+fn verify_init<T: Type>(
+    vdaf: &Prio3Of<T>,
+    verify_key: &[u8; VERIFY_KEY_LEN],
+    ctx: &[u8],
+    input: &VerifyInput,
+) -> Result<(VerifyState, Vec<u8>), Prio3Error> {
+    let (state, share) = start_typed(vdaf, verify_key, ctx, input)?;
     Ok((
         VerifyState {
-            agg_id,
+            agg_id: input.agg_id,
             encoded: encode("verify state", &state)?,
         },
         encode("verifier share", &share)?,

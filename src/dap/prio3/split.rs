@@ -10,13 +10,12 @@
 //! [`Prio3Aggregator::new`] confirms on a made-up report for every task.
 
 use super::{
-    decode, encode, Instance, Prio3Error, Prio3Of, Prio3Vdaf, VerifyInput, VERIFY_KEY_LEN,
+    decode, encode, start_typed, Instance, Prio3Error, Prio3Of, Prio3Vdaf, VerifyInput,
+    VERIFY_KEY_LEN,
 };
 use prio::field::{Field128, Field64, NttFriendlyFieldElement};
 use prio::flp::Type;
-use prio::vdaf::prio3::{
-    Prio3InputShare, Prio3PublicShare, Prio3VerifierMessage, Prio3VerifierShare, Prio3VerifyState,
-};
+use prio::vdaf::prio3::{Prio3VerifierMessage, Prio3VerifierShare, Prio3VerifyState};
 use prio::vdaf::{Aggregatable, AggregateShare, Aggregator, VerifyTransition};
 
 type State<F> = Prio3VerifyState<F, VERIFY_KEY_LEN>;
@@ -207,15 +206,15 @@ where
     T::Field: DapField,
 {
     let (nonce, shares) = vdaf.made_up_report()?;
-    let public: Prio3PublicShare<VERIFY_KEY_LEN> = decode("public share", v, &shares.public_share)?;
     let mut started = Vec::with_capacity(2);
-    for (id, bytes) in shares.input_shares.iter().enumerate() {
-        let share: Prio3InputShare<T::Field, VERIFY_KEY_LEN> =
-            decode("input share", &(v, id), bytes)?;
-        started.push(
-            v.verify_init(&[0; VERIFY_KEY_LEN], b"", id, &(), &nonce, &public, &share)
-                .map_err(|e| Prio3Error::Verify(e.to_string()))?,
-        );
+    for (id, input_share) in shares.input_shares.iter().enumerate() {
+        let input = VerifyInput {
+            agg_id: id,
+            nonce: &nonce,
+            public_share: &shares.public_share,
+            input_share,
+        };
+        started.push(start_typed(v, &[0; VERIFY_KEY_LEN], b"", &input)?);
     }
     let message = v
         .verifier_shares_to_message(b"", &(), started.iter().map(|(_, s)| s.clone()))
@@ -240,20 +239,7 @@ fn start<T: Type>(
 where
     T::Field: DapField,
 {
-    let public: Prio3PublicShare<VERIFY_KEY_LEN> = decode("public share", v, input.public_share)?;
-    let share: Prio3InputShare<T::Field, VERIFY_KEY_LEN> =
-        decode("input share", &(v, input.agg_id), input.input_share)?;
-    let (state, verifier_share) = v
-        .verify_init(
-            verify_key,
-            ctx,
-            input.agg_id,
-            &(),
-            input.nonce,
-            &public,
-            &share,
-        )
-        .map_err(|e| Prio3Error::Verify(e.to_string()))?;
+    let (state, verifier_share) = start_typed(v, verify_key, ctx, input)?;
     let encoded = encode("verify state", &state)?;
     let check = encoded
         .get(encoded.len().saturating_sub(check_len)..)
