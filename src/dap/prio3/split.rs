@@ -6,8 +6,12 @@
 //!
 //! Why this is the same verdict as prio's `verify_next`: that step checks the message's
 //! joint randomness seed against the state's, then returns the output share it would
-//! return for any message that passes. The state's encoding ends with that seed, which
-//! [`Prio3Aggregator::new`] confirms on a made-up report for every task.
+//! return for any message that passes. Intake derives that seed as VDAF-18 defines it,
+//! from the report's two joint randomness parts (its own, which its verifier share ends
+//! with, and the peer's from the public share), rather than encoding the whole state to
+//! read the seed off its end (2,048 field elements for a histogram-2048 leader).
+//! [`Prio3Aggregator::new`] confirms on a made-up report, for every task, that the
+//! derived seed is the one the state holds.
 
 use super::{
     decode, encode, start_typed, Instance, Prio3Error, Prio3Of, Prio3Vdaf, VerifyInput,
@@ -16,7 +20,8 @@ use super::{
 use prio::field::{Field128, Field64, NttFriendlyFieldElement};
 use prio::flp::Type;
 use prio::vdaf::prio3::{Prio3VerifierMessage, Prio3VerifierShare, Prio3VerifyState};
-use prio::vdaf::{Aggregatable, AggregateShare, Aggregator, VerifyTransition};
+use prio::vdaf::xof::{Xof, XofTurboShake128};
+use prio::vdaf::{Aggregatable, AggregateShare, Aggregator, Vdaf, VerifyTransition};
 
 type State<F> = Prio3VerifyState<F, VERIFY_KEY_LEN>;
 type PrioOutput<F> = prio::vdaf::OutputShare<F>;
@@ -142,8 +147,8 @@ pub struct Prio3Aggregator {
 }
 
 impl Prio3Aggregator {
-    /// Learns the task's shapes from a made-up report, and confirms that a verify
-    /// state's encoding ends with the verifier message it must agree with.
+    /// Learns the task's shapes from a made-up report, and confirms that the joint
+    /// randomness seed intake derives is the verifier message a valid report gives.
     pub fn new(vdaf: &Prio3Vdaf, agg_id: usize) -> Result<Self, Prio3Error> {
         if agg_id > 1 {
             return Err(Prio3Error::Params(format!(
@@ -220,13 +225,75 @@ where
         .verifier_shares_to_message(b"", &(), started.iter().map(|(_, s)| s.clone()))
         .map_err(|e| Prio3Error::Verify(e.to_string()))?;
     let message = encode("verifier message", &message)?;
-    let (state, _) = started.swap_remove(agg_id);
-    if !encode("verify state", &state)?.ends_with(&message) {
+    let (state, verifier_share) = started.swap_remove(agg_id);
+    let input = VerifyInput {
+        agg_id,
+        nonce: &nonce,
+        public_share: &shares.public_share,
+        input_share: &[],
+    };
+    let verifier_share = encode("verifier share", &verifier_share)?;
+    if joint_rand_seed(v, message.len(), b"", &input, &verifier_share)? != message {
         return Err(Prio3Error::Params(
-            "this prio version's verify state does not end with its joint randomness seed".into(),
+            "this prio version derives the joint randomness seed otherwise than VDAF-18".into(),
         ));
     }
     Ok((T::Field::template(state), message.len()))
+}
+
+/// The joint randomness seed a report's verify state holds (VDAF-18, Prio3's
+/// `joint_rand_seed`): the XOF, keyed with zeros, over both aggregators' parts in order,
+/// this aggregator's own part taken from its verifier share (which ends with it) and the
+/// peer's from the public share (the parts, in order). Empty when the VDAF has no joint
+/// randomness (`seed_len` 0).
+fn joint_rand_seed<T: Type>(
+    v: &Prio3Of<T>,
+    seed_len: usize,
+    ctx: &[u8],
+    input: &VerifyInput,
+    verifier_share: &[u8],
+) -> Result<Vec<u8>, Prio3Error> {
+    if seed_len == 0 {
+        return Ok(Vec::new());
+    }
+    let short = |what: &'static str| Prio3Error::Decode {
+        what,
+        reason: "too short for a joint randomness part".into(),
+    };
+    let own = verifier_share
+        .get(verifier_share.len().saturating_sub(seed_len)..)
+        .filter(|part| part.len() == seed_len)
+        .ok_or_else(|| short("verifier share"))?;
+    let peer = 1 - input.agg_id;
+    let peer_part = input
+        .public_share
+        .get(peer * seed_len..(peer + 1) * seed_len)
+        .ok_or_else(|| short("public share"))?;
+    let parts = if input.agg_id == 0 {
+        [own, peer_part]
+    } else {
+        [peer_part, own]
+    };
+    let mut xof = XofTurboShake128::init(
+        &[0; VERIFY_KEY_LEN],
+        &[&domain_separation_tag(v.algorithm_id()), ctx],
+    );
+    for part in parts {
+        xof.update(part);
+    }
+    Ok(xof.into_seed().as_ref().to_vec())
+}
+
+/// VDAF-18's domain separation tag for the joint randomness seed: the draft's version
+/// (18), algorithm class 0, the algorithm id, and the usage (6).
+fn domain_separation_tag(algorithm_id: u32) -> [u8; 8] {
+    const VDAF_VERSION: u8 = 18;
+    const USAGE_JOINT_RAND_SEED: u16 = 6;
+    let mut tag = [0; 8];
+    tag[0] = VDAF_VERSION;
+    tag[2..6].copy_from_slice(&algorithm_id.to_be_bytes());
+    tag[6..8].copy_from_slice(&USAGE_JOINT_RAND_SEED.to_be_bytes());
+    tag
 }
 
 fn start<T: Type>(
@@ -240,11 +307,8 @@ where
     T::Field: DapField,
 {
     let (state, verifier_share) = start_typed(v, verify_key, ctx, input)?;
-    let encoded = encode("verify state", &state)?;
-    let check = encoded
-        .get(encoded.len().saturating_sub(check_len)..)
-        .unwrap_or_default()
-        .to_vec();
+    let verifier_share = encode("verifier share", &verifier_share)?;
+    let check = joint_rand_seed(v, check_len, ctx, input, &verifier_share)?;
     // The message that agrees with this report's own seed: verify_next then hands over
     // the output share it gives every message that agrees.
     let message: Prio3VerifierMessage<VERIFY_KEY_LEN> = decode("verifier message", &state, &check)?;
@@ -260,7 +324,7 @@ where
         }
     };
     Ok(Provisional {
-        verifier_share: encode("verifier share", &verifier_share)?,
+        verifier_share,
         check,
         output: T::Field::output(output),
     })
