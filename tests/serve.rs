@@ -7,17 +7,57 @@
 mod common;
 
 use common::{divvi, ok};
-use divvi::dap::{decode_reports, encode_reports, Task};
+use divvi::dap::{decode_reports, encode_reports, Report, Task};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// A running `divvi serve`, killed if a failing test leaves it running.
+struct Server(Child);
+
+impl std::ops::Deref for Server {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts `divvi serve`; returns the process and its port.
-fn start(dir: &Path) -> (Child, u16) {
+fn start(dir: &Path) -> (Server, u16) {
+    let (child, listening) = start_with(dir, &[]);
+    (
+        child,
+        listening["listening"]
+            .as_str()
+            .unwrap()
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .port(),
+    )
+}
+
+/// Starts `divvi serve` with `extra` arguments; returns the process and the line it
+/// printed once listening (its addresses).
+fn start_with(dir: &Path, extra: &[&str]) -> (Server, serde_json::Value) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_divvi"))
         .args([
             "serve",
@@ -32,6 +72,7 @@ fn start(dir: &Path) -> (Child, u16) {
             "--batch-size",
             "7",
         ])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -40,13 +81,18 @@ fn start(dir: &Path) -> (Child, u16) {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let listening: serde_json::Value = serde_json::from_str(&line).expect("the address line");
-    let addr: std::net::SocketAddr = listening["listening"].as_str().unwrap().parse().unwrap();
-    (child, addr.port())
+    let listening = serde_json::from_str(&line).expect("the address line");
+    (Server(child), listening)
 }
 
 /// One HTTP/1.1 request on loopback; the status and body.
 fn request(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let (status, _, body) = exchange(port, method, path, body);
+    (status, body)
+}
+
+/// One HTTP/1.1 request on loopback; the status, the response head and the body.
+fn exchange(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         stream,
@@ -63,7 +109,30 @@ fn request(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
         .expect("a header");
     let head = String::from_utf8_lossy(&response[..split]).to_string();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, response[split + 4..].to_vec())
+    (status, head, response[split + 4..].to_vec())
+}
+
+/// Polls `check` until it gives a value, for at most a minute.
+fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// SIGTERM: the server must end cleanly with every journal segment flushed and removed.
+fn stop_and_check_flushed(mut server: Server, dir: &Path) {
+    stop(&mut server, "-TERM");
+    assert!(server.wait().unwrap().success(), "SIGTERM ends it cleanly");
+    let left: Vec<_> = std::fs::read_dir(dir.join("journal")).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "every segment flushed and removed: {left:?}"
+    );
 }
 
 fn stop(child: &mut Child, signal: &str) {
@@ -74,10 +143,10 @@ fn stop(child: &mut Child, signal: &str) {
     assert!(status.success());
 }
 
-#[test]
-fn acknowledged_uploads_reach_the_result_exactly_once_across_a_kill_and_a_stop() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("d");
+/// A DAP histogram:4 deployment in `tmp/d` whose servers take runs of 2 reports, and 20
+/// reports of it sealed by divvi's client (measurements 0,1,2,3,0,1,...).
+fn deployment(tmp: &Path) -> (PathBuf, Task, Vec<Report>) {
+    let dir = tmp.join("d");
     ok(&[
         "keygen",
         "--out",
@@ -94,17 +163,24 @@ fn acknowledged_uploads_reach_the_result_exactly_once_across_a_kill_and_a_stop()
     }
     let task = Task::load(&dir.join("task.json")).unwrap();
     let measurements: String = (0..20).map(|i| format!("{}\n", i % 4)).collect();
-    std::fs::write(tmp.path().join("m.jsonl"), &measurements).unwrap();
+    std::fs::write(tmp.join("m.jsonl"), &measurements).unwrap();
     ok(&[
         "client",
         "--task",
         p(&dir.join("task.json")),
         "--input",
-        p(&tmp.path().join("m.jsonl")),
+        p(&tmp.join("m.jsonl")),
         "--output",
-        p(&tmp.path().join("upload.bin")),
+        p(&tmp.join("upload.bin")),
     ]);
-    let reports = decode_reports(&std::fs::read(tmp.path().join("upload.bin")).unwrap()).unwrap();
+    let reports = decode_reports(&std::fs::read(tmp.join("upload.bin")).unwrap()).unwrap();
+    (dir, task, reports)
+}
+
+#[test]
+fn acknowledged_uploads_reach_the_result_exactly_once_across_a_kill_and_a_stop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, task, reports) = deployment(tmp.path());
     let path = format!("/leader/tasks/{}/reports", task.task_id().to_base64url());
 
     let (mut server, port) = start(&dir);
@@ -122,20 +198,14 @@ fn acknowledged_uploads_reach_the_result_exactly_once_across_a_kill_and_a_stop()
     stop(&mut server, "-KILL");
     server.wait().unwrap();
 
-    let (mut server, port) = start(&dir);
+    let (server, port) = start(&dir);
     // A client that lost an answer sends the same upload again.
     let retried = encode_reports(&reports[8..16]).unwrap();
     for body in [&retried, &encode_reports(&reports[16..]).unwrap()] {
         let (status, answer) = request(port, "POST", &path, body);
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
     }
-    stop(&mut server, "-TERM");
-    assert!(server.wait().unwrap().success(), "SIGTERM ends it cleanly");
-    let left: Vec<_> = std::fs::read_dir(dir.join("journal")).unwrap().collect();
-    assert!(
-        left.is_empty(),
-        "every segment flushed and removed: {left:?}"
-    );
+    stop_and_check_flushed(server, &dir);
 
     let day = chrono::Utc::now().format("%Y%m%d").to_string();
     let (start, end) = (format!("{day}0000"), format!("{day}2359"));
@@ -188,4 +258,90 @@ fn acknowledged_uploads_reach_the_result_exactly_once_across_a_kill_and_a_stop()
         serde_json::json!([5, 5, 5, 5]),
         "{result}"
     );
+}
+
+#[test]
+fn uploads_wait_while_storage_is_down_and_resume_when_it_returns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, task, reports) = deployment(tmp.path());
+    let path = format!("/leader/tasks/{}/reports", task.task_id().to_base64url());
+    // Server 0's ingestion location cannot be written: a file stands where its folder goes.
+    let ingestion = dir.join("buckets/server0-ingestion");
+    let _ = std::fs::remove_dir_all(&ingestion);
+    std::fs::create_dir_all(dir.join("buckets")).unwrap();
+    std::fs::write(&ingestion, b"in the way").unwrap();
+
+    // Every upload seals a segment; one sealed segment may wait for the flusher.
+    let (server, bound) = start_with(
+        &dir,
+        &[
+            "--segment-bytes",
+            "1",
+            "--max-pending-segments",
+            "1",
+            "--metrics-port",
+            "0",
+        ],
+    );
+    let port = bound["listening"]
+        .as_str()
+        .unwrap()
+        .parse::<std::net::SocketAddr>()
+        .unwrap()
+        .port();
+    let metrics_port = bound["metrics"]
+        .as_str()
+        .unwrap()
+        .parse::<std::net::SocketAddr>()
+        .unwrap()
+        .port();
+    assert_eq!(request(port, "GET", "/readyz", b"").0, 200);
+    for chunk in reports[..8].chunks(4) {
+        let (status, body) = request(port, "POST", &path, &encode_reports(chunk).unwrap());
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    }
+    // Two segments wait now (each sealed just after its upload was answered), one more
+    // than may: the server is not ready, and uploads are refused with when to come back.
+    let body = wait_for("not ready while storage is down", || {
+        let (status, _, body) = exchange(port, "GET", "/readyz", b"");
+        (status == 503).then_some(body)
+    });
+    assert!(String::from_utf8_lossy(&body).contains("2 sealed segments wait"));
+    let third = encode_reports(&reports[8..]).unwrap();
+    let (status, head, body) = exchange(port, "POST", &path, &third);
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert!(head.to_lowercase().contains("retry-after: 1"), "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("flushing to storage is behind"));
+    // The flusher's failed attempts are counted (the first may come after this point).
+    let metrics = wait_for("a flush failure counted", || {
+        let (_, metrics) = request(metrics_port, "GET", "/metrics", b"");
+        let metrics = String::from_utf8(metrics).unwrap();
+        metrics
+            .contains("divvi_serve_flush_failures_total")
+            .then_some(metrics)
+    });
+    assert!(
+        metrics.contains("divvi_serve_reports_total{outcome=\"accepted\"} 8"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("divvi_serve_responses_total{status=\"503\"}"),
+        "{metrics}"
+    );
+
+    // Storage is back: the flusher's retries get through and uploads are taken again.
+    std::fs::remove_file(&ingestion).unwrap();
+    wait_for("ready again", || {
+        (request(port, "GET", "/readyz", b"").0 == 200).then_some(())
+    });
+    let (status, body) = request(port, "POST", &path, &third);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    stop_and_check_flushed(server, &dir);
+    // Each server's ingestion location holds every accepted report, in signed batches.
+    for server in ["server0", "server1"] {
+        let batches = std::fs::read_dir(dir.join(format!("buckets/{server}-ingestion")))
+            .unwrap()
+            .count();
+        assert!(batches > 0, "{server} got no batch");
+    }
 }

@@ -1,4 +1,4 @@
-//! `divvi serve`: the ingestor's DAP upload endpoint (work in progress, issue 18).
+//! `divvi serve`: the ingestor's DAP upload endpoint.
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -41,6 +41,14 @@ pub struct ServeArgs {
     /// The aggregation name (default: the task id).
     #[arg(long)]
     aggregation: Option<String>,
+    /// Sealed segments that may wait to be flushed into batches (storage slow or down)
+    /// before uploads are answered 503 and /readyz fails.
+    #[arg(long, default_value_t = 16)]
+    max_pending_segments: usize,
+    /// Serve counters on this port as GET /metrics (Prometheus text format), apart from
+    /// the port devices reach. 0 picks a free port.
+    #[arg(long)]
+    metrics_port: Option<u16>,
 }
 
 pub fn serve_command(a: ServeArgs) -> Result<ExitCode> {
@@ -58,10 +66,18 @@ pub fn serve_command(a: ServeArgs) -> Result<ExitCode> {
         max_body: a.max_body,
         batch_size: a.batch_size,
         aggregation: a.aggregation,
+        max_pending_segments: a.max_pending_segments,
+        metrics_port: a.metrics_port,
     };
-    serve(ingestor, task, options, |addr| {
-        // One line on stdout, so a supervisor or test learns the port.
-        println!("{}", serde_json::json!({ "listening": addr.to_string() }));
+    serve(ingestor, task, options, |bound| {
+        // One line on stdout, so a supervisor or test learns the ports.
+        println!(
+            "{}",
+            serde_json::json!({
+                "listening": bound.listening.to_string(),
+                "metrics": bound.metrics.map(|m| m.to_string()),
+            })
+        );
     })?;
     Ok(ExitCode::SUCCESS)
 }

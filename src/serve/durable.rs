@@ -8,8 +8,8 @@
 //! The writer seals the open segment when it reaches `max_bytes` or has been open for
 //! `max_age`, and hands the sealed segment to whoever flushes segments into batches.
 
+use super::backlog::SealedSender;
 use super::segments::{Journal, JournalError};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -47,7 +47,7 @@ impl DurableLog {
         mut journal: Journal,
         rotation: Rotation,
         queue: usize,
-        sealed: mpsc::Sender<PathBuf>,
+        sealed: SealedSender,
     ) -> std::io::Result<Self> {
         let (sender, receiver) =
             mpsc::sync_channel::<(Vec<u8>, tokio::sync::oneshot::Sender<Durable>)>(queue);
@@ -148,12 +148,9 @@ impl DurableLog {
 
 /// Seals the open segment, if any, and hands it to the flusher (gone only when the
 /// server is ending, which flushes what the journal holds at its next start).
-fn seal_and_hand_over(
-    journal: &mut Journal,
-    sealed: &mpsc::Sender<PathBuf>,
-) -> Result<(), JournalError> {
+fn seal_and_hand_over(journal: &mut Journal, sealed: &SealedSender) -> Result<(), JournalError> {
     if let Some(path) = journal.seal()? {
-        let _ = sealed.send(path);
+        sealed.hand_over(path);
     }
     Ok(())
 }
@@ -169,12 +166,13 @@ impl Drop for DurableLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::backlog::{sealed_queue, SealedReceiver};
     use crate::serve::segments::read_sealed;
 
-    fn start(dir: &std::path::Path, rotation: Rotation) -> (DurableLog, mpsc::Receiver<PathBuf>) {
+    fn start(dir: &std::path::Path, rotation: Rotation) -> (DurableLog, SealedReceiver) {
         let (journal, old) = Journal::open(dir).unwrap();
         assert!(old.is_empty());
-        let (sealed, segments) = mpsc::channel();
+        let (sealed, segments, _) = sealed_queue();
         (
             DurableLog::start(journal, rotation, 64, sealed).unwrap(),
             segments,
@@ -210,7 +208,7 @@ mod tests {
         let commits = log.commits();
         Arc::into_inner(log).unwrap().close().unwrap();
         let mut seen = Vec::new();
-        for segment in segments.try_iter() {
+        for segment in std::iter::from_fn(|| segments.next()) {
             seen.extend(read_sealed(&segment).unwrap());
         }
         assert_eq!(seen.len(), 200, "each once");
@@ -239,7 +237,7 @@ mod tests {
             .blocking_recv()
             .unwrap()
             .unwrap();
-        let segment = segments.recv_timeout(Duration::from_secs(10)).unwrap();
+        let segment = segments.next_within(Duration::from_secs(10)).unwrap();
         assert_eq!(read_sealed(&segment).unwrap(), [b"lonely".to_vec()]);
         log.close().unwrap();
     }
@@ -248,7 +246,7 @@ mod tests {
     fn a_full_queue_says_busy_instead_of_growing() {
         let dir = tempfile::tempdir().unwrap();
         let (journal, _) = Journal::open(dir.path()).unwrap();
-        let (sealed, _segments) = mpsc::channel();
+        let (sealed, _segments, _) = sealed_queue();
         let rotation = Rotation {
             max_bytes: u64::MAX,
             max_age: Duration::from_secs(60),

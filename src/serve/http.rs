@@ -2,15 +2,20 @@
 //! browser clients, and an upload answered only once its reports are durable (group
 //! commit, [`super::durable`]); a full journal queue is 503 with Retry-After. A flusher
 //! thread turns sealed segments into ingestion batches, oldest first, retrying until it
-//! can, and removes each only after. SIGTERM or SIGINT: stop accepting, finish the
-//! requests in flight, seal the open segment, flush everything, exit.
+//! can, and removes each only after. While more than `max_pending_segments` wait, uploads
+//! are 503 and `/readyz` fails, so a load balancer sends devices to other replicas and
+//! the journal does not fill the disk. SIGTERM or SIGINT: stop accepting, finish the
+//! requests in flight, seal the open segment, flush everything, exit. Counters are served
+//! on a separate metrics port (never on the port devices reach).
 
+use super::backlog::{sealed_queue, Backlog, SealedReceiver};
 use super::durable::{Busy, DurableLog, Rotation};
 use super::flush::flush_segment;
 use super::routes::{route, Answer, Route, Served};
 use super::segments::{remove_sealed, Journal};
 use crate::config::Ingestor;
 use crate::dap::Task;
+use crate::metrics::Metrics;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -21,8 +26,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -37,6 +42,17 @@ pub struct ServeOptions {
     /// Reports per ingestion batch.
     pub batch_size: usize,
     pub aggregation: Option<String>,
+    /// Sealed segments that may wait for the flusher before uploads are refused.
+    pub max_pending_segments: usize,
+    /// Where counters are served (`GET /metrics`); None serves none.
+    pub metrics_port: Option<u16>,
+}
+
+/// Where the server listens, once it does.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub listening: SocketAddr,
+    pub metrics: Option<SocketAddr>,
 }
 
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,27 +64,68 @@ struct App {
     log: DurableLog,
     max_body: usize,
     in_flight: AtomicUsize,
+    backlog: Backlog,
+    max_pending: usize,
+    draining: AtomicBool,
+    metrics: Arc<Metrics>,
+    /// Journal commits already counted in `metrics`.
+    commits_counted: AtomicU64,
 }
 
-/// Runs the server until SIGTERM or SIGINT; `ready` hears the bound address once it
+impl App {
+    /// Why flushing is too far behind to take more reports, if it is.
+    fn behind(&self) -> Option<String> {
+        let pending = self.backlog.pending();
+        self.metrics.set(
+            "divvi_serve_segments_pending",
+            "Sealed journal segments waiting to be flushed into ingestion batches",
+            &[],
+            pending as f64,
+        );
+        (pending > self.max_pending).then(|| {
+            format!(
+                "flushing to storage is behind ({pending} sealed segments wait, at most {} may)",
+                self.max_pending
+            )
+        })
+    }
+
+    fn count_commits(&self) {
+        let now = self.log.commits();
+        let before = self.commits_counted.swap(now, Ordering::AcqRel);
+        self.metrics.add(
+            "divvi_serve_journal_commits_total",
+            "Group commits (one fsync each) of the write-ahead journal",
+            &[],
+            now.saturating_sub(before),
+        );
+    }
+}
+
+/// Runs the server until SIGTERM or SIGINT; `ready` hears the bound addresses once it
 /// accepts connections.
 pub fn serve(
     ingestor: Ingestor,
     task: Task,
     options: ServeOptions,
-    ready: impl FnOnce(SocketAddr),
+    ready: impl FnOnce(Bound),
 ) -> Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let metrics_server = options
+        .metrics_port
+        .map(|port| crate::metrics::serve(Arc::clone(&metrics), port))
+        .transpose()?;
     let (journal, recovered) = Journal::open(&options.journal)?;
-    let (sealed, segments) = mpsc::channel::<PathBuf>();
+    let (sealed, segments, backlog) = sealed_queue();
     for segment in recovered {
         tracing::info!(segment = %segment.display(), "flushing a segment an earlier run sealed");
-        let _ = sealed.send(segment);
+        sealed.hand_over(segment);
     }
     let flusher = {
-        let (task, options) = (task.clone(), options.clone());
+        let (task, options, metrics) = (task.clone(), options.clone(), Arc::clone(&metrics));
         std::thread::Builder::new()
             .name("journal-flusher".into())
-            .spawn(move || flush_all(&ingestor, &task, &options, segments))?
+            .spawn(move || flush_all(&ingestor, &task, &options, &segments, &metrics))?
     };
     let log = DurableLog::start(journal, options.rotation, options.queue, sealed)?;
     let app = Arc::new(App {
@@ -76,7 +133,13 @@ pub fn serve(
         log,
         max_body: options.max_body,
         in_flight: AtomicUsize::new(0),
+        backlog,
+        max_pending: options.max_pending_segments,
+        draining: AtomicBool::new(false),
+        metrics,
+        commits_counted: AtomicU64::new(0),
     });
+    let metrics_addr = metrics_server.as_ref().map(|m| m.local_addr());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -84,7 +147,12 @@ pub fn serve(
     runtime.block_on(accept_until_signalled(
         Arc::clone(&app),
         options.listen,
-        ready,
+        |listening| {
+            ready(Bound {
+                listening,
+                metrics: metrics_addr,
+            })
+        },
     ))?;
     drop(runtime);
     // Every connection is gone: the log's last sender goes with the app.
@@ -128,6 +196,7 @@ async fn accept_until_signalled(
             }
         }
     }
+    app.draining.store(true, Ordering::Release);
     tracing::info!("stopping: no new connections; finishing the requests in flight");
     let deadline = tokio::time::Instant::now() + DRAIN;
     while app.in_flight.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
@@ -140,6 +209,12 @@ async fn handle(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> 
     app.in_flight.fetch_add(1, Ordering::AcqRel);
     let answer = answer(app, request).await;
     app.in_flight.fetch_sub(1, Ordering::AcqRel);
+    app.metrics.add(
+        "divvi_serve_responses_total",
+        "Responses, by HTTP status",
+        &[("status", &answer.status.to_string())],
+        1,
+    );
     let mut response = Response::new(Full::new(Bytes::from(answer.body)));
     *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
     let headers = response.headers_mut();
@@ -178,6 +253,15 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answer {
         now,
     ) {
         Route::Answer(answer) => answer,
+        Route::Readiness => {
+            if app.draining.load(Ordering::Acquire) {
+                Answer::plain(503, "draining: shutting down")
+            } else if let Some(why) = app.behind() {
+                Answer::plain(503, &why)
+            } else {
+                Answer::plain(200, "ready")
+            }
+        }
         Route::Upload {
             accepted,
             count,
@@ -185,6 +269,10 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answer {
         } => {
             for (id, why) in &refused {
                 tracing::info!(report = %id, reason = %why, "report refused at upload");
+            }
+            count_reports(&app.metrics, "refused", refused.len());
+            if let Some(why) = app.behind() {
+                return Answer::problem(503, "busy", &taskid, &why);
             }
             if count > 0 {
                 let durable = match app.log.submit(accepted) {
@@ -198,8 +286,10 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answer {
                         )
                     }
                 };
-                match durable.await {
-                    Ok(Ok(())) => {}
+                let durable = durable.await;
+                app.count_commits();
+                match durable {
+                    Ok(Ok(())) => count_reports(&app.metrics, "accepted", count),
                     Ok(Err(e)) => {
                         tracing::error!("journal: {e}");
                         return Answer::problem(
@@ -229,6 +319,15 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answer {
     }
 }
 
+fn count_reports(metrics: &Metrics, outcome: &str, n: usize) {
+    metrics.add(
+        "divvi_serve_reports_total",
+        "Reports uploaded: accepted (durable in the journal) or refused",
+        &[("outcome", outcome)],
+        n as u64,
+    );
+}
+
 /// Flushes each sealed segment as it comes, retrying one that fails (storage down) with
 /// a growing pause; never skips one. Ends when the log's writer has gone and every
 /// segment is flushed.
@@ -236,9 +335,10 @@ fn flush_all(
     ingestor: &Ingestor,
     task: &Task,
     options: &ServeOptions,
-    segments: mpsc::Receiver<PathBuf>,
+    segments: &SealedReceiver,
+    metrics: &Metrics,
 ) {
-    for segment in segments {
+    while let Some(segment) = segments.next() {
         let mut pause = Duration::from_millis(200);
         loop {
             let flushed = flush_segment(
@@ -254,10 +354,23 @@ fn flush_all(
             });
             match flushed {
                 Ok(f) => {
+                    segments.flushed();
                     tracing::info!(segment = %f.segment, uploaded = f.uploaded, repeats = f.repeats, "segment flushed");
+                    metrics.add(
+                        "divvi_serve_segments_flushed_total",
+                        "Journal segments written into ingestion batches and removed",
+                        &[],
+                        1,
+                    );
                     break;
                 }
                 Err(e) => {
+                    metrics.add(
+                        "divvi_serve_flush_failures_total",
+                        "Failed attempts to flush a segment (each is retried)",
+                        &[],
+                        1,
+                    );
                     tracing::error!(segment = %segment.display(), "flush failed, will retry: {e:#}");
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_secs(60));

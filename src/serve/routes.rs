@@ -21,6 +21,8 @@ pub const PROBLEM_TYPE: &str = "application/problem+json";
 pub enum Route {
     /// Answer at once.
     Answer(Answer),
+    /// Readiness: the server's state (draining, flush backlog) decides.
+    Readiness,
     /// Reports to make durable, then answer `ok`; `refused` are those left out, with why.
     Upload {
         accepted: Vec<u8>,
@@ -72,7 +74,7 @@ impl Answer {
         Answer::ok("text/plain; charset=utf-8", Vec::new())
     }
 
-    fn plain(status: u16, text: &str) -> Self {
+    pub(super) fn plain(status: u16, text: &str) -> Self {
         Answer {
             status,
             content_type: "text/plain; charset=utf-8",
@@ -125,6 +127,7 @@ pub fn route(served: &Served, method: &str, path: &str, body: &[u8], now: DateTi
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, parts.as_slice()) {
         ("GET", ["healthz"]) => Route::Answer(Answer::plain(200, "ok")),
+        ("GET", ["readyz"]) => Route::Readiness,
         ("GET", [role @ ("leader" | "helper"), "hpke_config"]) => {
             let list = &served.config_lists[usize::from(*role == "helper")];
             let mut answer = Answer::ok(CONFIG_LIST_TYPE, list.clone());
@@ -217,6 +220,7 @@ mod tests {
         assert!(
             matches!(route(&s, "GET", "/healthz", b"", now), Route::Answer(a) if a.status == 200)
         );
+        assert_eq!(route(&s, "GET", "/readyz", b"", now), Route::Readiness);
         assert!(matches!(route(&s, "GET", "/nope", b"", now), Route::Answer(a) if a.status == 404));
         assert!(
             matches!(route(&s, "DELETE", "/leader/hpke_config", b"", now), Route::Answer(a) if a.status == 405)
