@@ -17,7 +17,11 @@
    pod uses up no retry), with restartPolicy Never; the intake Job is Indexed with
    completions == parallelism == DIVVI_SHARD_COUNT; the aggregate Job is one pod; the
    config each job reads is in a ConfigMap, parses, and points at key files inside the
-   mounted Secret; the two servers' configs point at each other.
+   mounted Secret; the two servers' configs point at each other. The upload server
+   (`divvi serve`) runs in a StatefulSet whose --journal is a volumeClaimTemplate's mount
+   (an acknowledged report must outlive its pod), kept when scaled down or deleted, with
+   /readyz and /healthz probes, a grace period that leaves time to drain and flush,
+   --listen on all interfaces, and a Service that selects its pods and port.
 3. With a divvi binary (argument, --divvi-bin or env DIVVI_BIN): every `--flag` the
    manifests and jobs/crontab.example pass to `divvi SUBCOMMAND` appears in
    `divvi SUBCOMMAND --help`, and every DIVVI_* variable they set appears in the help.
@@ -77,6 +81,10 @@ IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 # will not help, so a Job must fail at once on it.
 EXIT_USAGE = 2
 SCHEDULED_SUBCOMMANDS = {"intake", "aggregate"}
+# Subcommands whose --config the policy check loads (the ingestor's for serve).
+CONFIG_SUBCOMMANDS = SCHEDULED_SUBCOMMANDS | {"serve"}
+# divvi serve drains requests for up to 30 s on SIGTERM, then flushes its journal.
+MIN_SERVE_GRACE_SECONDS = 60
 
 
 def rel(path):
@@ -209,10 +217,12 @@ def secret_volume(volume):
     return any("secret" in s for s in sources if isinstance(s, dict))
 
 
-def check_pod(where, pod, fail):
-    """Pod-level and container-level policy; returns the containers checked."""
+def check_pod(where, pod, fail, claims=()):
+    """Pod-level and container-level policy; returns the containers checked. `claims` are
+    the names of a StatefulSet's volumeClaimTemplates, volumes of the pod too."""
     pod_sc = pod.get("securityContext") or {}
-    volumes = {v.get("name"): v for v in pod.get("volumes") or []}
+    volumes = {name: {"persistentVolumeClaim": {"claimName": name}} for name in claims}
+    volumes.update({v.get("name"): v for v in pod.get("volumes") or []})
 
     if pod.get("automountServiceAccountToken") is not False:
         fail(where, "automountServiceAccountToken must be false (divvi does not use the "
@@ -436,7 +446,7 @@ def check_config(where, c, pod, objects, namespace, fail):
     Returns the parsed config, or None."""
     sub, args = divvi_subcommand(c)
     path = flag_value(args, "--config")
-    if sub not in SCHEDULED_SUBCOMMANDS:
+    if sub not in CONFIG_SUBCOMMANDS:
         return None
     if not path:
         fail(where, f"{sub} must be given --config")
@@ -500,6 +510,55 @@ def check_config(where, c, pod, objects, namespace, fail):
                 fail(where, f"config {label}: env {src['env']} must come from a Secret "
                             "(valueFrom.secretKeyRef), not a literal value")
     return config
+
+
+def check_upload_server(where, doc, pod, container, services, fail):
+    """A `divvi serve` container: durable journal, probes, grace period, a Service."""
+    _, args = divvi_subcommand(container)
+    if doc.get("kind") != "StatefulSet":
+        fail(where, f"divvi serve must run in a StatefulSet, not a {doc.get('kind')}: each "
+                    "replica's journal needs a volume that outlives the pod")
+        return
+    spec = doc.get("spec") or {}
+    journal = (flag_value(args, "--journal") or "").rstrip("/")
+    claims = {dig(t, "metadata", "name") for t in spec.get("volumeClaimTemplates") or []}
+    mounted = {m.get("mountPath", "").rstrip("/"): m.get("name")
+               for m in container.get("volumeMounts") or []}
+    if not journal:
+        fail(where, "divvi serve must be given --journal")
+    elif mounted.get(journal) not in claims:
+        fail(where, f"--journal {journal} must be the mount of a volumeClaimTemplate "
+                    "(acknowledged reports wait there until flushed; an emptyDir dies "
+                    "with the pod)")
+    retention = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+    for when in ("whenDeleted", "whenScaled"):
+        if retention.get(when, "Retain") != "Retain":
+            fail(where, f"persistentVolumeClaimRetentionPolicy.{when} must be Retain: a "
+                        "claim may hold acknowledged reports not yet flushed")
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        if dig(container, probe, "httpGet", "path") != path:
+            fail(where, f"{probe} must be an httpGet of {path}")
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    if not isinstance(grace, int) or grace < MIN_SERVE_GRACE_SECONDS:
+        fail(where, f"terminationGracePeriodSeconds is {grace!r}; must be at least "
+                    f"{MIN_SERVE_GRACE_SECONDS} (SIGTERM drains for up to 30 s, then flushes)")
+    listen = flag_value(args, "--listen") or "127.0.0.1:8080"
+    if listen.startswith("127.") or listen.startswith("localhost"):
+        fail(where, f"--listen {listen} is loopback: the Service cannot reach it")
+    labels = dig(spec, "template", "metadata", "labels") or {}
+    ports = {p.get("name") for p in container.get("ports") or []}
+    reaching = [svc for svc in services
+                if dig(svc, "metadata", "namespace") == dig(doc, "metadata", "namespace")
+                and (dig(svc, "spec", "clusterIP") != "None")
+                and (dig(svc, "spec", "selector") or {})
+                and (dig(svc, "spec", "selector") or {}).items() <= labels.items()]
+    if not reaching:
+        fail(where, "no Service (other than a headless one) selects the upload pods")
+    for svc in reaching:
+        for port in dig(svc, "spec", "ports") or []:
+            if port.get("targetPort") not in ports:
+                fail(where, f"Service {dig(svc, 'metadata', 'name')} targets port "
+                            f"{port.get('targetPort')!r}, which the container does not name")
 
 
 def check_server_pair(configs, fail):
@@ -583,7 +642,9 @@ def policy_check(files, crontab_text):
                 fail(where, "no pod template")
                 continue
             pods += 1
-            containers = check_pod(where, pod, fail)
+            claims = [dig(t, "metadata", "name")
+                      for t in dig(doc, "spec", "volumeClaimTemplates") or []]
+            containers = check_pod(where, pod, fail, claims)
             sa = pod.get("serviceAccountName")
             if not sa or ("ServiceAccount", namespace, sa) not in objects:
                 fail(where, f"serviceAccountName {sa!r} is not a ServiceAccount defined in "
@@ -591,6 +652,12 @@ def policy_check(files, crontab_text):
             if kind in ("Job", "CronJob"):
                 job = doc["spec"] if kind == "Job" else dig(doc, "spec", "jobTemplate", "spec")
                 check_job_spec(where, job, containers, kind == "CronJob", fail)
+            services = [d for docs in files.values() for d in docs
+                        if d.get("kind") == "Service"]
+            for c in containers:
+                if divvi_subcommand(c)[0] == "serve":
+                    check_upload_server(f"{where}: container {c.get('name', '?')}", doc, pod,
+                                        c, services, fail)
             for c in containers:
                 config = check_config(f"{where}: container {c.get('name', '?')}", c, pod,
                                       objects, namespace, fail)
@@ -837,12 +904,13 @@ def mutations():
             "name": "divvi-keys", "namespace": "divvi-pha"}, "stringData": {"k": "v"}})
 
     def m_key_path(f):
-        cm = find_doc(f, "ConfigMap")
+        cm = find_doc(f, "ConfigMap", lambda d: "server.toml" in d["data"])
         cm["data"]["server.toml"] = cm["data"]["server.toml"].replace(
             'file = "keys/', 'file = "/var/keys/', 1)
 
     def m_peer(f):
-        cm = find_doc(f, "ConfigMap", lambda d: "server_index = 1" in d["data"]["server.toml"])
+        cm = find_doc(f, "ConfigMap",
+                      lambda d: "server_index = 1" in d["data"].get("server.toml", ""))
         cm["data"]["server.toml"] = re.sub(r'(\[locations\.peer_outbox\][^\[]*url = ")[^"]*',
                                            r"\1s3://somewhere-else", cm["data"]["server.toml"])
 
@@ -879,7 +947,47 @@ def mutations():
         rules = rules_of(aggregate_cronjob(f))
         rules[:] = [r for r in rules if "onPodConditions" not in r]
 
+    def upload_set(f):
+        return find_doc(f, "StatefulSet")
+
+    def upload_container(f):
+        return dig(upload_set(f), "spec", "template", "spec", "containers")[0]
+
+    def m_journal_emptydir(f):
+        pod = dig(upload_set(f), "spec", "template", "spec")
+        pod["volumes"].append({"name": "scratch", "emptyDir": {}})
+        for m in upload_container(f)["volumeMounts"]:
+            if m["name"] == "journal":
+                m["name"] = "scratch"
+
+    def m_upload_deployment(f):
+        upload_set(f)["kind"] = "Deployment"
+
+    def m_claims_deleted(f):
+        upload_set(f)["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] = "Delete"
+
+    def m_no_readiness(f):
+        del upload_container(f)["readinessProbe"]
+
+    def m_short_grace(f):
+        dig(upload_set(f), "spec", "template", "spec")["terminationGracePeriodSeconds"] = 10
+
+    def m_loopback(f):
+        args = upload_container(f)["args"]
+        args[args.index("--listen") + 1] = "127.0.0.1:8080"
+
+    def m_service_port(f):
+        svc = find_doc(f, "Service", lambda d: dig(d, "spec", "clusterIP") != "None")
+        svc["spec"]["ports"][0]["targetPort"] = "web"
+
     return [
+        ("journal on an emptyDir", m_journal_emptydir, "must be the mount of a volumeClaimTemplate"),
+        ("upload server in a Deployment", m_upload_deployment, "must run in a StatefulSet"),
+        ("journal claims deleted on scale-down", m_claims_deleted, "whenScaled must be Retain"),
+        ("no readiness probe", m_no_readiness, "readinessProbe must be an httpGet of /readyz"),
+        ("grace period shorter than the drain", m_short_grace, "terminationGracePeriodSeconds is 10"),
+        ("serve on loopback", m_loopback, "is loopback"),
+        ("Service targets an unnamed port", m_service_port, "targets port 'web'"),
         ("readOnlyRootFilesystem dropped", m_ro, "readOnlyRootFilesystem"),
         ("DIVVI_SHARD_COUNT != completions", m_shard, "DIVVI_SHARD_COUNT is '3'"),
         ("parallelism != completions", m_parallel, "parallelism (2) must equal"),
@@ -970,10 +1078,10 @@ def self_test(kv_cmd, versions):
                 ("misspelt field", "readOnlyRootFilesytem: true", "was unexpected"),
                 ("unknown kind", "kind: CronJobs", "Couldn't find schema"),
             ):
-                src = next(iter(files))
-                text = src.read_text(encoding="utf-8")
                 original = broken_text.replace("Filesytem", "Filesystem").replace(
                     "CronJobs", "CronJob")
+                src = next(p for p in files if original in p.read_text(encoding="utf-8"))
+                text = src.read_text(encoding="utf-8")
                 path = Path(tmp) / "broken.yaml"
                 path.write_text(text.replace(original, broken_text), encoding="utf-8")
                 failures, _ = run_kubernetes_validate(kv_cmd, [path], versions, 0)
