@@ -2,7 +2,9 @@
 //! uploaded over HTTP, one upload is retried, the server is killed with SIGKILL after its
 //! acknowledgements and started again, then stopped with SIGTERM; the servers' intake,
 //! aggregate and the portal's collect must then find every acknowledged report exactly
-//! once.
+//! once. A kill under load from eight concurrent clients loses no acknowledged report and,
+//! with the unanswered uploads sent again, counts none twice; with storage down, uploads
+//! wait (503) and readiness fails until it returns.
 
 mod common;
 
@@ -143,9 +145,9 @@ fn stop(child: &mut Child, signal: &str) {
     assert!(status.success());
 }
 
-/// A DAP histogram:4 deployment in `tmp/d` whose servers take runs of 2 reports, and 20
-/// reports of it sealed by divvi's client (measurements 0,1,2,3,0,1,...).
-fn deployment(tmp: &Path) -> (PathBuf, Task, Vec<Report>) {
+/// A DAP histogram:4 deployment in `tmp/d` whose servers take runs of 2 reports, and
+/// `n` reports of it sealed by divvi's client (measurements 0,1,2,3,0,1,...).
+fn deployment(tmp: &Path, n: usize) -> (PathBuf, Task, Vec<Report>) {
     let dir = tmp.join("d");
     ok(&[
         "keygen",
@@ -162,7 +164,7 @@ fn deployment(tmp: &Path) -> (PathBuf, Task, Vec<Report>) {
         std::fs::write(&path, text.replace("min_clients = 100", "min_clients = 2")).unwrap();
     }
     let task = Task::load(&dir.join("task.json")).unwrap();
-    let measurements: String = (0..20).map(|i| format!("{}\n", i % 4)).collect();
+    let measurements: String = (0..n).map(|i| format!("{}\n", i % 4)).collect();
     std::fs::write(tmp.join("m.jsonl"), &measurements).unwrap();
     ok(&[
         "client",
@@ -177,36 +179,9 @@ fn deployment(tmp: &Path) -> (PathBuf, Task, Vec<Report>) {
     (dir, task, reports)
 }
 
-#[test]
-fn acknowledged_uploads_reach_the_result_exactly_once_across_a_kill_and_a_stop() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, task, reports) = deployment(tmp.path());
-    let path = format!("/leader/tasks/{}/reports", task.task_id().to_base64url());
-
-    let (mut server, port) = start(&dir);
-    let (status, list) = request(port, "GET", "/helper/hpke_config", b"");
-    assert_eq!(status, 200);
-    assert_eq!(
-        list,
-        divvi::dap::task::encode_config_list(&[task.params().helper_hpke_config.clone()]).unwrap()
-    );
-    for chunk in reports[..12].chunks(4) {
-        let (status, body) = request(port, "POST", &path, &encode_reports(chunk).unwrap());
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    }
-    // Killed after its acknowledgements: nothing acknowledged may be lost.
-    stop(&mut server, "-KILL");
-    server.wait().unwrap();
-
-    let (server, port) = start(&dir);
-    // A client that lost an answer sends the same upload again.
-    let retried = encode_reports(&reports[8..16]).unwrap();
-    for body in [&retried, &encode_reports(&reports[16..]).unwrap()] {
-        let (status, answer) = request(port, "POST", &path, body);
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
-    }
-    stop_and_check_flushed(server, &dir);
-
+/// Runs both servers' intake and aggregate over today's window, then the portal's collect;
+/// the result file.
+fn collected(dir: &Path, task: &Task) -> serde_json::Value {
     let day = chrono::Utc::now().format("%Y%m%d").to_string();
     let (start, end) = (format!("{day}0000"), format!("{day}2359"));
     let window = ["--start", &start, "--end", &end];
@@ -252,7 +227,40 @@ fn acknowledged_uploads_reach_the_result_exactly_once_across_a_kill_and_a_stop()
             .join(format!("{start}-{end}.result.json")),
     )
     .unwrap();
-    let result: serde_json::Value = serde_json::from_str(&result).unwrap();
+    serde_json::from_str(&result).unwrap()
+}
+
+#[test]
+fn acknowledged_uploads_reach_the_result_exactly_once_across_a_kill_and_a_stop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, task, reports) = deployment(tmp.path(), 20);
+    let path = format!("/leader/tasks/{}/reports", task.task_id().to_base64url());
+
+    let (mut server, port) = start(&dir);
+    let (status, list) = request(port, "GET", "/helper/hpke_config", b"");
+    assert_eq!(status, 200);
+    assert_eq!(
+        list,
+        divvi::dap::task::encode_config_list(&[task.params().helper_hpke_config.clone()]).unwrap()
+    );
+    for chunk in reports[..12].chunks(4) {
+        let (status, body) = request(port, "POST", &path, &encode_reports(chunk).unwrap());
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    }
+    // Killed after its acknowledgements: nothing acknowledged may be lost.
+    stop(&mut server, "-KILL");
+    server.wait().unwrap();
+
+    let (server, port) = start(&dir);
+    // A client that lost an answer sends the same upload again.
+    let retried = encode_reports(&reports[8..16]).unwrap();
+    for body in [&retried, &encode_reports(&reports[16..]).unwrap()] {
+        let (status, answer) = request(port, "POST", &path, body);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    }
+    stop_and_check_flushed(server, &dir);
+
+    let result = collected(&dir, &task);
     assert_eq!(
         result["result"],
         serde_json::json!([5, 5, 5, 5]),
@@ -263,7 +271,7 @@ fn acknowledged_uploads_reach_the_result_exactly_once_across_a_kill_and_a_stop()
 #[test]
 fn uploads_wait_while_storage_is_down_and_resume_when_it_returns() {
     let tmp = tempfile::tempdir().unwrap();
-    let (dir, task, reports) = deployment(tmp.path());
+    let (dir, task, reports) = deployment(tmp.path(), 20);
     let path = format!("/leader/tasks/{}/reports", task.task_id().to_base64url());
     // Server 0's ingestion location cannot be written: a file stands where its folder goes.
     let ingestion = dir.join("buckets/server0-ingestion");
@@ -344,4 +352,81 @@ fn uploads_wait_while_storage_is_down_and_resume_when_it_returns() {
             .count();
         assert!(batches > 0, "{server} got no batch");
     }
+}
+
+/// One upload that may fail because the server is being killed: Some(status) when an
+/// answer came back whole, None when the connection broke first.
+fn try_request(port: u16, path: &str, body: &[u8]) -> Option<u16> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .ok()?;
+    stream.write_all(body).ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let head = String::from_utf8_lossy(&response);
+    head.split(' ').nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_kill_under_concurrent_load_loses_no_acknowledged_report_and_counts_none_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, task, reports) = deployment(tmp.path(), 400);
+    let path = format!("/leader/tasks/{}/reports", task.task_id().to_base64url());
+    let (server, port) = start(&dir);
+
+    // Eight clients upload one report at a time; the one whose answer is the 100th
+    // acknowledgement kills the server (SIGKILL) while the others are still sending.
+    let server = std::sync::Mutex::new(server);
+    let acknowledged = std::sync::Mutex::new(vec![false; reports.len()]);
+    let uploads: Vec<&[Report]> = reports.chunks(1).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let acks = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(upload) = uploads.get(i) else { break };
+                match try_request(port, &path, &encode_reports(upload).unwrap()) {
+                    Some(200) => {
+                        acknowledged.lock().unwrap()[i] = true;
+                        if acks.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == 100 {
+                            server.lock().unwrap().kill().unwrap();
+                        }
+                    }
+                    Some(status) => panic!("upload {i}: status {status}"),
+                    None => break,
+                }
+            });
+        }
+    });
+    server.into_inner().unwrap().wait().unwrap();
+    let acknowledged = acknowledged.into_inner().unwrap();
+    let acked = acknowledged.iter().filter(|a| **a).count();
+    assert!(acked < uploads.len(), "the kill came after every upload");
+
+    // Restarted, it flushes what the journal holds; clients send again every upload they
+    // got no answer for (some of those may have been durable already).
+    let (server, port) = start(&dir);
+    for (upload, _) in uploads
+        .iter()
+        .zip(&acknowledged)
+        .filter(|(_, acked)| !**acked)
+    {
+        let (status, body) = request(port, "POST", &path, &encode_reports(upload).unwrap());
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    }
+    stop_and_check_flushed(server, &dir);
+
+    // Every report once: 100 of each bucket, whichever copies reached the batches.
+    let result = collected(&dir, &task);
+    assert_eq!(
+        result["result"],
+        serde_json::json!([100, 100, 100, 100]),
+        "{result} ({acked} of {} uploads acknowledged before the kill)",
+        uploads.len()
+    );
 }
