@@ -267,6 +267,46 @@ fn bench_refuses_an_enpa_scheme_for_a_dap_task() {
 }
 
 #[test]
+fn the_upload_bench_reports_acknowledged_uploads_and_the_journal_commits() {
+    let out = divvi(&[
+        "bench",
+        "--upload",
+        "--vdaf",
+        "count",
+        "--packets",
+        "50",
+        "--clients",
+        "4",
+        "--seconds",
+        "1",
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let uploads = r["uploads"].as_u64().unwrap();
+    assert!(uploads > 0, "{r}");
+    // Every acknowledgement waited for a commit; a commit serves one upload or more.
+    let per_commit = r["uploads_per_commit"].as_f64().unwrap();
+    assert!(per_commit >= 1.0, "{r}");
+    assert!(r["commits_per_second"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["latency_p50_ms"].as_f64().unwrap() <= r["latency_p99_ms"].as_f64().unwrap());
+    assert!(r["disk_fsyncs_per_second"].as_f64().unwrap() > 0.0, "{r}");
+}
+
+#[test]
+fn the_upload_bench_needs_a_dap_task() {
+    let out = divvi(&["bench", "--upload", "--vdaf", "prio2:4", "--seconds", "1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--upload measures DAP uploads"), "{err}");
+}
+
+#[test]
 fn the_readme_server_config_example_parses() {
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();

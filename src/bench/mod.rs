@@ -5,6 +5,7 @@
 //! slowest and fastest rates beside it, since one short stage is a noisy measurement.
 
 mod batches;
+pub mod upload;
 
 use crate::crypto::PacketScheme;
 use crate::demo::{DemoVdaf, Progress};

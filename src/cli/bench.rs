@@ -4,6 +4,7 @@ use super::progress;
 use super::vdaf_args::VdafArgs;
 use anyhow::Result;
 use clap::Args;
+use divvi::demo::DemoVdaf;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -23,6 +24,20 @@ pub(super) struct BenchArgs {
     /// Output: a table, JSON, or a markdown table (for the README).
     #[arg(long, default_value = "table")]
     output: BenchOutput,
+    /// Measure the upload server instead: `divvi serve` on loopback under --clients
+    /// keep-alive clients uploading --packets distinct reports (over and over) for
+    /// --seconds. Needs a DAP task's VDAF.
+    #[arg(long)]
+    upload: bool,
+    /// Upload bench: concurrent clients.
+    #[arg(long, default_value_t = 64, requires = "upload")]
+    clients: usize,
+    /// Upload bench: how long the clients upload.
+    #[arg(long, default_value_t = 60.0, requires = "upload")]
+    seconds: f64,
+    /// Upload bench: reports per upload (DAP-18 takes any number).
+    #[arg(long, default_value_t = 1, requires = "upload")]
+    reports_per_upload: usize,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -42,6 +57,9 @@ pub(super) fn bench(a: BenchArgs) -> Result<ExitCode> {
             temp.path().join("bench")
         }
     };
+    if a.upload {
+        return upload_bench(&a, &vdaf, &dir);
+    }
     let bars = progress::Bars::default();
     let r = divvi::bench::run_bench(&dir, a.packets, &vdaf, scheme, usize::from(a.repeat), &bars)?;
     match a.output {
@@ -88,6 +106,59 @@ pub(super) fn bench(a: BenchArgs) -> Result<ExitCode> {
                     of_floor
                 );
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn upload_bench(a: &BenchArgs, vdaf: &DemoVdaf, dir: &std::path::Path) -> Result<ExitCode> {
+    let DemoVdaf::Prio3(config) = vdaf else {
+        anyhow::bail!("--upload measures DAP uploads: give a Prio3 VDAF (--vdaf), not {vdaf}");
+    };
+    let load = divvi::bench::upload::UploadLoad {
+        clients: a.clients,
+        seconds: a.seconds,
+        reports_per_upload: a.reports_per_upload,
+        pool: usize::try_from(a.packets)?,
+    };
+    let r = divvi::bench::upload::run_upload_bench(dir, &vdaf.to_string(), config, &load)?;
+    match a.output {
+        BenchOutput::Json => out!("{}", serde_json::to_string_pretty(&r)?),
+        BenchOutput::Table | BenchOutput::Markdown => {
+            out!(
+                "divvi serve on loopback: {} clients, {} report(s) per upload of {}, {:.0} s",
+                r.clients,
+                r.reports_per_upload,
+                r.vdaf,
+                r.seconds
+            );
+            out!(
+                "  {:.0} reports/s ({:.0} uploads/s), {} uploads; {} answered 503",
+                r.reports_per_second,
+                r.uploads_per_second,
+                r.uploads,
+                r.busy_answers
+            );
+            out!(
+                "  acknowledged in p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms",
+                r.latency_p50_ms,
+                r.latency_p99_ms,
+                r.latency_max_ms
+            );
+            out!(
+                "  journal: {:.0} group commits/s ({:.1} uploads each); the disk alone: {:.0} fsyncs/s",
+                r.commits_per_second,
+                r.uploads_per_commit,
+                r.disk_fsyncs_per_second
+            );
+            out!(
+                "  CPU {:.0}% (server and clients); RSS {:.0} -> max {:.0} -> {:.0} MiB; shutdown (drain + flush) {:.2} s",
+                r.cpu_percent,
+                r.rss_mib_first,
+                r.rss_mib_max,
+                r.rss_mib_last,
+                r.shutdown_seconds
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -69,15 +69,21 @@ pub fn serve_command(a: ServeArgs) -> Result<ExitCode> {
         max_pending_segments: a.max_pending_segments,
         metrics_port: a.metrics_port,
     };
-    serve(ingestor, task, options, |bound| {
-        // One line on stdout, so a supervisor or test learns the ports.
-        println!(
-            "{}",
-            serde_json::json!({
-                "listening": bound.listening.to_string(),
-                "metrics": bound.metrics.map(|m| m.to_string()),
-            })
-        );
-    })?;
+    serve(
+        ingestor,
+        task,
+        options,
+        |bound| {
+            // One line on stdout, so a supervisor or test learns the ports.
+            println!(
+                "{}",
+                serde_json::json!({
+                    "listening": bound.listening.to_string(),
+                    "metrics": bound.metrics.map(|m| m.to_string()),
+                })
+            );
+        },
+        None,
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -102,13 +102,15 @@ impl App {
     }
 }
 
-/// Runs the server until SIGTERM or SIGINT; `ready` hears the bound addresses once it
+/// Runs the server until SIGTERM or SIGINT, or until `stop` is sent or dropped (an
+/// embedding program, such as the benchmark); `ready` hears the bound addresses once it
 /// accepts connections.
 pub fn serve(
     ingestor: Ingestor,
     task: Task,
     options: ServeOptions,
     ready: impl FnOnce(Bound),
+    stop: Option<tokio::sync::oneshot::Receiver<()>>,
 ) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
     let metrics_server = options
@@ -153,6 +155,7 @@ pub fn serve(
                 metrics: metrics_addr,
             })
         },
+        stop,
     ))?;
     drop(runtime);
     // Every connection is gone: the log's last sender goes with the app.
@@ -168,7 +171,15 @@ async fn accept_until_signalled(
     app: Arc<App>,
     listen: SocketAddr,
     ready: impl FnOnce(SocketAddr),
+    stop: Option<tokio::sync::oneshot::Receiver<()>>,
 ) -> Result<()> {
+    let stopped = async {
+        match stop {
+            Some(stop) => drop(stop.await),
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stopped);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
@@ -178,11 +189,14 @@ async fn accept_until_signalled(
         tokio::select! {
             _ = terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
+            _ = &mut stopped => break,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 };
+                // Answers are small: sent at once, not held back for more (Nagle).
+                let _ = stream.set_nodelay(true);
                 let app = Arc::clone(&app);
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
