@@ -10,6 +10,9 @@
    the file (the check can fail).
 3. Every `--flag` and DIVVI_* variable the module's CronJobs pass exists in the built
    binary's `--help` for that subcommand.
+4. The divvi-ingestor module's ingestor.toml, rendered the same way from keygen's
+   ingestor config, loads with `divvi check --as ingestor` beside the task file, and every
+   flag its StatefulSet passes to `divvi serve` exists.
 
 Run: python terraform/tests/test_divvi_config.py --divvi-bin target/debug/divvi
      [--terraform PATH]   (needs Terraform; no providers, no network)
@@ -26,6 +29,7 @@ from pathlib import Path
 
 MODULE = Path(__file__).resolve().parent.parent / "modules" / "divvi-server"
 TEMPLATE = MODULE / "templates" / "server.toml.tftpl"
+INGESTOR_MODULE = MODULE.parent / "divvi-ingestor"
 
 def hcl_value(value):
     """A Python value as an HCL literal (strings, numbers, lists, objects)."""
@@ -39,8 +43,8 @@ def hcl_value(value):
         return "[" + ", ".join(hcl_value(v) for v in value) + "]"
     return "{ " + ", ".join(f"{k} = {hcl_value(v)}" for k, v in value.items()) + " }"
 
-def render(terraform, variables):
-    expr = f"jsonencode(templatefile({json.dumps(str(TEMPLATE))}, {hcl_value(variables)}))\n"
+def render(terraform, variables, template=TEMPLATE):
+    expr = f"jsonencode(templatefile({json.dumps(str(template))}, {hcl_value(variables)}))\n"
     with tempfile.TemporaryDirectory() as empty:  # no configuration: nothing to init
         done = subprocess.run([terraform, "console"], input=expr, capture_output=True, text=True, cwd=empty)
     if done.returncode != 0:
@@ -107,6 +111,38 @@ def flags_exist(divvi):
             problems.append(f"kubernetes.tf: {var} is read by no divvi option")
     return problems
 
+def ingestor_failures(divvi, terraform, out):
+    """The divvi-ingestor module's config loads as keygen's ingestor; its serve flags exist."""
+    failures = []
+    keygen = tomllib.loads((out / "ingestor.toml").read_text())
+    variables = {
+        "signing_key_id": keygen["signing_key"]["id"],
+        "packet_key_scheme": keygen["servers"][0]["packet_scheme"],
+        "servers": [
+            {"ingestion_bucket": f"{side}-divvi-ingestion", "region": "us-west-2",
+             "put_role_arn": f"arn:aws:iam::11111111111{n}:role/{side}-divvi-ingestor",
+             "packet_key_id": server["packet_key_id"], "packet_public_key": server["packet_public_key"]}
+            for n, (side, server) in enumerate(zip(("pha", "facilitator"), keygen["servers"]))
+        ],
+    }
+    rendered = out / "terraform-ingestor.toml"
+    rendered.write_text(render(terraform, variables, INGESTOR_MODULE / "templates" / "ingestor.toml.tftpl"))
+    done = subprocess.run([divvi, "check", "--as", "ingestor", "--config", str(rendered)], capture_output=True, text=True)
+    expected = ["server 0     s3://pha-divvi-ingestion/", "server 1     s3://facilitator-divvi-ingestion/", "dap task"]
+    if done.returncode != 0 or any(e not in done.stdout for e in expected):
+        failures.append(f"ingestor: divvi does not load the module's ingestor.toml: {done.stderr.strip()} {done.stdout}")
+    else:
+        print("ingestor: the module's ingestor.toml loads")
+    help_text = subprocess.run([divvi, "serve", "--help"], capture_output=True, text=True).stdout
+    block = re.search(r'args = \["serve",(.*?)\]', (INGESTOR_MODULE / "kubernetes.tf").read_text(), re.S)
+    found = re.findall(r'"(--[a-z-]+)"', block.group(1)) if block else []
+    if len(found) < 5:
+        failures.append(f"divvi-ingestor kubernetes.tf: only {found} found as flags of serve")
+    for flag in found:
+        if not re.search(rf"\s{re.escape(flag)}[\s=<]", help_text):
+            failures.append(f"divvi-ingestor kubernetes.tf: `divvi serve {flag}` is not an option of the binary")
+    return failures
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--divvi-bin", required=True)
@@ -158,6 +194,8 @@ def main():
             done = divvi_check(divvi, rendered)
             if done.returncode == 0 or f"server{n}-signing-2027.key" not in done.stderr:
                 failures.append(f"server {n}: a config naming a missing key file was not refused by name: {done.stderr.strip()}")
+
+        failures += ingestor_failures(divvi, terraform, out)
 
     failures += flags_exist(divvi)
     for f in failures:

@@ -558,8 +558,47 @@ MUTATIONS = {
 }
 
 
+def ingestor_checks(widen_to=None):
+    """modules/divvi-ingestor: the upload pods' role may assume the two servers' put
+    grants and nothing else; only this namespace's ServiceAccount may become it.
+    `widen_to` adds a statement allowing that action anywhere (the self-test)."""
+    blocks = read_module("divvi-ingestor")
+    iam = {k for k in blocks if k[0] in ("resource", "data") and k[1].startswith("aws_iam")}
+    modelled = {("data", "aws_iam_policy_document", "trust"), ("data", "aws_iam_policy_document", "upload"),
+                ("resource", "aws_iam_role", "upload"), ("resource", "aws_iam_role_policy", "upload")}
+    results = [(f"divvi-ingestor: IAM blocks beyond the modelled ones: {sorted(iam - modelled)}", iam == modelled)]
+    grants = [f"arn:aws:iam::{ACCOUNT['pha']}:role/pha-divvi-ingestor",
+              f"arn:aws:iam::{ACCOUNT['facilitator']}:role/facilitator-divvi-ingestor"]
+    oidc = f"oidc.eks.{REGION}.amazonaws.com/id/APP"
+    env = {"local.put_role_arns": grants, "local.oidc_host": oidc, "var.namespace": "divvi-ingestor",
+           "local.service_account": "divvi",
+           "var.eks_oidc_provider_arn": f"arn:aws:iam::444444444444:oidc-provider/{oidc}"}
+    policy = statements(blocks[("data", "aws_iam_policy_document", "upload")], env)
+    if widen_to:
+        policy.append({"sid": "Widened", "effect": "Allow", "actions": [widen_to], "resources": ["*"],
+                       "principals": [], "conditions": []})
+    trust = statements(blocks[("data", "aws_iam_policy_document", "trust")], env)
+    for grant in grants:
+        results.append((f"the ingestor may assume {grant}", decide([policy], "sts:AssumeRole", grant, {}, None)))
+    for action, resource in (("sts:AssumeRole", STRANGER), ("s3:PutObject", "arn:aws:s3:::pha-divvi-ingestion/x"),
+                             ("s3:GetObject", "arn:aws:s3:::pha-divvi-ingestion/x"), ("s3:ListBucket", "arn:aws:s3:::pha-divvi-ingestion"),
+                             ("iam:PassRole", grants[0])):
+        results.append((f"the ingestor may not {action} on {resource} itself", not decide([policy], action, resource, {}, None)))
+    provider = ("Federated", env["var.eks_oidc_provider_arn"])
+    for sub, allowed in (("system:serviceaccount:divvi-ingestor:divvi", True),
+                         ("system:serviceaccount:default:divvi", False)):
+        ctx = {f"{oidc}:sub": sub, f"{oidc}:aud": "sts.amazonaws.com"}
+        ok = decide([trust], "sts:AssumeRoleWithWebIdentity", "*", ctx, provider) == allowed
+        results.append((f"{sub} {'may' if allowed else 'may not'} become the ingestor role", ok))
+    return results
+
+
 def main():
     if "--self-test" in sys.argv:
+        for widened in ("s3:*", "sts:*"):
+            if all(ok for _, ok in ingestor_checks(widened)):
+                sys.exit(f"self-test: the ingestor role widened by {widened} went unnoticed")
+            print(f"caught: the ingestor role widened by {widened}")
         missed = []
         for label, mutation in MUTATIONS.items():
             failures = [t for t, ok in checks(Deployment(mutation)) if not ok]
@@ -570,7 +609,7 @@ def main():
             sys.exit(f"self-test: {len(missed)} widened policies went unnoticed")
         print(f"self-test: all {len(MUTATIONS)} widened policies caught")
         return
-    results = checks(Deployment())
+    results = checks(Deployment()) + ingestor_checks()
     failed = [t for t, ok in results if not ok]
     for text in failed:
         print(f"FAILED: {text}")

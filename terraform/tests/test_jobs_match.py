@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The module's CronJobs are the jobs/ manifests, kept in step.
+"""The modules' workloads are the jobs/ manifests, kept in step.
 
 jobs/kubernetes/server0.yaml is what `jobs/check.py` validates against the Kubernetes
 schemas and the policy (non-root, read-only root, no capabilities, ...). The
@@ -8,6 +8,10 @@ reads both (python-hcl2, PyYAML) and fails on any difference in what matters: po
 container security, volumes and mounts, restart policy, token mounting, the flags and
 environment variables passed, schedule policy, retries, the pod failure policy (exit
 code 2 fails the Job at once, evictions are no retry), deadlines and resources.
+
+The divvi-ingestor module's StatefulSet is compared with jobs/kubernetes/ingestor.yaml
+the same way: security, volumes and mounts, flags and their values, environment,
+probes, grace period, resources, ports, the journal's claim template and the Services.
 
 Run: python terraform/tests/test_jobs_match.py
 """
@@ -22,6 +26,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "terraform" / "modules" / "divvi-server"
 MANIFEST = ROOT / "jobs" / "kubernetes" / "server0.yaml"
+INGESTOR_MODULE = ROOT / "terraform" / "modules" / "divvi-ingestor"
+INGESTOR_MANIFEST = ROOT / "jobs" / "kubernetes" / "ingestor.yaml"
 
 
 def camel(name):
@@ -88,6 +94,81 @@ def job_locals(text, kind):
     return block.group(1)
 
 
+def module_resources(folder, rtype):
+    with (folder / "kubernetes.tf").open() as f:
+        parsed = hcl2.load(f)
+    return {name.strip('"'): plain(body) for entry in parsed["resource"]
+            for kind, named in entry.items() if kind.strip('"') == rtype for name, body in named.items()}
+
+
+def module_defaults(folder):
+    defaults = {}
+    with (folder / "variables.tf").open() as f:
+        for entry in hcl2.load(f)["variable"]:
+            for name, body in entry.items():
+                defaults[name.strip('"')] = plain(body).get("default")
+    return defaults
+
+
+def args_resolved(args, defaults):
+    """The module's args with var.X and tostring(var.X) replaced by X's default."""
+    out = []
+    for a in args:
+        m = re.fullmatch(r"\$\{(?:tostring\()?var\.([a-z_]+)\)?\}", str(a))
+        out.append(str(defaults[m.group(1)]) if m else a)
+    return out
+
+
+def ingestor_failures():
+    """The divvi-ingestor module's StatefulSet and Services against ingestor.yaml."""
+    failures = []
+
+    def same(what, ours, theirs):
+        if ours != theirs:
+            failures.append(f"ingestor {what}: module {ours!r} vs jobs/ {theirs!r}")
+
+    docs = [d for d in yaml.safe_load_all(INGESTOR_MANIFEST.read_text()) if d]
+    sts = next(d for d in docs if d["kind"] == "StatefulSet")
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    defaults = module_defaults(INGESTOR_MODULE)
+    tf = module_resources(INGESTOR_MODULE, "kubernetes_stateful_set_v1")["upload"]["spec"]
+    tf_pod, pod = tf["template"]["spec"], sts["spec"]["template"]["spec"]
+    tf_c, c = tf_pod["container"], pod["containers"][0]
+    same("pod securityContext", tf_pod["securityContext"], pod["securityContext"])
+    same("container securityContext", tf_c["securityContext"], c["securityContext"])
+    same("volumeMounts", tf_c["volumeMount"], c["volumeMounts"])
+    same("volumes", {v["name"]: sorted(k for k in v if k != "name") for v in tf_pod["volume"]},
+         {v["name"]: sorted(k for k in v if k != "name") for v in pod["volumes"]})
+    for key in ("automountServiceAccountToken", "enableServiceLinks", "terminationGracePeriodSeconds"):
+        same(key, tf_pod[key], pod[key])
+    same("args", args_resolved(tf_c["args"], defaults), c["args"])
+    same("environment variables", sorted(re.findall(r"\b((?:DIVVI|AWS)_[A-Z0-9_]+|TMPDIR)\s*=",
+                                                   (INGESTOR_MODULE / "kubernetes.tf").read_text())),
+         sorted(e["name"] for e in c["env"]))
+    same("ports", tf_c["port"], c["ports"])
+    for probe in ("readinessProbe", "livenessProbe"):
+        same(probe, tf_c[probe], c[probe])
+    same("resources", tf_c["resources"], c["resources"])
+    same("replicas (default)", defaults["replicas"], sts["spec"]["replicas"])
+    same("podManagementPolicy", tf["podManagementPolicy"], sts["spec"]["podManagementPolicy"])
+    claim = sts["spec"]["volumeClaimTemplates"][0]
+    tf_claim = tf["volumeClaimTemplate"]
+    same("claim name", tf_claim["metadata"]["name"], claim["metadata"]["name"])
+    same("claim access modes", tf_claim["spec"]["accessModes"], claim["spec"]["accessModes"])
+    same("claim storage class (default)", defaults["journal_storage_class"], claim["spec"]["storageClassName"])
+    same("claim size (default)", defaults["journal_size"], claim["spec"]["resources"]["requests"]["storage"])
+    same("claims retained", "Retain", (sts["spec"].get("persistentVolumeClaimRetentionPolicy") or {}).get("whenScaled", "Retain"))
+    tf_services = module_resources(INGESTOR_MODULE, "kubernetes_service_v1")
+    for name, svc in services.items():
+        ours = next((v for v in tf_services.values() if v["metadata"]["name"] == name), None)
+        if ours is None:
+            failures.append(f"ingestor Service {name}: not in the module")
+            continue
+        ports = ours["spec"]["port"]
+        same(f"Service {name} ports", ports if isinstance(ports, list) else [ports], svc["spec"]["ports"])
+    return failures
+
+
 def main():
     text = (MODULE / "kubernetes.tf").read_text()
     tf = module_jobs()
@@ -142,11 +223,13 @@ def main():
             same(f"{kind}: {key}", tf["spec"][key], spec[key])
     same("intake pods (default)", variables["intake_parallelism"], manifest_jobs()["intake"]["spec"]["jobTemplate"]["spec"]["parallelism"])
 
+    failures += ingestor_failures()
     for f in failures:
         print(f"FAILED: {f}")
     if failures:
         sys.exit(1)
-    print(f"jobs: the module's CronJobs match {MANIFEST.relative_to(ROOT)} ({len(manifest_jobs())} jobs compared)")
+    print(f"jobs: the module's CronJobs match {MANIFEST.relative_to(ROOT)} ({len(manifest_jobs())} jobs compared), "
+          f"and divvi-ingestor's StatefulSet matches {INGESTOR_MANIFEST.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,20 @@ GOOD = {
         "bucket_arn": "arn:aws:s3:::my-pha-divvi-ingestion",
         "kms_key_arn": "arn:aws:kms:us-west-2:111111111111:key/k",
     },
+    "divvi-ingestor": {
+        "name": "my-app-divvi",
+        "servers": [
+            {"ingestion_bucket": "my-pha-divvi-ingestion", "region": "us-west-2",
+             "put_role_arn": "arn:aws:iam::111111111111:role/my-pha-divvi-ingestor",
+             "packet_key_id": "server0-packet", "packet_public_key": "BHeQ"},
+            {"ingestion_bucket": "my-fac-divvi-ingestion", "region": "us-west-2",
+             "put_role_arn": ROLE, "packet_key_id": "server1-packet", "packet_public_key": "BLbn"},
+        ],
+        "task_json": "{\"task_id\": \"x\"}",
+        "eks_oidc_provider_arn": "arn:aws:iam::333333333333:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/X",
+        "eks_oidc_issuer": "https://oidc.eks.us-west-2.amazonaws.com/id/X",
+        "image": "ghcr.io/divvi/divvi:0.1.0" + DIGEST,
+    },
 }
 
 # (module, variable, bad value, words the failure must contain)
@@ -93,6 +107,16 @@ BAD = [
     ("bucket-access", "name", "x" * 65, "valid IAM role name"),
     ("bucket-access", "access", "write", "access must be"),
     ("bucket-access", "kms_key_arn", "alias/divvi", "KMS key ARN"),
+    ("divvi-ingestor", "servers", [], "Exactly two servers"),
+    ("divvi-ingestor", "servers", [
+        {"ingestion_bucket": "a", "region": "r", "put_role_arn": "arn:aws:iam::1:user/x",
+         "packet_key_id": "k", "packet_public_key": "p"}] * 2, "must be an IAM role ARN"),
+    ("divvi-ingestor", "task_json", "not json", "JSON text of the task file"),
+    ("divvi-ingestor", "image", "ghcr.io/divvi/divvi:latest", "pinned by digest"),
+    ("divvi-ingestor", "replicas", 0, "At least one replica"),
+    ("divvi-ingestor", "max_pending_segments", 0, "At least one segment may wait"),
+    ("divvi-ingestor", "packet_key_scheme", "rsa", "packet_key_scheme must be"),
+    ("divvi-ingestor", "namespace", "Divvi_Ingestor", "DNS label"),
 ]
 
 
