@@ -8,8 +8,8 @@
 
 mod common;
 
-use common::{divvi, ok};
-use divvi::dap::{decode_reports, encode_reports, Report, Task};
+use common::divvi;
+use divvi::dap::{encode_reports, DapClient, Measurement, Report, Task};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -145,38 +145,17 @@ fn stop(child: &mut Child, signal: &str) {
     assert!(status.success());
 }
 
-/// A DAP histogram:4 deployment in `tmp/d` whose servers take runs of 2 reports, and
-/// `n` reports of it sealed by divvi's client (measurements 0,1,2,3,0,1,...).
-fn deployment(tmp: &Path, n: usize) -> (PathBuf, Task, Vec<Report>) {
-    let dir = tmp.join("d");
-    ok(&[
-        "keygen",
-        "--out",
-        p(&dir),
-        "--vdaf",
-        "histogram:4",
-        "--min-batch-size",
-        "2",
-    ]);
-    for server in ["server0", "server1"] {
-        let path = dir.join(format!("{server}.toml"));
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, text.replace("min_clients = 100", "min_clients = 2")).unwrap();
-    }
-    let task = Task::load(&dir.join("task.json")).unwrap();
-    let measurements: String = (0..n).map(|i| format!("{}\n", i % 4)).collect();
-    std::fs::write(tmp.join("m.jsonl"), &measurements).unwrap();
-    ok(&[
-        "client",
-        "--task",
-        p(&dir.join("task.json")),
-        "--input",
-        p(&tmp.join("m.jsonl")),
-        "--output",
-        p(&tmp.join("upload.bin")),
-    ]);
-    let reports = decode_reports(&std::fs::read(tmp.join("upload.bin")).unwrap()).unwrap();
-    (dir, task, reports)
+/// A DAP histogram:4 deployment made by keygen (its servers take runs of one report),
+/// and `n` reports of it sealed by divvi's client library (measurements 0,1,2,3,0,1,...).
+fn deployment(n: usize) -> (common::Deployment, PathBuf, Task, Vec<Report>) {
+    let (d, task) = common::dap_deployment("histogram:4".parse().unwrap());
+    let client = DapClient::new(&task).unwrap();
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+    let reports = (0..n)
+        .map(|i| client.report(&Measurement::Histogram(i % 4), now).unwrap())
+        .collect();
+    let dir = d.paths.dir.clone();
+    (d, dir, task, reports)
 }
 
 /// Runs both servers' intake and aggregate over today's window, then the portal's collect;
@@ -232,8 +211,7 @@ fn collected(dir: &Path, task: &Task) -> serde_json::Value {
 
 #[test]
 fn acknowledged_uploads_reach_the_result_exactly_once_across_a_kill_and_a_stop() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, task, reports) = deployment(tmp.path(), 20);
+    let (_deployment, dir, task, reports) = deployment(20);
     let path = format!("/leader/tasks/{}/reports", task.task_id().to_base64url());
 
     let (mut server, port) = start(&dir);
@@ -270,8 +248,7 @@ fn acknowledged_uploads_reach_the_result_exactly_once_across_a_kill_and_a_stop()
 
 #[test]
 fn uploads_wait_while_storage_is_down_and_resume_when_it_returns() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, task, reports) = deployment(tmp.path(), 20);
+    let (_deployment, dir, task, reports) = deployment(20);
     let path = format!("/leader/tasks/{}/reports", task.task_id().to_base64url());
     // Server 0's ingestion location cannot be written: a file stands where its folder goes.
     let ingestion = dir.join("buckets/server0-ingestion");
@@ -373,8 +350,7 @@ fn try_request(port: u16, path: &str, body: &[u8]) -> Option<u16> {
 
 #[test]
 fn a_kill_under_concurrent_load_loses_no_acknowledged_report_and_counts_none_twice() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, task, reports) = deployment(tmp.path(), 400);
+    let (_deployment, dir, task, reports) = deployment(400);
     let path = format!("/leader/tasks/{}/reports", task.task_id().to_base64url());
     let (server, port) = start(&dir);
 
