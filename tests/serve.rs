@@ -95,23 +95,31 @@ fn request(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
 
 /// One HTTP/1.1 request on loopback; the status, the response head and the body.
 fn exchange(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    try_exchange(port, method, path, body).expect("a whole answer")
+}
+
+/// One HTTP/1.1 request on loopback; None when the connection breaks before a whole
+/// answer (the server being killed).
+fn try_exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Option<(u16, String, Vec<u8>)> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/dap-upload-req\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
-    .unwrap();
-    stream.write_all(body).unwrap();
+    .ok()?;
+    stream.write_all(body).ok()?;
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a header");
+    stream.read_to_end(&mut response).ok()?;
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&response[..split]).to_string();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head, response[split + 4..].to_vec())
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, head, response[split + 4..].to_vec()))
 }
 
 /// Polls `check` until it gives a value, for at most a minute.
@@ -331,23 +339,6 @@ fn uploads_wait_while_storage_is_down_and_resume_when_it_returns() {
     }
 }
 
-/// One upload that may fail because the server is being killed: Some(status) when an
-/// answer came back whole, None when the connection broke first.
-fn try_request(port: u16, path: &str, body: &[u8]) -> Option<u16> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .ok()?;
-    stream.write_all(body).ok()?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).ok()?;
-    let head = String::from_utf8_lossy(&response);
-    head.split(' ').nth(1)?.parse().ok()
-}
-
 #[test]
 fn a_kill_under_concurrent_load_loses_no_acknowledged_report_and_counts_none_twice() {
     let (_deployment, dir, task, reports) = deployment(400);
@@ -366,7 +357,9 @@ fn a_kill_under_concurrent_load_loses_no_acknowledged_report_and_counts_none_twi
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some(upload) = uploads.get(i) else { break };
-                match try_request(port, &path, &encode_reports(upload).unwrap()) {
+                match try_exchange(port, "POST", &path, &encode_reports(upload).unwrap())
+                    .map(|(status, ..)| status)
+                {
                     Some(200) => {
                         acknowledged.lock().unwrap()[i] = true;
                         if acks.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == 100 {

@@ -403,8 +403,5 @@ fn fsync_rate(dir: &Path, period: Duration) -> Result<f64> {
 }
 
 fn current_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+    crate::demo::current_rss().map(|bytes| bytes as f64 / (1 << 20) as f64)
 }

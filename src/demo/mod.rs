@@ -141,8 +141,21 @@ fn timed<T>(
 
 /// Peak resident memory of this process so far (VmHWM), if the platform tells.
 pub fn peak_rss() -> Option<u64> {
+    memory_status("VmHWM")
+}
+
+/// Resident memory of this process now (VmRSS), if the platform tells.
+pub fn current_rss() -> Option<u64> {
+    memory_status("VmRSS")
+}
+
+/// One memory figure of /proc/self/status (given in KiB there), in bytes.
+fn memory_status(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| {
+        l.strip_prefix(field)
+            .is_some_and(|rest| rest.starts_with(':'))
+    })?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }

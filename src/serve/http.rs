@@ -246,14 +246,14 @@ async fn handle(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> 
 
 async fn answer(app: &App, request: Request<Incoming>) -> Answer {
     let (parts, body) = request.into_parts();
-    let taskid = app.served.task.task_id().to_base64url();
+    let taskid = &app.served.task_id;
     let body = match Limited::new(body, app.max_body).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
             return Answer::problem(
                 413,
                 "invalidMessage",
-                &taskid,
+                taskid,
                 &format!("a body over {} bytes", app.max_body),
             )
         }
@@ -286,18 +286,13 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answer {
             }
             count_reports(&app.metrics, "refused", refused.len());
             if let Some(why) = app.behind() {
-                return Answer::problem(503, "busy", &taskid, &why);
+                return Answer::problem(503, "busy", taskid, &why);
             }
             if count > 0 {
                 let durable = match app.log.submit(accepted) {
                     Ok(durable) => durable,
                     Err(Busy) => {
-                        return Answer::problem(
-                            503,
-                            "busy",
-                            &taskid,
-                            "the journal is behind; retry",
-                        )
+                        return Answer::problem(503, "busy", taskid, "the journal is behind; retry")
                     }
                 };
                 let durable = durable.await;
@@ -306,14 +301,9 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answer {
                     Ok(Ok(())) => count_reports(&app.metrics, "accepted", count),
                     Ok(Err(e)) => {
                         tracing::error!("journal: {e}");
-                        return Answer::problem(
-                            503,
-                            "busy",
-                            &taskid,
-                            "the journal could not write",
-                        );
+                        return Answer::problem(503, "busy", taskid, "the journal could not write");
                     }
-                    Err(_) => return Answer::problem(503, "busy", &taskid, "shutting down"),
+                    Err(_) => return Answer::problem(503, "busy", taskid, "shutting down"),
                 }
             }
             match refused.first() {
@@ -321,7 +311,7 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answer {
                 Some((id, why)) => Answer::problem(
                     400,
                     "reportRejected",
-                    &taskid,
+                    taskid,
                     &format!(
                         "{} of {} reports refused (the others are kept), e.g. {id}: {why}",
                         refused.len(),

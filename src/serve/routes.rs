@@ -102,7 +102,8 @@ impl Answer {
 /// The task served, with what answering needs precomputed.
 pub struct Served {
     pub task: Task,
-    task_id: String,
+    /// The task id, base64url, as paths and problem documents carry it.
+    pub task_id: String,
     /// The leader's and the helper's HPKE config lists, encoded.
     config_lists: [Vec<u8>; 2],
 }

@@ -85,30 +85,32 @@ def module_variables(keygen_config, n):
 def divvi_check(divvi, config):
     return subprocess.run([divvi, "check", "--config", str(config)], capture_output=True, text=True)
 
-def flags_exist(divvi):
-    """[problem] for each flag or DIVVI_* variable of the CronJobs divvi does not know."""
-    text = (MODULE / "kubernetes.tf").read_text()
+def flags_exist(divvi, module=MODULE, subcommands=("intake", "aggregate"), at_least=3):
+    """[problem] for each flag or DIVVI_* variable of a module's workloads that divvi does
+    not know; each subcommand's args must show at least `at_least` flags."""
+    text = (module / "kubernetes.tf").read_text()
     problems = []
-    for sub in ("intake", "aggregate"):
+    where = f"{module.name} kubernetes.tf"
+    for sub in subcommands:
         help_text = subprocess.run([divvi, sub, "--help"], capture_output=True, text=True).stdout
         help_text += subprocess.run([divvi, "--help"], capture_output=True, text=True).stdout
         block = re.search(rf'args = \["{sub}",(.*?)\]', text, re.S)
         if not block:
-            problems.append(f"kubernetes.tf: no args for {sub}")
+            problems.append(f"{where}: no args for {sub}")
             continue
         found = re.findall(r'"(--[a-z-]+)"', block.group(1))
-        if len(found) < 3:
-            problems.append(f"kubernetes.tf: only {found} found as flags of {sub}; is the test reading the right args?")
+        if len(found) < at_least:
+            problems.append(f"{where}: only {found} found as flags of {sub}; is the test reading the right args?")
         for flag in found:
             if not re.search(rf"\s{re.escape(flag)}[\s=<]", help_text):
-                problems.append(f"kubernetes.tf: `divvi {sub} {flag}` is not an option of the binary")
+                problems.append(f"{where}: `divvi {sub} {flag}` is not an option of the binary")
     all_help = "".join(
         subprocess.run([divvi, *cmd, "--help"], capture_output=True, text=True).stdout
-        for cmd in ([], ["intake"], ["aggregate"])
+        for cmd in ([], *([s] for s in subcommands))
     )
     for var in sorted(set(re.findall(r"\b(DIVVI_[A-Z_]+)\b", text))):
         if var not in all_help:
-            problems.append(f"kubernetes.tf: {var} is read by no divvi option")
+            problems.append(f"{where}: {var} is read by no divvi option")
     return problems
 
 def ingestor_failures(divvi, terraform, out):
@@ -133,14 +135,7 @@ def ingestor_failures(divvi, terraform, out):
         failures.append(f"ingestor: divvi does not load the module's ingestor.toml: {done.stderr.strip()} {done.stdout}")
     else:
         print("ingestor: the module's ingestor.toml loads")
-    help_text = subprocess.run([divvi, "serve", "--help"], capture_output=True, text=True).stdout
-    block = re.search(r'args = \["serve",(.*?)\]', (INGESTOR_MODULE / "kubernetes.tf").read_text(), re.S)
-    found = re.findall(r'"(--[a-z-]+)"', block.group(1)) if block else []
-    if len(found) < 5:
-        failures.append(f"divvi-ingestor kubernetes.tf: only {found} found as flags of serve")
-    for flag in found:
-        if not re.search(rf"\s{re.escape(flag)}[\s=<]", help_text):
-            failures.append(f"divvi-ingestor kubernetes.tf: `divvi serve {flag}` is not an option of the binary")
+    failures += flags_exist(divvi, INGESTOR_MODULE, ("serve",), at_least=5)
     return failures
 
 def main():

@@ -49,13 +49,10 @@ def plain(value):
 
 
 def module_jobs():
-    with (MODULE / "kubernetes.tf").open() as f:
-        parsed = hcl2.load(f)
-    for entry in parsed["resource"]:
-        body = entry.get('"kubernetes_cron_job_v1"', {}).get('"job"')
-        if body:
-            return plain(body)
-    sys.exit("kubernetes.tf: no kubernetes_cron_job_v1.job")
+    job = module_resources(MODULE, "kubernetes_cron_job_v1").get("job")
+    if job is None:
+        sys.exit("kubernetes.tf: no kubernetes_cron_job_v1.job")
+    return job
 
 
 def manifest_jobs():
@@ -174,11 +171,7 @@ def main():
     tf = module_jobs()
     tf_pod = tf["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     tf_container = tf_pod["container"]
-    variables = {}
-    with (MODULE / "variables.tf").open() as f:
-        for entry in hcl2.load(f)["variable"]:
-            for name, body in entry.items():
-                variables[name.strip('"')] = plain(body).get("default")
+    variables = module_defaults(MODULE)
     failures = []
 
     def same(what, ours, theirs):
