@@ -12,7 +12,6 @@ use crate::dap::{encode_reports, DapClient, Task, VdafConfig};
 use crate::demo::dap::deploy_task;
 use crate::demo::draw;
 use crate::keygen::Layout;
-use crate::serve::durable::Rotation;
 use crate::serve::http::{serve, Bound, ServeOptions};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -61,13 +60,22 @@ pub struct UploadBenchReport {
     pub disk_fsyncs_per_second: f64,
     /// CPU time of the whole process (server and clients) over wall time, in percent.
     pub cpu_percent: f64,
-    /// Resident memory sampled each second of the run (MiB): first, highest, last.
-    pub rss_mib_first: f64,
-    pub rss_mib_max: f64,
-    pub rss_mib_last: f64,
+    /// Resident memory sampled each second of the run (MiB).
     pub rss_mib_samples: Vec<f64>,
     /// From the stop to the end of the server: draining, then flushing the journal.
     pub shutdown_seconds: f64,
+}
+
+impl UploadBenchReport {
+    /// Resident memory over the run (MiB): the first sample, the highest, the last.
+    pub fn rss_mib_first_max_last(&self) -> (f64, f64, f64) {
+        let samples = &self.rss_mib_samples;
+        (
+            samples.first().copied().unwrap_or(0.0),
+            samples.iter().copied().fold(0.0, f64::max),
+            samples.last().copied().unwrap_or(0.0),
+        )
+    }
 }
 
 /// The upload path on the leader's URL.
@@ -100,18 +108,8 @@ pub fn run_upload_bench(
     let disk_fsyncs_per_second = fsync_rate(&journal, Duration::from_secs(2))?;
 
     let options = ServeOptions {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        journal,
-        rotation: Rotation {
-            max_bytes: 64 << 20,
-            max_age: Duration::from_secs(60),
-        },
-        queue: 4096,
-        max_body: 16 << 20,
-        batch_size: 10_000,
-        aggregation: None,
-        max_pending_segments: 16,
         metrics_port: Some(0),
+        ..ServeOptions::with_defaults(SocketAddr::from(([127, 0, 0, 1], 0)), journal)
     };
     let (stop, stopped) = tokio::sync::oneshot::channel();
     let (bound_tx, bound_rx) = std::sync::mpsc::channel::<Bound>();
@@ -163,7 +161,6 @@ pub fn run_upload_bench(
 
     let latencies = &outcome.latencies;
     let uploads = latencies.count();
-    let rss = outcome.rss_mib;
     Ok(UploadBenchReport {
         vdaf: name.to_string(),
         clients: load.clients,
@@ -180,10 +177,7 @@ pub fn run_upload_bench(
         uploads_per_commit: uploads as f64 / (commits.max(1)) as f64,
         disk_fsyncs_per_second,
         cpu_percent: 100.0 * cpu / elapsed,
-        rss_mib_first: rss.first().copied().unwrap_or(0.0),
-        rss_mib_max: rss.iter().copied().fold(0.0, f64::max),
-        rss_mib_last: rss.last().copied().unwrap_or(0.0),
-        rss_mib_samples: rss.clone(),
+        rss_mib_samples: outcome.rss_mib,
         shutdown_seconds,
     })
 }

@@ -151,12 +151,10 @@ fn upload_bench(a: &BenchArgs, vdaf: &DemoVdaf, dir: &std::path::Path) -> Result
                 r.uploads_per_commit,
                 r.disk_fsyncs_per_second
             );
+            let (first, max, last) = r.rss_mib_first_max_last();
             out!(
-                "  CPU {:.0}% (server and clients); RSS {:.0} -> max {:.0} -> {:.0} MiB; shutdown (drain + flush) {:.2} s",
+                "  CPU {:.0}% (server and clients); RSS {first:.0} -> max {max:.0} -> {last:.0} MiB; shutdown (drain + flush) {:.2} s",
                 r.cpu_percent,
-                r.rss_mib_first,
-                r.rss_mib_max,
-                r.rss_mib_last,
                 r.shutdown_seconds
             );
         }

@@ -5,7 +5,10 @@ use clap::Args;
 use divvi::config::Ingestor;
 use divvi::dap::Task;
 use divvi::serve::durable::Rotation;
-use divvi::serve::http::{serve, ServeOptions};
+use divvi::serve::http::{
+    serve, ServeOptions, DEFAULT_BATCH_SIZE, DEFAULT_MAX_BODY, DEFAULT_MAX_PENDING_SEGMENTS,
+    DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_SECONDS, JOURNAL_QUEUE,
+};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,23 +30,23 @@ pub struct ServeArgs {
     #[arg(long)]
     journal: PathBuf,
     /// Seal a journal segment into batches once it holds this many bytes.
-    #[arg(long, default_value_t = 64 << 20)]
+    #[arg(long, default_value_t = DEFAULT_SEGMENT_BYTES)]
     segment_bytes: u64,
     /// ... or once it is this many seconds old.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = DEFAULT_SEGMENT_SECONDS)]
     segment_seconds: u64,
     /// Reports per ingestion batch.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE)]
     batch_size: usize,
     /// The largest upload body taken, in bytes.
-    #[arg(long, default_value_t = 16 << 20)]
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY)]
     max_body: usize,
     /// The aggregation name (default: the task id).
     #[arg(long)]
     aggregation: Option<String>,
     /// Sealed segments that may wait to be flushed into batches (storage slow or down)
     /// before uploads are answered 503 and /readyz fails.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = DEFAULT_MAX_PENDING_SEGMENTS)]
     max_pending_segments: usize,
     /// Serve counters on this port as GET /metrics (Prometheus text format), apart from
     /// the port devices reach. 0 picks a free port.
@@ -62,7 +65,7 @@ pub fn serve_command(a: ServeArgs) -> Result<ExitCode> {
             max_bytes: a.segment_bytes,
             max_age: Duration::from_secs(a.segment_seconds),
         },
-        queue: 4096,
+        queue: JOURNAL_QUEUE,
         max_body: a.max_body,
         batch_size: a.batch_size,
         aggregation: a.aggregation,

@@ -48,6 +48,36 @@ pub struct ServeOptions {
     pub metrics_port: Option<u16>,
 }
 
+/// `divvi serve`'s defaults, for the command line and for programs that embed it.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+pub const DEFAULT_SEGMENT_SECONDS: u64 = 60;
+pub const DEFAULT_BATCH_SIZE: usize = 10_000;
+pub const DEFAULT_MAX_BODY: usize = 16 << 20;
+pub const DEFAULT_MAX_PENDING_SEGMENTS: usize = 16;
+/// Uploads that may wait for the journal writer.
+pub const JOURNAL_QUEUE: usize = 4096;
+
+impl ServeOptions {
+    /// Listening on `listen`, journaling in `journal`, everything else the defaults above;
+    /// no metrics port.
+    pub fn with_defaults(listen: SocketAddr, journal: PathBuf) -> Self {
+        ServeOptions {
+            listen,
+            journal,
+            rotation: Rotation {
+                max_bytes: DEFAULT_SEGMENT_BYTES,
+                max_age: Duration::from_secs(DEFAULT_SEGMENT_SECONDS),
+            },
+            queue: JOURNAL_QUEUE,
+            max_body: DEFAULT_MAX_BODY,
+            batch_size: DEFAULT_BATCH_SIZE,
+            aggregation: None,
+            max_pending_segments: DEFAULT_MAX_PENDING_SEGMENTS,
+            metrics_port: None,
+        }
+    }
+}
+
 /// Where the server listens, once it does.
 #[derive(Debug, Clone, Copy)]
 pub struct Bound {
