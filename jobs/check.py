@@ -604,6 +604,7 @@ def policy_check(files, crontab_text):
             meta = doc.get("metadata") or {}
             objects[(doc.get("kind"), meta.get("namespace"), meta.get("name"))] = doc
 
+    services = [d for d in objects.values() if d.get("kind") == "Service"]
     configs, pods = [], 0
     for path, docs in files.items():
         if not docs:
@@ -652,8 +653,6 @@ def policy_check(files, crontab_text):
             if kind in ("Job", "CronJob"):
                 job = doc["spec"] if kind == "Job" else dig(doc, "spec", "jobTemplate", "spec")
                 check_job_spec(where, job, containers, kind == "CronJob", fail)
-            services = [d for docs in files.values() for d in docs
-                        if d.get("kind") == "Service"]
             for c in containers:
                 if divvi_subcommand(c)[0] == "serve":
                     check_upload_server(f"{where}: container {c.get('name', '?')}", doc, pod,
