@@ -1,13 +1,14 @@
-//! Per-report costs of a DAP-18 Prio3 task on the servers, before any I/O, as the
-//! pipeline splits verification: intake opens the report's input share (HPKE, X25519),
-//! starts verification (`verify_init`) and finishes the output share provisionally
-//! (`Prio3Aggregator::start`); aggregate decides the report from both verifier shares and
-//! the seed intake kept (`Prio3Aggregator::decide`). Intake is the whole of open +
+//! Per-report costs of a DAP Prio3 task on the servers, before any I/O, as the pipeline
+//! splits verification: intake opens the report's input share (HPKE, X25519), starts
+//! verification (`verify_init`) and finishes the output share provisionally
+//! (`TaskAggregator::start`); aggregate decides the report from both verifier shares and
+//! the seed intake kept (`TaskAggregator::decide`). Intake is the whole of open +
 //! verification start + finish but for the decision, so it is the floor a DAP pipeline's
-//! intake is measured against.
+//! intake is measured against. DAP-18 tasks run VDAF-18; the `dap-09/` cases run the
+//! VDAF-08 of the clients already deployed.
 //!
-//! Run with `cargo bench --bench prio3`; ids read `intake/<vdaf>/<role>` and
-//! `finish/<vdaf>/<role>`.
+//! Run with `cargo bench --bench prio3`; ids read `prio3/[dap-09/]<vdaf>/intake/<role>`
+//! and `.../finish/<role>`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -15,23 +16,29 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use divvi::dap::task::BatchMode;
 use divvi::dap::{
-    dap_context, DapClient, HpkeKeypair, Measurement, Prio3Aggregator, Prio3Vdaf, Provisional,
-    Report, Role, Task, TaskId, TaskParams, VdafConfig, VerifyInput,
+    DapClient, DapVersion, HpkeKeypair, Measurement, Provisional, Report, Role, Task,
+    TaskAggregator, TaskId, TaskParams, TaskVdaf, VdafConfig, VerifyInput,
 };
 
-/// The VDAFs measured, with a valid measurement of each.
-fn cases() -> Vec<(&'static str, Measurement)> {
+/// The drafts and VDAFs measured, with a valid measurement of each.
+fn cases() -> Vec<(DapVersion, &'static str, Measurement)> {
+    use DapVersion::{Dap09, Dap18};
     vec![
-        ("count", Measurement::Count(true)),
-        ("sum:255", Measurement::Sum(200)),
-        ("sumvec:100:1", Measurement::SumVec(vec![1; 100])),
-        ("histogram:16", Measurement::Histogram(5)),
-        ("histogram:256", Measurement::Histogram(100)),
-        ("histogram:2048", Measurement::Histogram(1000)),
+        (Dap18, "count", Measurement::Count(true)),
+        (Dap18, "sum:255", Measurement::Sum(200)),
+        (Dap18, "sumvec:100:1", Measurement::SumVec(vec![1; 100])),
+        (Dap18, "histogram:16", Measurement::Histogram(5)),
+        (Dap18, "histogram:256", Measurement::Histogram(100)),
+        (Dap18, "histogram:2048", Measurement::Histogram(1000)),
         (
+            Dap18,
             "multihot:256:8",
             Measurement::Multihot((0..256).map(|i| i % 64 == 0).collect()),
         ),
+        (Dap09, "count", Measurement::Count(true)),
+        (Dap09, "sum:255", Measurement::Sum(200)),
+        (Dap09, "histogram:256", Measurement::Histogram(100)),
+        (Dap09, "histogram:2048", Measurement::Histogram(1000)),
     ]
 }
 
@@ -39,14 +46,13 @@ fn cases() -> Vec<(&'static str, Measurement)> {
 struct Setup {
     task: Task,
     keys: [HpkeKeypair; 2],
-    verify_key: [u8; 32],
+    verify_key: Vec<u8>,
     /// Leader's, then helper's.
-    aggregators: [Prio3Aggregator; 2],
-    ctx: Vec<u8>,
+    aggregators: [TaskAggregator; 2],
     report: Report,
 }
 
-fn setup(spec: &str, measurement: &Measurement) -> Setup {
+fn setup(version: DapVersion, spec: &str, measurement: &Measurement) -> Setup {
     let vdaf_config = VdafConfig::from_spec(spec).expect("a VDAF spec");
     let keys = [
         HpkeKeypair::generate(1).expect("key"),
@@ -54,6 +60,7 @@ fn setup(spec: &str, measurement: &Measurement) -> Setup {
     ];
     let collector = HpkeKeypair::generate(3).expect("key");
     let task = Task::new(TaskParams {
+        dap_version: version,
         task_id: TaskId::random().expect("random"),
         task_info: b"bench".to_vec(),
         leader_aggregator_endpoint: "https://leader.example/".into(),
@@ -71,13 +78,10 @@ fn setup(spec: &str, measurement: &Measurement) -> Setup {
         .expect("client")
         .report(measurement, 1_800_000_000)
         .expect("report");
+    let vdaf = TaskVdaf::new(&task).expect("vdaf");
     Setup {
-        aggregators: [0, 1].map(|id| {
-            Prio3Aggregator::new(&Prio3Vdaf::new(&vdaf_config).expect("vdaf"), id)
-                .expect("aggregator")
-        }),
-        ctx: dap_context(task.task_id()),
-        verify_key: [7; 32],
+        aggregators: [0, 1].map(|id| vdaf.aggregator(id).expect("aggregator")),
+        verify_key: vec![7; version.verify_key_len()],
         task,
         keys,
         report,
@@ -98,15 +102,19 @@ impl Setup {
             input_share: &share,
         };
         self.aggregators[role.agg_id()]
-            .start(&self.verify_key, &self.ctx, &input)
+            .start(&self.verify_key, &input)
             .expect("verifies")
     }
 }
 
 fn prio3(c: &mut Criterion) {
-    for (spec, measurement) in cases() {
-        let s = setup(spec, &measurement);
-        let mut group = c.benchmark_group(format!("prio3/{spec}"));
+    for (version, spec, measurement) in cases() {
+        let s = setup(version, spec, &measurement);
+        let name = match version {
+            DapVersion::Dap09 => format!("prio3/dap-09/{spec}"),
+            DapVersion::Dap18 => format!("prio3/{spec}"),
+        };
+        let mut group = c.benchmark_group(name);
         group
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(2))
@@ -123,10 +131,10 @@ fn prio3(c: &mut Criterion) {
             let (aggregator, check) =
                 (&s.aggregators[role.agg_id()], &started[role.agg_id()].check);
             aggregator
-                .decide(&s.ctx, check, shares)
+                .decide(check, shares)
                 .expect("the report is valid");
             group.bench_function(format!("finish/{}", role.name()), |b| {
-                b.iter(|| black_box(aggregator.decide(&s.ctx, check, shares)).is_ok())
+                b.iter(|| black_box(aggregator.decide(check, shares)).is_ok())
             });
         }
         group.finish();

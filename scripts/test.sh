@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every check and test of divvi, on a fresh machine: installs what the tests need
 # (Python fastavro for the cross-implementation test, prometheus-client for the metrics
-# format, SeaweedFS for the S3 tests, kubernetes-validate for the job manifests, and
-# Terraform 1.0.3, python-hcl2 and checkov for terraform/), then formatting, lints, tests.
+# format, SeaweedFS for the S3 tests, kubernetes-validate for the job manifests,
+# Terraform 1.0.3, python-hcl2 and checkov for terraform/, and the deployed DAP-09
+# client @divviup/dap from npm), then formatting, lints, tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,16 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
     echo "installing kubernetes-validate (offline schema check of the Kubernetes jobs)"
     python3 -m pip install --quiet --disable-pip-version-check 'kubernetes-validate>=1.30'
 fi
+if ! command -v npm >/dev/null 2>&1; then
+    echo "installing Node.js and npm (the @divviup/dap client the upload tests run)"
+    as_root=$([ "$(id -u)" -eq 0 ] || echo sudo)
+    $as_root apt-get install -y -qq nodejs npm >/dev/null
+fi
+if [ ! -d tests/clients/dap-js/node_modules/@divviup/dap ]; then
+    echo "installing @divviup/dap 0.9.1 (the DAP-09 client deployed devices use)"
+    (cd tests/clients/dap-js && npm ci --silent --no-audit --no-fund)
+fi
+
 # The deployable jobs (jobs/): manifests against the Kubernetes schemas, and policy.
 python3 jobs/check.py --self-test
 python3 jobs/check.py

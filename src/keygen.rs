@@ -279,9 +279,10 @@ pub fn keygen_with_dap(
     Ok(d)
 }
 
-/// What `keygen --vdaf` puts in the DAP-18 task beyond its keys.
+/// What `keygen --vdaf` puts in the DAP task beyond its keys.
 #[derive(Debug, Clone)]
 pub struct DapTaskOptions {
+    pub dap_version: crate::dap::task::DapVersion,
     pub vdaf: crate::dap::VdafConfig,
     pub time_precision: u64,
     pub min_batch_size: u64,
@@ -323,8 +324,9 @@ fn write_dap_task(dir: &Path, o: &DapTaskOptions) -> Result<DapSections> {
     let leader = keypair(LEADER_CONFIG_ID)?;
     let helper = keypair(HELPER_CONFIG_ID)?;
     let collector = keypair(COLLECTOR_CONFIG_ID)?;
-    let verify_key = VerifyKey::generate()?;
+    let verify_key = VerifyKey::generate(o.dap_version)?;
     let task = Task::new(TaskParams {
+        dap_version: o.dap_version,
         task_id: TaskId::random()?,
         task_info: b"divvi".to_vec(),
         leader_aggregator_endpoint: o.leader_endpoint.clone(),

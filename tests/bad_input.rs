@@ -805,7 +805,7 @@ fn cases() -> Vec<Case> {
             use base64::Engine as _;
             let short = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([9u8; 16]);
             std::fs::write(verify, short).unwrap();
-            fails(fx.config(Server0), "dap.verify_key: verify key: must be 32 bytes (Prio3 VERIFY_KEY_SIZE), got 16")
+            fails(fx.config(Server0), "dap.verify_key: verify key: a dap-18 task's key is 32 bytes (Prio3 VERIFY_KEY_SIZE), got 16")
         }),
         case("portal: a server's DAP HPKE key as the collector key",
             Cli("check {portal} --as portal"), |fx| {
@@ -1671,6 +1671,7 @@ impl Fx {
     fn with_dap_task(&self) -> PathBuf {
         let dap = self.d.dir.path().join("dap-task");
         let options = divvi::keygen::DapTaskOptions {
+            dap_version: Default::default(),
             vdaf: "histogram:4".parse().unwrap(),
             time_precision: 3600,
             min_batch_size: 1,

@@ -3,6 +3,7 @@
 mod dap_common;
 
 use dap_common::test_task;
+use divvi::dap::DapVersion;
 use divvi::dap::{decode_reports, HpkeKeypair, Role, Task, VdafConfig};
 use std::path::Path;
 use std::process::{Command, Output};
@@ -59,7 +60,7 @@ fn client_writes_an_upload_body_of_one_report_per_line() {
     let summary: serde_json::Value = serde_json::from_str(stderr.trim()).unwrap();
     assert_eq!(summary["reports"], 4, "{stderr}");
 
-    let reports = decode_reports(&std::fs::read(&output).unwrap()).unwrap();
+    let reports = decode_reports(DapVersion::Dap18, &std::fs::read(&output).unwrap()).unwrap();
     assert_eq!(reports.len(), 4);
     // 2026-05-01T10:30:00Z = 1777631400 s, truncated to hours.
     assert!(reports

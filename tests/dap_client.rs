@@ -6,6 +6,7 @@ mod dap_common;
 
 use dap_common::test_task;
 use divvi::dap::messages::InputShareAad;
+use divvi::dap::DapVersion;
 use divvi::dap::{
     dap_context, decode_reports, encode_reports, AggregateResult, DapClient, HpkeKeypair,
     Measurement, Prio3Vdaf, Report, Role, Task, TaskId, VdafConfig, VerifyInput,
@@ -89,7 +90,7 @@ fn truth(vdaf: &VdafConfig, measurements: &[Measurement]) -> AggregateResult {
 fn aggregate_upload(d: &Deployment, body: &[u8]) -> AggregateResult {
     let vdaf = Prio3Vdaf::new(d.task.vdaf()).unwrap();
     let ctx = dap_context(d.task.task_id());
-    let reports = decode_reports(body).unwrap();
+    let reports = decode_reports(DapVersion::Dap18, body).unwrap();
     let mut outs: [Vec<Vec<u8>>; 2] = Default::default();
     for report in &reports {
         let nonce = report.metadata.report_id.0;
@@ -139,7 +140,7 @@ fn reports_of_every_vdaf_aggregate_to_the_truth() {
         assert!(reports
             .iter()
             .all(|r| r.metadata.time == 1_700_000_123 / 300));
-        let body = encode_reports(&reports).unwrap();
+        let body = encode_reports(DapVersion::Dap18, &reports).unwrap();
         let result = aggregate_upload(&d, &body);
         assert_eq!(result, truth(&vdaf, &measurements), "{spec}");
     }
@@ -177,10 +178,11 @@ fn shares_open_only_for_their_role_report_and_task() {
     open(&d.helper, &d.task, Role::Helper, &report).unwrap();
 
     // The leader's share with the helper's info (same key, same AAD): refused.
-    let task_configuration = d.task.task_configuration();
+    let task_binding = d.task.aad_task_binding();
     let aad = InputShareAad {
+        version: d.task.version(),
         task_id: d.task.task_id(),
-        task_configuration: &task_configuration,
+        task_binding: &task_binding,
         metadata: &report.metadata,
         public_share: &report.public_share,
     };

@@ -23,10 +23,12 @@ fn demo(dir: &Path, extra: &[&str]) -> std::process::Output {
     divvi(&args)
 }
 
-/// The demo of `vdaf` must pass; returns its standard output.
-fn passing_demo(vdaf: &str) -> String {
+/// The demo of `vdaf` with `extra` arguments must pass; returns its standard output.
+fn passing_demo_with(vdaf: &str, extra: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let out = demo(dir.path(), &["--vdaf", vdaf]);
+    let mut args = vec!["--vdaf", vdaf];
+    args.extend(extra);
+    let out = demo(dir.path(), &args);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
@@ -64,7 +66,12 @@ fn results_and_truths(out: &str) -> Vec<(u128, u128)> {
 
 /// The demo passes and every printed result equals the printed truth, with `rows` rows.
 fn check(vdaf: &str, rows: usize) -> String {
-    let out = passing_demo(vdaf);
+    check_with(vdaf, rows, &[])
+}
+
+/// As [`check`], with `extra` arguments.
+fn check_with(vdaf: &str, rows: usize, extra: &[&str]) -> String {
+    let out = passing_demo_with(vdaf, extra);
     let pairs = results_and_truths(&out);
     assert_eq!(pairs.len(), rows, "{vdaf}: {out}");
     assert!(pairs.iter().all(|(r, t)| r == t), "{vdaf}: {out}");
@@ -107,6 +114,29 @@ fn histogram_lists_each_spoiled_report_with_its_reason() {
 #[test]
 fn multihot() {
     check("multihot:6:2", 6);
+}
+
+/// DAP-09, as deployed clients speak it: VDAF-08 through the same pipeline.
+#[test]
+fn dap09_tasks_run_with_vdaf08() {
+    for (vdaf, rows) in [("histogram:8", 8), ("sum:1023", 1), ("count", 1)] {
+        let out = check_with(vdaf, rows, &["--dap-version", "09"]);
+        assert!(
+            out.contains("DAP-09, reports sealed by the client library"),
+            "{out}"
+        );
+    }
+    // VDAF-08 bounds sums by bits, and has no multihot.
+    let dir = tempfile::tempdir().unwrap();
+    for (vdaf, says) in [
+        ("sum:1000", "2^bits - 1"),
+        ("multihot:6:2", "not a VDAF-08"),
+    ] {
+        let out = demo(dir.path(), &["--vdaf", vdaf, "--dap-version", "09"]);
+        assert!(!out.status.success(), "{vdaf}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{vdaf}: {stderr}");
+    }
 }
 
 #[test]

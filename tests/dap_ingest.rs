@@ -11,6 +11,7 @@ use divvi::batch::{open_batch, BatchId, BatchKind};
 use divvi::config::Server;
 use divvi::crypto::PacketScheme;
 use divvi::dap::messages::{HpkeCiphertext, InputShareAad};
+use divvi::dap::DapVersion;
 use divvi::dap::{decode_reports, encode_reports, Role, Task, VdafConfig};
 use divvi::dap::{ReportId, ReportMetadata};
 use divvi::wire::{DapIngestionHeader, DapReportShare};
@@ -125,8 +126,9 @@ fn aad<'a>(
     public_share: &'a [u8],
 ) -> InputShareAad<'a> {
     InputShareAad {
+        version: task.version(),
         task_id: task.task_id(),
-        task_configuration: configuration,
+        task_binding: configuration,
         metadata,
         public_share,
     }
@@ -141,7 +143,7 @@ fn client_output_is_ingested_as_each_servers_own_sealed_shares() {
     assert!(ids
         .iter()
         .all(|b| b.aggregation == s.task.task_id().to_base64url()));
-    let sent = decode_reports(&std::fs::read(&s.body_path).unwrap()).unwrap();
+    let sent = decode_reports(DapVersion::Dap18, &std::fs::read(&s.body_path).unwrap()).unwrap();
     let configuration = s.task.task_configuration();
     let servers = [
         Server::load(&s.d.paths.servers[0]).unwrap(),
@@ -235,14 +237,14 @@ fn rerunning_an_ingest_writes_no_new_batch() {
 fn bad_bodies_are_refused_naming_the_report_and_nothing_is_written() {
     let s = setup();
     let body = std::fs::read(&s.body_path).unwrap();
-    let mut reports = decode_reports(&body).unwrap();
-    let first_len = reports[0].to_bytes().unwrap().len();
+    let mut reports = decode_reports(DapVersion::Dap18, &body).unwrap();
+    let first_len = reports[0].to_bytes(DapVersion::Dap18).unwrap().len();
     let truncated = body[..body.len() - 3].to_vec();
     let mut bad_length = body.clone();
     // Report 1's public_share length (after id 16, time 8, extensions length 2).
     bad_length[first_len + 26..first_len + 30].copy_from_slice(&[0xff; 4]);
     reports[2].metadata.report_id = reports[0].metadata.report_id;
-    let duplicate = encode_reports(&reports).unwrap();
+    let duplicate = encode_reports(DapVersion::Dap18, &reports).unwrap();
     for (what, bytes, expect) in [
         ("truncated", truncated, "report 4 "),
         ("bad length", bad_length, "report 1 "),
@@ -329,6 +331,11 @@ fn reports_from_the_future_or_for_other_hpke_configs_are_refused() {
         ("future", vec![report(now), report(now + 3600)], "report 1 "),
         ("config", vec![other_config], "HPKE config 9"),
     ] {
-        assert_refused(&s, what, &encode_reports(&reports).unwrap(), expect);
+        assert_refused(
+            &s,
+            what,
+            &encode_reports(DapVersion::Dap18, &reports).unwrap(),
+            expect,
+        );
     }
 }

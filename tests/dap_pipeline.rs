@@ -11,6 +11,7 @@ mod common;
 use common::divvi;
 use divvi::batch::{open_batch, BatchId, BatchKind};
 use divvi::config::Server;
+use divvi::dap::DapVersion;
 use divvi::dap::{dap_context, decode_reports, encode_reports, Prio3Vdaf, Role, Task, VerifyInput};
 use divvi::wire::{DapValidationHeader, DapVerifierShare};
 use std::collections::HashMap;
@@ -55,6 +56,11 @@ fn deployment_and_body(measurements: &str) -> (Deployment, Vec<u8>) {
 /// `keygen --vdaf VDAF` with a minimum batch size (and servers' `min_clients`) of 2, and
 /// an upload body of `measurements` (JSON lines) from `divvi client`.
 fn deployment_of(vdaf: &str, measurements: &str) -> (Deployment, Vec<u8>) {
+    deployment_for("18", vdaf, measurements)
+}
+
+/// As [`deployment_of`], for a task of DAP draft `version` ("09" or "18").
+fn deployment_for(version: &str, vdaf: &str, measurements: &str) -> (Deployment, Vec<u8>) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("d");
     run_ok(&[
@@ -63,6 +69,8 @@ fn deployment_of(vdaf: &str, measurements: &str) -> (Deployment, Vec<u8>) {
         p(&dir),
         "--vdaf",
         vdaf,
+        "--dap-version",
+        version,
         "--min-batch-size",
         "2",
     ]);
@@ -197,7 +205,7 @@ fn both_servers_verify_dap_reports_and_exchange_verifier_shares_that_combine() {
     assert_eq!(dap0.verify_key.as_bytes(), dap1.verify_key.as_bytes());
     let vdaf = Prio3Vdaf::new(d.task.vdaf()).unwrap();
     let ctx = dap_context(d.task.task_id());
-    let reports = decode_reports(&body).unwrap();
+    let reports = decode_reports(DapVersion::Dap18, &body).unwrap();
     assert_eq!(leader.len(), reports.len());
     for report in &reports {
         let rid = report.metadata.report_id.0;
@@ -211,7 +219,7 @@ fn both_servers_verify_dap_reports_and_exchange_verifier_shares_that_combine() {
                 input_share: &share,
             };
             let (state, verifier) = vdaf
-                .verify_init(dap.verify_key.as_bytes(), &ctx, &input)
+                .verify_init(dap.verify_key.as_bytes().try_into().unwrap(), &ctx, &input)
                 .unwrap();
             assert_eq!(written.get(rid.as_slice()), Some(&verifier));
             states.push(state);
@@ -241,11 +249,11 @@ fn both_servers_verify_dap_reports_and_exchange_verifier_shares_that_combine() {
 fn a_report_its_server_cannot_open_is_listed_and_the_others_verify() {
     let (d, body) = deployment_and_body("1\n2\n3\n");
     // An ingestor cannot tell a corrupted ciphertext from a good one: it passes framing.
-    let mut reports = decode_reports(&body).unwrap();
+    let mut reports = decode_reports(DapVersion::Dap18, &body).unwrap();
     let payload = &mut reports[1].leader_encrypted_input_share.payload;
     payload[0] ^= 1;
     let bad = uuid::Uuid::from_bytes(reports[1].metadata.report_id.0);
-    ingest(&d, &encode_reports(&reports).unwrap());
+    ingest(&d, &encode_reports(DapVersion::Dap18, &reports).unwrap());
 
     let out = intake(&d, 0);
     assert!(out.status.success(), "{out:?}");
@@ -373,7 +381,7 @@ fn every_prio3_vdaf_goes_through_the_pipeline_to_the_true_result() {
     ];
     for (vdaf, measurements, truth) in cases {
         let (d, body) = deployment_of(vdaf, measurements);
-        let reports = decode_reports(&body).unwrap().len();
+        let reports = decode_reports(DapVersion::Dap18, &body).unwrap().len();
         let result = run_pipeline(&d, &body);
         assert_eq!(result["result"], truth, "{vdaf}: {result}");
         assert_eq!(result["report_count"], reports, "{vdaf}: {result}");
@@ -382,14 +390,56 @@ fn every_prio3_vdaf_goes_through_the_pipeline_to_the_true_result() {
     }
 }
 
+/// DAP-09 tasks (the deployed clients' draft, VDAF-08) take the same pipeline: divvi's
+/// client seals DAP-09 reports, and a cheating client's and a tampered report are listed
+/// invalid by both servers and left out.
+#[test]
+fn dap09_tasks_go_through_the_pipeline_to_the_true_result() {
+    let cases = [
+        ("count", "true\nfalse\ntrue\ntrue\n", serde_json::json!(3)),
+        ("sum:255", "7\n200\n3\n0\n", serde_json::json!(210)),
+        (
+            "sumvec:3:7",
+            "[1,2,3]\n[7,0,1]\n[0,0,0]\n",
+            serde_json::json!([8, 2, 4]),
+        ),
+        (
+            "histogram:4",
+            "0\n3\n1\n3\n2\n3\n",
+            serde_json::json!([1, 1, 1, 3]),
+        ),
+    ];
+    for (vdaf, measurements, truth) in cases {
+        let (d, body) = deployment_for("09", vdaf, measurements);
+        assert_eq!(d.task.version(), DapVersion::Dap09);
+        let mut reports = decode_reports(DapVersion::Dap09, &body).unwrap();
+        // DAP-09 stamps reports in seconds, rounded down to the precision.
+        assert_eq!(reports[0].metadata.time % d.task.time_precision(), 0);
+        assert!(reports[0].metadata.time > 1_700_000_000);
+        let valid = reports.len();
+        if vdaf == "histogram:4" {
+            reports.push(report_with_a_failing_proof(&d.task, 2));
+            let mut tampered = decode_reports(DapVersion::Dap09, &body).unwrap().remove(0);
+            tampered.metadata.report_id.0[0] ^= 1;
+            reports.push(tampered);
+        }
+        let body = encode_reports(DapVersion::Dap09, &reports).unwrap();
+        let result = run_pipeline(&d, &body);
+        assert_eq!(result["result"], truth, "{vdaf}: {result}");
+        assert_eq!(result["report_count"], valid, "{vdaf}: {result}");
+        let invalid = reports.len() - valid;
+        assert_eq!(result["invalid_reports"], invalid, "{vdaf}: {result}");
+    }
+}
+
 #[test]
 fn a_report_one_server_cannot_open_is_invalid_on_both_and_left_out_of_the_result() {
     let (d, body) = deployment_of("histogram:4", "0\n1\n1\n3\n");
-    let mut reports = decode_reports(&body).unwrap();
+    let mut reports = decode_reports(DapVersion::Dap18, &body).unwrap();
     // Report 2 measured bucket 1; its helper share is corrupted on the way.
     reports[2].helper_encrypted_input_share.payload[0] ^= 1;
     let bad = uuid::Uuid::from_bytes(reports[2].metadata.report_id.0).to_string();
-    let body = encode_reports(&reports).unwrap();
+    let body = encode_reports(DapVersion::Dap18, &reports).unwrap();
     ingest(&d, &body);
     for server in [0, 1] {
         assert!(intake(&d, server).status.success());
@@ -414,9 +464,9 @@ fn a_report_one_server_cannot_open_is_invalid_on_both_and_left_out_of_the_result
 #[test]
 fn a_report_ingested_again_in_another_batch_counts_once() {
     let (d, body) = deployment_of("histogram:4", "0\n2\n2\n3\n");
-    let reports = decode_reports(&body).unwrap();
+    let reports = decode_reports(DapVersion::Dap18, &body).unwrap();
     // An ingestor sends reports 1 and 2 again, in a batch of their own.
-    let again = encode_reports(&reports[1..3]).unwrap();
+    let again = encode_reports(DapVersion::Dap18, &reports[1..3]).unwrap();
     assert_eq!(ingest(&d, &body).len(), 1);
     assert_eq!(ingest(&d, &again).len(), 1);
     for server in [0, 1] {
@@ -510,25 +560,22 @@ fn report_with_a_failing_proof(task: &Task, bucket: usize) -> divvi::dap::Report
     use divvi::dap::hpke::seal_input_share;
     use divvi::dap::messages::InputShareAad;
     use divvi::dap::{Measurement, ReportId, ReportMetadata};
-    let vdaf = Prio3Vdaf::new(task.vdaf()).unwrap();
+    let vdaf = divvi::dap::TaskVdaf::new(task).unwrap();
     let report_id = ReportId::random().unwrap();
     let metadata = ReportMetadata {
         report_id,
-        time: chrono::Utc::now().timestamp() as u64 / task.time_precision(),
+        time: task.report_time(chrono::Utc::now().timestamp() as u64),
     };
     let mut shares = vdaf
-        .shard(
-            &dap_context(task.task_id()),
-            &Measurement::Histogram(bucket),
-            &report_id.0,
-        )
+        .shard(&Measurement::Histogram(bucket), &report_id.0)
         .unwrap();
     // The lowest byte of the first field element of the measurement share.
     shares.input_shares[0][0] ^= 1;
-    let task_configuration = task.task_configuration();
+    let task_binding = task.aad_task_binding();
     let aad = InputShareAad {
+        version: task.version(),
         task_id: task.task_id(),
-        task_configuration: &task_configuration,
+        task_binding: &task_binding,
         metadata: &metadata,
         public_share: &shares.public_share,
     };
@@ -584,7 +631,7 @@ fn invalid_reports_are_left_out_as_well_when_aggregate_verifies_again() {
 
 fn invalid_reports_are_listed_and_left_out(with_stash: bool) {
     let (d, body) = deployment_of("histogram:4", "0\n1\n2\n3\n");
-    let good = decode_reports(&body).unwrap();
+    let good = decode_reports(DapVersion::Dap18, &body).unwrap();
     let mut bad = Vec::new();
     let mut reasons: Vec<(String, &str)> = Vec::new();
     let mut add = |report: divvi::dap::Report, why: &'static str| {
@@ -595,27 +642,44 @@ fn invalid_reports_are_listed_and_left_out(with_stash: bool) {
     // A cheating client's proof.
     add(report_with_a_failing_proof(&d.task, 2), "proof");
     // Tampered on the way: the public share, the report id (both bound into the AAD).
-    let mut r = decode_reports(&client_body(&d.dir.join("task.json"), "1\n", &[])).unwrap();
+    let mut r = decode_reports(
+        DapVersion::Dap18,
+        &client_body(&d.dir.join("task.json"), "1\n", &[]),
+    )
+    .unwrap();
     let mut tampered = r.remove(0);
     tampered.public_share[0] ^= 1;
     add(tampered, "public share");
-    let mut r = decode_reports(&client_body(&d.dir.join("task.json"), "1\n", &[])).unwrap();
+    let mut r = decode_reports(
+        DapVersion::Dap18,
+        &client_body(&d.dir.join("task.json"), "1\n", &[]),
+    )
+    .unwrap();
     let mut tampered = r.remove(0);
     tampered.metadata.report_id.0[0] ^= 1;
     add(tampered, "report id");
     // A report of another task, sealed to configs with the same ids.
     let (other, _) = deployment_of("histogram:4", "3\n");
-    let mut r = decode_reports(&client_body(&other.dir.join("task.json"), "3\n", &[])).unwrap();
+    let mut r = decode_reports(
+        DapVersion::Dap18,
+        &client_body(&other.dir.join("task.json"), "3\n", &[]),
+    )
+    .unwrap();
     add(r.remove(0), "another task");
     let mut all = good.clone();
     all.extend(bad);
-    ingest(&d, &encode_reports(&all).unwrap());
+    ingest(&d, &encode_reports(DapVersion::Dap18, &all).unwrap());
     // Reports of yesterday, put by the ingestor into a batch of today.
     let yesterday = (chrono::Utc::now() - chrono::TimeDelta::days(1))
         .timestamp()
         .to_string();
     let old = client_body(&d.dir.join("task.json"), "0\n", &["--time", &yesterday]);
-    let old_id = uuid::Uuid::from_bytes(decode_reports(&old).unwrap()[0].metadata.report_id.0);
+    let old_id = uuid::Uuid::from_bytes(
+        decode_reports(DapVersion::Dap18, &old).unwrap()[0]
+            .metadata
+            .report_id
+            .0,
+    );
     reasons.push((old_id.to_string(), "outside the window"));
     let path = d.dir.join("old.bin");
     std::fs::write(&path, &old).unwrap();
@@ -701,9 +765,9 @@ fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
 #[test]
 fn fastavro_reads_every_dap_file_the_servers_write() {
     let (d, body) = deployment_of("histogram:4", "0\n1\n2\n");
-    let mut reports = decode_reports(&body).unwrap();
+    let mut reports = decode_reports(DapVersion::Dap18, &body).unwrap();
     reports[0].leader_encrypted_input_share.payload[0] ^= 1;
-    run_pipeline(&d, &encode_reports(&reports).unwrap());
+    run_pipeline(&d, &encode_reports(DapVersion::Dap18, &reports).unwrap());
     let buckets = d.dir.join("buckets");
     let extracted = tempfile::tempdir().unwrap();
     // Validations are single objects: the signature carries header and packets inline.

@@ -1,17 +1,28 @@
 //! VDAF-18 test vectors shipped inside prio 0.18.1, run through divvi's own `VdafConfig`
-//! dispatch and byte-level steps (`divvi::dap::Prio3Vdaf`). The vectors are read from the
-//! prio package in the cargo registry (found with `cargo metadata`), not copied here.
+//! dispatch and byte-level steps (`divvi::dap::Prio3Vdaf`), and VDAF-08's shipped inside
+//! prio 0.16.8 (DAP-09 tasks), run through the pipeline's own halves
+//! (`divvi::dap::TaskAggregator`). The vectors are read from the prio packages in the
+//! cargo registry (found with `cargo metadata`), not copied here.
 //!
 //! Sharding is not checked against the vectors: prio's public `Client::shard` draws its
 //! randomness from the OS, and the vectors' fixed `rand` can only be injected through
 //! prio's test-only API. Everything from verify_init on is checked byte for byte.
 
-use divvi::dap::{Prio3Vdaf, VdafConfig, VerifyInput, VerifyState};
+#[allow(dead_code)]
+mod dap_common;
+
+use divvi::dap::prio3::Prio3Vdaf08;
+use divvi::dap::{DapVersion, Prio3Vdaf, TaskVdaf, VdafConfig, VerifyInput, VerifyState};
 use serde_json::Value;
 use std::path::PathBuf;
 
 /// `<prio 0.18.1 package>/src/vdaf/test_vec/18`.
 fn vector_dir() -> PathBuf {
+    test_vec_dir("0.18.1", "18")
+}
+
+/// `<prio VERSION package>/src/vdaf/test_vec/DIR`.
+fn test_vec_dir(version: &str, dir: &str) -> PathBuf {
     let out = std::process::Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--offline"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -27,18 +38,23 @@ fn vector_dir() -> PathBuf {
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["name"] == "prio" && p["version"] == "0.18.1")
-        .expect("prio 0.18.1 is a dependency")["manifest_path"]
+        .find(|p| p["name"] == "prio" && p["version"] == version)
+        .unwrap_or_else(|| panic!("prio {version} is a dependency"))["manifest_path"]
         .as_str()
         .unwrap()
         .to_owned();
     PathBuf::from(manifest)
         .parent()
         .unwrap()
-        .join("src/vdaf/test_vec/18")
+        .join("src/vdaf/test_vec")
+        .join(dir)
 }
 
 fn hex(v: &Value) -> Vec<u8> {
+    // VDAF-08's vectors list output and aggregate shares element by element.
+    if let Some(items) = v.as_array() {
+        return items.iter().flat_map(hex).collect();
+    }
     let s = v
         .as_str()
         .unwrap_or_else(|| panic!("not a hex string: {v}"));
@@ -288,4 +304,141 @@ fn a_changed_input_share_is_noticed() {
     );
     v.json["reports"][0]["input_shares"][0] = Value::String(flipped);
     check_good(&v);
+}
+
+/// A VDAF-08 vector's VDAF as a DAP-09 task names it: Sum and SumVec by
+/// `max_measurement` = 2^bits - 1.
+fn config_of_08(kind: &str, v: &Value) -> VdafConfig {
+    let max = |v: &Value| (1u64 << v["bits"].as_u64().unwrap()) - 1;
+    match kind {
+        "Prio3Count" => VdafConfig::Count,
+        "Prio3Sum" => VdafConfig::Sum {
+            max_measurement: max(v),
+        },
+        "Prio3SumVec" => VdafConfig::SumVec {
+            length: u32_of(v, "length"),
+            max_measurement: max(v),
+            chunk_length: u32_of(v, "chunk_length"),
+        },
+        "Prio3Histogram" => VdafConfig::Histogram {
+            length: u32_of(v, "length"),
+            chunk_length: u32_of(v, "chunk_length"),
+        },
+        other => panic!("no VdafConfig for {other}"),
+    }
+}
+
+/// Every two-aggregator VDAF-08 vector of `kind` (there must be `count`): prepare shares
+/// byte for byte from prio 0.16's prepare_init, and from the pipeline's intake half the
+/// same shares, the prepare message as the check it keeps, the output shares, a verdict
+/// of valid, the aggregate shares and the result.
+fn run08(kind: &'static str, count: usize) {
+    let dir = test_vec_dir("0.16.8", "08");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().ok()?;
+            let rest = name
+                .strip_prefix(kind)?
+                .strip_prefix('_')?
+                .strip_suffix(".json")?;
+            rest.chars().all(|c| c.is_ascii_digit()).then_some(name)
+        })
+        .collect();
+    names.sort();
+    let mut checked = 0;
+    for name in names {
+        let j: Value = serde_json::from_slice(&std::fs::read(dir.join(&name)).unwrap()).unwrap();
+        if j["shares"] != 2 {
+            continue;
+        }
+        checked += 1;
+        let config = config_of_08(kind, &j);
+        let (task, _) = dap_common::test_task_for(DapVersion::Dap09, config.clone(), 3600);
+        let vdaf = TaskVdaf::new(&task).unwrap();
+        let aggregators = [vdaf.aggregator(0).unwrap(), vdaf.aggregator(1).unwrap()];
+        let steps = Prio3Vdaf08::new(&config).unwrap();
+        let vk = hex(&j["verify_key"]);
+        let mut sums = [aggregators[0].new_sum(), aggregators[1].new_sum()];
+        let reports = j["prep"].as_array().unwrap();
+        for (i, report) in reports.iter().enumerate() {
+            let at = format!("{name} report {i}");
+            let nonce = nonce(report);
+            let public_share = hex(&report["public_share"]);
+            let input_shares: Vec<Vec<u8>> =
+                (0..2).map(|a| hex(&report["input_shares"][a])).collect();
+            let mut started = Vec::new();
+            for agg_id in 0..2 {
+                let input = VerifyInput {
+                    agg_id,
+                    nonce: &nonce,
+                    public_share: &public_share,
+                    input_share: &input_shares[agg_id],
+                };
+                let want_share = hex(&report["prep_shares"][0][agg_id]);
+                let (_, share) = steps
+                    .prepare_init(vk.as_slice().try_into().unwrap(), &input)
+                    .unwrap();
+                assert_eq!(share, want_share, "{at} prepare share {agg_id}");
+                let provisional = aggregators[agg_id].start(&vk, &input).unwrap();
+                assert_eq!(
+                    provisional.verifier_share, want_share,
+                    "{at} intake {agg_id}"
+                );
+                assert_eq!(
+                    provisional.check,
+                    hex(&report["prep_messages"][0]),
+                    "{at} check {agg_id}"
+                );
+                let mut one = aggregators[agg_id].new_sum();
+                one.add(&provisional.output).unwrap();
+                assert_eq!(
+                    one.encode().unwrap(),
+                    hex(&report["out_shares"][agg_id]),
+                    "{at} output share {agg_id}"
+                );
+                sums[agg_id].add(&provisional.output).unwrap();
+                started.push(provisional);
+            }
+            let shares = [
+                &started[0].verifier_share[..],
+                &started[1].verifier_share[..],
+            ];
+            for agg_id in 0..2 {
+                aggregators[agg_id]
+                    .decide(&started[agg_id].check, shares)
+                    .unwrap_or_else(|e| panic!("{at}: decided invalid by {agg_id}: {e}"));
+            }
+        }
+        let agg: Vec<Vec<u8>> = sums.iter().map(|s| s.encode().unwrap()).collect();
+        for (a, share) in agg.iter().enumerate() {
+            assert_eq!(share, &hex(&j["agg_shares"][a]), "{name} agg share {a}");
+        }
+        let result = vdaf.unshard([&agg[0], &agg[1]], reports.len()).unwrap();
+        assert_eq!(result.to_json(), j["agg_result"], "{name} result");
+    }
+    assert_eq!(
+        checked, count,
+        "{kind}: two-aggregator VDAF-08 vectors found"
+    );
+}
+
+#[test]
+fn vdaf08_prio3_count_vectors() {
+    run08("Prio3Count", 1);
+}
+
+#[test]
+fn vdaf08_prio3_sum_vectors() {
+    run08("Prio3Sum", 1);
+}
+
+#[test]
+fn vdaf08_prio3_sumvec_vectors() {
+    run08("Prio3SumVec", 1);
+}
+
+#[test]
+fn vdaf08_prio3_histogram_vectors() {
+    run08("Prio3Histogram", 1);
 }

@@ -8,6 +8,7 @@ use chrono::{DurationRound, TimeDelta, Utc};
 use common::*;
 use divvi::batch::{truncate_to_minute, BatchId, Window};
 use divvi::crypto::PacketScheme;
+use divvi::dap::DapVersion;
 use divvi::dap::{encode_reports, DapClient, Measurement, VdafConfig};
 use divvi::schedule::{execute_run, RunId, RunOutcome};
 use divvi::stages::collect::Collected;
@@ -187,7 +188,7 @@ fn setup_dap(aggregation: &str, per_batch: usize) -> (Deployment, Window, Vec<Ba
         ingest_dap(
             &d.ingestor,
             &task,
-            &encode_reports(&reports).unwrap(),
+            &encode_reports(DapVersion::Dap18, &reports).unwrap(),
             &options,
         )
         .unwrap();

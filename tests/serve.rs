@@ -4,11 +4,13 @@
 //! aggregate and the portal's collect must then find every acknowledged report exactly
 //! once. A kill under load from eight concurrent clients loses no acknowledged report and,
 //! with the unanswered uploads sent again, counts none twice; with storage down, uploads
-//! wait (503) and readiness fails until it returns.
+//! wait (503) and readiness fails until it returns. The deployed clients' own library,
+//! @divviup/dap (DAP-09), uploads thousands of reports whose result must be the truth.
 
 mod common;
 
 use common::divvi;
+use divvi::dap::DapVersion;
 use divvi::dap::{encode_reports, DapClient, Measurement, Report, Task};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -45,7 +47,12 @@ impl Drop for Server {
 
 /// Starts `divvi serve`; returns the process and its port.
 fn start(dir: &Path) -> (Server, u16) {
-    let (child, listening) = start_with(dir, &[]);
+    start_with_port(dir, &[])
+}
+
+/// Starts `divvi serve` with `extra` arguments; returns the process and its port.
+fn start_with_port(dir: &Path, extra: &[&str]) -> (Server, u16) {
+    let (child, listening) = start_with(dir, extra);
     (
         child,
         listening["listening"]
@@ -71,10 +78,13 @@ fn start_with(dir: &Path, extra: &[&str]) -> (Server, serde_json::Value) {
             "127.0.0.1:0",
             "--journal",
             p(&dir.join("journal")),
-            "--batch-size",
-            "7",
         ])
         .args(extra)
+        // Small batches unless a test asks otherwise, so a few reports make several.
+        .args(match extra.contains(&"--batch-size") {
+            true => &[][..],
+            false => &["--batch-size", "7"][..],
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -230,7 +240,12 @@ fn acknowledged_uploads_reach_the_result_exactly_once_across_a_kill_and_a_stop()
         divvi::dap::task::encode_config_list(&[task.params().helper_hpke_config.clone()]).unwrap()
     );
     for chunk in reports[..12].chunks(4) {
-        let (status, body) = request(port, "POST", &path, &encode_reports(chunk).unwrap());
+        let (status, body) = request(
+            port,
+            "POST",
+            &path,
+            &encode_reports(DapVersion::Dap18, chunk).unwrap(),
+        );
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     }
     // Killed after its acknowledgements: nothing acknowledged may be lost.
@@ -239,8 +254,11 @@ fn acknowledged_uploads_reach_the_result_exactly_once_across_a_kill_and_a_stop()
 
     let (server, port) = start(&dir);
     // A client that lost an answer sends the same upload again.
-    let retried = encode_reports(&reports[8..16]).unwrap();
-    for body in [&retried, &encode_reports(&reports[16..]).unwrap()] {
+    let retried = encode_reports(DapVersion::Dap18, &reports[8..16]).unwrap();
+    for body in [
+        &retried,
+        &encode_reports(DapVersion::Dap18, &reports[16..]).unwrap(),
+    ] {
         let (status, answer) = request(port, "POST", &path, body);
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
     }
@@ -290,7 +308,12 @@ fn uploads_wait_while_storage_is_down_and_resume_when_it_returns() {
         .port();
     assert_eq!(request(port, "GET", "/readyz", b"").0, 200);
     for chunk in reports[..8].chunks(4) {
-        let (status, body) = request(port, "POST", &path, &encode_reports(chunk).unwrap());
+        let (status, body) = request(
+            port,
+            "POST",
+            &path,
+            &encode_reports(DapVersion::Dap18, chunk).unwrap(),
+        );
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     }
     // Two segments wait now (each sealed just after its upload was answered), one more
@@ -300,7 +323,7 @@ fn uploads_wait_while_storage_is_down_and_resume_when_it_returns() {
         (status == 503).then_some(body)
     });
     assert!(String::from_utf8_lossy(&body).contains("2 sealed segments wait"));
-    let third = encode_reports(&reports[8..]).unwrap();
+    let third = encode_reports(DapVersion::Dap18, &reports[8..]).unwrap();
     let (status, head, body) = exchange(port, "POST", &path, &third);
     assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
     assert!(head.to_lowercase().contains("retry-after: 1"), "{head}");
@@ -357,8 +380,13 @@ fn a_kill_under_concurrent_load_loses_no_acknowledged_report_and_counts_none_twi
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some(upload) = uploads.get(i) else { break };
-                match try_exchange(port, "POST", &path, &encode_reports(upload).unwrap())
-                    .map(|(status, ..)| status)
+                match try_exchange(
+                    port,
+                    "POST",
+                    &path,
+                    &encode_reports(DapVersion::Dap18, upload).unwrap(),
+                )
+                .map(|(status, ..)| status)
                 {
                     Some(200) => {
                         acknowledged.lock().unwrap()[i] = true;
@@ -385,7 +413,12 @@ fn a_kill_under_concurrent_load_loses_no_acknowledged_report_and_counts_none_twi
         .zip(&acknowledged)
         .filter(|(_, acked)| !**acked)
     {
-        let (status, body) = request(port, "POST", &path, &encode_reports(upload).unwrap());
+        let (status, body) = request(
+            port,
+            "POST",
+            &path,
+            &encode_reports(DapVersion::Dap18, upload).unwrap(),
+        );
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     }
     stop_and_check_flushed(server, &dir);
@@ -398,4 +431,63 @@ fn a_kill_under_concurrent_load_loses_no_acknowledged_report_and_counts_none_twi
         "{result} ({acked} of {} uploads acknowledged before the kill)",
         uploads.len()
     );
+}
+
+/// The npm package deployed clients use, @divviup/dap 0.9.1 (DAP-09 with VDAF-08),
+/// installed from `tests/clients/dap-js/package-lock.json` by scripts/test.sh, fetches
+/// both HPKE configs from `divvi serve` and uploads a few thousand reports of a histogram
+/// and of a sum task; the pipeline's result is the truth.
+#[test]
+fn reports_from_the_divviup_dap_npm_client_reach_the_true_result() {
+    let harness = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/dap-js");
+    assert!(
+        harness.join("node_modules/@divviup/dap").is_dir(),
+        "@divviup/dap is not installed: run `npm ci` in {} (scripts/test.sh does)",
+        harness.display()
+    );
+    /// The task's VDAF, how many reports, and the i-th report's measurement.
+    type Case = (&'static str, usize, fn(usize) -> u64);
+    let cases: [Case; 2] = [
+        ("histogram:16", 2000, |i| (i * 7 % 16) as u64),
+        ("sum:255", 1000, |i| (i * 37 % 256) as u64),
+    ];
+    for (vdaf, n, measure) in cases {
+        let (_d, task) = common::dap_deployment_for(DapVersion::Dap09, vdaf.parse().unwrap());
+        let dir = _d.paths.dir.clone();
+        let measurements: Vec<u64> = (0..n).map(measure).collect();
+        let lines: String = measurements.iter().map(|m| format!("{m}\n")).collect();
+        std::fs::write(dir.join("m.jsonl"), lines).unwrap();
+        let truth = match vdaf {
+            "sum:255" => serde_json::json!(measurements.iter().sum::<u64>()),
+            _ => {
+                let mut buckets = vec![0u64; 16];
+                measurements.iter().for_each(|&m| buckets[m as usize] += 1);
+                serde_json::json!(buckets)
+            }
+        };
+        let (server, port) = start_with_port(&dir, &["--batch-size", "500"]);
+        let base = format!("http://127.0.0.1:{port}");
+        let out = Command::new("node")
+            .current_dir(&harness)
+            .args([
+                "upload.mjs",
+                p(&dir.join("task.json")),
+                &format!("{base}/leader/"),
+                &format!("{base}/helper/"),
+                p(&dir.join("m.jsonl")),
+                "--concurrency",
+                "8",
+            ])
+            .output()
+            .expect("node runs");
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{vdaf}: node's summary line: {out:?}"));
+        assert_eq!(summary["uploaded"], n, "{vdaf}: {summary}");
+        assert_eq!(summary["failed"], 0, "{vdaf}: {summary}");
+        stop_and_check_flushed(server, &dir);
+        let result = collected(&dir, &task);
+        assert_eq!(result["result"], truth, "{vdaf}: {result}");
+        assert_eq!(result["report_count"], n, "{vdaf}: {result}");
+        assert_eq!(result["invalid_reports"], 0, "{vdaf}: {result}");
+    }
 }

@@ -4,7 +4,7 @@
 use crate::batch::{truncate_to_minute, Window};
 use crate::config::{Ingestor, Limits, Server};
 use crate::crypto::PacketScheme;
-use crate::dap::{encode_reports, DapClient, Task, VdafConfig};
+use crate::dap::{encode_reports, DapClient, DapVersion, Task, VdafConfig};
 use crate::demo::dap::{deploy_task, window_of};
 use crate::demo::{draw, Progress};
 use crate::keygen::Layout;
@@ -76,9 +76,10 @@ pub(super) fn prio2(
 pub(super) fn dap(
     dir: &Path,
     packets: u64,
-    vdaf: &VdafConfig,
+    task_vdaf: (DapVersion, &VdafConfig),
     progress: &dyn Progress,
 ) -> Result<Prepared> {
+    let vdaf = task_vdaf.1;
     // DAP's usual minimum batch size, or every report of a smaller run.
     let floor = packets.min(100);
     let d = deploy_task(
@@ -86,7 +87,7 @@ pub(super) fn dap(
         PacketScheme::Ecies,
         "divvi-bench",
         &Layout::Local,
-        vdaf,
+        task_vdaf,
         floor,
     )?;
     let task = Task::load(&d.dir.join("task.json"))?;
@@ -102,7 +103,7 @@ pub(super) fn dap(
                 client.report(&draw::measurement(vdaf, rng), now_secs)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(encode_reports(&reports)?)
+        Ok(encode_reports(client.task().version(), &reports)?)
     };
     let one_report = make(1)?.len();
     let per_body = (BODY_BYTES / one_report.max(1)).max(1);

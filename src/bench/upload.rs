@@ -8,7 +8,7 @@
 //! the ciphertexts no longer match their ids, which only the servers could notice.
 
 use crate::config::Ingestor;
-use crate::dap::{encode_reports, DapClient, Task, VdafConfig};
+use crate::dap::{DapClient, DapVersion, Task, VdafConfig};
 use crate::demo::dap::deploy_task;
 use crate::demo::draw;
 use crate::keygen::Layout;
@@ -97,7 +97,7 @@ pub fn run_upload_bench(
         crate::crypto::PacketScheme::Ecies,
         "divvi-bench",
         &Layout::Local,
-        vdaf,
+        (DapVersion::Dap18, vdaf),
         100,
     )?;
     let task = Task::load(&d.dir.join("task.json"))?;
@@ -209,8 +209,7 @@ fn upload_bodies(task: &Task, vdaf: &VdafConfig, load: &UploadLoad) -> Result<Ve
             for report in chunk {
                 // A report's encoding starts with its id (DAP-18 ReportMetadata).
                 body.id_offsets.push(body.bytes.len());
-                body.bytes
-                    .extend(encode_reports(std::slice::from_ref(report))?);
+                body.bytes.extend(report.to_bytes(task.version())?);
             }
             Ok(body)
         })

@@ -112,8 +112,14 @@ pub(super) fn bench(a: BenchArgs) -> Result<ExitCode> {
 }
 
 fn upload_bench(a: &BenchArgs, vdaf: &DemoVdaf, dir: &std::path::Path) -> Result<ExitCode> {
-    let DemoVdaf::Prio3(config) = vdaf else {
-        anyhow::bail!("--upload measures DAP uploads: give a Prio3 VDAF (--vdaf), not {vdaf}");
+    let DemoVdaf::Prio3 {
+        version: divvi::dap::DapVersion::Dap18,
+        vdaf: config,
+    } = vdaf
+    else {
+        anyhow::bail!(
+            "--upload measures DAP-18 uploads (many reports per request): give a Prio3 VDAF (--vdaf) of a DAP-18 task, not {vdaf}"
+        );
     };
     let load = divvi::bench::upload::UploadLoad {
         clients: a.clients,

@@ -88,7 +88,7 @@ pub fn client_command(a: ClientArgs) -> Result<ExitCode> {
             .with_context(|| format!("{input} line {n}"))?;
         reports.push(report);
     }
-    let body = encode_reports(&reports)?;
+    let body = encode_reports(task.version(), &reports)?;
     write_atomically(&a.output, &body)?;
     let summary = serde_json::json!({
         "task_id": task.task_id().to_base64url(),

@@ -49,7 +49,10 @@ pub(super) fn demo(a: DemoArgs) -> Result<ExitCode> {
     }
     let how = match &options.vdaf {
         DemoVdaf::Prio2 { .. } => format!("ENPA, {} packets", options.scheme),
-        DemoVdaf::Prio3(_) => "DAP-18, reports sealed by the client library".to_string(),
+        DemoVdaf::Prio3 { version, .. } => format!(
+            "{}, reports sealed by the client library",
+            version.label().to_uppercase()
+        ),
     };
     out!(
         "divvi demo: {} reports of {} ({how}), batches of {}, {} spoiled on purpose, in {}",

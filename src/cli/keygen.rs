@@ -48,13 +48,17 @@ pub(super) struct KeygenArgs {
     dap: DapArgs,
 }
 
-/// A DAP-18 task beside the ENPA keys: only with --vdaf.
+/// A DAP task beside the ENPA keys: only with --vdaf.
 #[derive(Args)]
 pub(super) struct DapArgs {
-    /// Also make a DAP-18 task with this Prio3 VDAF (count, sum:MAX, histogram:LEN, ...):
+    /// Also make a DAP task with this Prio3 VDAF (count, sum:MAX, histogram:LEN, ...):
     /// task.json, each server's and the collector's HPKE key, the servers' verify key.
     #[arg(long)]
     vdaf: Option<divvi::dap::VdafConfig>,
+    /// The DAP draft the task's clients speak: 18 (current), or 09 (what Firefox,
+    /// @divviup/dap 0.9 and janus_client 0.7 send; VDAF-08, sum maxima 2^bits - 1).
+    #[arg(long, default_value = "18", requires = "vdaf")]
+    dap_version: divvi::dap::task::DapVersion,
     /// The task's time precision in seconds (report times are rounded down to it).
     #[arg(long, default_value_t = 3600, requires = "vdaf")]
     time_precision: u64,
@@ -72,6 +76,7 @@ pub(super) struct DapArgs {
 impl DapArgs {
     fn options(&self) -> Option<divvi::keygen::DapTaskOptions> {
         self.vdaf.clone().map(|vdaf| divvi::keygen::DapTaskOptions {
+            dap_version: self.dap_version,
             vdaf,
             time_precision: self.time_precision,
             min_batch_size: self.min_batch_size,

@@ -26,6 +26,10 @@ pub(super) struct VdafArgs {
     /// keys) [default: ecies]
     #[arg(long)]
     scheme: Option<PacketScheme>,
+    /// The DAP draft of the task: 18, or 09 (what deployed clients speak: VDAF-08, sum
+    /// and sumvec maxima 2^bits - 1, no multihot) [default: 18]
+    #[arg(long, value_name = "VERSION")]
+    dap_version: Option<divvi::dap::DapVersion>,
 }
 
 impl VdafArgs {
@@ -37,8 +41,12 @@ impl VdafArgs {
             (None, Some(bins)) => DemoVdaf::Prio2 { bins },
             (None, None) => DEFAULT_VDAF.parse()?,
         };
+        let vdaf = match self.dap_version {
+            Some(version) => vdaf.with_dap_version(version)?,
+            None => vdaf,
+        };
         let scheme = match (&vdaf, self.scheme) {
-            (DemoVdaf::Prio3(_), Some(_)) => bail!(
+            (DemoVdaf::Prio3 { .. }, Some(_)) => bail!(
                 "--scheme sets ENPA packet encryption (--vdaf prio2:BINS); a DAP task's reports are sealed with its HPKE keys"
             ),
             (_, scheme) => scheme.unwrap_or(PacketScheme::Ecies),

@@ -108,7 +108,7 @@ impl ServerDapConfig {
             .verify_key
             .read(base, KeyFileCheck::Refuse)
             .context("dap.verify_key")?;
-        let verify_key = VerifyKey::from_text(&text).context("dap.verify_key")?;
+        let verify_key = VerifyKey::from_text(task.version(), &text).context("dap.verify_key")?;
         Ok(ServerDap {
             task,
             role,

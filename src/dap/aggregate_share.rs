@@ -1,25 +1,26 @@
-//! What a DAP-18 aggregator sends the collector (D18 §4.6.7): its aggregate share, sealed
-//! with HPKE to the collector under info = "dap-18 aggregate share" ‖ sender role ‖ 0x00
-//! (collector) and AAD = [`AggregateShareAad`], and the checksum over the report ids it
-//! aggregated. Pure functions; the stages decide when to call them.
+//! What a DAP aggregator sends the collector (D09 §4.6.4, D18 §4.6.7): its aggregate
+//! share, sealed with HPKE to the collector under info = "dap-18 aggregate share" (or
+//! "dap-09 ...") ‖ sender role ‖ 0x00 (collector) and AAD = [`AggregateShareAad`], and
+//! the checksum over the report ids it aggregated. Pure functions; the stages decide
+//! when to call them.
 
 use prio::codec::{encode_u32_items, CodecError, Encode};
 
 use super::hpke::{seal_to, wire_error, HpkeError, HpkeKeypair, Role, AGGREGATE_SHARE};
 use super::messages::{encoded, HpkeCiphertext, ReportId, WireError};
-use super::task::{BatchMode, HpkeConfig, TaskId};
+use super::task::{BatchMode, DapVersion, HpkeConfig, Task, TaskId};
 
-const AGGREGATE_SHARE_LABEL: &[u8] = b"dap-18 aggregate share";
 const COLLECTOR_ROLE: u8 = 0x00;
 /// An encoded `Interval`: start u64 | duration u64.
 const INTERVAL_LEN: u16 = 16;
 /// Length of a [`ReportIdChecksum`] (a SHA-256 output).
 pub const REPORT_ID_CHECKSUM_LEN: usize = 32;
 
-/// `"dap-18 aggregate share" ‖ sender ‖ 0x00`: binds the ciphertext to the aggregator
-/// that sent it, so the collector cannot be handed one server's share as the other's.
-pub fn aggregate_share_info(sender: Role) -> Vec<u8> {
-    let mut info = AGGREGATE_SHARE_LABEL.to_vec();
+/// `"dap-18 aggregate share" ‖ sender ‖ 0x00` (DAP-09: "dap-09 ..."): binds the
+/// ciphertext to the aggregator that sent it, so the collector cannot be handed one
+/// server's share as the other's.
+pub fn aggregate_share_info(version: DapVersion, sender: Role) -> Vec<u8> {
+    let mut info = format!("{} aggregate share", version.label()).into_bytes();
     info.push(sender.code());
     info.push(COLLECTOR_ROLE);
     info
@@ -107,22 +108,47 @@ impl Encode for BatchInterval {
     }
 }
 
-/// D18 `AggregateShareAad`: `task_id[32] | TaskConfiguration | CollectionJobReq`, where
+/// `AggregateShareAad`. D18: `task_id[32] | TaskConfiguration | CollectionJobReq`, where
 /// `CollectionJobReq = Query{batch_mode u8 (1) | u16 len | Interval} | u32 len | agg_param
-/// | u16 len | extensions (none)`. `task_configuration` is
-/// [`super::Task::task_configuration`], as in [`super::messages::InputShareAad`].
+/// | u16 len | extensions (none)`. D09: `task_id[32] | u32 len | agg_param |
+/// BatchSelector{query_type u8 (1) | Interval}`, the interval in seconds.
 pub struct AggregateShareAad<'a> {
+    pub version: DapVersion,
     pub task_id: &'a TaskId,
-    pub task_configuration: &'a [u8],
+    /// [`Task::aad_task_binding`], as in [`super::messages::InputShareAad`].
+    pub task_binding: &'a [u8],
+    pub time_precision: u64,
     pub interval: BatchInterval,
     /// The VDAF aggregation parameter; empty for Prio3.
     pub agg_param: &'a [u8],
 }
 
+impl<'a> AggregateShareAad<'a> {
+    /// The AAD of `task`'s aggregate share of `interval` (Prio3: no aggregation
+    /// parameter); `task_binding` is the task's [`Task::aad_task_binding`].
+    pub fn for_task(task: &'a Task, task_binding: &'a [u8], interval: BatchInterval) -> Self {
+        AggregateShareAad {
+            version: task.version(),
+            task_id: task.task_id(),
+            task_binding,
+            time_precision: task.time_precision(),
+            interval,
+            agg_param: &[],
+        }
+    }
+}
+
 impl Encode for AggregateShareAad<'_> {
     fn encode(&self, bytes: &mut Vec<u8>) -> Result<(), CodecError> {
         bytes.extend_from_slice(&self.task_id.0);
-        bytes.extend_from_slice(self.task_configuration);
+        if self.version == DapVersion::Dap09 {
+            encode_u32_items(bytes, &(), self.agg_param)?;
+            BatchMode::TimeInterval.code().encode(bytes)?;
+            let seconds = |units: u64| units.saturating_mul(self.time_precision);
+            seconds(self.interval.start).encode(bytes)?;
+            return seconds(self.interval.duration).encode(bytes);
+        }
+        bytes.extend_from_slice(self.task_binding);
         BatchMode::TimeInterval.code().encode(bytes)?;
         INTERVAL_LEN.encode(bytes)?;
         self.interval.encode(bytes)?;
@@ -146,9 +172,10 @@ pub fn seal_aggregate_share(
     share: &[u8],
 ) -> Result<HpkeCiphertext, HpkeError> {
     let names = (sender.name(), AGGREGATE_SHARE);
+    let info = aggregate_share_info(aad.version, sender);
     let aad = aad.to_bytes().map_err(wire_error(names))?;
     let recipient = (collector, "collector");
-    seal_to(recipient, names, &aggregate_share_info(sender), share, &aad)
+    seal_to(recipient, names, &info, share, &aad)
 }
 
 impl HpkeKeypair {
@@ -161,13 +188,9 @@ impl HpkeKeypair {
         aad: &AggregateShareAad,
     ) -> Result<Vec<u8>, HpkeError> {
         let names = (sender.name(), AGGREGATE_SHARE);
+        let info = aggregate_share_info(aad.version, sender);
         let aad = aad.to_bytes().map_err(wire_error(names))?;
-        self.open_sealed(
-            names,
-            &aggregate_share_info(sender),
-            ciphertext.into(),
-            &aad,
-        )
+        self.open_sealed(names, &info, ciphertext.into(), &aad)
     }
 }
 

@@ -6,6 +6,7 @@ const SHARE: &[u8] = b"an encoded aggregate share";
 fn task_with(collector: HpkeConfig, min_batch_size: u64) -> Task {
     let key = |id: u8| HpkeConfig::x25519(id, vec![id; 32]);
     Task::new(TaskParams {
+        dap_version: DapVersion::Dap18,
         task_id: TaskId([7; 32]),
         task_info: b"ab".to_vec(),
         leader_aggregator_endpoint: "https://l/".into(),
@@ -41,12 +42,7 @@ fn seal(task: &Task, sender: Role, aad: &AggregateShareAad) -> HpkeCiphertext {
 }
 
 fn aad<'a>(task: &'a Task, configuration: &'a [u8]) -> AggregateShareAad<'a> {
-    AggregateShareAad {
-        task_id: task.task_id(),
-        task_configuration: configuration,
-        interval: INTERVAL,
-        agg_param: &[],
-    }
+    AggregateShareAad::for_task(task, configuration, INTERVAL)
 }
 
 #[test]
@@ -107,7 +103,7 @@ fn opening_fails_when_anything_bound_differs() {
     let changed = task_with(collector.config().clone(), 101).task_configuration();
     assert_ne!(changed, configuration);
     let other = AggregateShareAad {
-        task_configuration: &changed,
+        task_binding: &changed,
         ..aad
     };
     refused(Role::Leader, &sealed, &other);
@@ -178,16 +174,16 @@ fn info_is_the_d18_label_then_sender_then_collector() {
         0x65, 0x20, 0x73, 0x68, 0x61, 0x72, 0x65,
     ];
     assert_eq!(
-        aggregate_share_info(Role::Leader),
+        aggregate_share_info(DapVersion::Dap18, Role::Leader),
         [&label[..], &[0x02, 0x00]].concat()
     );
     assert_eq!(
-        aggregate_share_info(Role::Helper),
+        aggregate_share_info(DapVersion::Dap18, Role::Helper),
         [&label[..], &[0x03, 0x00]].concat()
     );
     assert_ne!(
-        aggregate_share_info(Role::Leader),
-        crate::dap::hpke::input_share_info(Role::Leader)
+        aggregate_share_info(DapVersion::Dap18, Role::Leader),
+        crate::dap::hpke::input_share_info(DapVersion::Dap18, Role::Leader)
     );
 }
 
@@ -200,10 +196,8 @@ fn aad_has_the_d18_layout() {
     assert_eq!(configuration.len(), 62);
     let agg_param = [0xa1, 0xa2, 0xa3];
     let bytes = AggregateShareAad {
-        task_id: task.task_id(),
-        task_configuration: &configuration,
-        interval: INTERVAL,
         agg_param: &agg_param,
+        ..AggregateShareAad::for_task(&task, &configuration, INTERVAL)
     }
     .to_bytes()
     .unwrap();
@@ -315,4 +309,52 @@ fn misaligned_empty_and_impossible_windows_are_refused() {
         BatchInterval::from_window(-3600, 3600, 3600),
         Err(IntervalError::BeforeEpoch { start: -3600 })
     );
+}
+
+#[test]
+fn dap09_aad_and_info_have_the_d09_layout() {
+    let mut params = task_with(HpkeConfig::x25519(3, vec![3; 32]), 100)
+        .params()
+        .clone();
+    params.dap_version = DapVersion::Dap09;
+    let task = Task::new(params).unwrap();
+    let binding = task.aad_task_binding();
+    assert!(binding.is_empty(), "DAP-09 binds only the task id");
+    let bytes = AggregateShareAad::for_task(&task, &binding, INTERVAL)
+        .to_bytes()
+        .unwrap();
+    // task_id 32 | u32 0 (no agg_param) | query_type 1 | Interval in seconds.
+    let expected = [
+        &[7u8; 32][..],
+        &[0, 0, 0, 0],
+        &[1],
+        &(472_000u64 * 3600).to_be_bytes(),
+        &(24u64 * 3600).to_be_bytes(),
+    ]
+    .concat();
+    assert_eq!(bytes, expected);
+    assert_eq!(
+        aggregate_share_info(DapVersion::Dap09, Role::Helper),
+        [&b"dap-09 aggregate share"[..], &[0x03, 0x00]].concat()
+    );
+    // A share sealed under DAP-09's info and AAD opens only under them.
+    let collector = HpkeKeypair::generate(9).unwrap();
+    let mut params = task.params().clone();
+    params.collector_hpke_config = collector.config().clone();
+    let task = Task::new(params).unwrap();
+    let aad = AggregateShareAad::for_task(&task, &binding, INTERVAL);
+    let sealed = seal(&task, Role::Leader, &aad);
+    assert_eq!(
+        collector
+            .open_aggregate_share(Role::Leader, &sealed, &aad)
+            .unwrap(),
+        SHARE
+    );
+    let as_18 = AggregateShareAad {
+        version: DapVersion::Dap18,
+        ..AggregateShareAad::for_task(&task, &binding, INTERVAL)
+    };
+    assert!(collector
+        .open_aggregate_share(Role::Leader, &sealed, &as_18)
+        .is_err());
 }

@@ -1,10 +1,11 @@
-//! The DAP-18 client: measurement in, sealed report out (D18 §4.4.2). No network: the
-//! caller uploads the reports (an `UploadRequest` body is [`super::encode_reports`]).
+//! The DAP client: measurement in, sealed report out (D18 §4.4.2, or D09 §4.4.2 for a
+//! DAP-09 task). No network: the caller uploads the reports (a DAP-18 `UploadRequest`
+//! body is [`super::encode_reports`]; DAP-09 takes one report per request).
 
 use super::hpke::{seal_input_share, HpkeError, Role};
 use super::measurement::Measurement;
 use super::messages::{InputShareAad, Report, ReportId, ReportMetadata, WireError};
-use super::prio3::{dap_context, Prio3Error, Prio3Vdaf};
+use super::prio3::{Prio3Error, TaskVdaf};
 use super::task::{Task, TaskError};
 
 /// Why a report could not be made.
@@ -30,6 +31,7 @@ pub enum ClientError {
 /// // The task as published by the aggregators (here with throwaway keys).
 /// let config = |id| HpkeKeypair::generate(id).map(|k| k.config().clone());
 /// let task = Task::new(TaskParams {
+///     dap_version: Default::default(), // DAP-18
 ///     task_id: TaskId::random()?,
 ///     task_info: b"page load times".to_vec(),
 ///     leader_aggregator_endpoint: "https://leader.example/".into(),
@@ -48,27 +50,24 @@ pub enum ClientError {
 /// assert_eq!(report.metadata.time, 1_700_000_000 / 3600);
 ///
 /// // POST this to {leader}/tasks/{task id}/reports as application/ppm-dap;message=upload-req.
-/// let body = encode_reports(&[report])?;
-/// assert_eq!(decode_reports(&body)?.len(), 1);
+/// let body = encode_reports(task.version(), &[report])?;
+/// assert_eq!(decode_reports(task.version(), &body)?.len(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct DapClient {
     task: Task,
-    vdaf: Prio3Vdaf,
-    task_configuration: Vec<u8>,
-    ctx: Vec<u8>,
+    vdaf: TaskVdaf,
+    task_binding: Vec<u8>,
 }
 
 impl DapClient {
-    /// Prepares the task's VDAF and the bytes every report binds to (TaskConfiguration,
-    /// VDAF context).
+    /// Prepares the task's VDAF (in its DAP version's draft) and the bytes every report's
+    /// AAD binds to (DAP-18: the TaskConfiguration).
     pub fn new(task: &Task) -> Result<Self, ClientError> {
-        let vdaf = Prio3Vdaf::new(task.vdaf())?;
         Ok(DapClient {
             task: task.clone(),
-            vdaf,
-            task_configuration: task.task_configuration(),
-            ctx: dap_context(task.task_id()),
+            vdaf: TaskVdaf::new(task)?,
+            task_binding: task.aad_task_binding(),
         })
     }
 
@@ -77,8 +76,9 @@ impl DapClient {
     }
 
     /// One report of `measurement` taken at `unix_seconds`: a fresh random report id, the
-    /// time truncated to time_precision units, the measurement sharded, the leader's share
-    /// sealed to the leader's HPKE config and the helper's to the helper's.
+    /// time truncated to the time_precision (DAP-18 in units, DAP-09 in seconds), the
+    /// measurement sharded, the leader's share sealed to the leader's HPKE config and the
+    /// helper's to the helper's.
     pub fn report(
         &self,
         measurement: &Measurement,
@@ -87,12 +87,13 @@ impl DapClient {
         let report_id = ReportId::random()?;
         let metadata = ReportMetadata {
             report_id,
-            time: unix_seconds / self.task.time_precision(),
+            time: self.task.report_time(unix_seconds),
         };
-        let shares = self.vdaf.shard(&self.ctx, measurement, &report_id.0)?;
+        let shares = self.vdaf.shard(measurement, &report_id.0)?;
         let aad = InputShareAad {
+            version: self.task.version(),
             task_id: self.task.task_id(),
-            task_configuration: &self.task_configuration,
+            task_binding: &self.task_binding,
             metadata: &metadata,
             public_share: &shares.public_share,
         };

@@ -1,6 +1,6 @@
-//! Sealing and opening DAP-18 input shares (D18 §4.4.2.1, §4.5.3.3): HPKE base mode,
-//! X25519-HKDF-SHA256 / HKDF-SHA256 / AES-128-GCM, info = "dap-18 input share" ‖ 0x01
-//! (client) ‖ receiver role, AAD = [`InputShareAad`]. The HPKE itself is the one in
+//! Sealing and opening DAP input shares (D09 §4.4.2, D18 §4.4.2.1, §4.5.3.3): HPKE base
+//! mode, X25519-HKDF-SHA256 / HKDF-SHA256 / AES-128-GCM, info = "dap-18 input share" (or
+//! "dap-09 input share") ‖ 0x01 (client) ‖ receiver role, AAD = [`InputShareAad`]. The HPKE itself is the one in
 //! `crate::crypto::hpke_x25519`; this file only adds DAP's framing.
 
 use crate::crypto::hpke_x25519::{HpkePrivateKey, HpkePublicKey, ENC_LEN};
@@ -8,7 +8,7 @@ use crate::crypto::hpke_x25519::{HpkePrivateKey, HpkePublicKey, ENC_LEN};
 use super::messages::{
     HpkeCiphertext, HpkeCiphertextRef, InputShareAad, PlaintextInputShare, Report, WireError,
 };
-use super::task::{HpkeConfig, Task};
+use super::task::{DapVersion, HpkeConfig, Task};
 
 /// An aggregator (D18 §4.1 `Role`): the receiver of an input share, the sender of an
 /// aggregate share.
@@ -41,11 +41,10 @@ impl Role {
 }
 
 const CLIENT_ROLE: u8 = 0x01;
-const INPUT_SHARE_LABEL: &[u8] = b"dap-18 input share";
 
-/// `"dap-18 input share" ‖ 0x01 ‖ role`.
-pub fn input_share_info(receiver: Role) -> Vec<u8> {
-    let mut info = INPUT_SHARE_LABEL.to_vec();
+/// `"dap-18 input share" ‖ 0x01 ‖ role` (DAP-09: `"dap-09 input share" ‖ ...`).
+pub fn input_share_info(version: DapVersion, receiver: Role) -> Vec<u8> {
+    let mut info = format!("{} input share", version.label()).into_bytes();
     info.push(CLIENT_ROLE);
     info.push(receiver.code());
     info
@@ -134,15 +133,10 @@ pub fn seal_input_share(
     }
     .to_bytes()
     .map_err(wire)?;
+    let info = input_share_info(aad.version, receiver);
     let aad = aad.to_bytes().map_err(wire)?;
     let recipient = (config, receiver.name());
-    seal_to(
-        recipient,
-        names,
-        &input_share_info(receiver),
-        &plaintext,
-        &aad,
-    )
+    seal_to(recipient, names, &info, &plaintext, &aad)
 }
 
 /// An aggregator's (or collector's) HPKE key pair and its public config.
@@ -242,8 +236,8 @@ impl HpkeKeypair {
     ) -> Result<(Vec<u8>, usize), HpkeError> {
         let names = (receiver.name(), INPUT_SHARE);
         let wire = wire_error(names);
+        let info = input_share_info(aad.version, receiver);
         let aad = aad.to_bytes().map_err(wire)?;
-        let info = input_share_info(receiver);
         let plaintext = self.open_sealed(names, &info, ciphertext.into(), &aad)?;
         let start = PlaintextInputShare::payload_offset(&plaintext).map_err(wire)?;
         Ok((plaintext, start))
@@ -256,10 +250,11 @@ impl HpkeKeypair {
         receiver: Role,
         report: &Report,
     ) -> Result<Vec<u8>, HpkeError> {
-        let task_configuration = task.task_configuration();
+        let task_binding = task.aad_task_binding();
         let aad = InputShareAad {
+            version: task.version(),
             task_id: task.task_id(),
-            task_configuration: &task_configuration,
+            task_binding: &task_binding,
             metadata: &report.metadata,
             public_share: &report.public_share,
         };

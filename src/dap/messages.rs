@@ -1,11 +1,13 @@
-//! DAP-18 upload messages in TLS presentation syntax (D18 §4.4.2): big-endian integers,
-//! byte-length prefixes, no framing. Encoding goes through `prio::codec::Encode`;
-//! decoding goes through [`Reader`], which names the field and byte offset of what is
-//! wrong and refuses lengths outside each field's range and bytes left over.
+//! DAP upload messages in TLS presentation syntax (D09 §4.4.2, D18 §4.4.2): big-endian
+//! integers, byte-length prefixes, no framing. The two drafts differ in one place here:
+//! DAP-18's report metadata ends with public extensions, DAP-09's does not, so reports
+//! and metadata are encoded and decoded for a [`DapVersion`]. Decoding goes through
+//! [`Reader`], which names the field and byte offset of what is wrong and refuses
+//! lengths outside each field's range and bytes left over.
 
 use prio::codec::{encode_u16_items, encode_u32_items, CodecError, Encode};
 
-use super::task::TaskId;
+use super::task::{DapVersion, TaskId};
 
 /// Length of a report id (`opaque ReportID[16]`), also the VDAF nonce.
 pub const REPORT_ID_LEN: usize = 16;
@@ -188,30 +190,38 @@ impl ReportId {
     }
 }
 
-/// D18 `ReportMetadata`: report id, time in time_precision units, and public extensions,
-/// of which divvi writes none and accepts none (no extension types are defined for it).
+/// `ReportMetadata`: report id and time; DAP-18 adds public extensions, of which divvi
+/// writes none and accepts none (no extension types are defined for it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReportMetadata {
     pub report_id: ReportId,
-    /// Units of the task's time_precision since the epoch.
+    /// DAP-18: units of the task's time_precision since the epoch; DAP-09: seconds
+    /// (see [`super::Task::time_unit`]).
     pub time: u64,
 }
 
-impl Encode for ReportMetadata {
-    fn encode(&self, bytes: &mut Vec<u8>) -> Result<(), CodecError> {
-        bytes.extend_from_slice(&self.report_id.0);
-        self.time.encode(bytes)?;
-        0u16.encode(bytes) // public_extensions: none
-    }
-    fn encoded_len(&self) -> Option<usize> {
-        Some(REPORT_ID_LEN + 8 + 2)
-    }
-}
-
 impl ReportMetadata {
-    pub fn decode(r: &mut Reader) -> Result<Self, WireError> {
+    pub fn encode(&self, version: DapVersion, bytes: &mut Vec<u8>) {
+        bytes.extend_from_slice(&self.report_id.0);
+        bytes.extend_from_slice(&self.time.to_be_bytes());
+        if version == DapVersion::Dap18 {
+            bytes.extend_from_slice(&0u16.to_be_bytes()); // public_extensions: none
+        }
+    }
+
+    pub fn encoded_len(version: DapVersion) -> usize {
+        match version {
+            DapVersion::Dap09 => REPORT_ID_LEN + 8,
+            DapVersion::Dap18 => REPORT_ID_LEN + 8 + 2,
+        }
+    }
+
+    pub fn decode(version: DapVersion, r: &mut Reader) -> Result<Self, WireError> {
         let report_id = ReportId(r.array("report_id")?);
         let time = r.u64("time")?;
+        if version == DapVersion::Dap09 {
+            return Ok(ReportMetadata { report_id, time });
+        }
         let offset = r.offset();
         let extensions = r.opaque_u16("public_extensions", 0)?;
         if !extensions.is_empty() {
@@ -226,12 +236,14 @@ impl ReportMetadata {
         Ok(ReportMetadata { report_id, time })
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, WireError> {
-        decode_exact(bytes, "report metadata", Self::decode)
+    pub fn from_bytes(version: DapVersion, bytes: &[u8]) -> Result<Self, WireError> {
+        decode_exact(bytes, "report metadata", |r| Self::decode(version, r))
     }
 
-    pub fn to_bytes(&self) -> Result<Vec<u8>, WireError> {
-        encoded("report metadata", self)
+    pub fn to_bytes(&self, version: DapVersion) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(Self::encoded_len(version));
+        self.encode(version, &mut bytes);
+        bytes
     }
 }
 
@@ -283,7 +295,7 @@ impl HpkeCiphertext {
     }
 }
 
-/// D18 `Report`: metadata, public share `<0..2^32-1>`, then the leader's and the helper's
+/// `Report`: metadata, public share `<0..2^32-1>`, then the leader's and the helper's
 /// encrypted input shares (in that order: shares are assigned by position).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -293,51 +305,52 @@ pub struct Report {
     pub helper_encrypted_input_share: HpkeCiphertext,
 }
 
-impl Encode for Report {
-    fn encode(&self, bytes: &mut Vec<u8>) -> Result<(), CodecError> {
-        self.metadata.encode(bytes)?;
+impl Report {
+    pub fn encode(&self, version: DapVersion, bytes: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.metadata.encode(version, bytes);
         encode_u32_items(bytes, &(), &self.public_share)?;
         self.leader_encrypted_input_share.encode(bytes)?;
         self.helper_encrypted_input_share.encode(bytes)
     }
-    fn encoded_len(&self) -> Option<usize> {
+
+    pub fn encoded_len(&self, version: DapVersion) -> Option<usize> {
         Some(
-            self.metadata.encoded_len()?
+            ReportMetadata::encoded_len(version)
                 + 4
                 + self.public_share.len()
                 + self.leader_encrypted_input_share.encoded_len()?
                 + self.helper_encrypted_input_share.encoded_len()?,
         )
     }
-}
 
-impl Report {
-    pub fn decode(r: &mut Reader) -> Result<Self, WireError> {
+    pub fn decode(version: DapVersion, r: &mut Reader) -> Result<Self, WireError> {
         Ok(Report {
-            metadata: ReportMetadata::decode(r)?,
+            metadata: ReportMetadata::decode(version, r)?,
             public_share: r.opaque_u32("public_share", 0)?.to_vec(),
             leader_encrypted_input_share: HpkeCiphertext::decode(r)?,
             helper_encrypted_input_share: HpkeCiphertext::decode(r)?,
         })
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, WireError> {
-        decode_exact(bytes, "report", Self::decode)
+    pub fn from_bytes(version: DapVersion, bytes: &[u8]) -> Result<Self, WireError> {
+        decode_exact(bytes, "report", |r| Self::decode(version, r))
     }
 
-    pub fn to_bytes(&self) -> Result<Vec<u8>, WireError> {
-        encoded("report", self)
+    pub fn to_bytes(&self, version: DapVersion) -> Result<Vec<u8>, WireError> {
+        encode_reports(version, std::slice::from_ref(self))
     }
 }
 
-/// Decodes an `UploadRequest` body: reports back to back to the end, no count (D18 §4.4.2).
-/// An error names the report's index and the byte offset where it starts.
-pub fn decode_reports(bytes: &[u8]) -> Result<Vec<Report>, WireError> {
+/// Decodes reports back to back to the end, no count: a DAP-18 `UploadRequest` body, and
+/// the form divvi keeps DAP-09's one-report uploads in too (`divvi client`'s output,
+/// the upload journal). An error names the report's index and the byte offset where it
+/// starts.
+pub fn decode_reports(version: DapVersion, bytes: &[u8]) -> Result<Vec<Report>, WireError> {
     let mut r = Reader::new(bytes);
     let mut reports = Vec::new();
     while !r.is_empty() {
         let offset = r.offset();
-        let report = Report::decode(&mut r).map_err(|e| WireError::InReport {
+        let report = Report::decode(version, &mut r).map_err(|e| WireError::InReport {
             index: reports.len(),
             offset,
             source: Box::new(e),
@@ -347,19 +360,21 @@ pub fn decode_reports(bytes: &[u8]) -> Result<Vec<Report>, WireError> {
     Ok(reports)
 }
 
-/// Encodes reports as an `UploadRequest` body.
-pub fn encode_reports(reports: &[Report]) -> Result<Vec<u8>, WireError> {
+/// Encodes reports back to back (a DAP-18 `UploadRequest` body).
+pub fn encode_reports(version: DapVersion, reports: &[Report]) -> Result<Vec<u8>, WireError> {
     let mut out = Vec::new();
     for report in reports {
-        report.encode(&mut out).map_err(|e| WireError::Encode {
-            what: "report",
-            reason: e.to_string(),
-        })?;
+        report
+            .encode(version, &mut out)
+            .map_err(|e| WireError::Encode {
+                what: "report",
+                reason: e.to_string(),
+            })?;
     }
     Ok(out)
 }
 
-/// D18 `PlaintextInputShare`: private extensions (divvi writes none, accepts none) and
+/// `PlaintextInputShare` (the same in D09 and D18): private extensions (divvi writes none, accepts none) and
 /// the VDAF input share `<1..2^32-1>`. This is what HPKE seals.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlaintextInputShare {
@@ -403,11 +418,13 @@ impl PlaintextInputShare {
     }
 }
 
-/// D18 `InputShareAad`: `task_id | TaskConfiguration | ReportMetadata | u32 public_share`.
-/// `task_configuration` is [`super::Task::task_configuration`], computed once per task.
+/// `InputShareAad`: D18 `task_id | TaskConfiguration | ReportMetadata | u32 public_share`,
+/// D09 the same without the TaskConfiguration. `task_binding` is
+/// [`super::Task::aad_task_binding`], computed once per task.
 pub struct InputShareAad<'a> {
+    pub version: DapVersion,
     pub task_id: &'a TaskId,
-    pub task_configuration: &'a [u8],
+    pub task_binding: &'a [u8],
     pub metadata: &'a ReportMetadata,
     pub public_share: &'a [u8],
 }
@@ -415,8 +432,8 @@ pub struct InputShareAad<'a> {
 impl Encode for InputShareAad<'_> {
     fn encode(&self, bytes: &mut Vec<u8>) -> Result<(), CodecError> {
         bytes.extend_from_slice(&self.task_id.0);
-        bytes.extend_from_slice(self.task_configuration);
-        self.metadata.encode(bytes)?;
+        bytes.extend_from_slice(self.task_binding);
+        self.metadata.encode(self.version, bytes);
         encode_u32_items(bytes, &(), self.public_share)
     }
 }

@@ -1,4 +1,5 @@
-//! IETF DAP-18 (draft-ietf-ppm-dap-18) with the Prio3 VDAFs of VDAF-18 (prio 0.18.1):
+//! IETF DAP-18 (draft-ietf-ppm-dap-18) with the Prio3 VDAFs of VDAF-18 (prio 0.18.1), and
+//! DAP-09 with VDAF-08 (prio 0.16), which the deployed clients speak:
 //! the public task definition, the upload messages, DAP's HPKE framing of input shares,
 //! the Prio3 steps byte in / byte out, the client that turns measurements into
 //! reports, and what an aggregator sends the collector (its sealed aggregate share and
@@ -29,7 +30,8 @@ pub use messages::{
     decode_reports, encode_reports, HpkeCiphertext, Report, ReportId, ReportMetadata, WireError,
 };
 pub use prio3::{
-    dap_context, AggregateResult, Prio3Aggregator, Prio3Vdaf, Provisional, VerifyInput, VerifyState,
+    dap_context, AggregateResult, Prio3Aggregator, Prio3Vdaf, Provisional, TaskAggregator,
+    TaskVdaf, VerifyInput, VerifyState,
 };
 pub use secrets::{SecretError, VerifyKey, VERIFY_KEY_LEN};
-pub use task::{HpkeConfig, Task, TaskError, TaskId, TaskParams, VdafConfig};
+pub use task::{DapVersion, HpkeConfig, Task, TaskError, TaskId, TaskParams, VdafConfig};

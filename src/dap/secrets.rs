@@ -9,7 +9,10 @@ use base64::Engine as _;
 use super::hpke::HpkeKeypair;
 use super::task::HpkeConfig;
 
-/// Prio3's VERIFY_KEY_SIZE (VDAF-18 §7: 32 bytes, as XofTurboShake128's seed).
+use super::task::DapVersion;
+
+/// Prio3's VERIFY_KEY_SIZE in VDAF-18 (§7: 32 bytes, as XofTurboShake128's seed); a
+/// DAP-09 task's VDAF-08 takes 16 ([`DapVersion::verify_key_len`]).
 pub const VERIFY_KEY_LEN: usize = 32;
 
 /// A DAP task's secret that could not be decoded; names it and the reason, never the text.
@@ -29,9 +32,10 @@ fn decode(what: &'static str, text: &str) -> Result<Vec<u8>, SecretError> {
         })
 }
 
-/// The verify key both aggregators of a task hold (and no one else).
+/// The verify key both aggregators of a task hold (and no one else): as many bytes as
+/// the task's VDAF draft takes.
 #[derive(Clone, PartialEq, Eq)]
-pub struct VerifyKey([u8; VERIFY_KEY_LEN]);
+pub struct VerifyKey(Vec<u8>);
 
 impl std::fmt::Debug for VerifyKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,9 +44,9 @@ impl std::fmt::Debug for VerifyKey {
 }
 
 impl VerifyKey {
-    /// 32 fresh random bytes.
-    pub fn generate() -> Result<Self, SecretError> {
-        let mut key = [0u8; VERIFY_KEY_LEN];
+    /// Fresh random bytes, as many as `version`'s Prio3 takes.
+    pub fn generate(version: DapVersion) -> Result<Self, SecretError> {
+        let mut key = vec![0u8; version.verify_key_len()];
         aws_lc_rs::rand::fill(&mut key).map_err(|_| SecretError {
             what: "verify key",
             reason: "no randomness".into(),
@@ -50,20 +54,28 @@ impl VerifyKey {
         Ok(VerifyKey(key))
     }
 
-    pub fn from_text(text: &str) -> Result<Self, SecretError> {
+    /// A key for a task of `version` from its text; the wrong length is an error.
+    pub fn from_text(version: DapVersion, text: &str) -> Result<Self, SecretError> {
         let bytes = decode("verify key", text)?;
-        let len = bytes.len();
-        bytes.try_into().map(VerifyKey).map_err(|_| SecretError {
-            what: "verify key",
-            reason: format!("must be {VERIFY_KEY_LEN} bytes (Prio3 VERIFY_KEY_SIZE), got {len}"),
-        })
+        let want = version.verify_key_len();
+        if bytes.len() != want {
+            return Err(SecretError {
+                what: "verify key",
+                reason: format!(
+                    "a {} task's key is {want} bytes (Prio3 VERIFY_KEY_SIZE), got {}",
+                    version.label(),
+                    bytes.len()
+                ),
+            });
+        }
+        Ok(VerifyKey(bytes))
     }
 
     pub fn to_text(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.0)
+        URL_SAFE_NO_PAD.encode(&self.0)
     }
 
-    pub fn as_bytes(&self) -> &[u8; VERIFY_KEY_LEN] {
+    pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 }
@@ -89,16 +101,24 @@ mod tests {
 
     #[test]
     fn verify_key_round_trips_and_refuses_other_lengths() {
-        let k = VerifyKey::generate().unwrap();
-        assert_eq!(VerifyKey::from_text(&k.to_text()).unwrap(), k);
+        let k = VerifyKey::generate(DapVersion::Dap18).unwrap();
+        assert_eq!(
+            VerifyKey::from_text(DapVersion::Dap18, &k.to_text()).unwrap(),
+            k
+        );
+        // A DAP-09 task's key is 16 bytes, and a 32-byte one is refused for it.
+        let k09 = VerifyKey::generate(DapVersion::Dap09).unwrap();
+        assert_eq!(k09.as_bytes().len(), 16);
+        assert!(VerifyKey::from_text(DapVersion::Dap09, &k.to_text()).is_err());
         assert_eq!(format!("{k:?}"), "VerifyKey(..)");
         let short = URL_SAFE_NO_PAD.encode([7u8; 16]);
-        let e = VerifyKey::from_text(&short).unwrap_err().to_string();
-        assert!(
-            e.contains("must be 32 bytes") && e.contains("got 16"),
-            "{e}"
-        );
-        let e = VerifyKey::from_text("not*base64").unwrap_err().to_string();
+        let e = VerifyKey::from_text(DapVersion::Dap18, &short)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is 32 bytes") && e.contains("got 16"), "{e}");
+        let e = VerifyKey::from_text(DapVersion::Dap18, "not*base64")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("not*base64"), "{e}");
     }
 

@@ -6,6 +6,7 @@
 //! The file is JSON; ids, bytes and keys are base64url without padding (RFC 4648 §5):
 //! ```json
 //! {
+//!   "dap_version": "dap-18",
 //!   "task_id": "<43 chars>",
 //!   "task_info": "<base64url of 1..255 bytes>",
 //!   "leader_aggregator_endpoint": "https://leader.example/",
@@ -325,6 +326,53 @@ impl VdafConfig {
         Ok(())
     }
 
+    /// Checks the parameters for a task of DAP draft `version`.
+    pub fn validate_for(&self, version: DapVersion, field: &str) -> Result<(), TaskError> {
+        self.validate(field)?;
+        match version {
+            DapVersion::Dap09 => self.validate_for_vdaf08(field),
+            DapVersion::Dap18 => Ok(()),
+        }
+    }
+
+    /// What VDAF-08 adds: Sum and SumVec bound measurements by a bit count, so the
+    /// maximum must be 2^bits - 1; MultihotCountVec is not in VDAF-08.
+    fn validate_for_vdaf08(&self, field: &str) -> Result<(), TaskError> {
+        let max = match *self {
+            VdafConfig::Sum { max_measurement }
+            | VdafConfig::SumVec {
+                max_measurement, ..
+            } => max_measurement,
+            VdafConfig::MultihotCountVec { .. } => {
+                return Err(field_error(
+                    field,
+                    "multihot is not a VDAF-08 VDAF, so DAP-09 tasks cannot use it",
+                ))
+            }
+            VdafConfig::Count | VdafConfig::Histogram { .. } => return Ok(()),
+        };
+        if max.checked_add(1).is_none_or(|n| !n.is_power_of_two()) {
+            return Err(field_error(
+                &format!("{field}.max_measurement"),
+                format!(
+                    "VDAF-08 bounds by bits: max_measurement must be 2^bits - 1 (1, 3, 7, 255, ...), got {max}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// VDAF-08's bit count of a Sum or SumVec measurement (`max_measurement` = 2^bits - 1).
+    pub fn bits(&self) -> Option<usize> {
+        match *self {
+            VdafConfig::Sum { max_measurement }
+            | VdafConfig::SumVec {
+                max_measurement, ..
+            } => Some(bits_for(max_measurement.max(1))),
+            _ => None,
+        }
+    }
+
     /// Parses the task file's `vdaf` object, refusing keys the VDAF does not have (serde's
     /// `deny_unknown_fields` misses them on fieldless variants such as count).
     pub fn from_json(value: &serde_json::Value) -> Result<Self, TaskError> {
@@ -497,9 +545,71 @@ impl BatchMode {
     }
 }
 
+/// The DAP draft a task's clients speak. It picks the report encoding (DAP-09 stamps
+/// reports in seconds and has no public extensions), the HPKE info and AAD, the VDAF
+/// draft (DAP-09: VDAF-08, through the prio 0.16 line; DAP-18: VDAF-18) and the verify
+/// key's size. DAP-09 is what the clients already deployed speak (Firefox,
+/// @divviup/dap 0.9, janus_client 0.7); DAP-18 is the current draft.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum DapVersion {
+    Dap09,
+    #[default]
+    Dap18,
+}
+
+impl DapVersion {
+    /// The draft's label, as task files and HPKE info strings spell it ("dap-09").
+    pub fn label(self) -> &'static str {
+        match self {
+            DapVersion::Dap09 => "dap-09",
+            DapVersion::Dap18 => "dap-18",
+        }
+    }
+
+    pub fn from_label(text: &str) -> Result<Self, TaskError> {
+        match text {
+            "dap-09" => Ok(DapVersion::Dap09),
+            "dap-18" => Ok(DapVersion::Dap18),
+            other => Err(field_error(
+                "dap_version",
+                format!("unsupported DAP version {other:?} (expected \"dap-09\" or \"dap-18\")"),
+            )),
+        }
+    }
+
+    /// What a report's time counts, for messages.
+    pub fn time_unit_name(self) -> &'static str {
+        match self {
+            DapVersion::Dap09 => "seconds",
+            DapVersion::Dap18 => "time_precision units",
+        }
+    }
+
+    /// Bytes of the Prio3 verify key: VDAF-08's seeds are 16 bytes, VDAF-18's 32.
+    pub fn verify_key_len(self) -> usize {
+        match self {
+            DapVersion::Dap09 => 16,
+            DapVersion::Dap18 => 32,
+        }
+    }
+}
+
+impl std::str::FromStr for DapVersion {
+    type Err = TaskError;
+    fn from_str(s: &str) -> Result<Self, TaskError> {
+        // The command line also takes the bare number.
+        match s {
+            "09" | "9" => Ok(DapVersion::Dap09),
+            "18" => Ok(DapVersion::Dap18),
+            other => DapVersion::from_label(other),
+        }
+    }
+}
+
 /// Everything that defines a task, unvalidated: fill it in and pass it to [`Task::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskParams {
+    pub dap_version: DapVersion,
     pub task_id: TaskId,
     /// Opaque application bytes, 1..255 of them; bound into every report's AAD.
     pub task_info: Vec<u8>,
@@ -557,7 +667,7 @@ impl Task {
         if params.min_batch_size == 0 {
             return Err(field_error("min_batch_size", "must be at least 1"));
         }
-        params.vdaf.validate("vdaf")?;
+        params.vdaf.validate_for(params.dap_version, "vdaf")?;
         params.leader_hpke_config.validate("leader_hpke_config")?;
         params.helper_hpke_config.validate("helper_hpke_config")?;
         params
@@ -577,6 +687,44 @@ impl Task {
     }
     pub fn time_precision(&self) -> u64 {
         self.params.time_precision
+    }
+    pub fn version(&self) -> DapVersion {
+        self.params.dap_version
+    }
+
+    /// A report's time as its draft writes it for a clock reading: DAP-18 counts
+    /// time_precision units, DAP-09 seconds rounded down to the precision.
+    pub fn report_time(&self, unix_seconds: u64) -> u64 {
+        let unit = unix_seconds / self.params.time_precision;
+        match self.params.dap_version {
+            DapVersion::Dap09 => unit * self.params.time_precision,
+            DapVersion::Dap18 => unit,
+        }
+    }
+
+    /// The time_precision unit a report's time falls in: what windows and batches count.
+    pub fn time_unit(&self, report_time: u64) -> u64 {
+        match self.params.dap_version {
+            DapVersion::Dap09 => report_time / self.params.time_precision,
+            DapVersion::Dap18 => report_time,
+        }
+    }
+
+    /// A report's time in Unix seconds (`None` past u64), for the clock-skew check.
+    pub fn time_seconds(&self, report_time: u64) -> Option<u64> {
+        match self.params.dap_version {
+            DapVersion::Dap09 => Some(report_time),
+            DapVersion::Dap18 => report_time.checked_mul(self.params.time_precision),
+        }
+    }
+
+    /// What of the task every input share's and aggregate share's AAD binds after the
+    /// task id: DAP-18 the whole [`Task::task_configuration`], DAP-09 nothing.
+    pub fn aad_task_binding(&self) -> Vec<u8> {
+        match self.params.dap_version {
+            DapVersion::Dap09 => Vec::new(),
+            DapVersion::Dap18 => self.task_configuration(),
+        }
     }
 
     /// The D18 §4.2 `TaskConfiguration` encoding (extensions empty), as bound into the
@@ -617,7 +765,12 @@ impl Task {
             }
         };
         let vdaf = VdafConfig::from_json(&file.vdaf)?;
+        let dap_version = match &file.dap_version {
+            Some(label) => DapVersion::from_label(label)?,
+            None => DapVersion::Dap18,
+        };
         Task::new(TaskParams {
+            dap_version,
             task_id: TaskId::from_base64url(&file.task_id)?,
             task_info: decode_b64("task_info", &file.task_info)?,
             leader_aggregator_endpoint: file.leader_aggregator_endpoint,
@@ -636,6 +789,7 @@ impl Task {
     pub fn to_json(&self) -> String {
         let p = &self.params;
         let file = TaskFile {
+            dap_version: Some(p.dap_version.label().to_owned()),
             task_id: p.task_id.to_base64url(),
             task_info: URL_SAFE_NO_PAD.encode(&p.task_info),
             leader_aggregator_endpoint: p.leader_aggregator_endpoint.clone(),
@@ -673,6 +827,9 @@ fn decode_b64(field: &str, text: &str) -> Result<Vec<u8>, TaskError> {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TaskFile {
+    /// "dap-09" or "dap-18"; task files written before DAP-09 support have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dap_version: Option<String>,
     task_id: String,
     task_info: String,
     leader_aggregator_endpoint: String,

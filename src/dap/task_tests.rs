@@ -6,6 +6,7 @@ fn key(byte: u8) -> HpkeConfig {
 
 fn params() -> TaskParams {
     TaskParams {
+        dap_version: DapVersion::Dap18,
         task_id: TaskId([7; 32]),
         task_info: b"ab".to_vec(),
         leader_aggregator_endpoint: "https://l/".into(),
@@ -280,4 +281,62 @@ fn a_config_list_is_its_byte_length_then_each_config() {
     assert_eq!(one.len(), 1 + 6 + 2 + 32);
     assert_eq!(&list[..2], &((one.len() + two.len()) as u16).to_be_bytes());
     assert_eq!(list[2..], [one, two].concat());
+}
+
+#[test]
+fn the_dap_version_is_in_the_file_and_defaults_to_dap18() {
+    use serde_json::json;
+    let t = task();
+    assert_eq!(t.version(), DapVersion::Dap18);
+    let value: serde_json::Value = serde_json::from_str(&t.to_json()).unwrap();
+    assert_eq!(value["dap_version"], "dap-18");
+    // A file written before DAP-09 support has no such field: DAP-18.
+    let old = edited(|v| {
+        v.as_object_mut().unwrap().remove("dap_version");
+    })
+    .unwrap();
+    assert_eq!(old, t);
+    let d09 = edited(|v| v["dap_version"] = json!("dap-09")).unwrap();
+    assert_eq!(d09.version(), DapVersion::Dap09);
+    assert_eq!(Task::from_json(&d09.to_json()).unwrap(), d09);
+    assert_eq!(
+        field_of(edited(|v| v["dap_version"] = json!("dap-07")).unwrap_err()),
+        "dap_version"
+    );
+    // DAP-09 binds only the task id into AADs, and stamps reports in seconds.
+    assert!(d09.aad_task_binding().is_empty());
+    assert_eq!(d09.report_time(7_201), 7_200);
+    assert_eq!(d09.time_unit(7_200), 2);
+    assert_eq!(d09.time_seconds(7_200), Some(7_200));
+    assert_eq!(t.report_time(7_201), 2);
+    assert_eq!(t.time_seconds(2), Some(7_200));
+}
+
+#[test]
+fn a_dap09_task_takes_only_vdaf08s_vdafs() {
+    use serde_json::json;
+    let as_09 = |vdaf: serde_json::Value| {
+        edited(|v| {
+            v["dap_version"] = json!("dap-09");
+            v["vdaf"] = vdaf;
+        })
+    };
+    as_09(json!({"type": "sum", "max_measurement": 255})).unwrap();
+    as_09(json!({"type": "sumvec", "length": 4, "max_measurement": 1, "chunk_length": 2})).unwrap();
+    for (vdaf, field) in [
+        (
+            json!({"type": "sum", "max_measurement": 256}),
+            "vdaf.max_measurement",
+        ),
+        (
+            json!({"type": "sumvec", "length": 4, "max_measurement": 6, "chunk_length": 2}),
+            "vdaf.max_measurement",
+        ),
+        (
+            json!({"type": "multihot", "length": 4, "max_weight": 2, "chunk_length": 2}),
+            "vdaf",
+        ),
+    ] {
+        assert_eq!(field_of(as_09(vdaf.clone()).unwrap_err()), field, "{vdaf}");
+    }
 }

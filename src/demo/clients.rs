@@ -141,11 +141,11 @@ pub(super) fn make_uploads(
             upload.extend(reports);
         }
         if !upload.is_empty() {
-            bodies.push(encode_reports(&upload)?);
+            bodies.push(encode_reports(client.task().version(), &upload)?);
         }
     }
     if !again.is_empty() {
-        bodies.push(encode_reports(&again)?);
+        bodies.push(encode_reports(client.task().version(), &again)?);
     }
     Ok(Uploads { bodies, truth })
 }

@@ -1,4 +1,5 @@
-//! The DAP demo: a fresh deployment with a DAP-18 task of a Prio3 VDAF. Each report is
+//! The DAP demo: a fresh deployment with a DAP task (DAP-18, or DAP-09 as deployed
+//! clients speak it) of a Prio3 VDAF. Each report is
 //! made by the client library ([`DapClient`]) from a random measurement and sealed to the
 //! two servers ([`super::clients`]); the ingestor receives upload bodies of sealed
 //! reports, as it would over HTTP, and never sees a measurement.
@@ -9,7 +10,7 @@ use super::{timed, DemoOptions, DemoReport, Progress};
 use crate::batch::Window;
 use crate::config::{Ingestor, Limits, Portal, Server};
 use crate::crypto::PacketScheme;
-use crate::dap::{DapClient, Task, VdafConfig};
+use crate::dap::{DapClient, DapVersion, Task, VdafConfig};
 use crate::keygen::{keygen_with_dap, DapTaskOptions, Deployment, Layout};
 use crate::stages::collect::{collect_any, Collected};
 use crate::stages::ingest_dap::{ingest_dap, DapIngestOptions};
@@ -33,17 +34,18 @@ pub(crate) fn window_of(now: DateTime<Utc>) -> Result<Window> {
     Window::new(start, start + unit - TimeDelta::minutes(1)).map_err(anyhow::Error::msg)
 }
 
-/// A fresh deployment with a DAP-18 task of `vdaf` whose minimum batch size and the
-/// servers' `min_clients` are both `floor`.
+/// A fresh deployment with a DAP task of `vdaf` in draft `version`, whose minimum batch
+/// size and the servers' `min_clients` are both `floor`.
 pub(crate) fn deploy_task(
     dir: &Path,
     scheme: PacketScheme,
     instance: &str,
     layout: &Layout,
-    vdaf: &VdafConfig,
+    (version, vdaf): (DapVersion, &VdafConfig),
     floor: u64,
 ) -> Result<Deployment> {
     let task_options = DapTaskOptions {
+        dap_version: version,
         vdaf: vdaf.clone(),
         time_precision: TIME_PRECISION,
         min_batch_size: floor,
@@ -77,6 +79,7 @@ fn values(result: &serde_json::Value) -> Result<Vec<u128>> {
 /// The DAP demo of `vdaf`.
 pub(super) fn run(
     options: &DemoOptions,
+    version: DapVersion,
     vdaf: &VdafConfig,
     progress: &dyn Progress,
 ) -> Result<DemoReport> {
@@ -87,7 +90,7 @@ pub(super) fn run(
         options.scheme,
         "divvi-demo",
         &options.layout,
-        vdaf,
+        (version, vdaf),
         floor,
     )?;
     // The task file is public: what a device downloads before it reports.

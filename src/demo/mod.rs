@@ -104,7 +104,7 @@ pub fn run_demo(options: &DemoOptions, progress: &dyn Progress) -> Result<DemoRe
     }
     match &options.vdaf {
         DemoVdaf::Prio2 { bins } => enpa::run(options, *bins, progress),
-        DemoVdaf::Prio3(vdaf) => dap::run(options, vdaf, progress),
+        DemoVdaf::Prio3 { version, vdaf } => dap::run(options, *version, vdaf, progress),
     }
 }
 

@@ -1,21 +1,25 @@
-//! What a demo measures, as `--vdaf` names it: a Prio3 VDAF of a DAP-18 task, or
+//! What a demo measures, as `--vdaf` names it: a Prio3 VDAF of a DAP task, or
 //! `prio2:BINS` for ENPA.
 
-use crate::dap::VdafConfig;
+use crate::dap::{DapVersion, VdafConfig};
 use anyhow::{bail, Result};
 
-/// What the demo measures: a DAP-18 task's Prio3 VDAF, or ENPA's Prio2 histogram.
+/// What the demo measures: a DAP task's Prio3 VDAF, or ENPA's Prio2 histogram.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DemoVdaf {
     /// ENPA: Prio2 over this many bins.
     Prio2 { bins: usize },
-    /// DAP-18: a task with this Prio3 VDAF.
-    Prio3(VdafConfig),
+    /// DAP: a task of this draft with this Prio3 VDAF.
+    Prio3 {
+        version: DapVersion,
+        vdaf: VdafConfig,
+    },
 }
 
 impl std::str::FromStr for DemoVdaf {
     type Err = anyhow::Error;
-    /// `prio2:BINS`, or a Prio3 spec as [`VdafConfig::from_spec`] reads it.
+    /// `prio2:BINS`, or a Prio3 spec as [`VdafConfig::from_spec`] reads it (of a DAP-18
+    /// task; [`DemoVdaf::with_dap_version`] picks another draft).
     fn from_str(spec: &str) -> Result<Self> {
         match spec.strip_prefix("prio2:") {
             Some(bins) => match bins.parse::<usize>() {
@@ -24,7 +28,10 @@ impl std::str::FromStr for DemoVdaf {
             },
             None if spec == "prio2" => bail!("prio2 needs its bins: prio2:BINS"),
             None => VdafConfig::from_spec(spec)
-                .map(DemoVdaf::Prio3)
+                .map(|vdaf| DemoVdaf::Prio3 {
+                    version: DapVersion::Dap18,
+                    vdaf,
+                })
                 .map_err(|e| anyhow::anyhow!("{e} (or prio2:BINS, ENPA's Prio2)")),
         }
     }
@@ -34,7 +41,7 @@ impl std::fmt::Display for DemoVdaf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DemoVdaf::Prio2 { bins } => write!(f, "prio2:{bins}"),
-            DemoVdaf::Prio3(vdaf) => f.write_str(&vdaf.spec()),
+            DemoVdaf::Prio3 { vdaf, .. } => f.write_str(&vdaf.spec()),
         }
     }
 }
@@ -46,11 +53,24 @@ impl serde::Serialize for DemoVdaf {
 }
 
 impl DemoVdaf {
+    /// The same VDAF in a task of DAP draft `version`; refused for ENPA's Prio2 and for a
+    /// VDAF the draft does not have (DAP-09: VDAF-08, sums by bit count, no multihot).
+    pub fn with_dap_version(self, version: DapVersion) -> Result<Self> {
+        match self {
+            DemoVdaf::Prio2 { .. } if version == DapVersion::Dap18 => Ok(self),
+            DemoVdaf::Prio2 { .. } => bail!("prio2 is ENPA's VDAF, not a DAP task's"),
+            DemoVdaf::Prio3 { vdaf, .. } => {
+                vdaf.validate_for(version, "vdaf")?;
+                Ok(DemoVdaf::Prio3 { version, vdaf })
+            }
+        }
+    }
+
     /// What the result is, as the summary line says it.
     pub fn what(&self) -> &'static str {
         match self {
             DemoVdaf::Prio2 { .. } => "histogram",
-            DemoVdaf::Prio3(v) => match v {
+            DemoVdaf::Prio3 { vdaf, .. } => match vdaf {
                 VdafConfig::Count => "count",
                 VdafConfig::Sum { .. } => "sum",
                 VdafConfig::SumVec { .. } => "vector sum",
@@ -64,7 +84,7 @@ impl DemoVdaf {
     pub fn row(&self) -> Option<&'static str> {
         match self {
             DemoVdaf::Prio2 { .. } => Some("bin"),
-            DemoVdaf::Prio3(v) => match v {
+            DemoVdaf::Prio3 { vdaf, .. } => match vdaf {
                 VdafConfig::Count | VdafConfig::Sum { .. } => None,
                 VdafConfig::Histogram { .. } => Some("bucket"),
                 VdafConfig::SumVec { .. } | VdafConfig::MultihotCountVec { .. } => Some("index"),

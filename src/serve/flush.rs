@@ -36,7 +36,7 @@ pub fn flush_segment(
     let mut seen = HashSet::new();
     let (mut body, mut uploaded, mut repeats) = (Vec::new(), 0u64, 0u64);
     for (i, payload) in payloads.iter().enumerate() {
-        let reports = decode_reports(payload)
+        let reports = decode_reports(task.version(), payload)
             .with_context(|| format!("{}: upload {i}", segment.display()))?;
         for report in reports {
             uploaded += 1;
@@ -44,7 +44,8 @@ pub fn flush_segment(
                 repeats += 1;
                 continue;
             }
-            prio::codec::Encode::encode(&report, &mut body)
+            report
+                .encode(task.version(), &mut body)
                 .with_context(|| format!("{}: upload {i}: re-encoding", segment.display()))?;
         }
     }
@@ -74,7 +75,7 @@ pub fn flush_segment(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dap::{encode_reports, DapClient, Measurement, VdafConfig};
+    use crate::dap::{encode_reports, DapClient, DapVersion, Measurement, VdafConfig};
     use crate::serve::segments::Journal;
 
     #[test]
@@ -89,7 +90,7 @@ mod tests {
             crate::crypto::PacketScheme::Hpke,
             "serve-test",
             &crate::keygen::Layout::Local,
-            &vdaf,
+            (DapVersion::Dap18, &vdaf),
             1,
         )
         .unwrap();
@@ -101,9 +102,9 @@ mod tests {
             .map(|i| client.report(&Measurement::Histogram(i % 4), now).unwrap())
             .collect();
         let (mut journal, _) = Journal::open(&dir.path().join("journal")).unwrap();
-        let first = encode_reports(&reports[..3]).unwrap();
+        let first = encode_reports(DapVersion::Dap18, &reports[..3]).unwrap();
         // The second upload retries the third report, then sends two more.
-        let second = encode_reports(&reports[2..]).unwrap();
+        let second = encode_reports(DapVersion::Dap18, &reports[2..]).unwrap();
         journal.append(&[&first, &second]).unwrap();
         let segment = journal.seal().unwrap().unwrap();
 

@@ -310,6 +310,7 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answer {
             accepted,
             count,
             refused,
+            status,
         } => {
             for (id, why) in &refused {
                 tracing::info!(report = %id, reason = %why, "report refused at upload");
@@ -337,7 +338,7 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answer {
                 }
             }
             match refused.first() {
-                None => Answer::empty(),
+                None => Answer::empty(status),
                 Some((id, why)) => Answer::problem(
                     400,
                     "reportRejected",

@@ -3,18 +3,31 @@
 //! URL per aggregator; both point here), report upload under the leader's URL, health
 //! and readiness, and DAP problem documents for refusals.
 //!
-//! Upload accepts DAP-18's `POST {leader}/tasks/{task-id}/reports`, whose body is any
-//! number of reports. A body that does not decode, or a task this server does not serve,
-//! is refused whole; a report from too far in the future, or sealed to an HPKE config the
-//! task does not name, is refused alone (the others are kept).
+//! Upload takes what the task's DAP draft defines. DAP-18: `POST {leader}/tasks/{task-id}
+//! /reports`, whose body is any number of reports; a body that does not decode, or a task
+//! this server does not serve, is refused whole; a report from too far in the future, or
+//! sealed to an HPKE config the task does not name, is refused alone (the others are
+//! kept). DAP-09: `PUT` of one report, answered 201 Created, or a problem document of
+//! DAP-09's (`reportTooEarly`, `outdatedConfig`, which makes clients fetch the configs
+//! again and retry once).
 
-use crate::dap::{decode_reports, encode_reports, Report, Task};
+use crate::dap::{decode_reports, encode_reports, DapVersion, Report, Task};
 use crate::stages::ingest_dap::{admit_report, Refusal};
 use chrono::{DateTime, Utc};
 
-/// DAP's media types.
-pub const CONFIG_LIST_TYPE: &str = "application/dap-hpke-config-list";
+/// DAP's media types: DAP-09's HPKE config list (deployed clients compare it exactly),
+/// DAP-18's, and problem documents (RFC 9457).
+pub const CONFIG_LIST_TYPE_09: &str = "application/dap-hpke-config-list";
+pub const CONFIG_LIST_TYPE_18: &str = "application/ppm-dap;message=hpke-config-list";
 pub const PROBLEM_TYPE: &str = "application/problem+json";
+
+/// The HPKE config list's media type in `version`.
+pub fn config_list_type(version: DapVersion) -> &'static str {
+    match version {
+        DapVersion::Dap09 => CONFIG_LIST_TYPE_09,
+        DapVersion::Dap18 => CONFIG_LIST_TYPE_18,
+    }
+}
 
 /// What a request comes to.
 #[derive(Debug, PartialEq, Eq)]
@@ -23,11 +36,13 @@ pub enum Route {
     Answer(Answer),
     /// Readiness: the server's state (draining, flush backlog) decides.
     Readiness,
-    /// Reports to make durable, then answer `ok`; `refused` are those left out, with why.
+    /// Reports to make durable, then answer `status` (DAP-18 200, DAP-09 201 Created);
+    /// `refused` are those left out, with why.
     Upload {
         accepted: Vec<u8>,
         count: usize,
         refused: Vec<(String, Refusal)>,
+        status: u16,
     },
 }
 
@@ -69,9 +84,12 @@ impl Answer {
         }
     }
 
-    /// Success with no body (DAP-18: an upload with no report refused).
-    pub(super) fn empty() -> Self {
-        Answer::ok("text/plain; charset=utf-8", Vec::new())
+    /// Success with no body (an upload with no report refused).
+    pub(super) fn empty(status: u16) -> Self {
+        Answer {
+            status,
+            ..Answer::ok("text/plain; charset=utf-8", Vec::new())
+        }
     }
 
     pub(super) fn plain(status: u16, text: &str) -> Self {
@@ -126,19 +144,30 @@ impl Served {
 /// Routes one request. `path` excludes the query; `now` is the server's clock.
 pub fn route(served: &Served, method: &str, path: &str, body: &[u8], now: DateTime<Utc>) -> Route {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let version = served.task.version();
+    // DAP-09 uploads one report with PUT, DAP-18 many with POST.
+    let upload_method = match version {
+        DapVersion::Dap09 => "PUT",
+        DapVersion::Dap18 => "POST",
+    };
     match (method, parts.as_slice()) {
         ("GET", ["healthz"]) => Route::Answer(Answer::plain(200, "ok")),
         ("GET", ["readyz"]) => Route::Readiness,
         ("GET", [role @ ("leader" | "helper"), "hpke_config"]) => {
             let list = &served.config_lists[usize::from(*role == "helper")];
-            let mut answer = Answer::ok(CONFIG_LIST_TYPE, list.clone());
+            let mut answer = Answer::ok(config_list_type(version), list.clone());
             // Configs change rarely; clients cache them (D09 §4.4.1's example lifetime).
             answer.headers.push(("cache-control", "max-age=86400"));
             Route::Answer(answer)
         }
         ("OPTIONS", [_, "hpke_config"]) => Route::Answer(Answer::preflight("GET")),
-        ("OPTIONS", ["leader", "tasks", _, "reports"]) => Route::Answer(Answer::preflight("POST")),
-        ("POST", ["leader", "tasks", task_id, "reports"]) => upload(served, task_id, body, now),
+        ("OPTIONS", ["leader", "tasks", _, "reports"]) => {
+            Route::Answer(Answer::preflight(upload_method))
+        }
+        (m, ["leader", "tasks", task_id, "reports"]) if m == upload_method => match version {
+            DapVersion::Dap09 => upload_one(served, task_id, body, now),
+            DapVersion::Dap18 => upload(served, task_id, body, now),
+        },
         (_, ["leader", "tasks", _, "reports"]) | (_, [_, "hpke_config"]) => {
             Route::Answer(Answer::plain(405, "method not allowed"))
         }
@@ -146,18 +175,52 @@ pub fn route(served: &Served, method: &str, path: &str, body: &[u8], now: DateTi
     }
 }
 
+/// The problem of an upload for a task this server does not serve.
+fn unrecognized_task(task_id: &str) -> Route {
+    Route::Answer(Answer::problem(
+        404,
+        "unrecognizedTask",
+        task_id,
+        "this server takes reports of another task",
+    ))
+}
+
+/// DAP-09: one report, taken whole or refused with the problem type its clients know.
+fn upload_one(served: &Served, task_id: &str, body: &[u8], now: DateTime<Utc>) -> Route {
+    if task_id != served.task_id {
+        return unrecognized_task(task_id);
+    }
+    let problem =
+        |kind: &str, detail: &str| Route::Answer(Answer::problem(400, kind, task_id, detail));
+    let version = served.task.version();
+    let report = match Report::from_bytes(version, body) {
+        Ok(report) => report,
+        Err(e) => return problem("invalidMessage", &e.to_string()),
+    };
+    if let Err(why) = admit_report(&served.task, &report, now) {
+        let kind = match why {
+            Refusal::TooEarly { .. } => "reportTooEarly",
+            Refusal::UnknownConfig { .. } => "outdatedConfig",
+        };
+        return problem(kind, &why.to_string());
+    }
+    Route::Upload {
+        accepted: body.to_vec(),
+        count: 1,
+        refused: Vec::new(),
+        status: 201,
+    }
+}
+
+/// DAP-18: any number of reports; each refused one is named, the others kept.
 fn upload(served: &Served, task_id: &str, body: &[u8], now: DateTime<Utc>) -> Route {
     if task_id != served.task_id {
-        return Route::Answer(Answer::problem(
-            404,
-            "unrecognizedTask",
-            task_id,
-            "this server takes reports of another task",
-        ));
+        return unrecognized_task(task_id);
     }
+    let version = served.task.version();
     let invalid =
         |detail: &str| Route::Answer(Answer::problem(400, "invalidMessage", task_id, detail));
-    let reports = match decode_reports(body) {
+    let reports = match decode_reports(version, body) {
         Ok(reports) if !reports.is_empty() => reports,
         Ok(_) => return invalid("no reports"),
         Err(e) => return invalid(&e.to_string()),
@@ -170,11 +233,12 @@ fn upload(served: &Served, task_id: &str, body: &[u8], now: DateTime<Utc>) -> Ro
             Err(why) => refused.push((crate::batch::hex(&report.metadata.report_id.0), why)),
         }
     }
-    match encode_reports(&kept) {
+    match encode_reports(version, &kept) {
         Ok(accepted) => Route::Upload {
             accepted,
             count: kept.len(),
             refused,
+            status: 200,
         },
         Err(e) => invalid(&e.to_string()),
     }
@@ -183,6 +247,7 @@ fn upload(served: &Served, task_id: &str, body: &[u8], now: DateTime<Utc>) -> Ro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dap::DapVersion;
     use crate::dap::{DapClient, Measurement, VdafConfig};
 
     fn served() -> (tempfile::TempDir, Served) {
@@ -192,7 +257,7 @@ mod tests {
             crate::crypto::PacketScheme::Hpke,
             "serve-test",
             &crate::keygen::Layout::Local,
-            &VdafConfig::Count,
+            (DapVersion::Dap18, &VdafConfig::Count),
             1,
         )
         .unwrap();
@@ -212,7 +277,7 @@ mod tests {
             else {
                 panic!("an answer")
             };
-            assert_eq!((a.status, a.content_type), (200, CONFIG_LIST_TYPE));
+            assert_eq!((a.status, a.content_type), (200, CONFIG_LIST_TYPE_18));
             assert_eq!(
                 a.body,
                 crate::dap::task::encode_config_list(std::slice::from_ref(config)).unwrap()
@@ -238,16 +303,21 @@ mod tests {
         let future = client
             .report(&Measurement::Count(true), t + 3600 * 24)
             .unwrap();
-        let body = encode_reports(&[good.clone(), future.clone()]).unwrap();
+        let body = encode_reports(DapVersion::Dap18, &[good.clone(), future.clone()]).unwrap();
         let path = format!("/leader/tasks/{}/reports", s.task.task_id().to_base64url());
         match route(&s, "POST", &path, &body, now) {
             Route::Upload {
                 accepted,
                 count,
                 refused,
+                status,
             } => {
+                assert_eq!(status, 200);
                 assert_eq!(count, 1);
-                assert_eq!(accepted, encode_reports(&[good]).unwrap());
+                assert_eq!(
+                    accepted,
+                    encode_reports(DapVersion::Dap18, &[good]).unwrap()
+                );
                 assert_eq!(refused.len(), 1);
                 assert_eq!(
                     refused[0].0,
@@ -284,5 +354,99 @@ mod tests {
             panic!()
         };
         assert_eq!((a.status, a.content_type), (400, PROBLEM_TYPE));
+    }
+
+    /// The same task as [`served`], as DAP-09 (what deployed clients speak).
+    fn served_dap09() -> (tempfile::TempDir, Served) {
+        let (dir, s) = served();
+        let mut params = s.task.params().clone();
+        params.dap_version = DapVersion::Dap09;
+        (dir, Served::new(Task::new(params).unwrap()).unwrap())
+    }
+
+    fn problem_type(route: Route) -> (u16, String, String) {
+        let Route::Answer(a) = route else {
+            panic!("an answer, got {route:?}")
+        };
+        assert_eq!(a.content_type, PROBLEM_TYPE);
+        let problem: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+        let kind = problem["type"].as_str().unwrap();
+        let kind = kind.strip_prefix("urn:ietf:params:ppm:dap:error:").unwrap();
+        (a.status, kind.to_string(), problem["taskid"].to_string())
+    }
+
+    #[test]
+    fn a_dap09_task_takes_one_report_per_put_and_answers_in_dap09s_terms() {
+        let (_dir, s) = served_dap09();
+        let now = Utc::now();
+        let Route::Answer(a) = route(&s, "GET", "/leader/hpke_config", b"", now) else {
+            panic!()
+        };
+        // @divviup/dap 0.9.1 compares this type exactly.
+        assert_eq!((a.status, a.content_type), (200, CONFIG_LIST_TYPE_09));
+        let client = DapClient::new(&s.task).unwrap();
+        let t = now.timestamp() as u64;
+        let report = client.report(&Measurement::Count(true), t).unwrap();
+        assert_eq!(
+            report.metadata.time,
+            t - t % 3600,
+            "DAP-09 times are seconds"
+        );
+        let body = report.to_bytes(DapVersion::Dap09).unwrap();
+        let path = format!("/leader/tasks/{}/reports", s.task_id);
+        match route(&s, "PUT", &path, &body, now) {
+            Route::Upload {
+                accepted,
+                count,
+                refused,
+                status,
+            } => {
+                assert_eq!((status, count), (201, 1));
+                assert_eq!(accepted, body);
+                assert!(refused.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        // DAP-18's method is not this task's.
+        assert!(
+            matches!(route(&s, "POST", &path, &body, now), Route::Answer(a) if a.status == 405)
+        );
+        let Route::Answer(a) = route(&s, "OPTIONS", &path, b"", now) else {
+            panic!()
+        };
+        assert!(a.headers.contains(&("access-control-allow-methods", "PUT")));
+        // Refusals are problem documents of DAP-09's types, naming the task.
+        let taskid = format!("{:?}", s.task_id);
+        let future = client
+            .report(&Measurement::Count(true), t + 3600 * 24)
+            .unwrap();
+        let put = |r: &Report| {
+            route(
+                &s,
+                "PUT",
+                &path,
+                &r.to_bytes(DapVersion::Dap09).unwrap(),
+                now,
+            )
+        };
+        assert_eq!(
+            problem_type(put(&future)),
+            (400, "reportTooEarly".into(), taskid.clone())
+        );
+        let mut outdated = report.clone();
+        outdated.helper_encrypted_input_share.config_id ^= 0x40;
+        assert_eq!(
+            problem_type(put(&outdated)),
+            (400, "outdatedConfig".into(), taskid.clone())
+        );
+        // Two reports in one body, or a DAP-18 report: not one DAP-09 report.
+        let two = [body.clone(), body.clone()].concat();
+        let d18 = report.to_bytes(DapVersion::Dap18).unwrap();
+        for bad in [two, d18] {
+            assert_eq!(
+                problem_type(route(&s, "PUT", &path, &bad, now)),
+                (400, "invalidMessage".into(), taskid.clone())
+            );
+        }
     }
 }

@@ -9,7 +9,7 @@ use crate::batch::{run_name, BatchError, SumPartId, VerifiedSumPart, Window};
 use crate::config::{dap::CollectorDap, Portal, PortalServer};
 use crate::dap::aggregate_share::{AggregateShareAad, BatchInterval};
 use crate::dap::messages::HpkeCiphertext;
-use crate::dap::{Prio3Vdaf, Role, VdafConfig};
+use crate::dap::{Role, TaskVdaf, VdafConfig};
 use crate::ids::ServerIndex;
 use crate::store::put_bytes;
 use crate::wire::DapSumPart;
@@ -112,13 +112,8 @@ fn open_share(
     let r = &part.record;
     let config_id = u8::try_from(r.collector_config_id)
         .map_err(|_| anyhow!("{}: collector_config_id out of range", part.object))?;
-    let task_configuration = dap.task.task_configuration();
-    let aad = AggregateShareAad {
-        task_id: dap.task.task_id(),
-        task_configuration: &task_configuration,
-        interval,
-        agg_param: &[],
-    };
+    let task_binding = dap.task.aad_task_binding();
+    let aad = AggregateShareAad::for_task(&dap.task, &task_binding, interval);
     let ciphertext = HpkeCiphertext {
         config_id,
         enc: r.encrypted_aggregate_share_enc.clone(),
@@ -201,7 +196,7 @@ pub fn collect_dap(
     }
     let leader = open_share(dap, &p0, Role::Leader, interval)?;
     let helper = open_share(dap, &p1, Role::Helper, interval)?;
-    let vdaf = Prio3Vdaf::new(dap.task.vdaf())?;
+    let vdaf = TaskVdaf::new(&dap.task)?;
     let count = usize::try_from(report_count)?;
     let result = vdaf
         .unshard([&leader, &helper], count)

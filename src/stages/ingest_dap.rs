@@ -65,7 +65,7 @@ pub fn ingest_dap(
         .clone()
         .unwrap_or_else(|| task_id.clone());
     crate::batch::validate_name("aggregation", &aggregation).map_err(|e| anyhow!(e))?;
-    let reports = decode_reports(body).context("the upload body")?;
+    let reports = decode_reports(task.version(), body).context("the upload body")?;
     if reports.is_empty() {
         bail!("the upload body holds no reports");
     }
@@ -73,7 +73,13 @@ pub fn ingest_dap(
     let precision = task.time_precision();
     let time = match options.time {
         Some(t) => t,
-        None => unit_start(reports.iter().map(|r| r.metadata.time).min(), precision)?,
+        None => unit_start(
+            reports
+                .iter()
+                .map(|r| task.time_unit(r.metadata.time))
+                .min(),
+            precision,
+        )?,
     };
     let input_digest = sha256(body);
     let mut out = DapIngestReport {
@@ -91,11 +97,14 @@ pub fn ingest_dap(
             name: aggregation.clone(),
             task_id: task.task_id().0.to_vec(),
             report_count: chunk.len() as i64,
-            batch_start_time: unit_millis(chunk.iter().map(|r| r.metadata.time).min(), precision),
+            batch_start_time: unit_millis(
+                chunk.iter().map(|r| task.time_unit(r.metadata.time)).min(),
+                precision,
+            ),
             batch_end_time: unit_millis(
                 chunk
                     .iter()
-                    .map(|r| r.metadata.time.saturating_add(1))
+                    .map(|r| task.time_unit(r.metadata.time).saturating_add(1))
                     .max(),
                 precision,
             ),
@@ -121,10 +130,13 @@ pub fn ingest_dap(
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// DAP's `report_too_early`.
-    #[error("its time, {units} units of {precision} s, is more than {MAX_CLOCK_SKEW_SECS} s ahead of this clock ({now})")]
+    #[error(
+        "its time, {time} {unit}, is more than {MAX_CLOCK_SKEW_SECS} s ahead of this clock ({now})"
+    )]
     TooEarly {
-        units: u64,
-        precision: u64,
+        time: u64,
+        /// What `time` counts ("seconds", or "time_precision units").
+        unit: &'static str,
         now: DateTime<Utc>,
     },
     /// DAP's `hpke_unknown_config_id` (the client holds an outdated config).
@@ -141,17 +153,15 @@ pub enum Refusal {
 /// Whether one report may be taken: not from the future (beyond the allowed clock skew)
 /// and sealed to the task's two HPKE configs.
 pub fn admit_report(task: &Task, report: &Report, now: DateTime<Utc>) -> Result<(), Refusal> {
-    let precision = task.time_precision();
     let latest = u64::try_from(now.timestamp())
         .unwrap_or(0)
         .saturating_add(MAX_CLOCK_SKEW_SECS);
-    let units = report.metadata.time;
-    match units.checked_mul(precision) {
+    match task.time_seconds(report.metadata.time) {
         Some(seconds) if seconds <= latest => {}
         _ => {
             return Err(Refusal::TooEarly {
-                units,
-                precision,
+                time: report.metadata.time,
+                unit: task.version().time_unit_name(),
                 now,
             })
         }
@@ -202,7 +212,7 @@ fn share_for(report: &Report, server: usize) -> DapReportShare {
     };
     DapReportShare {
         report_id: report.metadata.report_id.0.to_vec(),
-        // check_reports bounded time * precision by the clock, so it fits an i64.
+        // check_reports bounded the time by the clock, so it fits an i64.
         time: report.metadata.time as i64,
         public_share: report.public_share.clone(),
         config_id: i32::from(ciphertext.config_id),

@@ -83,12 +83,21 @@ fn loaded(dir: tempfile::TempDir, paths: divvi::keygen::Deployment) -> Deploymen
 /// A deployment with a DAP-18 task of `vdaf` (time precision one hour, minimum batch size
 /// and the servers' `min_clients` 1), and the task.
 pub fn dap_deployment(vdaf: divvi::dap::VdafConfig) -> (Deployment, divvi::dap::Task) {
+    dap_deployment_for(divvi::dap::task::DapVersion::Dap18, vdaf)
+}
+
+/// As [`dap_deployment`], with a task of DAP draft `version`.
+pub fn dap_deployment_for(
+    version: divvi::dap::task::DapVersion,
+    vdaf: divvi::dap::VdafConfig,
+) -> (Deployment, divvi::dap::Task) {
     let dir = tempfile::tempdir().unwrap();
     let limits = divvi::config::Limits {
         min_clients: 1,
         ..Default::default()
     };
     let task = divvi::keygen::DapTaskOptions {
+        dap_version: version,
         vdaf,
         time_precision: 3600,
         min_batch_size: 1,

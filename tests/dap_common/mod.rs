@@ -12,12 +12,22 @@ pub struct Keys {
 
 /// A task of `vdaf` with a random id and fresh X25519 keys (ids 1, 2, 3).
 pub fn test_task(vdaf: VdafConfig, time_precision: u64) -> (Task, Keys) {
+    test_task_for(divvi::dap::DapVersion::Dap18, vdaf, time_precision)
+}
+
+/// As [`test_task`], of DAP draft `version`.
+pub fn test_task_for(
+    version: divvi::dap::DapVersion,
+    vdaf: VdafConfig,
+    time_precision: u64,
+) -> (Task, Keys) {
     let keys = Keys {
         leader: HpkeKeypair::generate(1).unwrap(),
         helper: HpkeKeypair::generate(2).unwrap(),
         collector: HpkeKeypair::generate(3).unwrap(),
     };
     let task = Task::new(TaskParams {
+        dap_version: version,
         task_id: TaskId::random().unwrap(),
         task_info: b"divvi test".to_vec(),
         leader_aggregator_endpoint: "https://leader.example/".into(),

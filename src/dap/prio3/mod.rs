@@ -1,7 +1,9 @@
-//! The Prio3 VDAFs of a DAP task, byte in / byte out over prio 0.18.1 (VDAF-18): one enum
-//! picks the prio instance from a [`VdafConfig`], and each step is written once, generic
-//! over the instance. Shares, verifier states and messages cross this API encoded, the
-//! form in which they travel and are stored, so callers never name prio's types.
+//! The Prio3 VDAFs of a DAP task, byte in / byte out. This file is VDAF-18 over prio
+//! 0.18.1: one enum picks the prio instance from a [`VdafConfig`], and each step is
+//! written once, generic over the instance. `vdaf08` is VDAF-08 (DAP-09's) over the prio
+//! 0.16 line, and `by_version` picks between the two for a task, which is what the
+//! pipeline uses. Shares, verifier states and messages cross this API encoded, the form
+//! in which they travel and are stored, so callers never name prio's types.
 
 use prio::codec::{Encode, ParameterizedDecode};
 use prio::flp::Type;
@@ -17,7 +19,9 @@ use prio::vdaf::{
 
 pub use super::measurement::Measurement;
 use super::task::{TaskId, VdafConfig};
+pub use by_version::{TaskAggregator, TaskVdaf};
 pub use split::{AggregateSum, OutputShare, Prio3Aggregator, Provisional};
+pub use vdaf08::{Prio3Aggregator08, Prio3Vdaf08};
 
 /// Prio3's verify key size in VDAF-18 (32 bytes; it was 16 in VDAF-08).
 pub const VERIFY_KEY_LEN: usize = 32;
@@ -63,6 +67,12 @@ pub enum AggregateResult {
 impl From<u64> for AggregateResult {
     fn from(n: u64) -> Self {
         AggregateResult::Integer(n.into())
+    }
+}
+
+impl From<u128> for AggregateResult {
+    fn from(n: u128) -> Self {
+        AggregateResult::Integer(n)
     }
 }
 
@@ -485,4 +495,6 @@ where
     Ok(result.into())
 }
 
+mod by_version;
 mod split;
+mod vdaf08;

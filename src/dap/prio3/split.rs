@@ -34,8 +34,48 @@ enum ByField<A, B> {
     F128(B),
 }
 
+/// Which of the two fields a VDAF counts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FieldKind {
+    F64,
+    F128,
+}
+
+/// Field elements from their encoding (little-endian, the same in VDAF-08 and -18).
+fn elements<F: NttFriendlyFieldElement>(bytes: &[u8]) -> Result<Vec<F>, Prio3Error> {
+    let size = F::ENCODED_SIZE;
+    if bytes.len() % size != 0 {
+        return Err(Prio3Error::Decode {
+            what: "field elements",
+            reason: format!(
+                "{} bytes is not a whole number of {size}-byte elements",
+                bytes.len()
+            ),
+        });
+    }
+    bytes
+        .chunks_exact(size)
+        .map(|chunk| {
+            F::get_decoded(chunk).map_err(|e| Prio3Error::Decode {
+                what: "field element",
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
 /// A report's output share, kept as field elements: summing it costs no decoding.
 pub struct OutputShare(ByField<PrioOutput<Field64>, PrioOutput<Field128>>);
+
+impl OutputShare {
+    /// An output share from its encoding in `field` (VDAF-08's, made by prio 0.16).
+    pub(super) fn from_encoded(field: FieldKind, bytes: &[u8]) -> Result<Self, Prio3Error> {
+        Ok(OutputShare(match field {
+            FieldKind::F64 => ByField::F64(PrioOutput::from(elements::<Field64>(bytes)?)),
+            FieldKind::F128 => ByField::F128(PrioOutput::from(elements::<Field128>(bytes)?)),
+        }))
+    }
+}
 
 /// A sum of output shares (an aggregate share in the making), as field elements.
 #[derive(Clone)]
@@ -87,6 +127,14 @@ fn other_field() -> Prio3Error {
 }
 
 impl AggregateSum {
+    /// A sum from its encoding in `field` (VDAF-08's, made by prio 0.16).
+    pub(super) fn from_encoded(field: FieldKind, bytes: &[u8]) -> Result<Self, Prio3Error> {
+        Ok(AggregateSum(match field {
+            FieldKind::F64 => ByField::F64(AggregateShare::from(elements::<Field64>(bytes)?)),
+            FieldKind::F128 => ByField::F128(AggregateShare::from(elements::<Field128>(bytes)?)),
+        }))
+    }
+
     /// Adds one report's output share.
     pub fn add(&mut self, share: &OutputShare) -> Result<(), Prio3Error> {
         match (&mut self.0, &share.0) {

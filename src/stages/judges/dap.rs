@@ -14,8 +14,8 @@ use crate::dap::aggregate_share::{
     seal_aggregate_share, AggregateShareAad, BatchInterval, ReportIdChecksum,
 };
 use crate::dap::messages::{HpkeCiphertextRef, InputShareAad, ReportMetadata};
-use crate::dap::prio3::{AggregateSum, OutputShare, Prio3Aggregator};
-use crate::dap::{dap_context, Prio3Vdaf, ReportId, Role, VerifyInput};
+use crate::dap::prio3::{AggregateSum, OutputShare, TaskAggregator, TaskVdaf};
+use crate::dap::{ReportId, Role, VerifyInput};
 use crate::ids::RunId;
 use crate::stages::aggregate::RunTotals;
 use crate::stages::checks::check_batch_names;
@@ -34,13 +34,11 @@ const TIME_LEN: usize = 8;
 pub(crate) struct DapJudge<'s> {
     server: &'s Server,
     dap: &'s ServerDap,
-    aggregator: Prio3Aggregator,
-    /// The VDAF context, "dap-18" ‖ task id.
-    ctx: Vec<u8>,
-    /// The task's encoded configuration, part of every report's HPKE AAD.
-    task_configuration: Vec<u8>,
-    /// Bytes kept per report: its time (u64 BE, for the window check) and the check
-    /// ([`Prio3Aggregator::check_len`]).
+    aggregator: TaskAggregator,
+    /// What of the task every report's HPKE AAD binds (DAP-18: its configuration).
+    task_binding: Vec<u8>,
+    /// Bytes kept per report: its time unit (u64 BE, for the window check) and the check
+    /// ([`TaskAggregator::check_len`]).
     kept_len: usize,
     header: DapIngestionHeader,
 }
@@ -78,15 +76,14 @@ impl<'s> ReportJudge<'s> for DapJudge<'s> {
         )?;
         check_dap_header(id, &batch.header, dap, &object)?;
         let task = |e| anyhow!("dap.task: {e}");
-        let vdaf = Prio3Vdaf::new(dap.task.vdaf()).map_err(task)?;
-        let aggregator = Prio3Aggregator::new(&vdaf, dap.role.agg_id()).map_err(task)?;
+        let vdaf = TaskVdaf::new(&dap.task).map_err(task)?;
+        let aggregator = vdaf.aggregator(dap.role.agg_id()).map_err(task)?;
         let kept_len = TIME_LEN + aggregator.check_len();
         let header = batch.header.clone();
         let judge = DapJudge {
             server,
             dap,
-            ctx: dap_context(dap.task.task_id()),
-            task_configuration: dap.task.task_configuration(),
+            task_binding: dap.task.aad_task_binding(),
             aggregator,
             kept_len,
             header,
@@ -102,8 +99,9 @@ impl<'s> ReportJudge<'s> for DapJudge<'s> {
     fn verify(&self, share: &DapReportShare) -> Result<VerifiedBy<'s, Self>, String> {
         let (metadata, ciphertext) = parts_of(share)?;
         let aad = InputShareAad {
+            version: self.dap.task.version(),
             task_id: self.dap.task.task_id(),
-            task_configuration: &self.task_configuration,
+            task_binding: &self.task_binding,
             metadata: &metadata,
             public_share: &share.public_share,
         };
@@ -122,10 +120,11 @@ impl<'s> ReportJudge<'s> for DapJudge<'s> {
         };
         let started = self
             .aggregator
-            .start(self.dap.verify_key.as_bytes(), &self.ctx, &input)
+            .start(self.dap.verify_key.as_bytes(), &input)
             .map_err(|e| e.to_string())?;
         let mut kept = Vec::with_capacity(self.kept_len);
-        kept.extend_from_slice(&metadata.time.to_be_bytes());
+        let unit = self.dap.task.time_unit(metadata.time);
+        kept.extend_from_slice(&unit.to_be_bytes());
         kept.extend_from_slice(&started.check);
         Ok(Verified {
             record: DapVerifierShare {
@@ -326,13 +325,8 @@ impl<'s> SumJudge<'s> for DapJudge<'s> {
             task.time_precision(),
         )
         .map_err(|e| anyhow!("window {}: {e}", window.name()))?;
-        let task_configuration = task.task_configuration();
-        let aad = AggregateShareAad {
-            task_id: task.task_id(),
-            task_configuration: &task_configuration,
-            interval,
-            agg_param: &[],
-        };
+        let task_binding = task.aad_task_binding();
+        let aad = AggregateShareAad::for_task(task, &task_binding, interval);
         let collector = &task.params().collector_hpke_config;
         let sealed =
             seal_aggregate_share(collector, self.dap.role, &aad, &totals.sum.sum.encode()?)?;
@@ -400,7 +394,7 @@ impl DapJudge<'_> {
             Role::Helper => [peer, own],
         };
         self.aggregator
-            .decide(&self.ctx, check, shares)
+            .decide(check, shares)
             .map_err(|e| e.to_string())
     }
 }
