@@ -310,7 +310,7 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answer {
             accepted,
             count,
             refused,
-            status,
+            answer,
         } => {
             for (id, why) in &refused {
                 tracing::info!(report = %id, reason = %why, "report refused at upload");
@@ -337,19 +337,7 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answer {
                     Err(_) => return Answer::problem(503, "busy", taskid, "shutting down"),
                 }
             }
-            match refused.first() {
-                None => Answer::empty(status),
-                Some((id, why)) => Answer::problem(
-                    400,
-                    "reportRejected",
-                    taskid,
-                    &format!(
-                        "{} of {} reports refused (the others are kept), e.g. {id}: {why}",
-                        refused.len(),
-                        refused.len() + count
-                    ),
-                ),
-            }
+            answer
         }
     }
 }

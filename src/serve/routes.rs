@@ -7,9 +7,10 @@
 //! /reports`, whose body is any number of reports; a body that does not decode, or a task
 //! this server does not serve, is refused whole; a report from too far in the future, or
 //! sealed to an HPKE config the task does not name, is refused alone (the others are
-//! kept). DAP-09: `PUT` of one report, answered 201 Created, or a problem document of
-//! DAP-09's (`reportTooEarly`, `outdatedConfig`, which makes clients fetch the configs
-//! again and retry once).
+//! kept) and named in the 200 answer's `UploadErrors` body with its `ReportError`.
+//! DAP-09: `PUT` of one report, answered 201 Created, or a problem document of DAP-09's
+//! (`reportTooEarly`, `outdatedConfig`, which makes clients fetch the configs again and
+//! retry once).
 
 use crate::dap::{decode_reports, encode_reports, DapVersion, Report, Task};
 use crate::stages::ingest_dap::{admit_report, Refusal};
@@ -20,6 +21,8 @@ use chrono::{DateTime, Utc};
 pub const CONFIG_LIST_TYPE_09: &str = "application/dap-hpke-config-list";
 pub const CONFIG_LIST_TYPE_18: &str = "application/ppm-dap;message=hpke-config-list";
 pub const PROBLEM_TYPE: &str = "application/problem+json";
+/// DAP-18's answer naming the reports of an upload that were refused.
+pub const UPLOAD_ERRORS_TYPE: &str = "application/ppm-dap;message=upload-errors";
 
 /// The HPKE config list's media type in `version`.
 pub fn config_list_type(version: DapVersion) -> &'static str {
@@ -36,13 +39,13 @@ pub enum Route {
     Answer(Answer),
     /// Readiness: the server's state (draining, flush backlog) decides.
     Readiness,
-    /// Reports to make durable, then answer `status` (DAP-18 200, DAP-09 201 Created);
-    /// `refused` are those left out, with why.
+    /// `count` reports to make durable (`accepted`, encoded), then `answer`; `refused`
+    /// are those left out (report id in hex, and why), for logs and metrics.
     Upload {
         accepted: Vec<u8>,
         count: usize,
         refused: Vec<(String, Refusal)>,
-        status: u16,
+        answer: Answer,
     },
 }
 
@@ -197,18 +200,34 @@ fn upload_one(served: &Served, task_id: &str, body: &[u8], now: DateTime<Utc>) -
         Ok(report) => report,
         Err(e) => return problem("invalidMessage", &e.to_string()),
     };
-    if let Err(why) = admit_report(&served.task, &report, now) {
-        let kind = match why {
-            Refusal::TooEarly { .. } => "reportTooEarly",
-            Refusal::UnknownConfig { .. } => "outdatedConfig",
-        };
-        return problem(kind, &why.to_string());
+    match admit_report(&served.task, &report, now) {
+        Ok(()) => Route::Upload {
+            accepted: body.to_vec(),
+            count: 1,
+            refused: Vec::new(),
+            answer: Answer::empty(201),
+        },
+        Err(why) => {
+            let kind = match why {
+                Refusal::TooEarly { .. } => "reportTooEarly",
+                Refusal::UnknownConfig { .. } => "outdatedConfig",
+            };
+            Route::Upload {
+                accepted: Vec::new(),
+                count: 0,
+                answer: Answer::problem(400, kind, task_id, &why.to_string()),
+                refused: vec![(crate::batch::hex(&report.metadata.report_id.0), why)],
+            }
+        }
     }
-    Route::Upload {
-        accepted: body.to_vec(),
-        count: 1,
-        refused: Vec::new(),
-        status: 201,
+}
+
+/// DAP-18's `ReportError` for a report refused at upload (D18 §4.4.2): an HPKE config the
+/// task does not name is `outdated_config`, on which clients fetch the configs again.
+fn report_error(why: &Refusal) -> u8 {
+    match why {
+        Refusal::TooEarly { .. } => 9,
+        Refusal::UnknownConfig { .. } => 11,
     }
 }
 
@@ -227,18 +246,29 @@ fn upload(served: &Served, task_id: &str, body: &[u8], now: DateTime<Utc>) -> Ro
     };
     let mut kept: Vec<Report> = Vec::with_capacity(reports.len());
     let mut refused = Vec::new();
+    // UploadErrors: each refused report's id and ReportError, in request order.
+    let mut errors = Vec::new();
     for report in reports {
         match admit_report(&served.task, &report, now) {
             Ok(()) => kept.push(report),
-            Err(why) => refused.push((crate::batch::hex(&report.metadata.report_id.0), why)),
+            Err(why) => {
+                let id = &report.metadata.report_id.0;
+                errors.extend_from_slice(id);
+                errors.push(report_error(&why));
+                refused.push((crate::batch::hex(id), why));
+            }
         }
     }
+    let answer = match errors.is_empty() {
+        true => Answer::empty(200),
+        false => Answer::ok(UPLOAD_ERRORS_TYPE, errors),
+    };
     match encode_reports(version, &kept) {
         Ok(accepted) => Route::Upload {
             accepted,
             count: kept.len(),
             refused,
-            status: 200,
+            answer,
         },
         Err(e) => invalid(&e.to_string()),
     }
@@ -310,9 +340,17 @@ mod tests {
                 accepted,
                 count,
                 refused,
-                status,
+                answer,
             } => {
-                assert_eq!(status, 200);
+                // UploadErrors: the refused report's id, then report_too_early (9).
+                assert_eq!(
+                    (answer.status, answer.content_type),
+                    (200, UPLOAD_ERRORS_TYPE)
+                );
+                assert_eq!(
+                    answer.body,
+                    [&future.metadata.report_id.0[..], &[9]].concat()
+                );
                 assert_eq!(count, 1);
                 assert_eq!(
                     accepted,
@@ -364,9 +402,15 @@ mod tests {
         (dir, Served::new(Task::new(params).unwrap()).unwrap())
     }
 
+    /// A problem document's status, type and task id, answered at once or once the
+    /// upload's accepted reports (none) are durable.
     fn problem_type(route: Route) -> (u16, String, String) {
-        let Route::Answer(a) = route else {
-            panic!("an answer, got {route:?}")
+        let a = match route {
+            Route::Answer(a) => a,
+            Route::Upload {
+                answer, count: 0, ..
+            } => answer,
+            other => panic!("a problem, got {other:?}"),
         };
         assert_eq!(a.content_type, PROBLEM_TYPE);
         let problem: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
@@ -399,9 +443,9 @@ mod tests {
                 accepted,
                 count,
                 refused,
-                status,
+                answer,
             } => {
-                assert_eq!((status, count), (201, 1));
+                assert_eq!((answer.status, count), (201, 1));
                 assert_eq!(accepted, body);
                 assert!(refused.is_empty());
             }
