@@ -6,8 +6,9 @@
 
 use super::segments::read_sealed;
 use crate::config::Ingestor;
+use crate::crypto::sha256;
 use crate::dap::{decode_reports, Task};
-use crate::stages::ingest_dap::{ingest_dap, DapIngestOptions, DapIngestReport};
+use crate::stages::ingest_dap::{ingest_reports, DapIngestOptions, DapIngestReport};
 use anyhow::{Context, Result};
 use std::collections::HashSet;
 use std::path::Path;
@@ -34,7 +35,9 @@ pub fn flush_segment(
 ) -> Result<Flushed> {
     let payloads = read_sealed(segment)?;
     let mut seen = HashSet::new();
-    let (mut body, mut uploaded, mut repeats) = (Vec::new(), 0u64, 0u64);
+    let (mut kept, mut uploaded, mut repeats) = (Vec::new(), 0u64, 0u64);
+    // The kept reports' encoding, hashed: it names the batches, as ingesting it would.
+    let mut body = Vec::new();
     for (i, payload) in payloads.iter().enumerate() {
         let reports = decode_reports(task.version(), payload)
             .with_context(|| format!("{}: upload {i}", segment.display()))?;
@@ -47,9 +50,10 @@ pub fn flush_segment(
             report
                 .encode(task.version(), &mut body)
                 .with_context(|| format!("{}: upload {i}: re-encoding", segment.display()))?;
+            kept.push(report);
         }
     }
-    let ingest = match body.is_empty() {
+    let ingest = match kept.is_empty() {
         true => None,
         false => {
             let options = DapIngestOptions {
@@ -59,7 +63,7 @@ pub fn flush_segment(
                 now: chrono::Utc::now(),
             };
             Some(
-                ingest_dap(ingestor, task, &body, &options)
+                ingest_reports(ingestor, task, &kept, &sha256(&body), &options)
                     .with_context(|| format!("flushing {}", segment.display()))?,
             )
         }

@@ -259,10 +259,16 @@ fn upload(served: &Served, task_id: &str, body: &[u8], now: DateTime<Utc>) -> Ro
             }
         }
     }
-    let answer = match errors.is_empty() {
-        true => Answer::empty(200),
-        false => Answer::ok(UPLOAD_ERRORS_TYPE, errors),
-    };
+    if errors.is_empty() {
+        // Every report kept: the body, which decoded whole, is their encoding already.
+        return Route::Upload {
+            accepted: body.to_vec(),
+            count: kept.len(),
+            refused,
+            answer: Answer::empty(200),
+        };
+    }
+    let answer = Answer::ok(UPLOAD_ERRORS_TYPE, errors);
     match encode_reports(version, &kept) {
         Ok(accepted) => Route::Upload {
             accepted,

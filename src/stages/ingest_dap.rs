@@ -58,6 +58,19 @@ pub fn ingest_dap(
     body: &[u8],
     options: &DapIngestOptions,
 ) -> Result<DapIngestReport> {
+    let reports = decode_reports(task.version(), body).context("the upload body")?;
+    ingest_reports(ingestor, task, &reports, &sha256(body), options)
+}
+
+/// As [`ingest_dap`], for reports already decoded from an input whose SHA-256 is
+/// `input_digest` (what names the batches: the same input, the same batches).
+pub fn ingest_reports(
+    ingestor: &Ingestor,
+    task: &Task,
+    reports: &[Report],
+    input_digest: &[u8; 32],
+    options: &DapIngestOptions,
+) -> Result<DapIngestReport> {
     super::ingest::check_batch_size(options.batch_size).map_err(|e| anyhow!("batch size: {e}"))?;
     let task_id = task.task_id().to_base64url();
     let aggregation = options
@@ -65,11 +78,10 @@ pub fn ingest_dap(
         .clone()
         .unwrap_or_else(|| task_id.clone());
     crate::batch::validate_name("aggregation", &aggregation).map_err(|e| anyhow!(e))?;
-    let reports = decode_reports(task.version(), body).context("the upload body")?;
     if reports.is_empty() {
         bail!("the upload body holds no reports");
     }
-    check_reports(task, &reports, options.now)?;
+    check_reports(task, reports, options.now)?;
     let precision = task.time_precision();
     let time = match options.time {
         Some(t) => t,
@@ -81,7 +93,6 @@ pub fn ingest_dap(
             precision,
         )?,
     };
-    let input_digest = sha256(body);
     let mut out = DapIngestReport {
         task_id,
         aggregation: aggregation.clone(),
@@ -89,7 +100,7 @@ pub fn ingest_dap(
         ..Default::default()
     };
     for (index, chunk) in reports.chunks(options.batch_size).enumerate() {
-        let uuid = batch_uuid(task, &input_digest, options.batch_size, index);
+        let uuid = batch_uuid(task, input_digest, options.batch_size, index);
         let id = BatchId::new(&aggregation, time, uuid).map_err(|e| anyhow!(e))?;
         let names = id.names(BatchKind::Ingestion);
         let header = |packet_file_digest| DapIngestionHeader {

@@ -37,8 +37,8 @@ impl<R: Record, W: Write> RecordWriter<R, W> {
     }
 
     pub fn append(&mut self, record: &R) -> Result<(), WireError> {
-        self.inner
-            .append_value_ref(&record.to_avro())
+        record
+            .append_to(&mut self.inner)
             .map(drop)
             .map_err(|e| write_error::<R>(&self.slot, e))
     }

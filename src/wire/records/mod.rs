@@ -29,6 +29,25 @@ pub trait Record: Sized {
     fn schema() -> &'static Schema;
     fn to_avro(&self) -> Value;
     fn from_avro(value: Value) -> Result<Self, WireError>;
+
+    /// Appends this record to a container file. Through [`Record::to_avro`]'s value by
+    /// default; the records written by the million (DAP report and verifier shares)
+    /// serialize their fields straight into the block instead, with no copies.
+    fn append_to<W: std::io::Write>(
+        &self,
+        writer: &mut apache_avro::Writer<'_, W>,
+    ) -> apache_avro::AvroResult<usize> {
+        writer.append_value_ref(&self.to_avro())
+    }
+}
+
+/// A byte field as Avro `bytes`, for records that serialize straight into a block.
+struct AvroBytes<'a>(&'a [u8]);
+
+impl serde::Serialize for AvroBytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
 }
 
 /// Builds a record value; `fields` must follow the schema's field order.

@@ -289,3 +289,49 @@ fn a_large_deterministic_file_comes_in_blocks_a_reader_streams() {
     );
     assert!(blocks > 1);
 }
+
+/// The records written straight from their fields encode exactly as their Avro values do.
+#[test]
+fn records_serialized_straight_write_the_bytes_their_values_do() {
+    fn same<R: Record>(records: &[R]) {
+        let marker = [7u8; 16];
+        let mut direct = apache_avro::Writer::append_to(R::schema(), Vec::new(), marker);
+        let mut by_value = apache_avro::Writer::append_to(R::schema(), Vec::new(), marker);
+        for r in records {
+            r.append_to(&mut direct).expect("direct");
+            by_value.append_value_ref(&r.to_avro()).expect("by value");
+        }
+        let (direct, by_value) = (direct.into_inner(), by_value.into_inner());
+        let (direct, by_value) = (direct.expect("direct"), by_value.expect("by value"));
+        assert!(!direct.is_empty(), "{}", R::NAME);
+        assert_eq!(direct, by_value, "{}", R::NAME);
+    }
+    same(&[
+        DapReportShare {
+            report_id: vec![1; 16],
+            time: -3,
+            public_share: vec![],
+            config_id: 255,
+            enc: vec![9; 32],
+            payload: (0..=255).collect(),
+        },
+        DapReportShare {
+            report_id: vec![2; 16],
+            time: 1_796_418_000,
+            public_share: vec![5; 64],
+            config_id: 0,
+            enc: vec![1],
+            payload: vec![2; 70_000],
+        },
+    ]);
+    same(&[
+        DapVerifierShare {
+            report_id: vec![1; 16],
+            verifier_share: vec![],
+        },
+        DapVerifierShare {
+            report_id: vec![3; 16],
+            verifier_share: vec![4; 300],
+        },
+    ]);
+}
