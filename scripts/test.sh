@@ -3,7 +3,8 @@
 # (Python fastavro for the cross-implementation test, prometheus-client for the metrics
 # format, SeaweedFS for the S3 tests, kubernetes-validate for the job manifests,
 # Terraform 1.0.3, python-hcl2 and checkov for terraform/, and the deployed DAP-09
-# client @divviup/dap from npm), then formatting, lints, tests.
+# clients: @divviup/dap from npm and a program around the janus_client crate), then
+# formatting, lints, tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +48,11 @@ export AWS_EC2_METADATA_DISABLED=true
 
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
+# The janus_client crate (0.7, DAP-09) as its own program, with its own lockfile: the
+# upload tests run it against divvi serve (tests/clients/janus-rs).
+echo "building the janus_client 0.7 upload program (tests/clients/janus-rs)"
+CARGO_TARGET_DIR=target/janus-client cargo build --quiet --release --locked \
+    --manifest-path tests/clients/janus-rs/Cargo.toml
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked 2>&1 | tee "$log"

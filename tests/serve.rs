@@ -4,8 +4,9 @@
 //! aggregate and the portal's collect must then find every acknowledged report exactly
 //! once. A kill under load from eight concurrent clients loses no acknowledged report and,
 //! with the unanswered uploads sent again, counts none twice; with storage down, uploads
-//! wait (503) and readiness fails until it returns. The deployed clients' own library,
-//! @divviup/dap (DAP-09), uploads thousands of reports whose result must be the truth.
+//! wait (503) and readiness fails until it returns. The deployed clients' own libraries,
+//! @divviup/dap (npm) and janus_client (crates.io), both DAP-09, upload thousands of
+//! reports whose result must be the truth.
 
 mod common;
 
@@ -433,17 +434,28 @@ fn a_kill_under_concurrent_load_loses_no_acknowledged_report_and_counts_none_twi
     );
 }
 
-/// The npm package deployed clients use, @divviup/dap 0.9.1 (DAP-09 with VDAF-08),
-/// installed from `tests/clients/dap-js/package-lock.json` by scripts/test.sh, fetches
-/// both HPKE configs from `divvi serve` and uploads a few thousand reports of a histogram
-/// and of a sum task; the pipeline's result is the truth.
-#[test]
-fn reports_from_the_divviup_dap_npm_client_reach_the_true_result() {
-    let harness = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/dap-js");
+/// A deployed DAP-09 client, run as a program: `PROGRAM TASK_JSON LEADER_URL HELPER_URL
+/// MEASUREMENTS_JSONL [extra]`, which prints one summary line
+/// (`{"uploaded": n, "failed": n, ...}`).
+struct DeployedClient {
+    name: &'static str,
+    program: PathBuf,
+    /// Arguments before the task file (the script, for node).
+    before: Vec<&'static str>,
+    extra: Vec<&'static str>,
+    /// Where the program runs.
+    dir: PathBuf,
+}
+
+/// The client fetches both HPKE configs from `divvi serve` and uploads a few thousand
+/// reports of a histogram and of a sum task, one per request as DAP-09 has it; the
+/// pipeline's result is the truth.
+fn deployed_client_reaches_the_true_result(client: DeployedClient) {
+    let name = client.name;
     assert!(
-        harness.join("node_modules/@divviup/dap").is_dir(),
-        "@divviup/dap is not installed: run `npm ci` in {} (scripts/test.sh does)",
-        harness.display()
+        client.program.exists() || client.program.components().count() == 1,
+        "{name}: {} is missing: scripts/test.sh installs it",
+        client.program.display()
     );
     /// The task's VDAF, how many reports, and the i-th report's measurement.
     type Case = (&'static str, usize, fn(usize) -> u64);
@@ -467,27 +479,66 @@ fn reports_from_the_divviup_dap_npm_client_reach_the_true_result() {
         };
         let (server, port) = start_with_port(&dir, &["--batch-size", "500"]);
         let base = format!("http://127.0.0.1:{port}");
-        let out = Command::new("node")
-            .current_dir(&harness)
+        let out = Command::new(&client.program)
+            .current_dir(&client.dir)
+            .args(&client.before)
             .args([
-                "upload.mjs",
                 p(&dir.join("task.json")),
                 &format!("{base}/leader/"),
                 &format!("{base}/helper/"),
                 p(&dir.join("m.jsonl")),
-                "--concurrency",
-                "8",
             ])
+            .args(&client.extra)
             .output()
-            .expect("node runs");
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|_| panic!("{vdaf}: node's summary line: {out:?}"));
-        assert_eq!(summary["uploaded"], n, "{vdaf}: {summary}");
-        assert_eq!(summary["failed"], 0, "{vdaf}: {summary}");
+            .unwrap_or_else(|_| panic!("{name} {vdaf}: the summary line: {out:?}"));
+        assert_eq!(summary["uploaded"], n, "{name} {vdaf}: {summary}");
+        assert_eq!(summary["failed"], 0, "{name} {vdaf}: {summary}");
         stop_and_check_flushed(server, &dir);
         let result = collected(&dir, &task);
-        assert_eq!(result["result"], truth, "{vdaf}: {result}");
-        assert_eq!(result["report_count"], n, "{vdaf}: {result}");
-        assert_eq!(result["invalid_reports"], 0, "{vdaf}: {result}");
+        assert_eq!(result["result"], truth, "{name} {vdaf}: {result}");
+        assert_eq!(result["report_count"], n, "{name} {vdaf}: {result}");
+        assert_eq!(result["invalid_reports"], 0, "{name} {vdaf}: {result}");
     }
+}
+
+fn clients_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(name)
+}
+
+/// The npm package deployed clients use, @divviup/dap 0.9.1 (DAP-09 with VDAF-08),
+/// installed from `tests/clients/dap-js/package-lock.json` by scripts/test.sh.
+#[test]
+fn reports_from_the_divviup_dap_npm_client_reach_the_true_result() {
+    let dir = clients_dir("dap-js");
+    assert!(
+        dir.join("node_modules/@divviup/dap").is_dir(),
+        "@divviup/dap is not installed: run `npm ci` in {} (scripts/test.sh does)",
+        dir.display()
+    );
+    deployed_client_reaches_the_true_result(DeployedClient {
+        name: "@divviup/dap",
+        program: PathBuf::from("node"),
+        before: vec!["upload.mjs"],
+        extra: vec!["--concurrency", "8"],
+        dir,
+    });
+}
+
+/// The janus_client crate (0.7.145, DAP-09 with VDAF-08), built by scripts/test.sh from
+/// `tests/clients/janus-rs` into `target/janus-client`.
+#[test]
+fn reports_from_the_janus_client_crate_reach_the_true_result() {
+    let program = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/janus-client/release/divvi-janus-client");
+    deployed_client_reaches_the_true_result(DeployedClient {
+        name: "janus_client",
+        program,
+        before: vec![],
+        extra: vec!["--concurrency", "4"],
+        dir: clients_dir("janus-rs"),
+    });
 }
