@@ -78,26 +78,51 @@ impl UploadBenchReport {
     }
 }
 
-/// The upload path on the leader's URL.
-fn upload_path(task: &Task) -> String {
-    format!("/leader/tasks/{}/reports", task.task_id().to_base64url())
+/// How an upload is sent in a task's DAP draft.
+#[derive(Clone)]
+struct UploadRequest {
+    /// On the leader's URL.
+    path: String,
+    method: hyper::Method,
+    content_type: &'static str,
+}
+
+impl UploadRequest {
+    fn of(task: &Task) -> Self {
+        let path = format!("/leader/tasks/{}/reports", task.task_id().to_base64url());
+        match task.version() {
+            DapVersion::Dap09 => UploadRequest {
+                path,
+                method: hyper::Method::PUT,
+                content_type: "application/dap-report",
+            },
+            DapVersion::Dap18 => UploadRequest {
+                path,
+                method: hyper::Method::POST,
+                content_type: "application/ppm-dap;message=upload-req",
+            },
+        }
+    }
 }
 
 pub fn run_upload_bench(
     dir: &Path,
     name: &str,
-    vdaf: &VdafConfig,
+    (version, vdaf): (DapVersion, &VdafConfig),
     load: &UploadLoad,
 ) -> Result<UploadBenchReport> {
     if load.clients == 0 || load.reports_per_upload == 0 || load.pool == 0 {
         bail!("--clients, --reports-per-upload and --packets must be at least 1");
+    }
+    if version == DapVersion::Dap09 && load.reports_per_upload != 1 {
+        bail!("a DAP-09 upload is one report: --reports-per-upload 1");
     }
     let d = deploy_task(
         dir,
         crate::crypto::PacketScheme::Ecies,
         "divvi-bench",
         &Layout::Local,
-        (DapVersion::Dap18, vdaf),
+        (version, vdaf),
         100,
     )?;
     let task = Task::load(&d.dir.join("task.json"))?;
@@ -144,7 +169,7 @@ pub fn run_upload_bench(
     let started = Instant::now();
     let outcome = runtime.block_on(drive(
         bound.listening,
-        upload_path(&task),
+        UploadRequest::of(&task),
         Arc::new(bodies),
         load,
     ))?;
@@ -207,7 +232,7 @@ fn upload_bodies(task: &Task, vdaf: &VdafConfig, load: &UploadLoad) -> Result<Ve
                 id_offsets: Vec::new(),
             };
             for report in chunk {
-                // A report's encoding starts with its id (DAP-18 ReportMetadata).
+                // A report's encoding starts with its id (ReportMetadata, both drafts).
                 body.id_offsets.push(body.bytes.len());
                 body.bytes.extend(report.to_bytes(task.version())?);
             }
@@ -272,7 +297,7 @@ struct Outcome {
 /// Runs the clients for `load.seconds`, sampling memory each second.
 async fn drive(
     addr: SocketAddr,
-    path: String,
+    request: UploadRequest,
     bodies: Arc<Vec<Body>>,
     load: &UploadLoad,
 ) -> Result<Outcome> {
@@ -280,9 +305,9 @@ async fn drive(
     let latencies = Arc::new(Latencies::new());
     let clients: Vec<_> = (0..load.clients)
         .map(|c| {
-            let (bodies, path, done) = (Arc::clone(&bodies), path.clone(), Arc::clone(&done));
+            let (bodies, request, done) = (Arc::clone(&bodies), request.clone(), Arc::clone(&done));
             let latencies = Arc::clone(&latencies);
-            tokio::spawn(async move { client(addr, &path, &bodies, c, &done, &latencies).await })
+            tokio::spawn(async move { client(addr, &request, &bodies, c, &done, &latencies).await })
         })
         .collect();
     let mut rss_mib = Vec::new();
@@ -308,7 +333,7 @@ async fn drive(
 /// place in the pool) until `done`; a 503 waits a moment and sends the same body again.
 async fn client(
     addr: SocketAddr,
-    path: &str,
+    upload: &UploadRequest,
     bodies: &[Body],
     first: usize,
     done: &AtomicBool,
@@ -332,16 +357,18 @@ async fn client(
             sent_reports += 1;
         }
         let body = Bytes::from(bytes);
-        let request = Request::post(path)
+        let request = Request::builder()
+            .method(upload.method.clone())
+            .uri(upload.path.as_str())
             .header(HOST, "localhost")
-            .header(CONTENT_TYPE, "application/dap-upload-req")
+            .header(CONTENT_TYPE, upload.content_type)
             .body(Full::new(body))?;
         let sent = Instant::now();
         let response = sender.send_request(request).await?;
         let status = response.status();
         response.into_body().collect().await?;
         match status.as_u16() {
-            200 => {
+            200 | 201 => {
                 latencies.record(sent.elapsed());
                 i += 1;
             }

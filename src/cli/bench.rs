@@ -113,13 +113,11 @@ pub(super) fn bench(a: BenchArgs) -> Result<ExitCode> {
 
 fn upload_bench(a: &BenchArgs, vdaf: &DemoVdaf, dir: &std::path::Path) -> Result<ExitCode> {
     let DemoVdaf::Prio3 {
-        version: divvi::dap::DapVersion::Dap18,
+        version,
         vdaf: config,
     } = vdaf
     else {
-        anyhow::bail!(
-            "--upload measures DAP-18 uploads (many reports per request): give a Prio3 VDAF (--vdaf) of a DAP-18 task, not {vdaf}"
-        );
+        anyhow::bail!("--upload measures DAP uploads: give a Prio3 VDAF (--vdaf), not {vdaf}");
     };
     let load = divvi::bench::upload::UploadLoad {
         clients: a.clients,
@@ -127,7 +125,8 @@ fn upload_bench(a: &BenchArgs, vdaf: &DemoVdaf, dir: &std::path::Path) -> Result
         reports_per_upload: a.reports_per_upload,
         pool: usize::try_from(a.packets)?,
     };
-    let r = divvi::bench::upload::run_upload_bench(dir, &vdaf.to_string(), config, &load)?;
+    let r =
+        divvi::bench::upload::run_upload_bench(dir, &vdaf.to_string(), (*version, config), &load)?;
     match a.output {
         BenchOutput::Json => out!("{}", serde_json::to_string_pretty(&r)?),
         BenchOutput::Table | BenchOutput::Markdown => {
