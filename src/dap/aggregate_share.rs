@@ -4,10 +4,10 @@
 //! the checksum over the report ids it aggregated. Pure functions; the stages decide
 //! when to call them.
 
-use prio::codec::{encode_u32_items, CodecError, Encode};
+use prio::codec::{CodecError, Encode};
 
 use super::hpke::{seal_to, wire_error, HpkeError, HpkeKeypair, Role, AGGREGATE_SHARE};
-use super::messages::{encoded, HpkeCiphertext, ReportId, WireError};
+use super::messages::{encoded, put_opaque_u32, HpkeCiphertext, ReportId, WireError};
 use super::task::{BatchMode, DapVersion, HpkeConfig, Task, TaskId};
 
 const COLLECTOR_ROLE: u8 = 0x00;
@@ -142,7 +142,7 @@ impl Encode for AggregateShareAad<'_> {
     fn encode(&self, bytes: &mut Vec<u8>) -> Result<(), CodecError> {
         bytes.extend_from_slice(&self.task_id.0);
         if self.version == DapVersion::Dap09 {
-            encode_u32_items(bytes, &(), self.agg_param)?;
+            put_opaque_u32(bytes, self.agg_param)?;
             BatchMode::TimeInterval.code().encode(bytes)?;
             let seconds = |units: u64| units.saturating_mul(self.time_precision);
             seconds(self.interval.start).encode(bytes)?;
@@ -152,7 +152,7 @@ impl Encode for AggregateShareAad<'_> {
         BatchMode::TimeInterval.code().encode(bytes)?;
         INTERVAL_LEN.encode(bytes)?;
         self.interval.encode(bytes)?;
-        encode_u32_items(bytes, &(), self.agg_param)?;
+        put_opaque_u32(bytes, self.agg_param)?;
         0u16.encode(bytes) // extensions: none
     }
 }

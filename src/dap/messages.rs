@@ -5,7 +5,7 @@
 //! [`Reader`], which names the field and byte offset of what is wrong and refuses
 //! lengths outside each field's range and bytes left over.
 
-use prio::codec::{encode_u16_items, encode_u32_items, CodecError, Encode};
+use prio::codec::{CodecError, Encode};
 
 use super::task::{DapVersion, TaskId};
 
@@ -167,6 +167,25 @@ fn decode_exact<T>(
     Ok(value)
 }
 
+/// Appends `opaque<0..2^16-1>`: the length, then the bytes in one copy (prio's
+/// `encode_u16_items` encodes a byte at a time, which shows in an upload server's profile).
+pub(super) fn put_opaque_u16(bytes: &mut Vec<u8>, value: &[u8]) -> Result<(), CodecError> {
+    let len =
+        u16::try_from(value.len()).map_err(|_| CodecError::LengthPrefixTooBig(value.len()))?;
+    bytes.extend_from_slice(&len.to_be_bytes());
+    bytes.extend_from_slice(value);
+    Ok(())
+}
+
+/// Appends `opaque<0..2^32-1>`, as [`put_opaque_u16`].
+pub(super) fn put_opaque_u32(bytes: &mut Vec<u8>, value: &[u8]) -> Result<(), CodecError> {
+    let len =
+        u32::try_from(value.len()).map_err(|_| CodecError::LengthPrefixTooBig(value.len()))?;
+    bytes.extend_from_slice(&len.to_be_bytes());
+    bytes.extend_from_slice(value);
+    Ok(())
+}
+
 pub(super) fn encoded<T: Encode>(what: &'static str, value: &T) -> Result<Vec<u8>, WireError> {
     value.get_encoded().map_err(|e| WireError::Encode {
         what,
@@ -258,8 +277,8 @@ pub struct HpkeCiphertext {
 impl Encode for HpkeCiphertext {
     fn encode(&self, bytes: &mut Vec<u8>) -> Result<(), CodecError> {
         self.config_id.encode(bytes)?;
-        encode_u16_items(bytes, &(), &self.enc)?;
-        encode_u32_items(bytes, &(), &self.payload)
+        put_opaque_u16(bytes, &self.enc)?;
+        put_opaque_u32(bytes, &self.payload)
     }
     fn encoded_len(&self) -> Option<usize> {
         Some(1 + 2 + self.enc.len() + 4 + self.payload.len())
@@ -308,7 +327,7 @@ pub struct Report {
 impl Report {
     pub fn encode(&self, version: DapVersion, bytes: &mut Vec<u8>) -> Result<(), CodecError> {
         self.metadata.encode(version, bytes);
-        encode_u32_items(bytes, &(), &self.public_share)?;
+        put_opaque_u32(bytes, &self.public_share)?;
         self.leader_encrypted_input_share.encode(bytes)?;
         self.helper_encrypted_input_share.encode(bytes)
     }
@@ -384,7 +403,7 @@ pub struct PlaintextInputShare {
 impl Encode for PlaintextInputShare {
     fn encode(&self, bytes: &mut Vec<u8>) -> Result<(), CodecError> {
         0u16.encode(bytes)?; // private_extensions: none
-        encode_u32_items(bytes, &(), &self.payload)
+        put_opaque_u32(bytes, &self.payload)
     }
 }
 
@@ -434,7 +453,7 @@ impl Encode for InputShareAad<'_> {
         bytes.extend_from_slice(&self.task_id.0);
         bytes.extend_from_slice(self.task_binding);
         self.metadata.encode(self.version, bytes);
-        encode_u32_items(bytes, &(), self.public_share)
+        put_opaque_u32(bytes, self.public_share)
     }
 }
 
