@@ -112,7 +112,7 @@ variable "keys_secret_name" {
 }
 
 variable "dap_task" {
-  description = "Whether this server takes part in the DAP-18 task `divvi keygen --vdaf` made: adds a [dap] section to server.toml naming keys/task.json, keys/server<index>-hpke.key and keys/verify.key, which the keys Secret must then hold. Off: an ENPA-only server, unchanged."
+  description = "Whether this server takes part in the DAP task `divvi keygen --vdaf` made (DAP-18, or DAP-09 with --dap-version 09): adds a [dap] section to server.toml naming keys/task.json, keys/server<index>-hpke.key and keys/verify.key, which the keys Secret must then hold. Off: an ENPA-only server, unchanged."
   type        = bool
   default     = false
 }
