@@ -14,10 +14,14 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use divvi::dap::task::BatchMode;
+
+#[allow(dead_code)]
+#[path = "../tests/dap_common/mod.rs"]
+mod dap_common;
+use dap_common::test_task_for;
 use divvi::dap::{
     DapClient, DapVersion, HpkeKeypair, Measurement, Provisional, Report, Role, Task,
-    TaskAggregator, TaskId, TaskParams, TaskVdaf, VdafConfig, VerifyInput,
+    TaskAggregator, TaskVdaf, VdafConfig, VerifyInput,
 };
 
 /// The drafts and VDAFs measured, with a valid measurement of each.
@@ -54,26 +58,8 @@ struct Setup {
 
 fn setup(version: DapVersion, spec: &str, measurement: &Measurement) -> Setup {
     let vdaf_config = VdafConfig::from_spec(spec).expect("a VDAF spec");
-    let keys = [
-        HpkeKeypair::generate(1).expect("key"),
-        HpkeKeypair::generate(2).expect("key"),
-    ];
-    let collector = HpkeKeypair::generate(3).expect("key");
-    let task = Task::new(TaskParams {
-        dap_version: version,
-        task_id: TaskId::random().expect("random"),
-        task_info: b"bench".to_vec(),
-        leader_aggregator_endpoint: "https://leader.example/".into(),
-        helper_aggregator_endpoint: "https://helper.example/".into(),
-        time_precision: 3600,
-        min_batch_size: 1,
-        batch_mode: BatchMode::TimeInterval,
-        vdaf: vdaf_config.clone(),
-        leader_hpke_config: keys[0].config().clone(),
-        helper_hpke_config: keys[1].config().clone(),
-        collector_hpke_config: collector.config().clone(),
-    })
-    .expect("task");
+    let (task, keys) = test_task_for(version, vdaf_config, 3600);
+    let keys = [keys.leader, keys.helper];
     let report = DapClient::new(&task)
         .expect("client")
         .report(measurement, 1_800_000_000)

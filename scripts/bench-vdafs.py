@@ -7,11 +7,13 @@ import json
 import re
 
 CASES = ["count", "sum:255", "sumvec:100:1", "histogram:16", "histogram:256",
-         "histogram:2048", "multihot:256:8"]
+         "histogram:2048", "multihot:256:8",
+         # DAP-09 tasks: VDAF-08, as the deployed clients send it.
+         "dap-09/count", "dap-09/sum:255", "dap-09/histogram:256", "dap-09/histogram:2048"]
 
 
 def median_us(vdaf, bench):
-    group = "prio3_" + vdaf.replace(":", "_")
+    group = "prio3_" + vdaf.replace(":", "_").replace("/", "_")
     path = f"target/criterion/{group}/{bench}/new/estimates.json"
     return json.load(open(path))["median"]["point_estimate"] / 1000.0
 
@@ -26,7 +28,8 @@ rows = ["| VDAF | intake, leader | intake, helper | decision, leader | decision,
 for vdaf in CASES:
     cells = [median_us(vdaf, b) for b in
              ("intake_leader", "intake_helper", "finish_leader", "finish_helper")]
-    rows.append(f"| {vdaf} | " + " | ".join(us(c) for c in cells) + f" | {us(sum(cells))} |")
+    label = vdaf.replace("dap-09/", "") + (" (DAP-09)" if vdaf.startswith("dap-09/") else "")
+    rows.append(f"| {label} | " + " | ".join(us(c) for c in cells) + f" | {us(sum(cells))} |")
 
 def cpu_model():
     for line in open("/proc/cpuinfo"):

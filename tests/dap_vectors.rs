@@ -11,7 +11,8 @@
 #[allow(dead_code)]
 mod dap_common;
 
-use divvi::dap::prio3::Prio3Vdaf08;
+use divvi::dap::poplar1::{Pass, Poplar1Vdaf};
+use divvi::dap::prio3::{Prio3Vdaf08, VdafStepError};
 use divvi::dap::{DapVersion, Prio3Vdaf, TaskVdaf, VdafConfig, VerifyInput, VerifyState};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -441,4 +442,96 @@ fn vdaf08_prio3_sumvec_vectors() {
 #[test]
 fn vdaf08_prio3_histogram_vectors() {
     run08("Prio3Histogram", 1);
+}
+
+/// Poplar1 (VDAF-18 §8): each vector through divvi's three pass steps, byte for byte:
+/// both rounds' verifier shares, the output shares, the aggregate shares and the counts.
+/// `Poplar1_bad_corr_inner` (a client's correlated randomness tampered with) must fail in
+/// the last step.
+#[test]
+fn poplar1_vectors() {
+    let all = vectors("Poplar1");
+    assert_eq!(all.len(), 7, "Poplar1_0..5 and Poplar1_bad_corr_inner");
+    for v in &all {
+        let j = &v.json;
+        let bits = j["bits"].as_u64().unwrap() as usize;
+        let poplar = Poplar1Vdaf::with_params(bits, hex(&j["ctx"]));
+        let pass = Pass::decode(&hex(&j["agg_param"])).unwrap();
+        assert_eq!(pass.encode().unwrap(), hex(&j["agg_param"]), "{}", v.name);
+        let vk: [u8; 32] = hex(&j["verify_key"]).try_into().unwrap();
+        let aggregators = [0, 1].map(|id| poplar.aggregator(id).unwrap());
+        let mut sums = aggregators.each_ref().map(|a| a.new_sum(&pass).unwrap());
+        let bad = v.name.contains("_bad_");
+        for (i, report) in j["reports"].as_array().unwrap().iter().enumerate() {
+            let at = format!("{} report {i}", v.name);
+            let inputs: Vec<Vec<u8>> = report["input_shares"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(hex)
+                .collect();
+            let public = hex(&report["public_share"]);
+            let rounds: Vec<Vec<Vec<u8>>> = report["verifier_shares"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_array().unwrap().iter().map(hex).collect())
+                .collect();
+            let first = [0, 1].map(|id| {
+                aggregators[id]
+                    .start(&vk, &pass, &nonce(report), &public, &inputs[id])
+                    .unwrap()
+            });
+            for id in 0..2 {
+                assert_eq!(
+                    first[id].verifier_share, rounds[0][id],
+                    "{at} round 1, {id}"
+                );
+            }
+            let shares1 = [&first[0].verifier_share[..], &first[1].verifier_share[..]];
+            let second = [0, 1].map(|id| {
+                aggregators[id]
+                    .second(&pass, &first[id].state, shares1)
+                    .unwrap()
+            });
+            for id in 0..2 {
+                assert_eq!(
+                    second[id].verifier_share, rounds[1][id],
+                    "{at} round 2, {id}"
+                );
+            }
+            let shares2 = [&second[0].verifier_share[..], &second[1].verifier_share[..]];
+            for id in 0..2 {
+                let finished = aggregators[id].finish(&pass, &second[id].state, shares2);
+                if bad {
+                    let err = finished.unwrap_err();
+                    assert!(matches!(err, VdafStepError::Verify(_)), "{at}: {err}");
+                    continue;
+                }
+                let output = finished.unwrap();
+                assert_eq!(output, hex(&report["out_shares"][id]), "{at} output {id}");
+                sums[id].add(&output).unwrap();
+            }
+        }
+        if bad {
+            continue;
+        }
+        let encoded = sums.each_ref().map(|s| s.encode().unwrap());
+        for id in 0..2 {
+            assert_eq!(
+                encoded[id],
+                hex(&j["agg_shares"][id]),
+                "{} share {id}",
+                v.name
+            );
+        }
+        let counts = poplar.unshard(&pass, [&encoded[0], &encoded[1]]).unwrap();
+        let want: Vec<u64> = j["agg_result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_u64().unwrap())
+            .collect();
+        assert_eq!(counts, want, "{}", v.name);
+    }
 }

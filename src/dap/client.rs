@@ -5,7 +5,8 @@
 use super::hpke::{seal_input_share, HpkeError, Role};
 use super::measurement::Measurement;
 use super::messages::{InputShareAad, Report, ReportId, ReportMetadata, WireError};
-use super::prio3::{Prio3Error, TaskVdaf};
+use super::poplar1::Poplar1Vdaf;
+use super::prio3::{Shares, TaskVdaf, VdafStepError, NONCE_LEN};
 use super::task::{Task, TaskError};
 
 /// Why a report could not be made.
@@ -14,7 +15,7 @@ pub enum ClientError {
     #[error("task {task_id}: {source}")]
     Task { task_id: String, source: TaskError },
     #[error(transparent)]
-    Vdaf(#[from] Prio3Error),
+    Vdaf(#[from] VdafStepError),
     #[error(transparent)]
     Hpke(#[from] HpkeError),
     #[error(transparent)]
@@ -56,8 +57,38 @@ pub enum ClientError {
 /// ```
 pub struct DapClient {
     task: Task,
-    vdaf: TaskVdaf,
+    vdaf: Sharder,
     task_binding: Vec<u8>,
+}
+
+/// What splits a measurement for the task's VDAF.
+enum Sharder {
+    Prio3(TaskVdaf),
+    Poplar1(Poplar1Vdaf),
+}
+
+impl Sharder {
+    fn new(task: &Task) -> Result<Self, VdafStepError> {
+        Ok(match task.vdaf() {
+            super::task::VdafConfig::Poplar1 { .. } => Sharder::Poplar1(Poplar1Vdaf::new(task)?),
+            _ => Sharder::Prio3(TaskVdaf::new(task)?),
+        })
+    }
+
+    fn shard(
+        &self,
+        measurement: &Measurement,
+        nonce: &[u8; NONCE_LEN],
+    ) -> Result<Shares, VdafStepError> {
+        match (self, measurement) {
+            (Sharder::Prio3(vdaf), _) => vdaf.shard(measurement, nonce),
+            (Sharder::Poplar1(vdaf), Measurement::String(string)) => vdaf.shard(string, nonce),
+            (Sharder::Poplar1(_), other) => Err(VdafStepError::WrongMeasurement {
+                got: other.kind(),
+                want: "poplar1",
+            }),
+        }
+    }
 }
 
 impl DapClient {
@@ -66,7 +97,7 @@ impl DapClient {
     pub fn new(task: &Task) -> Result<Self, ClientError> {
         Ok(DapClient {
             task: task.clone(),
-            vdaf: TaskVdaf::new(task)?,
+            vdaf: Sharder::new(task)?,
             task_binding: task.aad_task_binding(),
         })
     }

@@ -18,6 +18,9 @@ pub enum Measurement {
     Histogram(usize),
     /// MultihotCountVec: `length` flags with at most `max_weight` of them set.
     Multihot(Vec<bool>),
+    /// Poplar1: a string of 1 to `bits / 8` bytes, none of them zero (the client pads
+    /// with zeros to the task's length, so a zero byte would be ambiguous).
+    String(Vec<u8>),
 }
 
 /// A measurement that does not fit the task's VDAF; says what was expected.
@@ -36,13 +39,14 @@ impl Measurement {
             Measurement::SumVec(_) => "sumvec",
             Measurement::Histogram(_) => "histogram",
             Measurement::Multihot(_) => "multihot",
+            Measurement::String(_) => "poplar1",
         }
     }
 
     /// Reads a measurement for `vdaf`: count `true`/`false` or 0/1; sum an integer up to
     /// max_measurement; sumvec an array of `length` such integers; histogram a bucket index
     /// below `length`; multihot an array of `length` booleans (or 0/1) with at most
-    /// max_weight set.
+    /// max_weight set; poplar1 a JSON string of 1 to bits/8 bytes (UTF-8) with no NUL.
     pub fn from_json(vdaf: &VdafConfig, value: &Value) -> Result<Self, MeasurementError> {
         let bad = |reason: String| MeasurementError {
             vdaf: vdaf.name(),
@@ -115,7 +119,28 @@ impl Measurement {
                 }
                 Measurement::Multihot(flags)
             }
+            VdafConfig::Poplar1 { bits } => match value.as_str() {
+                Some(text) => Measurement::string(text.as_bytes(), bits).map_err(bad)?,
+                None => return Err(bad(format!("expected a JSON string, got {value}"))),
+            },
         })
+    }
+
+    /// A Poplar1 measurement of `bits`: 1 to bits/8 bytes, no zero byte; or why not.
+    pub fn string(bytes: &[u8], bits: u16) -> Result<Self, String> {
+        let max = usize::from(bits / 8);
+        if bytes.is_empty() || bytes.len() > max {
+            return Err(format!(
+                "a string of {} bytes, expected 1 to {max}",
+                bytes.len()
+            ));
+        }
+        if bytes.contains(&0) {
+            return Err(
+                "the string holds a NUL byte (NUL pads strings to the task's length)".into(),
+            );
+        }
+        Ok(Measurement::String(bytes.to_vec()))
     }
 }
 
@@ -145,6 +170,10 @@ mod tests {
             parse("multihot:3:2", json!([true, 0, 1])),
             Ok(Measurement::Multihot(vec![true, false, true]))
         );
+        assert_eq!(
+            parse("poplar1:32", json!("hé")),
+            Ok(Measurement::String("hé".as_bytes().to_vec()))
+        );
     }
 
     #[test]
@@ -163,6 +192,10 @@ mod tests {
             ),
             ("multihot:3:1", json!([1, 1, 0]), "above max_weight 1"),
             ("multihot:3:2", json!([1, 2, 0]), "entry 1 must be"),
+            ("poplar1:16", json!("abc"), "3 bytes, expected 1 to 2"),
+            ("poplar1:16", json!(""), "0 bytes"),
+            ("poplar1:16", json!("a\u{0}"), "NUL"),
+            ("poplar1:16", json!(7), "a JSON string"),
         ] {
             let err = parse(spec, value).unwrap_err().to_string();
             assert!(err.contains(says), "{spec}: {err}");

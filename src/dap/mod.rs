@@ -1,4 +1,5 @@
-//! IETF DAP-18 (draft-ietf-ppm-dap-18) with the Prio3 VDAFs of VDAF-18 (prio 0.18.1), and
+//! IETF DAP-18 (draft-ietf-ppm-dap-18) with the Prio3 VDAFs of VDAF-18 (prio 0.18.1) and
+//! Poplar1 (heavy hitters, `poplar1`), and
 //! DAP-09 with VDAF-08 (prio 0.16), which the deployed clients speak:
 //! the public task definition, the upload messages, DAP's HPKE framing of input shares,
 //! the Prio3 steps byte in / byte out, the client that turns measurements into
@@ -15,8 +16,10 @@ pub mod client;
 pub mod hpke;
 pub mod measurement;
 pub mod messages;
+pub mod poplar1;
 pub mod prio3;
 pub mod secrets;
+mod step_error;
 pub mod task;
 
 pub use aggregate_share::{
@@ -29,9 +32,11 @@ pub use measurement::{Measurement, MeasurementError};
 pub use messages::{
     decode_reports, encode_reports, HpkeCiphertext, Report, ReportId, ReportMetadata, WireError,
 };
+pub use poplar1::Poplar1Vdaf;
 pub use prio3::{
     dap_context, AggregateResult, Prio3Aggregator, Prio3Vdaf, Provisional, TaskAggregator,
     TaskVdaf, VerifyInput, VerifyState,
 };
 pub use secrets::{SecretError, VerifyKey, VERIFY_KEY_LEN};
+pub use step_error::VdafStepError;
 pub use task::{DapVersion, HpkeConfig, Task, TaskError, TaskId, TaskParams, VdafConfig};

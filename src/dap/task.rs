@@ -190,7 +190,15 @@ pub enum VdafConfig {
         max_weight: u64,
         chunk_length: u32,
     },
+    /// Heavy hitters over strings of `bits / 8` bytes (VDAF-18 §8, DAP-18 tasks only).
+    Poplar1 {
+        bits: u16,
+    },
 }
+
+/// Poplar1's string lengths: whole bytes, up to 512 of them (a per-report cost linear in
+/// `bits` at every level keeps longer strings impractical anyway).
+pub const POPLAR1_MAX_BITS: u16 = 4096;
 
 /// Bits needed for values up to `max` (max ≥ 1), as prio encodes them.
 fn bits_for(max: u64) -> usize {
@@ -206,6 +214,7 @@ impl VdafConfig {
             VdafConfig::SumVec { .. } => "sumvec",
             VdafConfig::Histogram { .. } => "histogram",
             VdafConfig::MultihotCountVec { .. } => "multihot",
+            VdafConfig::Poplar1 { .. } => "poplar1",
         }
     }
 
@@ -217,6 +226,7 @@ impl VdafConfig {
             VdafConfig::SumVec { .. } => 0x0000_0003,
             VdafConfig::Histogram { .. } => 0x0000_0004,
             VdafConfig::MultihotCountVec { .. } => 0x0000_0005,
+            VdafConfig::Poplar1 { .. } => 0x0000_0006,
         }
     }
 
@@ -251,6 +261,7 @@ impl VdafConfig {
                 out.extend(chunk_length.to_be_bytes());
                 out.extend(max_weight.to_be_bytes());
             }
+            VdafConfig::Poplar1 { bits } => out.extend(bits.to_be_bytes()),
         }
         out
     }
@@ -259,7 +270,7 @@ impl VdafConfig {
     /// chunk_length may not exceed, and the input of prio's `optimal_chunk_length`.
     fn measurement_length(&self) -> Option<usize> {
         match *self {
-            VdafConfig::Count | VdafConfig::Sum { .. } => None,
+            VdafConfig::Count | VdafConfig::Sum { .. } | VdafConfig::Poplar1 { .. } => None,
             VdafConfig::SumVec {
                 length,
                 max_measurement,
@@ -284,6 +295,17 @@ impl VdafConfig {
         };
         let (length, chunk_length) = match *self {
             VdafConfig::Count => return Ok(()),
+            VdafConfig::Poplar1 { bits } => {
+                if bits == 0 || bits % 8 != 0 || bits > POPLAR1_MAX_BITS {
+                    return Err(field_error(
+                        &f("bits"),
+                        format!(
+                            "must be a multiple of 8 between 8 and {POPLAR1_MAX_BITS} (strings are whole bytes), got {bits}"
+                        ),
+                    ));
+                }
+                return Ok(());
+            }
             VdafConfig::Sum { max_measurement } => {
                 return nonzero("max_measurement", max_measurement)
             }
@@ -349,6 +371,12 @@ impl VdafConfig {
                     "multihot is not a VDAF-08 VDAF, so DAP-09 tasks cannot use it",
                 ))
             }
+            VdafConfig::Poplar1 { .. } => {
+                return Err(field_error(
+                    field,
+                    "poplar1 tasks speak DAP-18 only (no deployed DAP-09 client sends Poplar1)",
+                ))
+            }
             VdafConfig::Count | VdafConfig::Histogram { .. } => return Ok(()),
         };
         if max.checked_add(1).is_none_or(|n| !n.is_power_of_two()) {
@@ -391,7 +419,7 @@ impl VdafConfig {
     }
 
     /// Parses a command-line spec: `count`, `sum:MAX`, `sumvec:LENGTH:MAX[:CHUNK]`,
-    /// `histogram:LENGTH[:CHUNK]`, `multihot:LENGTH:MAX_WEIGHT[:CHUNK]`. A missing CHUNK is
+    /// `histogram:LENGTH[:CHUNK]`, `multihot:LENGTH:MAX_WEIGHT[:CHUNK]`, `poplar1:BITS`. A missing CHUNK is
     /// prio's `optimal_chunk_length` of the encoded measurement length, as Firefox computes
     /// it (so a task serving Firefox gets the chunk length Firefox uses).
     pub fn from_spec(spec: &str) -> Result<Self, TaskError> {
@@ -438,6 +466,13 @@ impl VdafConfig {
                     chunk_length: 0,
                 }
             }
+            "poplar1" => {
+                arity(2, 2, "poplar1:BITS")?;
+                VdafConfig::Poplar1 {
+                    bits: u16::try_from(num(1, "BITS")?)
+                        .map_err(|_| bad(format!("BITS is above {POPLAR1_MAX_BITS}")))?,
+                }
+            }
             "multihot" => {
                 arity(3, 4, "multihot:LENGTH:MAX_WEIGHT[:CHUNK]")?;
                 VdafConfig::MultihotCountVec {
@@ -448,7 +483,7 @@ impl VdafConfig {
             }
             other => {
                 return Err(bad(format!(
-                    "unknown VDAF {other:?} (expected count, sum, sumvec, histogram or multihot)"
+                    "unknown VDAF {other:?} (expected count, sum, sumvec, histogram, multihot or poplar1)"
                 )))
             }
         };
@@ -485,6 +520,7 @@ impl VdafConfig {
                 max_weight,
                 chunk_length,
             } => format!("multihot:{length}:{max_weight}:{chunk_length}"),
+            VdafConfig::Poplar1 { bits } => format!("poplar1:{bits}"),
         }
     }
 

@@ -94,11 +94,13 @@ fn vdaf_configuration_bytes_follow_appendix_b() {
         ]
         .concat()
     );
-    let codes: Vec<u32> = [VdafConfig::Count, sumvec, multihot]
+    let poplar1 = VdafConfig::Poplar1 { bits: 256 };
+    assert_eq!(poplar1.configuration_bytes(), 256u16.to_be_bytes());
+    let codes: Vec<u32> = [VdafConfig::Count, sumvec, multihot, poplar1]
         .iter()
         .map(VdafConfig::vdaf_type)
         .collect();
-    assert_eq!(codes, [1, 3, 5]);
+    assert_eq!(codes, [1, 3, 5, 6]);
 }
 
 #[test]
@@ -153,8 +155,8 @@ fn bad_fields_are_named() {
             Box::new(|v| v["vdaf"] = json!({"type": "histogram", "length": 4, "chunk_length": 5})),
         ),
         (
-            "vdaf",
-            Box::new(|v| v["vdaf"] = json!({"type": "poplar1", "bits": 8})),
+            "vdaf.bits",
+            Box::new(|v| v["vdaf"] = json!({"type": "poplar1", "bits": 12})),
         ),
         (
             "vdaf",
@@ -248,6 +250,7 @@ fn specs_parse_with_firefox_chunk_lengths() {
         "histogram:8",
         "sumvec:4:255:7",
         "multihot:10:2",
+        "poplar1:256",
     ] {
         let vdaf = VdafConfig::from_spec(spec).unwrap();
         assert_eq!(VdafConfig::from_spec(&vdaf.spec()).unwrap(), vdaf, "{spec}");
@@ -266,6 +269,12 @@ fn specs_parse_with_firefox_chunk_lengths() {
         "sumvec:4",
         "multihot:4",
         "sumvec:4:x",
+        "poplar1",
+        "poplar1:0",
+        "poplar1:12",
+        "poplar1:4104",
+        "poplar1:70000",
+        "poplar1:8:1",
     ] {
         let err = VdafConfig::from_spec(bad).expect_err(bad);
         assert!(err.to_string().contains("vdaf"), "{bad}: {err}");
@@ -336,6 +345,7 @@ fn a_dap09_task_takes_only_vdaf08s_vdafs() {
             json!({"type": "multihot", "length": 4, "max_weight": 2, "chunk_length": 2}),
             "vdaf",
         ),
+        (json!({"type": "poplar1", "bits": 64}), "vdaf"),
     ] {
         assert_eq!(field_of(as_09(vdaf.clone()).unwrap_err()), field, "{vdaf}");
     }

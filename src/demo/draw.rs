@@ -40,7 +40,24 @@ pub(crate) fn measurement(vdaf: &VdafConfig, rng: &mut impl rand::Rng) -> Measur
             }
             Measurement::Multihot(flags)
         }
+        VdafConfig::Poplar1 { bits } => Measurement::String(zipf_word(bits, rng)),
     }
+}
+
+/// Words a heavy-hitters demo draws from.
+const WORDS: u32 = 1000;
+
+/// A word of Zipf's law (exponent 1) over [`WORDS`] words, `w0` the most common (about
+/// 13% of draws), cut to the task's `bits / 8` bytes.
+pub(crate) fn zipf_word(bits: u16, rng: &mut impl rand::Rng) -> Vec<u8> {
+    // Inverse of the harmonic CDF, H(k) ≈ ln k + γ: accurate to a few percent for
+    // k ≥ 1, which a demo needs; the truth is counted from the draws, not the law.
+    let harmonic = f64::from(WORDS).ln() + 0.577_215_664_9;
+    let u: f64 = rng.random::<f64>() * harmonic;
+    let rank = ((u - 0.577_215_664_9).exp().floor() as u32).min(WORDS - 1);
+    let mut word = format!("w{rank}").into_bytes();
+    word.truncate(usize::from(bits / 8).max(1));
+    word
 }
 
 /// The aggregate of no measurement: one number for count and sum, one per position else.
@@ -50,6 +67,8 @@ pub(super) fn zero(vdaf: &VdafConfig) -> Vec<u128> {
         VdafConfig::SumVec { length, .. }
         | VdafConfig::Histogram { length, .. }
         | VdafConfig::MultihotCountVec { length, .. } => vec![0; length as usize],
+        // Heavy hitters are counted per string, not in a vector.
+        VdafConfig::Poplar1 { .. } => Vec::new(),
     }
 }
 
@@ -61,6 +80,7 @@ pub(super) fn add(truth: &mut [u128], m: &Measurement) {
         Measurement::SumVec(v) => v.clone(),
         Measurement::Histogram(i) => (0..truth.len()).map(|j| u128::from(j == *i)).collect(),
         Measurement::Multihot(flags) => flags.iter().map(|&f| u128::from(f)).collect(),
+        Measurement::String(_) => Vec::new(),
     };
     truth.iter_mut().zip(values).for_each(|(t, v)| *t += v);
 }
@@ -90,6 +110,7 @@ mod tests {
                     Measurement::SumVec(v) => serde_json::json!(v),
                     Measurement::Histogram(i) => serde_json::json!(i),
                     Measurement::Multihot(f) => serde_json::json!(f),
+                    Measurement::String(s) => serde_json::json!(String::from_utf8_lossy(s)),
                 };
                 assert_eq!(
                     Measurement::from_json(&vdaf, &json),

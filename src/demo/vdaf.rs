@@ -76,6 +76,7 @@ impl DemoVdaf {
                 VdafConfig::SumVec { .. } => "vector sum",
                 VdafConfig::Histogram { .. } => "histogram",
                 VdafConfig::MultihotCountVec { .. } => "count vector",
+                VdafConfig::Poplar1 { .. } => "heavy hitters",
             },
         }
     }
@@ -88,6 +89,7 @@ impl DemoVdaf {
                 VdafConfig::Count | VdafConfig::Sum { .. } => None,
                 VdafConfig::Histogram { .. } => Some("bucket"),
                 VdafConfig::SumVec { .. } | VdafConfig::MultihotCountVec { .. } => Some("index"),
+                VdafConfig::Poplar1 { .. } => Some("string"),
             },
         }
     }

@@ -229,7 +229,7 @@ pub fn collect_dap(
 /// Position labels of a vector result: buckets of a histogram, indices otherwise.
 fn labels(vdaf: &VdafConfig) -> Vec<String> {
     match vdaf {
-        VdafConfig::Count | VdafConfig::Sum { .. } => Vec::new(),
+        VdafConfig::Count | VdafConfig::Sum { .. } | VdafConfig::Poplar1 { .. } => Vec::new(),
         VdafConfig::SumVec { length, .. }
         | VdafConfig::Histogram { length, .. }
         | VdafConfig::MultihotCountVec { length, .. } => {

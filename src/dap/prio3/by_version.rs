@@ -6,7 +6,7 @@
 use super::split::{AggregateSum, Prio3Aggregator, Provisional};
 use super::vdaf08::{self, Prio3Aggregator08, Prio3Vdaf08};
 use super::{
-    dap_context, AggregateResult, Measurement, Prio3Error, Prio3Vdaf, Shares, VerifyInput,
+    dap_context, AggregateResult, Measurement, Prio3Vdaf, Shares, VdafStepError, VerifyInput,
     NONCE_LEN, VERIFY_KEY_LEN,
 };
 use crate::dap::task::{DapVersion, Task};
@@ -27,9 +27,9 @@ enum Draft<A, B> {
 }
 
 /// The verify key as the draft's array, or an error naming both lengths.
-fn key<const N: usize>(verify_key: &[u8]) -> Result<&[u8; N], Prio3Error> {
+fn key<const N: usize>(verify_key: &[u8]) -> Result<&[u8; N], VdafStepError> {
     verify_key.try_into().map_err(|_| {
-        Prio3Error::Params(format!(
+        VdafStepError::Params(format!(
             "the verify key is {} bytes, this task's VDAF takes {N}",
             verify_key.len()
         ))
@@ -37,7 +37,7 @@ fn key<const N: usize>(verify_key: &[u8]) -> Result<&[u8; N], Prio3Error> {
 }
 
 impl TaskVdaf {
-    pub fn new(task: &Task) -> Result<Self, Prio3Error> {
+    pub fn new(task: &Task) -> Result<Self, VdafStepError> {
         Ok(match task.version() {
             DapVersion::Dap18 => TaskVdaf {
                 draft: Draft::V18(Prio3Vdaf::new(task.vdaf())?),
@@ -55,7 +55,7 @@ impl TaskVdaf {
         &self,
         measurement: &Measurement,
         nonce: &[u8; NONCE_LEN],
-    ) -> Result<Shares, Prio3Error> {
+    ) -> Result<Shares, VdafStepError> {
         match &self.draft {
             Draft::V18(v) => v.shard(&self.ctx, measurement, nonce),
             Draft::V08(v) => v.shard(measurement, nonce),
@@ -67,7 +67,7 @@ impl TaskVdaf {
         &self,
         aggregate_shares: [&[u8]; 2],
         num_measurements: usize,
-    ) -> Result<AggregateResult, Prio3Error> {
+    ) -> Result<AggregateResult, VdafStepError> {
         match &self.draft {
             Draft::V18(v) => v.unshard(aggregate_shares, num_measurements),
             Draft::V08(v) => v.unshard(aggregate_shares, num_measurements),
@@ -75,7 +75,7 @@ impl TaskVdaf {
     }
 
     /// Aggregator `agg_id` (0 leader, 1 helper) of this task.
-    pub fn aggregator(&self, agg_id: usize) -> Result<TaskAggregator, Prio3Error> {
+    pub fn aggregator(&self, agg_id: usize) -> Result<TaskAggregator, VdafStepError> {
         let (draft, empty) = match &self.draft {
             Draft::V18(v) => {
                 let a = Prio3Aggregator::new(v, agg_id)?;
@@ -116,7 +116,11 @@ impl TaskAggregator {
     }
 
     /// Intake: starts verification and finishes the output share provisionally.
-    pub fn start(&self, verify_key: &[u8], input: &VerifyInput) -> Result<Provisional, Prio3Error> {
+    pub fn start(
+        &self,
+        verify_key: &[u8],
+        input: &VerifyInput,
+    ) -> Result<Provisional, VdafStepError> {
         match &self.draft {
             Draft::V18(a) => a.start(key::<VERIFY_KEY_LEN>(verify_key)?, &self.ctx, input),
             Draft::V08(a) => a.start(key::<{ vdaf08::VERIFY_KEY_LEN }>(verify_key)?, input),
@@ -125,7 +129,7 @@ impl TaskAggregator {
 
     /// Aggregate: the verdict from both verifier shares (leader's first) and the check
     /// intake kept. Err(Verify) means the report is invalid.
-    pub fn decide(&self, check: &[u8], shares: [&[u8]; 2]) -> Result<(), Prio3Error> {
+    pub fn decide(&self, check: &[u8], shares: [&[u8]; 2]) -> Result<(), VdafStepError> {
         match &self.draft {
             Draft::V18(a) => a.decide(&self.ctx, check, shares),
             Draft::V08(a) => a.decide(check, shares),
@@ -138,7 +142,7 @@ impl TaskAggregator {
     }
 
     /// An encoded aggregate share of this task, as [`AggregateSum::encode`] wrote it.
-    pub fn decode_sum(&self, bytes: &[u8]) -> Result<AggregateSum, Prio3Error> {
+    pub fn decode_sum(&self, bytes: &[u8]) -> Result<AggregateSum, VdafStepError> {
         match &self.draft {
             Draft::V18(a) => a.decode_sum(bytes),
             Draft::V08(a) => a.decode_sum(bytes),
@@ -279,7 +283,7 @@ mod tests {
         };
         let err = vdaf.aggregator(0).unwrap().start(&[0; 32], &input).err();
         assert!(
-            matches!(&err, Some(Prio3Error::Params(m)) if m.contains("takes 16")),
+            matches!(&err, Some(VdafStepError::Params(m)) if m.contains("takes 16")),
             "{err:?}"
         );
     }

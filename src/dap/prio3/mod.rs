@@ -18,6 +18,7 @@ use prio::vdaf::{
 };
 
 pub use super::measurement::Measurement;
+pub use super::step_error::VdafStepError;
 use super::task::{TaskId, VdafConfig};
 pub use by_version::{TaskAggregator, TaskVdaf};
 pub use split::{AggregateSum, OutputShare, Prio3Aggregator, Provisional};
@@ -35,26 +36,6 @@ pub fn dap_context(task_id: &TaskId) -> Vec<u8> {
     let mut ctx = b"dap-18".to_vec();
     ctx.extend_from_slice(&task_id.0);
     ctx
-}
-
-/// Why a VDAF step failed. `Verify` is the verdict "this report is invalid".
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Prio3Error {
-    #[error("VDAF parameters: {0}")]
-    Params(String),
-    #[error("measurement is a {got} measurement, but the task's VDAF is {want}")]
-    WrongMeasurement {
-        got: &'static str,
-        want: &'static str,
-    },
-    #[error("sharding the measurement: {0}")]
-    Shard(String),
-    #[error("{what} does not decode: {reason}")]
-    Decode { what: &'static str, reason: String },
-    #[error("verification failed: {0}")]
-    Verify(String),
-    #[error("aggregating: {0}")]
-    Aggregate(String),
 }
 
 /// The collector's result: one integer (count, sum) or one per position.
@@ -139,6 +120,11 @@ enum Instance {
     Multihot(Prio3MultihotCountVec),
 }
 
+/// Poplar1 is a VDAF of a DAP task but not a Prio3 one: its steps are `dap::poplar1`'s.
+pub(crate) fn not_prio3() -> VdafStepError {
+    VdafStepError::Params("poplar1 is not a Prio3 VDAF: its reports are verified in passes".into())
+}
+
 /// Runs `$body` with `$v` bound to the prio instance, whichever variant it is.
 macro_rules! each {
     ($self:expr, $v:ident => $body:expr) => {
@@ -154,11 +140,11 @@ macro_rules! each {
 
 impl Prio3Vdaf {
     /// Builds the prio instance for two aggregators.
-    pub fn new(config: &VdafConfig) -> Result<Self, Prio3Error> {
+    pub fn new(config: &VdafConfig) -> Result<Self, VdafStepError> {
         let usize_of = |n: u64| {
-            usize::try_from(n).map_err(|_| Prio3Error::Params(format!("{n} is too large")))
+            usize::try_from(n).map_err(|_| VdafStepError::Params(format!("{n} is too large")))
         };
-        let params = |e: prio::vdaf::VdafError| Prio3Error::Params(e.to_string());
+        let params = |e: prio::vdaf::VdafError| VdafStepError::Params(e.to_string());
         let instance = match *config {
             VdafConfig::Count => {
                 Instance::Count(Prio3::new_count(NUM_AGGREGATORS).map_err(params)?)
@@ -199,6 +185,7 @@ impl Prio3Vdaf {
                 )
                 .map_err(params)?,
             ),
+            VdafConfig::Poplar1 { .. } => return Err(not_prio3()),
         };
         Ok(Prio3Vdaf {
             config: config.clone(),
@@ -217,14 +204,14 @@ impl Prio3Vdaf {
         ctx: &[u8],
         measurement: &Measurement,
         nonce: &[u8; NONCE_LEN],
-    ) -> Result<Shares, Prio3Error> {
+    ) -> Result<Shares, VdafStepError> {
         match (&self.instance, measurement) {
             (Instance::Count(v), Measurement::Count(m)) => shard(v, ctx, m, nonce),
             (Instance::Sum(v), Measurement::Sum(m)) => shard(v, ctx, m, nonce),
             (Instance::SumVec(v), Measurement::SumVec(m)) => shard(v, ctx, m, nonce),
             (Instance::Histogram(v), Measurement::Histogram(m)) => shard(v, ctx, m, nonce),
             (Instance::Multihot(v), Measurement::Multihot(m)) => shard(v, ctx, m, nonce),
-            _ => Err(Prio3Error::WrongMeasurement {
+            _ => Err(VdafStepError::WrongMeasurement {
                 got: measurement.kind(),
                 want: self.config.name(),
             }),
@@ -233,10 +220,10 @@ impl Prio3Vdaf {
 
     /// The length of an aggregator's encoded verify state, the same for every report of
     /// the task. Found by verifying one made-up report, since prio does not state it.
-    pub fn verify_state_len(&self, agg_id: usize) -> Result<usize, Prio3Error> {
+    pub fn verify_state_len(&self, agg_id: usize) -> Result<usize, VdafStepError> {
         let (nonce, shares) = self.made_up_report()?;
         let input_share = shares.input_shares.get(agg_id).ok_or_else(|| {
-            Prio3Error::Params(format!("aggregator id must be 0 or 1, got {agg_id}"))
+            VdafStepError::Params(format!("aggregator id must be 0 or 1, got {agg_id}"))
         })?;
         let input = VerifyInput {
             agg_id,
@@ -250,7 +237,7 @@ impl Prio3Vdaf {
 
     /// A report of a zero measurement (nonce all zero), for learning the sizes and shapes
     /// prio does not state.
-    fn made_up_report(&self) -> Result<([u8; NONCE_LEN], Shares), Prio3Error> {
+    fn made_up_report(&self) -> Result<([u8; NONCE_LEN], Shares), VdafStepError> {
         let measurement = match self.config {
             VdafConfig::Count => Measurement::Count(false),
             VdafConfig::Sum { .. } => Measurement::Sum(0),
@@ -259,6 +246,7 @@ impl Prio3Vdaf {
             VdafConfig::MultihotCountVec { length, .. } => {
                 Measurement::Multihot(vec![false; length as usize])
             }
+            VdafConfig::Poplar1 { .. } => return Err(not_prio3()),
         };
         let nonce = [0u8; NONCE_LEN];
         Ok((nonce, self.shard(b"", &measurement, &nonce)?))
@@ -271,7 +259,7 @@ impl Prio3Vdaf {
         verify_key: &[u8; VERIFY_KEY_LEN],
         ctx: &[u8],
         input: &VerifyInput,
-    ) -> Result<(VerifyState, Vec<u8>), Prio3Error> {
+    ) -> Result<(VerifyState, Vec<u8>), VdafStepError> {
         each!(self, v => verify_init(v, verify_key, ctx, input))
     }
 
@@ -282,7 +270,7 @@ impl Prio3Vdaf {
         ctx: &[u8],
         state: &VerifyState,
         shares: [&[u8]; 2],
-    ) -> Result<Vec<u8>, Prio3Error> {
+    ) -> Result<Vec<u8>, VdafStepError> {
         each!(self, v => shares_to_message(v, ctx, state, shares))
     }
 
@@ -292,7 +280,7 @@ impl Prio3Vdaf {
         ctx: &[u8],
         state: &VerifyState,
         message: &[u8],
-    ) -> Result<Vec<u8>, Prio3Error> {
+    ) -> Result<Vec<u8>, VdafStepError> {
         each!(self, v => verify_next(v, ctx, state, message))
     }
 
@@ -300,12 +288,12 @@ impl Prio3Vdaf {
     pub fn aggregate<'a>(
         &self,
         output_shares: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<Vec<u8>, Prio3Error> {
+    ) -> Result<Vec<u8>, VdafStepError> {
         each!(self, v => aggregate(v, output_shares))
     }
 
     /// Adds two encoded aggregate shares (of disjoint sets of reports) into one.
-    pub fn merge_aggregate_shares(&self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, Prio3Error> {
+    pub fn merge_aggregate_shares(&self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, VdafStepError> {
         each!(self, v => merge(v, a, b))
     }
 
@@ -314,7 +302,7 @@ impl Prio3Vdaf {
         &self,
         aggregate_shares: [&[u8]; 2],
         num_measurements: usize,
-    ) -> Result<AggregateResult, Prio3Error> {
+    ) -> Result<AggregateResult, VdafStepError> {
         each!(self, v => unshard(v, aggregate_shares, num_measurements))
     }
 }
@@ -323,8 +311,8 @@ impl Prio3Vdaf {
 /// 32-byte seeds. The steps below are written once over `T`.
 type Prio3Of<T> = Prio3<T, XofTurboShake128, VERIFY_KEY_LEN>;
 
-fn encode<T: Encode>(what: &'static str, value: &T) -> Result<Vec<u8>, Prio3Error> {
-    value.get_encoded().map_err(|e| Prio3Error::Decode {
+fn encode<T: Encode>(what: &'static str, value: &T) -> Result<Vec<u8>, VdafStepError> {
+    value.get_encoded().map_err(|e| VdafStepError::Decode {
         what,
         reason: format!("encoding failed: {e}"),
     })
@@ -334,8 +322,8 @@ fn decode<P, T: ParameterizedDecode<P>>(
     what: &'static str,
     param: &P,
     bytes: &[u8],
-) -> Result<T, Prio3Error> {
-    T::get_decoded_with_param(param, bytes).map_err(|e| Prio3Error::Decode {
+) -> Result<T, VdafStepError> {
+    T::get_decoded_with_param(param, bytes).map_err(|e| VdafStepError::Decode {
         what,
         reason: e.to_string(),
     })
@@ -346,13 +334,13 @@ fn shard<T: Type>(
     ctx: &[u8],
     measurement: &T::Measurement,
     nonce: &[u8; NONCE_LEN],
-) -> Result<Shares, Prio3Error> {
+) -> Result<Shares, VdafStepError> {
     let (public, inputs) = vdaf
         .shard(ctx, measurement, nonce)
-        .map_err(|e| Prio3Error::Shard(e.to_string()))?;
+        .map_err(|e| VdafStepError::Shard(e.to_string()))?;
     let [leader, helper]: [Prio3InputShare<T::Field, VERIFY_KEY_LEN>; 2] = inputs
         .try_into()
-        .map_err(|_| Prio3Error::Shard("prio made other than two input shares".into()))?;
+        .map_err(|_| VdafStepError::Shard("prio made other than two input shares".into()))?;
     Ok(Shares {
         public_share: encode("public share", &public)?,
         input_shares: [
@@ -365,7 +353,7 @@ fn shard<T: Type>(
 fn decode_state<T: Type>(
     vdaf: &Prio3Of<T>,
     state: &VerifyState,
-) -> Result<Prio3VerifyState<T::Field, VERIFY_KEY_LEN>, Prio3Error> {
+) -> Result<Prio3VerifyState<T::Field, VERIFY_KEY_LEN>, VdafStepError> {
     decode("verify state", &(vdaf, state.agg_id), &state.encoded)
 }
 
@@ -382,10 +370,10 @@ fn start_typed<T: Type>(
     verify_key: &[u8; VERIFY_KEY_LEN],
     ctx: &[u8],
     input: &VerifyInput,
-) -> Result<Started<T::Field>, Prio3Error> {
+) -> Result<Started<T::Field>, VdafStepError> {
     let agg_id = input.agg_id;
     if agg_id > 1 {
-        return Err(Prio3Error::Params(format!(
+        return Err(VdafStepError::Params(format!(
             "aggregator id must be 0 or 1, got {agg_id}"
         )));
     }
@@ -394,7 +382,7 @@ fn start_typed<T: Type>(
     let share: Prio3InputShare<T::Field, VERIFY_KEY_LEN> =
         decode("input share", &(vdaf, agg_id), input.input_share)?;
     vdaf.verify_init(verify_key, ctx, agg_id, &(), input.nonce, &public, &share)
-        .map_err(|e| Prio3Error::Verify(e.to_string()))
+        .map_err(|e| VdafStepError::Verify(e.to_string()))
 }
 
 fn verify_init<T: Type>(
@@ -402,7 +390,7 @@ fn verify_init<T: Type>(
     verify_key: &[u8; VERIFY_KEY_LEN],
     ctx: &[u8],
     input: &VerifyInput,
-) -> Result<(VerifyState, Vec<u8>), Prio3Error> {
+) -> Result<(VerifyState, Vec<u8>), VdafStepError> {
     let (state, share) = start_typed(vdaf, verify_key, ctx, input)?;
     Ok((
         VerifyState {
@@ -418,7 +406,7 @@ fn shares_to_message<T: Type>(
     ctx: &[u8],
     state: &VerifyState,
     shares: [&[u8]; 2],
-) -> Result<Vec<u8>, Prio3Error> {
+) -> Result<Vec<u8>, VdafStepError> {
     let state = decode_state(vdaf, state)?;
     let shares = shares
         .iter()
@@ -432,7 +420,7 @@ fn shares_to_message<T: Type>(
         .collect::<Result<Vec<_>, _>>()?;
     let message = vdaf
         .verifier_shares_to_message(ctx, &(), shares)
-        .map_err(|e| Prio3Error::Verify(e.to_string()))?;
+        .map_err(|e| VdafStepError::Verify(e.to_string()))?;
     encode("verifier message", &message)
 }
 
@@ -441,16 +429,16 @@ fn verify_next<T: Type>(
     ctx: &[u8],
     state: &VerifyState,
     message: &[u8],
-) -> Result<Vec<u8>, Prio3Error> {
+) -> Result<Vec<u8>, VdafStepError> {
     let state = decode_state(vdaf, state)?;
     let message: Prio3VerifierMessage<VERIFY_KEY_LEN> =
         decode("verifier message", &state, message)?;
     match vdaf
         .verify_next(ctx, state, message)
-        .map_err(|e| Prio3Error::Verify(e.to_string()))?
+        .map_err(|e| VdafStepError::Verify(e.to_string()))?
     {
         VerifyTransition::Finish(out) => encode("output share", &out),
-        VerifyTransition::Continue(..) => Err(Prio3Error::Verify(
+        VerifyTransition::Continue(..) => Err(VdafStepError::Verify(
             "Prio3 asked for a second round (it has one)".into(),
         )),
     }
@@ -459,21 +447,21 @@ fn verify_next<T: Type>(
 fn aggregate<'a, T: Type>(
     vdaf: &Prio3Of<T>,
     output_shares: impl IntoIterator<Item = &'a [u8]>,
-) -> Result<Vec<u8>, Prio3Error> {
+) -> Result<Vec<u8>, VdafStepError> {
     let mut sum = vdaf.aggregate_init(&());
     for bytes in output_shares {
         let out: PrioOutputShare<T::Field> = decode("output share", &(vdaf, &()), bytes)?;
         sum.accumulate(&out)
-            .map_err(|e| Prio3Error::Aggregate(e.to_string()))?;
+            .map_err(|e| VdafStepError::Aggregate(e.to_string()))?;
     }
     encode("aggregate share", &sum)
 }
 
-fn merge<T: Type>(vdaf: &Prio3Of<T>, a: &[u8], b: &[u8]) -> Result<Vec<u8>, Prio3Error> {
+fn merge<T: Type>(vdaf: &Prio3Of<T>, a: &[u8], b: &[u8]) -> Result<Vec<u8>, VdafStepError> {
     let mut sum: AggregateShare<T::Field> = decode("aggregate share", &(vdaf, &()), a)?;
     let other: AggregateShare<T::Field> = decode("aggregate share", &(vdaf, &()), b)?;
     sum.merge(&other)
-        .map_err(|e| Prio3Error::Aggregate(e.to_string()))?;
+        .map_err(|e| VdafStepError::Aggregate(e.to_string()))?;
     encode("aggregate share", &sum)
 }
 
@@ -481,7 +469,7 @@ fn unshard<T: Type>(
     vdaf: &Prio3Of<T>,
     aggregate_shares: [&[u8]; 2],
     num_measurements: usize,
-) -> Result<AggregateResult, Prio3Error>
+) -> Result<AggregateResult, VdafStepError>
 where
     T::AggregateResult: Into<AggregateResult>,
 {
@@ -491,7 +479,7 @@ where
         .collect::<Result<Vec<_>, _>>()?;
     let result = vdaf
         .unshard(&(), shares, num_measurements)
-        .map_err(|e| Prio3Error::Aggregate(e.to_string()))?;
+        .map_err(|e| VdafStepError::Aggregate(e.to_string()))?;
     Ok(result.into())
 }
 

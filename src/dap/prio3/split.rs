@@ -14,7 +14,7 @@
 //! derived seed is the one the state holds.
 
 use super::{
-    decode, encode, start_typed, Instance, Prio3Error, Prio3Of, Prio3Vdaf, VerifyInput,
+    decode, encode, start_typed, Instance, Prio3Of, Prio3Vdaf, VdafStepError, VerifyInput,
     VERIFY_KEY_LEN,
 };
 use prio::field::{Field128, Field64, NttFriendlyFieldElement};
@@ -42,10 +42,10 @@ pub(super) enum FieldKind {
 }
 
 /// Field elements from their encoding (little-endian, the same in VDAF-08 and -18).
-fn elements<F: NttFriendlyFieldElement>(bytes: &[u8]) -> Result<Vec<F>, Prio3Error> {
+fn elements<F: NttFriendlyFieldElement>(bytes: &[u8]) -> Result<Vec<F>, VdafStepError> {
     let size = F::ENCODED_SIZE;
     if bytes.len() % size != 0 {
-        return Err(Prio3Error::Decode {
+        return Err(VdafStepError::Decode {
             what: "field elements",
             reason: format!(
                 "{} bytes is not a whole number of {size}-byte elements",
@@ -56,7 +56,7 @@ fn elements<F: NttFriendlyFieldElement>(bytes: &[u8]) -> Result<Vec<F>, Prio3Err
     bytes
         .chunks_exact(size)
         .map(|chunk| {
-            F::get_decoded(chunk).map_err(|e| Prio3Error::Decode {
+            F::get_decoded(chunk).map_err(|e| VdafStepError::Decode {
                 what: "field element",
                 reason: e.to_string(),
             })
@@ -69,7 +69,7 @@ pub struct OutputShare(ByField<PrioOutput<Field64>, PrioOutput<Field128>>);
 
 impl OutputShare {
     /// An output share from its encoding in `field` (VDAF-08's, made by prio 0.16).
-    pub(super) fn from_encoded(field: FieldKind, bytes: &[u8]) -> Result<Self, Prio3Error> {
+    pub(super) fn from_encoded(field: FieldKind, bytes: &[u8]) -> Result<Self, VdafStepError> {
         Ok(OutputShare(match field {
             FieldKind::F64 => ByField::F64(PrioOutput::from(elements::<Field64>(bytes)?)),
             FieldKind::F128 => ByField::F128(PrioOutput::from(elements::<Field128>(bytes)?)),
@@ -118,17 +118,17 @@ macro_rules! dap_field {
 dap_field!(Field64, F64);
 dap_field!(Field128, F128);
 
-fn aggregating(e: prio::vdaf::VdafError) -> Prio3Error {
-    Prio3Error::Aggregate(e.to_string())
+fn aggregating(e: prio::vdaf::VdafError) -> VdafStepError {
+    VdafStepError::Aggregate(e.to_string())
 }
 
-fn other_field() -> Prio3Error {
-    Prio3Error::Aggregate("shares of two different VDAFs".into())
+fn other_field() -> VdafStepError {
+    VdafStepError::Aggregate("shares of two different VDAFs".into())
 }
 
 impl AggregateSum {
     /// A sum from its encoding in `field` (VDAF-08's, made by prio 0.16).
-    pub(super) fn from_encoded(field: FieldKind, bytes: &[u8]) -> Result<Self, Prio3Error> {
+    pub(super) fn from_encoded(field: FieldKind, bytes: &[u8]) -> Result<Self, VdafStepError> {
         Ok(AggregateSum(match field {
             FieldKind::F64 => ByField::F64(AggregateShare::from(elements::<Field64>(bytes)?)),
             FieldKind::F128 => ByField::F128(AggregateShare::from(elements::<Field128>(bytes)?)),
@@ -136,7 +136,7 @@ impl AggregateSum {
     }
 
     /// Adds one report's output share.
-    pub fn add(&mut self, share: &OutputShare) -> Result<(), Prio3Error> {
+    pub fn add(&mut self, share: &OutputShare) -> Result<(), VdafStepError> {
         match (&mut self.0, &share.0) {
             (ByField::F64(sum), ByField::F64(out)) => sum.accumulate(out),
             (ByField::F128(sum), ByField::F128(out)) => sum.accumulate(out),
@@ -146,7 +146,7 @@ impl AggregateSum {
     }
 
     /// Adds the sum of other reports.
-    pub fn merge(&mut self, other: &AggregateSum) -> Result<(), Prio3Error> {
+    pub fn merge(&mut self, other: &AggregateSum) -> Result<(), VdafStepError> {
         match (&mut self.0, &other.0) {
             (ByField::F64(sum), ByField::F64(more)) => sum.merge(more),
             (ByField::F128(sum), ByField::F128(more)) => sum.merge(more),
@@ -156,7 +156,7 @@ impl AggregateSum {
     }
 
     /// Takes away the sum of reports that were added but must not count.
-    pub fn subtract(&mut self, other: &AggregateSum) -> Result<(), Prio3Error> {
+    pub fn subtract(&mut self, other: &AggregateSum) -> Result<(), VdafStepError> {
         fn negated<F: NttFriendlyFieldElement>(share: &AggregateShare<F>) -> AggregateShare<F> {
             AggregateShare::from(share.as_ref().iter().map(|x| -*x).collect::<Vec<F>>())
         }
@@ -169,7 +169,7 @@ impl AggregateSum {
     }
 
     /// The encoded aggregate share, as the collector reads it.
-    pub fn encode(&self) -> Result<Vec<u8>, Prio3Error> {
+    pub fn encode(&self) -> Result<Vec<u8>, VdafStepError> {
         match &self.0 {
             ByField::F64(sum) => encode("aggregate share", sum),
             ByField::F128(sum) => encode("aggregate share", sum),
@@ -197,9 +197,9 @@ pub struct Prio3Aggregator {
 impl Prio3Aggregator {
     /// Learns the task's shapes from a made-up report, and confirms that the joint
     /// randomness seed intake derives is the verifier message a valid report gives.
-    pub fn new(vdaf: &Prio3Vdaf, agg_id: usize) -> Result<Self, Prio3Error> {
+    pub fn new(vdaf: &Prio3Vdaf, agg_id: usize) -> Result<Self, VdafStepError> {
         if agg_id > 1 {
-            return Err(Prio3Error::Params(format!(
+            return Err(VdafStepError::Params(format!(
                 "aggregator id must be 0 or 1, got {agg_id}"
             )));
         }
@@ -223,9 +223,9 @@ impl Prio3Aggregator {
         verify_key: &[u8; VERIFY_KEY_LEN],
         ctx: &[u8],
         input: &VerifyInput,
-    ) -> Result<Provisional, Prio3Error> {
+    ) -> Result<Provisional, VdafStepError> {
         if input.agg_id != self.agg_id {
-            return Err(Prio3Error::Params(format!(
+            return Err(VdafStepError::Params(format!(
                 "input of aggregator {}, but this is aggregator {}",
                 input.agg_id, self.agg_id
             )));
@@ -235,7 +235,12 @@ impl Prio3Aggregator {
 
     /// Aggregate: the verdict from both verifier shares (leader's first) and the check
     /// intake kept. Err(Verify) means the report is invalid.
-    pub fn decide(&self, ctx: &[u8], check: &[u8], shares: [&[u8]; 2]) -> Result<(), Prio3Error> {
+    pub fn decide(
+        &self,
+        ctx: &[u8],
+        check: &[u8],
+        shares: [&[u8]; 2],
+    ) -> Result<(), VdafStepError> {
         each!(self.vdaf, v => decide(v, &self.template, ctx, check, shares))
     }
 
@@ -245,7 +250,7 @@ impl Prio3Aggregator {
     }
 
     /// An encoded aggregate share of this task, as [`AggregateSum::encode`] wrote it.
-    pub fn decode_sum(&self, bytes: &[u8]) -> Result<AggregateSum, Prio3Error> {
+    pub fn decode_sum(&self, bytes: &[u8]) -> Result<AggregateSum, VdafStepError> {
         each!(self.vdaf, v => decode_sum(v, bytes))
     }
 }
@@ -254,7 +259,7 @@ fn learn_shapes<T: Type>(
     vdaf: &Prio3Vdaf,
     v: &Prio3Of<T>,
     agg_id: usize,
-) -> Result<(Template, usize), Prio3Error>
+) -> Result<(Template, usize), VdafStepError>
 where
     T::Field: DapField,
 {
@@ -271,7 +276,7 @@ where
     }
     let message = v
         .verifier_shares_to_message(b"", &(), started.iter().map(|(_, s)| s.clone()))
-        .map_err(|e| Prio3Error::Verify(e.to_string()))?;
+        .map_err(|e| VdafStepError::Verify(e.to_string()))?;
     let message = encode("verifier message", &message)?;
     let (state, verifier_share) = started.swap_remove(agg_id);
     let input = VerifyInput {
@@ -282,7 +287,7 @@ where
     };
     let verifier_share = encode("verifier share", &verifier_share)?;
     if joint_rand_seed(v, message.len(), b"", &input, &verifier_share)? != message {
-        return Err(Prio3Error::Params(
+        return Err(VdafStepError::Params(
             "this prio version derives the joint randomness seed otherwise than VDAF-18".into(),
         ));
     }
@@ -300,11 +305,11 @@ fn joint_rand_seed<T: Type>(
     ctx: &[u8],
     input: &VerifyInput,
     verifier_share: &[u8],
-) -> Result<Vec<u8>, Prio3Error> {
+) -> Result<Vec<u8>, VdafStepError> {
     if seed_len == 0 {
         return Ok(Vec::new());
     }
-    let short = |what: &'static str| Prio3Error::Decode {
+    let short = |what: &'static str| VdafStepError::Decode {
         what,
         reason: "too short for a joint randomness part".into(),
     };
@@ -350,7 +355,7 @@ fn start<T: Type>(
     verify_key: &[u8; VERIFY_KEY_LEN],
     ctx: &[u8],
     input: &VerifyInput,
-) -> Result<Provisional, Prio3Error>
+) -> Result<Provisional, VdafStepError>
 where
     T::Field: DapField,
 {
@@ -362,11 +367,11 @@ where
     let message: Prio3VerifierMessage<VERIFY_KEY_LEN> = decode("verifier message", &state, &check)?;
     let output = match v
         .verify_next(ctx, state, message)
-        .map_err(|e| Prio3Error::Verify(e.to_string()))?
+        .map_err(|e| VdafStepError::Verify(e.to_string()))?
     {
         VerifyTransition::Finish(out) => out,
         VerifyTransition::Continue(..) => {
-            return Err(Prio3Error::Verify(
+            return Err(VdafStepError::Verify(
                 "Prio3 asked for a second round (it has one)".into(),
             ))
         }
@@ -384,7 +389,7 @@ fn decide<T: Type>(
     ctx: &[u8],
     check: &[u8],
     shares: [&[u8]; 2],
-) -> Result<(), Prio3Error>
+) -> Result<(), VdafStepError>
 where
     T::Field: DapField,
 {
@@ -401,11 +406,11 @@ where
         .collect::<Result<Vec<_>, _>>()?;
     let message = v
         .verifier_shares_to_message(ctx, &(), shares)
-        .map_err(|e| Prio3Error::Verify(e.to_string()))?;
+        .map_err(|e| VdafStepError::Verify(e.to_string()))?;
     let kept: Prio3VerifierMessage<VERIFY_KEY_LEN> = decode("kept check", template, check)?;
     // Prio's equality on messages is constant-time.
     if message != kept {
-        return Err(Prio3Error::Verify("joint randomness mismatch".into()));
+        return Err(VdafStepError::Verify("joint randomness mismatch".into()));
     }
     Ok(())
 }
@@ -417,7 +422,7 @@ where
     T::Field::sum(v.aggregate_init(&()))
 }
 
-fn decode_sum<T: Type>(v: &Prio3Of<T>, bytes: &[u8]) -> Result<AggregateSum, Prio3Error>
+fn decode_sum<T: Type>(v: &Prio3Of<T>, bytes: &[u8]) -> Result<AggregateSum, VdafStepError>
 where
     T::Field: DapField,
 {
@@ -515,7 +520,10 @@ mod tests {
         ];
         for (a, s) in aggregators.iter().zip(&started) {
             let verdict = a.decide(b"ctx", &s.check, shares);
-            assert!(matches!(verdict, Err(Prio3Error::Verify(_))), "{verdict:?}");
+            assert!(
+                matches!(verdict, Err(VdafStepError::Verify(_))),
+                "{verdict:?}"
+            );
         }
     }
 

@@ -19,7 +19,7 @@ use prio08::vdaf::xof::XofTurboShake128;
 use prio08::vdaf::{AggregateShare, Aggregator, Client, Collector, PrepareTransition};
 
 use super::split::{AggregateSum, FieldKind, OutputShare, Provisional};
-use super::{AggregateResult, Measurement, Prio3Error, Shares, VerifyInput, NONCE_LEN};
+use super::{AggregateResult, Measurement, Shares, VdafStepError, VerifyInput, NONCE_LEN};
 use crate::dap::task::VdafConfig;
 
 /// VDAF-08's Prio3 verify key (and seed) size.
@@ -92,12 +92,12 @@ macro_rules! each08 {
     };
 }
 
-fn params(e: prio08::vdaf::VdafError) -> Prio3Error {
-    Prio3Error::Params(e.to_string())
+fn params(e: prio08::vdaf::VdafError) -> VdafStepError {
+    VdafStepError::Params(e.to_string())
 }
 
-fn encode<T: Encode>(what: &'static str, value: &T) -> Result<Vec<u8>, Prio3Error> {
-    value.get_encoded().map_err(|e| Prio3Error::Decode {
+fn encode<T: Encode>(what: &'static str, value: &T) -> Result<Vec<u8>, VdafStepError> {
+    value.get_encoded().map_err(|e| VdafStepError::Decode {
         what,
         reason: format!("encoding failed: {e}"),
     })
@@ -107,8 +107,8 @@ fn decode<P, T: ParameterizedDecode<P>>(
     what: &'static str,
     param: &P,
     bytes: &[u8],
-) -> Result<T, Prio3Error> {
-    T::get_decoded_with_param(param, bytes).map_err(|e| Prio3Error::Decode {
+) -> Result<T, VdafStepError> {
+    T::get_decoded_with_param(param, bytes).map_err(|e| VdafStepError::Decode {
         what,
         reason: e.to_string(),
     })
@@ -117,11 +117,11 @@ fn decode<P, T: ParameterizedDecode<P>>(
 impl Prio3Vdaf08 {
     /// Builds the prio 0.16 instance; Sum and SumVec take their bit count from
     /// `max_measurement` (2^bits - 1, which task validation insists on).
-    pub fn new(config: &VdafConfig) -> Result<Self, Prio3Error> {
+    pub fn new(config: &VdafConfig) -> Result<Self, VdafStepError> {
         let bits = || {
             config
                 .bits()
-                .ok_or_else(|| Prio3Error::Params("no bit count".into()))
+                .ok_or_else(|| VdafStepError::Params("no bit count".into()))
         };
         let instance = match *config {
             VdafConfig::Count => {
@@ -151,10 +151,11 @@ impl Prio3Vdaf08 {
                     .map_err(params)?,
             ),
             VdafConfig::MultihotCountVec { .. } => {
-                return Err(Prio3Error::Params(
+                return Err(VdafStepError::Params(
                     "multihot is not a VDAF-08 VDAF (DAP-09 tasks cannot use it)".into(),
                 ))
             }
+            VdafConfig::Poplar1 { .. } => return Err(super::not_prio3()),
         };
         Ok(Prio3Vdaf08 {
             config: config.clone(),
@@ -175,13 +176,13 @@ impl Prio3Vdaf08 {
         &self,
         measurement: &Measurement,
         nonce: &[u8; NONCE_LEN],
-    ) -> Result<Shares, Prio3Error> {
+    ) -> Result<Shares, VdafStepError> {
         match (&self.instance, measurement) {
             (Instance::Count(v), Measurement::Count(m)) => shard(v, m, nonce),
             (Instance::Sum(v), Measurement::Sum(m)) => shard(v, &u128::from(*m), nonce),
             (Instance::SumVec(v), Measurement::SumVec(m)) => shard(v, m, nonce),
             (Instance::Histogram(v), Measurement::Histogram(m)) => shard(v, m, nonce),
-            _ => Err(Prio3Error::WrongMeasurement {
+            _ => Err(VdafStepError::WrongMeasurement {
                 got: measurement.kind(),
                 want: self.config.name(),
             }),
@@ -193,7 +194,7 @@ impl Prio3Vdaf08 {
         &self,
         verify_key: &[u8; VERIFY_KEY_LEN],
         input: &VerifyInput,
-    ) -> Result<(Vec<u8>, Vec<u8>), Prio3Error> {
+    ) -> Result<(Vec<u8>, Vec<u8>), VdafStepError> {
         each08!(self, v => {
             let (state, share) = start_typed(v, verify_key, input)?;
             Ok((encode("prepare state", &state)?, encode("prepare share", &share)?))
@@ -205,16 +206,16 @@ impl Prio3Vdaf08 {
         &self,
         aggregate_shares: [&[u8]; 2],
         num_measurements: usize,
-    ) -> Result<AggregateResult, Prio3Error> {
+    ) -> Result<AggregateResult, VdafStepError> {
         each08!(self, v => unshard(v, aggregate_shares, num_measurements))
     }
 
     /// The encoding of a sum of no reports.
-    fn empty_sum(&self) -> Result<Vec<u8>, Prio3Error> {
+    fn empty_sum(&self) -> Result<Vec<u8>, VdafStepError> {
         each08!(self, v => {
             let sum = v
                 .aggregate(&(), std::iter::empty())
-                .map_err(|e| Prio3Error::Aggregate(e.to_string()))?;
+                .map_err(|e| VdafStepError::Aggregate(e.to_string()))?;
             encode("aggregate share", &sum)
         })
     }
@@ -224,13 +225,13 @@ fn shard<T: Type>(
     v: &Prio3Of<T>,
     measurement: &T::Measurement,
     nonce: &[u8; NONCE_LEN],
-) -> Result<Shares, Prio3Error> {
+) -> Result<Shares, VdafStepError> {
     let (public, inputs) = v
         .shard(measurement, nonce)
-        .map_err(|e| Prio3Error::Shard(e.to_string()))?;
+        .map_err(|e| VdafStepError::Shard(e.to_string()))?;
     let [leader, helper]: [Prio3InputShare<T::Field, VERIFY_KEY_LEN>; 2] = inputs
         .try_into()
-        .map_err(|_| Prio3Error::Shard("prio made other than two input shares".into()))?;
+        .map_err(|_| VdafStepError::Shard("prio made other than two input shares".into()))?;
     Ok(Shares {
         public_share: encode("public share", &public)?,
         input_shares: [
@@ -246,10 +247,10 @@ fn start_typed<T: Type>(
     v: &Prio3Of<T>,
     verify_key: &[u8; VERIFY_KEY_LEN],
     input: &VerifyInput,
-) -> Result<Started<T::Field>, Prio3Error> {
+) -> Result<Started<T::Field>, VdafStepError> {
     let agg_id = input.agg_id;
     if agg_id > 1 {
-        return Err(Prio3Error::Params(format!(
+        return Err(VdafStepError::Params(format!(
             "aggregator id must be 0 or 1, got {agg_id}"
         )));
     }
@@ -257,14 +258,14 @@ fn start_typed<T: Type>(
     let share: Prio3InputShare<T::Field, VERIFY_KEY_LEN> =
         decode("input share", &(v, agg_id), input.input_share)?;
     v.prepare_init(verify_key, agg_id, &(), input.nonce, &public, &share)
-        .map_err(|e| Prio3Error::Verify(e.to_string()))
+        .map_err(|e| VdafStepError::Verify(e.to_string()))
 }
 
 fn unshard<T: Type>(
     v: &Prio3Of<T>,
     aggregate_shares: [&[u8]; 2],
     num_measurements: usize,
-) -> Result<AggregateResult, Prio3Error>
+) -> Result<AggregateResult, VdafStepError>
 where
     T::AggregateResult: Into<AggregateResult>,
 {
@@ -274,7 +275,7 @@ where
         .collect::<Result<Vec<_>, _>>()?;
     let result = v
         .unshard(&(), shares, num_measurements)
-        .map_err(|e| Prio3Error::Aggregate(e.to_string()))?;
+        .map_err(|e| VdafStepError::Aggregate(e.to_string()))?;
     Ok(result.into())
 }
 
@@ -289,9 +290,9 @@ pub struct Prio3Aggregator08 {
 impl Prio3Aggregator08 {
     /// Learns the task's shapes from a made-up report, and confirms that the seed intake
     /// reads off the prepare state is the prepare message of a valid report.
-    pub fn new(vdaf: &Prio3Vdaf08, agg_id: usize) -> Result<Self, Prio3Error> {
+    pub fn new(vdaf: &Prio3Vdaf08, agg_id: usize) -> Result<Self, VdafStepError> {
         if agg_id > 1 {
-            return Err(Prio3Error::Params(format!(
+            return Err(VdafStepError::Params(format!(
                 "aggregator id must be 0 or 1, got {agg_id}"
             )));
         }
@@ -313,9 +314,9 @@ impl Prio3Aggregator08 {
         &self,
         verify_key: &[u8; VERIFY_KEY_LEN],
         input: &VerifyInput,
-    ) -> Result<Provisional, Prio3Error> {
+    ) -> Result<Provisional, VdafStepError> {
         if input.agg_id != self.agg_id {
-            return Err(Prio3Error::Params(format!(
+            return Err(VdafStepError::Params(format!(
                 "input of aggregator {}, but this is aggregator {}",
                 input.agg_id, self.agg_id
             )));
@@ -326,20 +327,20 @@ impl Prio3Aggregator08 {
 
     /// Aggregate: the verdict from both prepare shares (leader's first) and the seed
     /// intake kept. Err(Verify) means the report is invalid.
-    pub fn decide(&self, check: &[u8], shares: [&[u8]; 2]) -> Result<(), Prio3Error> {
+    pub fn decide(&self, check: &[u8], shares: [&[u8]; 2]) -> Result<(), VdafStepError> {
         each08!(self.vdaf, v => decide(v, &self.template, check, shares))
     }
 
-    pub fn new_sum(&self) -> Result<AggregateSum, Prio3Error> {
+    pub fn new_sum(&self) -> Result<AggregateSum, VdafStepError> {
         AggregateSum::from_encoded(self.vdaf.field(), &self.vdaf.empty_sum()?)
     }
 
     /// An encoded aggregate share of this task (as [`AggregateSum::encode`] wrote it);
     /// its length must be the task's.
-    pub fn decode_sum(&self, bytes: &[u8]) -> Result<AggregateSum, Prio3Error> {
+    pub fn decode_sum(&self, bytes: &[u8]) -> Result<AggregateSum, VdafStepError> {
         let want = self.vdaf.empty_sum()?.len();
         if bytes.len() != want {
-            return Err(Prio3Error::Decode {
+            return Err(VdafStepError::Decode {
                 what: "aggregate share",
                 reason: format!("{} bytes, the task's is {want}", bytes.len()),
             });
@@ -352,7 +353,7 @@ fn learn_shapes<T: Type>(
     vdaf: &Prio3Vdaf08,
     v: &Prio3Of<T>,
     agg_id: usize,
-) -> Result<(Template, usize), Prio3Error>
+) -> Result<(Template, usize), VdafStepError>
 where
     T::Field: Field08,
 {
@@ -376,11 +377,11 @@ where
     }
     let message = v
         .prepare_shares_to_prepare_message(&(), started.iter().map(|(_, s)| s.clone()))
-        .map_err(|e| Prio3Error::Verify(e.to_string()))?;
+        .map_err(|e| VdafStepError::Verify(e.to_string()))?;
     let message = encode("prepare message", &message)?;
     let (state, _) = started.swap_remove(agg_id);
     if !encode("prepare state", &state)?.ends_with(&message) {
-        return Err(Prio3Error::Params(
+        return Err(VdafStepError::Params(
             "this prio version's prepare state does not end with the joint randomness seed".into(),
         ));
     }
@@ -393,7 +394,7 @@ fn start<T: Type>(
     check_len: usize,
     verify_key: &[u8; VERIFY_KEY_LEN],
     input: &VerifyInput,
-) -> Result<Provisional, Prio3Error> {
+) -> Result<Provisional, VdafStepError> {
     let (state, share) = start_typed(v, verify_key, input)?;
     let verifier_share = encode("prepare share", &share)?;
     // The state ends with the report's joint randomness seed (checked in learn_shapes).
@@ -402,11 +403,11 @@ fn start<T: Type>(
     let message: Prio3PrepareMessage<VERIFY_KEY_LEN> = decode("prepare message", &state, &check)?;
     let output = match v
         .prepare_next(state, message)
-        .map_err(|e| Prio3Error::Verify(e.to_string()))?
+        .map_err(|e| VdafStepError::Verify(e.to_string()))?
     {
         PrepareTransition::Finish(out) => out,
         PrepareTransition::Continue(..) => {
-            return Err(Prio3Error::Verify(
+            return Err(VdafStepError::Verify(
                 "Prio3 asked for a second round (it has one)".into(),
             ))
         }
@@ -423,12 +424,12 @@ fn decide<T: Type>(
     template: &Template,
     check: &[u8],
     shares: [&[u8]; 2],
-) -> Result<(), Prio3Error>
+) -> Result<(), VdafStepError>
 where
     T::Field: Field08,
 {
     let template = T::Field::template_of(template)
-        .ok_or_else(|| Prio3Error::Aggregate("shares of two different VDAFs".into()))?;
+        .ok_or_else(|| VdafStepError::Aggregate("shares of two different VDAFs".into()))?;
     let shares = shares
         .iter()
         .map(|bytes| {
@@ -441,11 +442,11 @@ where
         .collect::<Result<Vec<_>, _>>()?;
     let message = v
         .prepare_shares_to_prepare_message(&(), shares)
-        .map_err(|e| Prio3Error::Verify(e.to_string()))?;
+        .map_err(|e| VdafStepError::Verify(e.to_string()))?;
     let kept: Prio3PrepareMessage<VERIFY_KEY_LEN> = decode("kept check", template, check)?;
     // Prio's equality on messages is constant-time.
     if message != kept {
-        return Err(Prio3Error::Verify("joint randomness mismatch".into()));
+        return Err(VdafStepError::Verify("joint randomness mismatch".into()));
     }
     Ok(())
 }
