@@ -14,7 +14,7 @@
 # histograms of 16, 256 and 2048 buckets (reports made by the client library), with
 # criterion's per-report intake (open + verification start + provisional finish) and
 # aggregate's decision costs beside. A third, from criterion alone, gives those per-report
-# costs for every Prio3 VDAF (scripts/bench-vdafs.py).
+# costs for every Prio3 VDAF, and a fourth Poplar1's per pass by level (scripts/bench-vdafs.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packets=${PACKETS:-100000}
@@ -23,6 +23,8 @@ echo "criterion: packet opening and verifier shares (the per-packet floor)" >&2
 cargo bench --quiet --bench micro -- '^(open|verify)/' > /dev/null
 echo "criterion: Prio3 intake and decision per report, every VDAF" >&2
 cargo bench --quiet --bench prio3 > /dev/null
+echo "criterion: Poplar1 per report per pass, by level" >&2
+cargo bench --quiet --bench poplar1 > /dev/null
 cargo build --release --quiet
 results=$(mktemp)
 dap_results=$(mktemp)

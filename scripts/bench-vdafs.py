@@ -2,7 +2,9 @@
 """Writes the README's per-VDAF table (between the bench-vdafs markers) from criterion's
 results of `cargo bench --bench prio3`: one report's intake (open + verification start +
 provisional finish) and aggregate's decision, on each server, for every Prio3 VDAF the
-bench measures. Run by scripts/bench-readme.sh; alone after `cargo bench --bench prio3`."""
+bench measures; and the Poplar1 table (bench-poplar1 markers) from `cargo bench --bench
+poplar1`: one report's pass at each level measured. Run by scripts/bench-readme.sh; alone
+after both benches."""
 import json
 import re
 
@@ -12,10 +14,13 @@ CASES = ["count", "sum:255", "sumvec:100:1", "histogram:16", "histogram:256",
          "dap-09/count", "dap-09/sum:255", "dap-09/histogram:256", "dap-09/histogram:2048"]
 
 
-def median_us(vdaf, bench):
-    group = "prio3_" + vdaf.replace(":", "_").replace("/", "_")
+def criterion_us(group, bench):
     path = f"target/criterion/{group}/{bench}/new/estimates.json"
     return json.load(open(path))["median"]["point_estimate"] / 1000.0
+
+
+def median_us(vdaf, bench):
+    return criterion_us("prio3_" + vdaf.replace(":", "_").replace("/", "_"), bench)
 
 
 def us(x):
@@ -38,13 +43,28 @@ def cpu_model():
     return "unknown CPU"
 
 
-body = (f"_Criterion medians, one core of an {cpu_model()}; written by "
-        "`scripts/bench-vdafs.py`._\n\n"
-        + "\n".join(rows))
-start, end = "<!-- bench-vdafs:start -->", "<!-- bench-vdafs:end -->"
+# Poplar1 on 256-bit strings: the levels `benches/poplar1.rs` measures, 16 prefixes each
+# but the first (2).
+LEVELS = [0, 63, 127, 254, 255]
+poplar_rows = ["| level | prefixes | start, leader | start, helper | whole pass, both servers |",
+               "|---|---|---|---|---|"]
+for level in LEVELS:
+    group = f"poplar1_level-{level}"
+    cells = [criterion_us(group, b) for b in ("start_leader", "start_helper", "pass_both")]
+    poplar_rows.append(f"| {level} | {min(16, 2 ** (level + 1))} | "
+                       + " | ".join(us(c) for c in cells) + " |")
+
+
+def replace_between(text, name, body):
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start not in text:
+        raise SystemExit(f"README.md has no {start} marker")
+    return re.sub(re.escape(start) + ".*?" + re.escape(end),
+                  lambda _: f"{start}\n{body}\n{end}", text, flags=re.S)
+
+
+caption = f"_Criterion medians, one core of an {cpu_model()}; written by `scripts/bench-vdafs.py`._\n\n"
 text = open("README.md").read()
-if start not in text:
-    raise SystemExit(f"README.md has no {start} marker")
-text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{body}\n{end}",
-              text, flags=re.S)
+text = replace_between(text, "bench-vdafs", caption + "\n".join(rows))
+text = replace_between(text, "bench-poplar1", caption + "\n".join(poplar_rows))
 open("README.md", "w").write(text)
