@@ -4,8 +4,10 @@
 //! small verifier shares. `pass/both` is one report's whole pass on both servers: what a
 //! traversal pays per report per pass, on one core.
 //!
-//! Run with `cargo bench --bench poplar1`; ids read `poplar1/level-L/<bench>`, with 16
-//! candidate prefixes at each level but the first (2).
+//! Run with `cargo bench --bench poplar1`; ids read `poplar1/level-L/P/<bench>` for P
+//! candidate prefixes: 16 at each level measured (2 at level 0), and 400 at two levels,
+//! the shape of the Poplar paper's run (the 200 most common strings, each extended by a
+//! bit, one level a pass).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -22,7 +24,6 @@ mod dap_common;
 use dap_common::test_task;
 
 const BITS: u16 = 256;
-const PREFIXES: usize = 16;
 const VERIFY_KEY: [u8; 32] = [7; 32];
 
 struct Setup {
@@ -49,10 +50,11 @@ fn setup() -> Setup {
     }
 }
 
-/// The pass at `level`: the report's own prefix among PREFIXES (2 at level 0).
-fn pass_at(level: usize) -> Pass {
+/// The pass at `level`: the report's own prefix among `prefixes` (fewer where the level
+/// has fewer).
+fn pass_at(level: usize, prefixes: usize) -> Pass {
     let truth = Prefix::from_bytes(b"https://example.com/a/32/byte/ur").truncate(level + 1);
-    let count = PREFIXES.min(1 << (level + 1));
+    let count = prefixes.min(1 << (level + 1).min(16));
     let mut prefixes = vec![truth.clone()];
     let mut flip = 0usize;
     while prefixes.len() < count {
@@ -64,7 +66,7 @@ fn pass_at(level: usize) -> Pass {
             .enumerate()
             .map(|(i, c)| {
                 let from_end = level - i.min(level);
-                (c == '1') ^ (from_end < 8 && (flip >> from_end) & 1 == 1)
+                (c == '1') ^ (from_end < 16 && (flip >> from_end) & 1 == 1)
             })
             .collect();
         prefixes.push(Prefix::from_bools(&bits));
@@ -108,9 +110,19 @@ impl Setup {
 
 fn poplar1(c: &mut Criterion) {
     let s = setup();
-    for level in [0, 63, 127, 254, 255] {
-        let pass = pass_at(level);
-        let mut group = c.benchmark_group(format!("poplar1/level-{level}"));
+    let cases = [
+        (0, 2),
+        (63, 16),
+        (127, 16),
+        (254, 16),
+        (255, 16),
+        (127, 400),
+        (255, 400),
+    ];
+    for (level, prefixes) in cases {
+        let pass = pass_at(level, prefixes);
+        assert_eq!(pass.len(), prefixes);
+        let mut group = c.benchmark_group(format!("poplar1/level-{level}/{prefixes}"));
         group
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(2))

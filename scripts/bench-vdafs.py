@@ -43,15 +43,14 @@ def cpu_model():
     return "unknown CPU"
 
 
-# Poplar1 on 256-bit strings: the levels `benches/poplar1.rs` measures, 16 prefixes each
-# but the first (2).
-LEVELS = [0, 63, 127, 254, 255]
+# Poplar1 on 256-bit strings: the (level, prefixes) cases `benches/poplar1.rs` measures.
+LEVELS = [(0, 2), (63, 16), (127, 16), (254, 16), (255, 16), (127, 400), (255, 400)]
 poplar_rows = ["| level | prefixes | start, leader | start, helper | whole pass, both servers |",
                "|---|---|---|---|---|"]
-for level in LEVELS:
-    group = f"poplar1_level-{level}"
+for level, prefixes in LEVELS:
+    group = f"poplar1_level-{level}_{prefixes}"
     cells = [criterion_us(group, b) for b in ("start_leader", "start_helper", "pass_both")]
-    poplar_rows.append(f"| {level} | {min(16, 2 ** (level + 1))} | "
+    poplar_rows.append(f"| {level} | {prefixes} | "
                        + " | ".join(us(c) for c in cells) + " |")
 
 

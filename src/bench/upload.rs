@@ -94,12 +94,12 @@ impl UploadRequest {
             DapVersion::Dap09 => UploadRequest {
                 path,
                 method: hyper::Method::PUT,
-                content_type: "application/dap-report",
+                content_type: crate::serve::routes::REPORT_TYPE_09,
             },
             DapVersion::Dap18 => UploadRequest {
                 path,
                 method: hyper::Method::POST,
-                content_type: "application/ppm-dap;message=upload-req",
+                content_type: crate::serve::routes::UPLOAD_REQUEST_TYPE_18,
             },
         }
     }

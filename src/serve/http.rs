@@ -11,7 +11,7 @@
 use super::backlog::{sealed_queue, Backlog, SealedReceiver};
 use super::durable::{Busy, DurableLog, Rotation};
 use super::flush::flush_segment;
-use super::routes::{route, Answer, Route, Served};
+use super::routes::{route, Answer, Request as RouteRequest, Route, Served};
 use super::segments::{remove_sealed, Journal};
 use crate::config::Ingestor;
 use crate::dap::Task;
@@ -289,13 +289,17 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answer {
         }
     };
     let now = chrono::Utc::now();
-    match route(
-        &app.served,
-        parts.method.as_str(),
-        parts.uri.path(),
-        &body,
-        now,
-    ) {
+    let request = RouteRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        content_type: parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+        body: &body,
+    };
+    match route(&app.served, &request, now) {
         Route::Answer(answer) => answer,
         Route::Readiness => {
             if app.draining.load(Ordering::Acquire) {

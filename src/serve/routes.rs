@@ -10,7 +10,8 @@
 //! kept) and named in the 200 answer's `UploadErrors` body with its `ReportError`.
 //! DAP-09: `PUT` of one report, answered 201 Created, or a problem document of DAP-09's
 //! (`reportTooEarly`, `outdatedConfig`, which makes clients fetch the configs again and
-//! retry once).
+//! retry once). An upload must carry its draft's media type (415 otherwise), and a
+//! DAP-09 config request naming another task (`?task_id=`) is `unrecognizedTask`.
 
 use crate::dap::{decode_reports, encode_reports, DapVersion, Report, Task};
 use crate::stages::ingest_dap::{admit_report, Refusal};
@@ -23,6 +24,40 @@ pub const CONFIG_LIST_TYPE_18: &str = "application/ppm-dap;message=hpke-config-l
 pub const PROBLEM_TYPE: &str = "application/problem+json";
 /// DAP-18's answer naming the reports of an upload that were refused.
 pub const UPLOAD_ERRORS_TYPE: &str = "application/ppm-dap;message=upload-errors";
+
+/// What an upload carries: DAP-09 one report, DAP-18 an `UploadRequest`.
+pub const REPORT_TYPE_09: &str = "application/dap-report";
+pub const UPLOAD_REQUEST_TYPE_18: &str = "application/ppm-dap;message=upload-req";
+
+/// The upload's media type in `version`.
+pub fn upload_type(version: DapVersion) -> &'static str {
+    match version {
+        DapVersion::Dap09 => REPORT_TYPE_09,
+        DapVersion::Dap18 => UPLOAD_REQUEST_TYPE_18,
+    }
+}
+
+/// Whether a Content-Type names `want`: case and the spaces around `;` do not matter
+/// (RFC 9110 §8.3.1).
+fn is_media_type(given: &str, want: &str) -> bool {
+    let canonical = |t: &str| -> Vec<String> {
+        t.split(';')
+            .map(|p| p.trim().to_ascii_lowercase())
+            .collect()
+    };
+    canonical(given) == canonical(want)
+}
+
+/// One request, as routing sees it: no headers but the Content-Type.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The path, without the query.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+}
 
 /// The HPKE config list's media type in `version`.
 pub fn config_list_type(version: DapVersion) -> &'static str {
@@ -144,8 +179,11 @@ impl Served {
     }
 }
 
-/// Routes one request. `path` excludes the query; `now` is the server's clock.
-pub fn route(served: &Served, method: &str, path: &str, body: &[u8], now: DateTime<Utc>) -> Route {
+/// Routes one request; `now` is the server's clock.
+pub fn route(served: &Served, request: &Request, now: DateTime<Utc>) -> Route {
+    let Request {
+        method, path, body, ..
+    } = *request;
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let version = served.task.version();
     // DAP-09 uploads one report with PUT, DAP-18 many with POST.
@@ -157,6 +195,14 @@ pub fn route(served: &Served, method: &str, path: &str, body: &[u8], now: DateTi
         ("GET", ["healthz"]) => Route::Answer(Answer::plain(200, "ok")),
         ("GET", ["readyz"]) => Route::Readiness,
         ("GET", [role @ ("leader" | "helper"), "hpke_config"]) => {
+            // DAP-09 clients name the task they want the configs of.
+            let asked = request.query.into_iter().flat_map(|q| q.split('&'));
+            if let Some(other) = asked
+                .filter_map(|pair| pair.strip_prefix("task_id="))
+                .find(|id| *id != served.task_id)
+            {
+                return unrecognized_task(other);
+            }
             let list = &served.config_lists[usize::from(*role == "helper")];
             let mut answer = Answer::ok(config_list_type(version), list.clone());
             // Configs change rarely; clients cache them (D09 §4.4.1's example lifetime).
@@ -167,10 +213,23 @@ pub fn route(served: &Served, method: &str, path: &str, body: &[u8], now: DateTi
         ("OPTIONS", ["leader", "tasks", _, "reports"]) => {
             Route::Answer(Answer::preflight(upload_method))
         }
-        (m, ["leader", "tasks", task_id, "reports"]) if m == upload_method => match version {
-            DapVersion::Dap09 => upload_one(served, task_id, body, now),
-            DapVersion::Dap18 => upload(served, task_id, body, now),
-        },
+        (m, ["leader", "tasks", task_id, "reports"]) if m == upload_method => {
+            let want = upload_type(version);
+            match request.content_type {
+                Some(given) if is_media_type(given, want) => {}
+                given => {
+                    let detail = format!(
+                        "an upload is {want}, not {}",
+                        given.unwrap_or("without a content type")
+                    );
+                    return Route::Answer(Answer::problem(415, "invalidMessage", task_id, &detail));
+                }
+            }
+            match version {
+                DapVersion::Dap09 => upload_one(served, task_id, body, now),
+                DapVersion::Dap18 => upload(served, task_id, body, now),
+            }
+        }
         (_, ["leader", "tasks", _, "reports"]) | (_, [_, "hpke_config"]) => {
             Route::Answer(Answer::plain(405, "method not allowed"))
         }
@@ -286,6 +345,22 @@ mod tests {
     use crate::dap::DapVersion;
     use crate::dap::{DapClient, Measurement, VdafConfig};
 
+    /// A request with the media type an upload of its method carries.
+    fn req<'a>(method: &'a str, path: &'a str, body: &'a [u8]) -> Request<'a> {
+        let content_type = match method {
+            "PUT" => Some(REPORT_TYPE_09),
+            "POST" => Some(UPLOAD_REQUEST_TYPE_18),
+            _ => None,
+        };
+        Request {
+            method,
+            path,
+            query: None,
+            content_type,
+            body,
+        }
+    }
+
     fn served() -> (tempfile::TempDir, Served) {
         let dir = tempfile::tempdir().unwrap();
         let d = crate::demo::dap::deploy_task(
@@ -309,7 +384,8 @@ mod tests {
             ("leader", &s.task.params().leader_hpke_config),
             ("helper", &s.task.params().helper_hpke_config),
         ] {
-            let Route::Answer(a) = route(&s, "GET", &format!("/{role}/hpke_config"), b"", now)
+            let Route::Answer(a) =
+                route(&s, &req("GET", &format!("/{role}/hpke_config"), b""), now)
             else {
                 panic!("an answer")
             };
@@ -320,12 +396,17 @@ mod tests {
             );
         }
         assert!(
-            matches!(route(&s, "GET", "/healthz", b"", now), Route::Answer(a) if a.status == 200)
+            matches!(route(&s, &req("GET", "/healthz", b""), now), Route::Answer(a) if a.status == 200)
         );
-        assert_eq!(route(&s, "GET", "/readyz", b"", now), Route::Readiness);
-        assert!(matches!(route(&s, "GET", "/nope", b"", now), Route::Answer(a) if a.status == 404));
+        assert_eq!(
+            route(&s, &req("GET", "/readyz", b""), now),
+            Route::Readiness
+        );
         assert!(
-            matches!(route(&s, "DELETE", "/leader/hpke_config", b"", now), Route::Answer(a) if a.status == 405)
+            matches!(route(&s, &req("GET", "/nope", b""), now), Route::Answer(a) if a.status == 404)
+        );
+        assert!(
+            matches!(route(&s, &req("DELETE", "/leader/hpke_config", b""), now), Route::Answer(a) if a.status == 405)
         );
     }
 
@@ -341,7 +422,7 @@ mod tests {
             .unwrap();
         let body = encode_reports(DapVersion::Dap18, &[good.clone(), future.clone()]).unwrap();
         let path = format!("/leader/tasks/{}/reports", s.task.task_id().to_base64url());
-        match route(&s, "POST", &path, &body, now) {
+        match route(&s, &req("POST", &path, &body), now) {
             Route::Upload {
                 accepted,
                 count,
@@ -373,7 +454,7 @@ mod tests {
         }
         // Another task, or a body that does not decode: refused whole.
         let other = "/leader/tasks/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/reports";
-        let Route::Answer(a) = route(&s, "POST", other, &body, now) else {
+        let Route::Answer(a) = route(&s, &req("POST", other, &body), now) else {
             panic!()
         };
         assert_eq!(a.status, 404);
@@ -387,14 +468,14 @@ mod tests {
             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
         );
         // A browser asks first.
-        let Route::Answer(a) = route(&s, "OPTIONS", &path, b"", now) else {
+        let Route::Answer(a) = route(&s, &req("OPTIONS", &path, b""), now) else {
             panic!()
         };
         assert_eq!(a.status, 204);
         assert!(a
             .headers
             .contains(&("access-control-allow-methods", "POST")));
-        let Route::Answer(a) = route(&s, "POST", &path, &body[..body.len() - 1], now) else {
+        let Route::Answer(a) = route(&s, &req("POST", &path, &body[..body.len() - 1]), now) else {
             panic!()
         };
         assert_eq!((a.status, a.content_type), (400, PROBLEM_TYPE));
@@ -426,14 +507,57 @@ mod tests {
     }
 
     #[test]
+    fn an_upload_must_carry_its_drafts_media_type() {
+        let (_dir, s) = served();
+        let now = Utc::now();
+        let report = DapClient::new(&s.task)
+            .unwrap()
+            .report(&Measurement::Count(true), now.timestamp() as u64)
+            .unwrap();
+        let body = encode_reports(DapVersion::Dap18, &[report]).unwrap();
+        let path = format!("/leader/tasks/{}/reports", s.task_id);
+        let with = |content_type: Option<&'static str>| {
+            let request = Request {
+                content_type,
+                ..req("POST", &path, &body)
+            };
+            match route(&s, &request, now) {
+                Route::Answer(a) => a.status,
+                Route::Upload { answer, .. } => answer.status,
+                Route::Readiness => 0,
+            }
+        };
+        assert_eq!(with(Some(UPLOAD_REQUEST_TYPE_18)), 200);
+        assert_eq!(with(Some("Application/PPM-DAP; message=upload-req")), 200);
+        for wrong in [None, Some("application/dap-report"), Some("text/plain")] {
+            assert_eq!(with(wrong), 415, "{wrong:?}");
+        }
+    }
+
+    #[test]
     fn a_dap09_task_takes_one_report_per_put_and_answers_in_dap09s_terms() {
         let (_dir, s) = served_dap09();
         let now = Utc::now();
-        let Route::Answer(a) = route(&s, "GET", "/leader/hpke_config", b"", now) else {
+        let Route::Answer(a) = route(&s, &req("GET", "/leader/hpke_config", b""), now) else {
             panic!()
         };
         // @divviup/dap 0.9.1 compares this type exactly.
         assert_eq!((a.status, a.content_type), (200, CONFIG_LIST_TYPE_09));
+        // A client may name the task it wants the configs of: another one is unknown here.
+        let asking = |task_id: &str| {
+            let query = format!("task_id={task_id}");
+            let request = Request {
+                query: Some(&query),
+                ..req("GET", "/leader/hpke_config", b"")
+            };
+            route(&s, &request, now)
+        };
+        assert!(matches!(asking(&s.task_id), Route::Answer(a) if a.status == 200));
+        let other = crate::dap::TaskId([1; 32]).to_base64url();
+        let Route::Answer(a) = asking(&other) else {
+            panic!()
+        };
+        assert_eq!((a.status, a.content_type), (404, PROBLEM_TYPE));
         let client = DapClient::new(&s.task).unwrap();
         let t = now.timestamp() as u64;
         let report = client.report(&Measurement::Count(true), t).unwrap();
@@ -444,7 +568,7 @@ mod tests {
         );
         let body = report.to_bytes(DapVersion::Dap09).unwrap();
         let path = format!("/leader/tasks/{}/reports", s.task_id);
-        match route(&s, "PUT", &path, &body, now) {
+        match route(&s, &req("PUT", &path, &body), now) {
             Route::Upload {
                 accepted,
                 count,
@@ -459,9 +583,9 @@ mod tests {
         }
         // DAP-18's method is not this task's.
         assert!(
-            matches!(route(&s, "POST", &path, &body, now), Route::Answer(a) if a.status == 405)
+            matches!(route(&s, &req("POST", &path, &body), now), Route::Answer(a) if a.status == 405)
         );
-        let Route::Answer(a) = route(&s, "OPTIONS", &path, b"", now) else {
+        let Route::Answer(a) = route(&s, &req("OPTIONS", &path, b""), now) else {
             panic!()
         };
         assert!(a.headers.contains(&("access-control-allow-methods", "PUT")));
@@ -471,13 +595,8 @@ mod tests {
             .report(&Measurement::Count(true), t + 3600 * 24)
             .unwrap();
         let put = |r: &Report| {
-            route(
-                &s,
-                "PUT",
-                &path,
-                &r.to_bytes(DapVersion::Dap09).unwrap(),
-                now,
-            )
+            let bytes = r.to_bytes(DapVersion::Dap09).unwrap();
+            route(&s, &req("PUT", &path, &bytes), now)
         };
         assert_eq!(
             problem_type(put(&future)),
@@ -494,7 +613,7 @@ mod tests {
         let d18 = report.to_bytes(DapVersion::Dap18).unwrap();
         for bad in [two, d18] {
             assert_eq!(
-                problem_type(route(&s, "PUT", &path, &bad, now)),
+                problem_type(route(&s, &req("PUT", &path, &bad), now)),
                 (400, "invalidMessage".into(), taskid.clone())
             );
         }
