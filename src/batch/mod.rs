@@ -3,12 +3,14 @@
 //! `ObjectStore` trait.
 
 mod names;
+mod pass_record;
 mod peek;
 mod signature;
 mod signed;
 mod sum_part;
 
 pub use names::{BatchKind, ObjectNames};
+pub use pass_record::{create_pass_record, read_pass_record};
 pub use peek::peek_record_name;
 // The identities whose objects this layer names, where callers of `batch` look for them.
 pub use crate::ids::{

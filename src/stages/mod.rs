@@ -11,6 +11,7 @@ pub mod intake;
 pub mod journal;
 mod judges;
 mod packets;
+pub mod pass_ledger;
 pub mod replays;
 
 pub use checks::check_ingestion_header;
