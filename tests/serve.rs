@@ -118,9 +118,14 @@ fn try_exchange(
     body: &[u8],
 ) -> Option<(u16, String, Vec<u8>)> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    // What an upload of the method's draft carries (DAP-09 PUTs one report).
+    let content_type = match method {
+        "PUT" => divvi::serve::routes::REPORT_TYPE_09,
+        _ => divvi::serve::routes::UPLOAD_REQUEST_TYPE_18,
+    };
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/dap-upload-req\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .ok()?;
