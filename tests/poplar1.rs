@@ -79,9 +79,12 @@ fn reports_of_another_task_do_not_verify() {
 fn a_client_refuses_what_a_poplar1_task_cannot_carry() {
     let (task, _) = test_task(VdafConfig::Poplar1 { bits: 16 }, 3600);
     let client = DapClient::new(&task).unwrap();
-    assert!(client
-        .report(&Measurement::String(b"abc".to_vec()), 1_800_000_000)
-        .is_err());
+    // The rule `divvi client`'s JSON reader applies holds for library callers too.
+    for bad in [&b"abc"[..], b"", b"a\0"] {
+        assert!(client
+            .report(&Measurement::String(bad.to_vec()), 1_800_000_000)
+            .is_err());
+    }
     assert!(client
         .report(&Measurement::Count(true), 1_800_000_000)
         .is_err());

@@ -7,6 +7,8 @@ use super::{sign_json, verify_json, BatchError, BatchId};
 use crate::crypto::{SigningKey, TrustSet};
 use crate::ids::ServerIndex;
 use crate::store::{get_bytes, ObjectStore};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 
 /// Records are a few hundred bytes (the pass's prefixes); anything larger is refused.
 const MAX_PASS_RECORD_BYTES: u64 = 16 << 20;
@@ -17,7 +19,7 @@ struct PassRecord {
     batch: String,
     server: u8,
     index: u32,
-    /// The pass, hex.
+    /// The pass, base64url (as task files carry bytes).
     pass: String,
 }
 
@@ -48,7 +50,7 @@ pub fn create_pass_record(
         batch: id.to_string(),
         server: server.number(),
         index,
-        pass: super::hex(pass),
+        pass: URL_SAFE_NO_PAD.encode(pass),
     };
     let bytes = sign_json(&record, key, &store.describe(&name))?;
     Ok(store.create_new(&name, &bytes)?)
@@ -80,17 +82,8 @@ pub fn read_pass_record(
             record.index, record.batch, record.server
         )));
     }
-    unhex(&record.pass)
-        .ok_or_else(|| other("the pass is not hex".into()))
+    URL_SAFE_NO_PAD
+        .decode(&record.pass)
         .map(Some)
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
+        .map_err(|_| other("the pass is not base64url".into()))
 }

@@ -128,18 +128,7 @@ impl Measurement {
 
     /// A Poplar1 measurement of `bits`: 1 to bits/8 bytes, no zero byte; or why not.
     pub fn string(bytes: &[u8], bits: u16) -> Result<Self, String> {
-        let max = usize::from(bits / 8);
-        if bytes.is_empty() || bytes.len() > max {
-            return Err(format!(
-                "a string of {} bytes, expected 1 to {max}",
-                bytes.len()
-            ));
-        }
-        if bytes.contains(&0) {
-            return Err(
-                "the string holds a NUL byte (NUL pads strings to the task's length)".into(),
-            );
-        }
+        super::poplar1::check_string(bytes, usize::from(bits))?;
         Ok(Measurement::String(bytes.to_vec()))
     }
 }

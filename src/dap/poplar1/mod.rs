@@ -26,6 +26,23 @@ use super::prio3::{dap_context, Shares, NONCE_LEN};
 use super::step_error::VdafStepError;
 use super::task::{DapVersion, Task, VdafConfig};
 
+/// What a string measurement of `bits` must be: 1 to bits/8 bytes, none of them zero (the
+/// padding is zeros, so a zero byte would be ambiguous). The one rule for the JSON reader
+/// and the client.
+pub fn check_string(bytes: &[u8], bits: usize) -> Result<(), String> {
+    let max = bits / 8;
+    if bytes.is_empty() || bytes.len() > max {
+        return Err(format!(
+            "a string of {} bytes, expected 1 to {max}",
+            bytes.len()
+        ));
+    }
+    if bytes.contains(&0) {
+        return Err("the string holds a NUL byte (NUL pads strings to the task's length)".into());
+    }
+    Ok(())
+}
+
 /// Poplar1 with VDAF-18's XOF and 32-byte seeds (the verify key is 32 bytes, as Prio3's).
 type Vdaf = Poplar1<XofTurboShake128, 32>;
 
@@ -72,16 +89,15 @@ impl Poplar1Vdaf {
 
     /// The IDPF input of a string: its bytes, zero-padded to `bits / 8`.
     pub fn input_of(&self, string: &[u8]) -> Result<Prefix, VdafStepError> {
-        let len = self.bits / 8;
-        if self.bits % 8 != 0 || string.len() > len {
+        if self.bits % 8 != 0 {
             return Err(VdafStepError::Shard(format!(
-                "a string of {} bytes does not fit {} bits",
-                string.len(),
+                "strings are whole bytes, and {} bits are not",
                 self.bits
             )));
         }
+        check_string(string, self.bits).map_err(VdafStepError::Shard)?;
         let mut padded = string.to_vec();
-        padded.resize(len, 0);
+        padded.resize(self.bits / 8, 0);
         Ok(Prefix::from_bytes(&padded))
     }
 

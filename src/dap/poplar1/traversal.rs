@@ -104,7 +104,7 @@ impl Traversal {
         let more = self.step.min(self.bits - done_bits);
         let candidates = kept
             .iter()
-            .flat_map(|hit| hit.string.children(more).collect::<Vec<_>>())
+            .flat_map(|hit| hit.string.children(more))
             .collect();
         Ok(Next::Pass(Pass::new(candidates)?))
     }
