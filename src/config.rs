@@ -177,6 +177,9 @@ pub struct ServerLocations {
 pub struct ServerTrustConfig {
     pub ingestors: Vec<PublicKeyConfig>,
     pub peer: Vec<PublicKeyConfig>,
+    /// The portal's keys: it signs the heavy-hitters pass queries (Poplar1 tasks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub portal: Vec<PublicKeyConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -276,6 +279,10 @@ pub struct PortalConfig {
     pub servers: Vec<PortalServerConfig>,
     /// Where results (JSON and CSV) are written.
     pub results: LocationConfig,
+    /// Signs the heavy-hitters pass queries the portal writes to the servers (Poplar1
+    /// tasks); not needed otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<SigningKeyConfig>,
     /// The DAP-18 task whose results this portal collects, with the collector's HPKE key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dap: Option<dap::PortalDapConfig>,
@@ -321,6 +328,8 @@ pub struct Server {
     pub peer_trust: TrustSet,
     /// This server's own public key, to verify its own validation batches.
     pub own_trust: TrustSet,
+    /// The portal's keys, to verify its heavy-hitters pass queries.
+    pub portal_trust: TrustSet,
     pub stash_key: Option<StashKey>,
     pub limits: Limits,
     /// Whether this server decides which batches its runs sum: server 0 always; server 1
@@ -375,6 +384,7 @@ impl Server {
         let signing_key = c.signing_key.load(base, KeyFileCheck::Refuse)?;
         let ingestor_trust = trust_set(&c.trust.ingestors, "trust.ingestors")?;
         let peer_trust = trust_set(&c.trust.peer, "trust.peer")?;
+        let portal_trust = trust_set(&c.trust.portal, "trust.portal")?;
         refuse_key_in_two_roles(
             &c.trust.ingestors,
             &c.trust.peer,
@@ -405,6 +415,7 @@ impl Server {
             ingestor_trust,
             peer_trust,
             own_trust,
+            portal_trust,
             stash_key: match &c.stash_key {
                 Some(source) => Some(load_stash_key(source, base)?),
                 None => None,
@@ -495,6 +506,8 @@ pub struct Portal {
     /// Indexed by server.
     pub servers: [PortalServer; 2],
     pub results: Box<dyn ObjectStore>,
+    /// Signs heavy-hitters pass queries, when configured.
+    pub signing_key: Option<SigningKey>,
     /// The DAP-18 task and the collector's key, when the config has a `[dap]` section.
     pub dap: Option<dap::CollectorDap>,
 }
@@ -523,6 +536,11 @@ impl Portal {
         Ok(Portal {
             servers,
             results: location(&c.results, base, "results")?,
+            signing_key: c
+                .signing_key
+                .as_ref()
+                .map(|k| k.load(base, KeyFileCheck::Refuse))
+                .transpose()?,
             dap: c.dap.as_ref().map(|d| d.load(base)).transpose()?,
         })
     }

@@ -28,7 +28,8 @@ fn cap_of(record: &str) -> u64 {
         | "PrioSumPart"
         | "DapIngestionHeader"
         | "DapSumPart"
-        | "DapValidationHeader" => MAX_HEADER_BYTES,
+        | "DapValidationHeader"
+        | "Poplar1RoundHeader" => MAX_HEADER_BYTES,
         _ => MAX_PACKET_FILE_BYTES,
     }
 }
@@ -166,6 +167,7 @@ fn decode_any(name: &str, bytes: &[u8], limit: usize) -> Result<(Vec<Value>, usi
         "DapSumPart" => records::<DapSumPart>(bytes, limit),
         "DapValidationHeader" => records::<DapValidationHeader>(bytes, limit),
         "DapVerifierShare" => records::<DapVerifierShare>(bytes, limit),
+        "Poplar1RoundHeader" => records::<Poplar1RoundHeader>(bytes, limit),
         other => anyhow::bail!("record {other} is not one of the ENPA v1 or DAP records"),
     }
 }
@@ -199,6 +201,9 @@ fn digest_of_header(header_bytes: &[u8]) -> Option<Vec<u8>> {
             .ok()
             .map(|h| h.packet_file_digest),
         "DapValidationHeader" => decode_single::<DapValidationHeader>(header_bytes)
+            .ok()
+            .map(|h| h.packet_file_digest),
+        "Poplar1RoundHeader" => decode_single::<Poplar1RoundHeader>(header_bytes)
             .ok()
             .map(|h| h.packet_file_digest),
         _ => None,

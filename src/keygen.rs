@@ -159,6 +159,7 @@ pub fn keygen_with_dap(
     let (ingestor_key, ingestor_pub) = signing("ingestor")?;
     let (s0_key, s0_pub) = signing("server0")?;
     let (s1_key, s1_pub) = signing("server1")?;
+    let (portal_key, portal_pub) = signing("portal")?;
 
     let mut packet_public = Vec::new();
     let mut packet_private = Vec::new();
@@ -225,6 +226,7 @@ pub fn keygen_with_dap(
                 } else {
                     s0_pub.clone()
                 }],
+                portal: vec![portal_pub.clone()],
             },
             limits,
             peer_writes_manifests: true,
@@ -264,6 +266,7 @@ pub fn keygen_with_dap(
             },
         ],
         results: bucket("portal-results", "portal"),
+        signing_key: Some(portal_key),
         dap: dap.as_ref().map(|d| d.portal.clone()),
     };
     let d = Deployment {

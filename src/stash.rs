@@ -63,6 +63,16 @@ pub enum KeptShape {
     /// DAP: each server keeps the report's time and the seed its verifier message must
     /// equal, `kept_len` bytes in all.
     Dap { task_id: Vec<u8>, kept_len: usize },
+    /// Poplar1: after round 1 or 2 of a pass, the report's time and this server's
+    /// verification state (its share of the report's prefix counts), `kept_len` bytes.
+    Poplar1 {
+        task_id: Vec<u8>,
+        pass_index: u32,
+        round: u8,
+        /// The pass's aggregation parameter: a state is only read back at its own pass.
+        pass: Vec<u8>,
+        kept_len: usize,
+    },
 }
 
 impl StashContext {
@@ -100,6 +110,28 @@ impl StashContext {
         }
     }
 
+    /// The context of this server's state after `round` of a Poplar1 pass over a batch.
+    pub fn for_poplar1_round(
+        id: &crate::batch::BatchId,
+        server: ServerIndex,
+        header: &crate::wire::DapIngestionHeader,
+        (pass_index, round, pass): (u32, u8, &[u8]),
+        kept_len: usize,
+    ) -> Self {
+        StashContext {
+            batch: id.uuid,
+            server,
+            kept: KeptShape::Poplar1 {
+                task_id: header.task_id.clone(),
+                pass_index,
+                round,
+                pass: pass.to_vec(),
+                kept_len,
+            },
+            ingestion_digest: header.packet_file_digest.clone(),
+        }
+    }
+
     /// What the stash's file key is bound to: batch UUID, server, the kept shape (ENPA:
     /// bins, u64 BE, as before DAP existed; DAP: a label, the task id and the state
     /// length kept), digest. Public for the fuzz harness, which seals frames of its own.
@@ -115,6 +147,21 @@ impl StashContext {
                 c.extend_from_slice(task_id);
                 c.extend_from_slice(&(*kept_len as u64).to_be_bytes());
             }
+            KeptShape::Poplar1 {
+                task_id,
+                pass_index,
+                round,
+                pass,
+                kept_len,
+            } => {
+                c.extend_from_slice(b"divvi poplar1 pass state");
+                c.extend_from_slice(task_id);
+                c.extend_from_slice(&pass_index.to_be_bytes());
+                c.push(*round);
+                c.extend_from_slice(&(pass.len() as u64).to_be_bytes());
+                c.extend_from_slice(pass);
+                c.extend_from_slice(&(*kept_len as u64).to_be_bytes());
+            }
         }
         c.extend_from_slice(&self.ingestion_digest);
         c
@@ -127,6 +174,7 @@ impl StashContext {
             (KeptShape::Prio2 { bins }, ServerIndex::Zero) => 4 * bins,
             (KeptShape::Prio2 { .. }, ServerIndex::One) => 32,
             (KeptShape::Dap { kept_len, .. }, _) => *kept_len,
+            (KeptShape::Poplar1 { kept_len, .. }, _) => *kept_len,
         }
     }
 }

@@ -139,6 +139,44 @@ fn dap09_tasks_run_with_vdaf08() {
     }
 }
 
+/// Heavy hitters: the whole traversal through the buckets, each pass asked by the portal
+/// and run by both servers; the strings found are the true ones, with their counts.
+#[test]
+fn poplar1_finds_the_true_heavy_hitters_through_the_buckets() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("demo");
+    let out = divvi(&[
+        "demo",
+        "--dir",
+        d.to_str().unwrap(),
+        "--vdaf",
+        "poplar1:32",
+        "--reports",
+        "2000",
+        "--batch-size",
+        "700",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("OK: the heavy hitters matches the truth"),
+        "{text}"
+    );
+    assert!(text.contains("invalid found 6 (spoiled 6)"), "{text}");
+    let pairs = results_and_truths(&text);
+    // w0 (about 13%) and w1 (about 7%) reach the threshold of 100 reports.
+    assert!(pairs.len() >= 2, "{text}");
+    assert!(pairs.iter().all(|(r, t)| r == t && *r >= 100), "{text}");
+    assert!(text.contains("pass 15 (level 31"), "{text}");
+    for reason in ["round 1", "round 2", "outside the window", "a duplicate"] {
+        assert!(text.contains(reason), "{reason}: {text}");
+    }
+}
+
 #[test]
 fn prio2_runs_the_enpa_pipeline() {
     let out = check("prio2:8", 8);

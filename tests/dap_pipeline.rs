@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::divvi;
+use common::{divvi, kill_after};
 use divvi::batch::{open_batch, BatchId, BatchKind};
 use divvi::config::Server;
 use divvi::dap::DapVersion;
@@ -847,20 +847,6 @@ fn large_histograms_and_vectors_reach_the_true_result() {
         .collect();
     let result = run_pipeline(&d, &body);
     assert_eq!(result["result"], serde_json::json!(truth));
-}
-
-/// Starts `divvi ARGS`, kills it with SIGKILL after `delay`; true if it was still running.
-fn kill_after(args: &[&str], delay: std::time::Duration) -> bool {
-    use std::os::unix::process::ExitStatusExt;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_divvi"))
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(delay);
-    let _ = child.kill();
-    child.wait().unwrap().signal() == Some(9)
 }
 
 #[test]

@@ -104,6 +104,7 @@ fn fixture_server(index: ServerIndex, dir: &Path, own: &Path, peer_inbox: &Path)
         trust: ServerTrustConfig {
             ingestors: vec![public("signing-key-1", INGESTOR_SIGNING)],
             peer: vec![peer],
+            portal: Vec::new(),
         },
         // The fixture has 10 clients; the original had no floor.
         limits: Limits {
@@ -236,6 +237,7 @@ fn collect_of_the_original_sum_parts() {
             },
         ],
         results: dir.path().join("results").display().to_string().into(),
+        signing_key: None,
         dap: None,
     };
     let portal = Portal::from_config(&portal, dir.path()).unwrap();
@@ -402,6 +404,7 @@ fn fixture_portal(dir: &Path, sum_parts: [&Path; 2]) -> Portal {
             server(ServerIndex::One, "facil-signing-key", FACIL_SIGNING),
         ],
         results: dir.join("results").display().to_string().into(),
+        signing_key: None,
         dap: None,
     };
     Portal::from_config(&config, dir).unwrap()

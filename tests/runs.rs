@@ -392,14 +392,9 @@ fn racing_workers_agree_and_a_rerun_after_success_changes_nothing() {
     );
 }
 
-/// Starts a job, kills it with SIGKILL after `delay`; true if it was still running.
+/// [`common::kill_after`] of a job's arguments.
 fn kill_after(args: &[String], delay: std::time::Duration) -> bool {
-    let mut child = spawn(&strs(args));
-    std::thread::sleep(delay);
-    let _ = child.kill();
-    let status = child.wait().unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    status.signal() == Some(9)
+    common::kill_after(&strs(args), delay)
 }
 
 #[test]

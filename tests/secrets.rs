@@ -71,7 +71,9 @@ fn key_files_are_owner_only_and_no_output_shows_key_material() {
             )
         })
         .collect();
-    assert_eq!(keys.len(), 11);
+    // Signing: ingestor, both servers, portal; packet and stash keys of each server; the
+    // three HPKE keys (both servers', the collector's) and the verify key.
+    assert_eq!(keys.len(), 12);
 
     let cfg = |n: &str| d.join(n).display().to_string();
     let (s0, s1, portal, ing) = (

@@ -2,6 +2,7 @@
 //! batch objects in both forms. Knows nothing of where the bytes live beyond the
 //! `ObjectStore` trait.
 
+mod heavy;
 mod names;
 mod pass_record;
 mod peek;
@@ -9,6 +10,10 @@ mod signature;
 mod signed;
 mod sum_part;
 
+pub use heavy::{
+    create_pass_query, create_pass_sum_part, read_pass_query, read_pass_sum_part,
+    traversal_windows, InvalidReport, PassId, PassQuery, PassSumPart,
+};
 pub use names::{BatchKind, ObjectNames};
 pub use pass_record::{create_pass_record, read_pass_record};
 pub use peek::peek_record_name;

@@ -9,6 +9,12 @@ use uuid::Uuid;
 pub enum BatchKind {
     Ingestion,
     Validation(ServerIndex),
+    /// A server's verifier shares of one round (1 or 2) of a Poplar1 pass.
+    Round {
+        server: ServerIndex,
+        pass: u32,
+        round: u8,
+    },
 }
 
 impl BatchKind {
@@ -16,6 +22,11 @@ impl BatchKind {
         match self {
             BatchKind::Ingestion => "batch".into(),
             BatchKind::Validation(s) => format!("validity_{s}"),
+            BatchKind::Round {
+                server,
+                pass,
+                round,
+            } => format!("pass{pass}r{round}_{server}"),
         }
     }
 }
@@ -54,6 +65,27 @@ impl BatchId {
     pub fn stash_name(&self, server: ServerIndex) -> String {
         format!(
             "{}/{}/{}.shares_{server}",
+            self.aggregation,
+            self.date_path(),
+            self.uuid
+        )
+    }
+
+    /// Key of this server's sealed Poplar1 state after `round` of pass `pass`.
+    pub fn round_stash_name(&self, server: ServerIndex, pass: u32, round: u8) -> String {
+        format!(
+            "{}/{}/{}.pass{pass}r{round}.shares_{server}",
+            self.aggregation,
+            self.date_path(),
+            self.uuid
+        )
+    }
+
+    /// Key of the list of reports this server refused in `round` of pass `pass`, with
+    /// the reasons (JSON, in its own location): the pass's sum part lists them.
+    pub fn round_rejected_name(&self, server: ServerIndex, pass: u32, round: u8) -> String {
+        format!(
+            "{}/{}/{}.pass{pass}r{round}.rejected_{server}",
             self.aggregation,
             self.date_path(),
             self.uuid

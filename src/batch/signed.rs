@@ -37,6 +37,11 @@ impl BatchHeader for wire::DapValidationHeader {
         &self.packet_file_digest
     }
 }
+impl BatchHeader for wire::Poplar1RoundHeader {
+    fn packet_file_digest(&self) -> &[u8] {
+        &self.packet_file_digest
+    }
+}
 impl BatchHeader for wire::ValidityHeader {
     fn packet_file_digest(&self) -> &[u8] {
         &self.packet_file_digest

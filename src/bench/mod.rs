@@ -156,9 +156,7 @@ pub fn run_bench(
     let generate = Instant::now();
     let prepared = match vdaf {
         DemoVdaf::Prio2 { bins } => batches::prio2(dir, packets, *bins, scheme, progress)?,
-        DemoVdaf::Prio3 { version, vdaf } => {
-            batches::dap(dir, packets, (*version, vdaf), progress)?
-        }
+        DemoVdaf::Dap { version, vdaf } => batches::dap(dir, packets, (*version, vdaf), progress)?,
     };
     let generate_seconds = generate.elapsed().as_secs_f64();
     let batches::Prepared { servers, window } = &prepared;

@@ -49,6 +49,11 @@ pub(super) enum BenchOutput {
 
 pub(super) fn bench(a: BenchArgs) -> Result<ExitCode> {
     let (vdaf, scheme) = a.what.resolve()?;
+    if vdaf.is_heavy_hitters() {
+        anyhow::bail!(
+            "divvi bench measures intake and aggregate of one collection; {vdaf} runs in passes: its costs are measured by cargo bench --bench poplar1 (per level) and --bench poplar1_traversal (a whole traversal), and divvi demo --vdaf {vdaf} runs it through the buckets"
+        );
+    }
     let temp;
     let dir = match &a.dir {
         Some(d) => d.clone(),
@@ -112,7 +117,7 @@ pub(super) fn bench(a: BenchArgs) -> Result<ExitCode> {
 }
 
 fn upload_bench(a: &BenchArgs, vdaf: &DemoVdaf, dir: &std::path::Path) -> Result<ExitCode> {
-    let DemoVdaf::Prio3 {
+    let DemoVdaf::Dap {
         version,
         vdaf: config,
     } = vdaf

@@ -17,8 +17,10 @@ pub(super) struct DemoArgs {
     dir: Option<PathBuf>,
     #[command(flatten)]
     what: VdafArgs,
-    #[arg(long, default_value_t = 100_000)]
-    reports: usize,
+    /// How many reports the clients make [default: 100000; 5000 for poplar1, whose
+    /// passes cost far more per report]
+    #[arg(long)]
+    reports: Option<usize>,
     #[arg(long, default_value_t = 25_000)]
     batch_size: usize,
     /// How many reports to spoil on purpose, in turn. Prio3: the leader's ciphertext
@@ -37,8 +39,12 @@ pub(super) fn demo(a: DemoArgs) -> Result<ExitCode> {
     });
     let options = DemoOptions {
         dir,
+        reports: a.reports.unwrap_or(if vdaf.is_heavy_hitters() {
+            5_000
+        } else {
+            100_000
+        }),
         vdaf,
-        reports: a.reports,
         batch_size: a.batch_size,
         invalid: a.invalid,
         scheme,
@@ -49,7 +55,11 @@ pub(super) fn demo(a: DemoArgs) -> Result<ExitCode> {
     }
     let how = match &options.vdaf {
         DemoVdaf::Prio2 { .. } => format!("ENPA, {} packets", options.scheme),
-        DemoVdaf::Prio3 { version, .. } => format!(
+        DemoVdaf::Dap { .. } if options.vdaf.is_heavy_hitters() => {
+            "DAP-18 heavy hitters, reports sealed by the client library, passes through the buckets"
+                .to_string()
+        }
+        DemoVdaf::Dap { version, .. } => format!(
             "{}, reports sealed by the client library",
             version.label().to_uppercase()
         ),
@@ -67,14 +77,21 @@ pub(super) fn demo(a: DemoArgs) -> Result<ExitCode> {
     out!();
     print_result(&report);
     out!();
-    out!("{:>12}  {:>9}  {:>12}", "stage", "seconds", "reports/s");
+    let width = report
+        .stages
+        .iter()
+        .map(|s| s.stage.len())
+        .max()
+        .unwrap_or(0)
+        .max(12);
+    out!("{:>width$}  {:>9}  {:>12}", "stage", "seconds", "reports/s");
     for s in &report.stages {
         // Collect reads two small sum parts: a rate means nothing there.
         let rate = match s.packets {
             0 => "-".to_string(),
             _ => format!("{:.0}", s.packets_per_second()),
         };
-        out!("{:>12}  {:>9.2}  {:>12}", s.stage, s.seconds, rate);
+        out!("{:>width$}  {:>9.2}  {:>12}", s.stage, s.seconds, rate);
     }
     if let Some(rss) = peak_rss() {
         out!("peak RSS {:.0} MiB", rss as f64 / (1024.0 * 1024.0));
@@ -106,7 +123,11 @@ fn print_result(report: &DemoReport) {
         Some(row) => {
             out!("{row:>6}  {:>12}  {:>12}", "result", "truth");
             for (i, (d, t)) in report.result.iter().zip(&report.truth).enumerate() {
-                out!("{i:>6}  {d:>12}  {t:>12}{}", mark(d, t));
+                let label = match &report.labels {
+                    Some(labels) => labels[i].clone(),
+                    None => i.to_string(),
+                };
+                out!("{label:>6}  {d:>12}  {t:>12}{}", mark(d, t));
             }
             if report.result.len() != report.truth.len() {
                 out!(

@@ -21,6 +21,7 @@ mod intake;
 mod job_metrics;
 mod keygen;
 mod outcome;
+mod passes;
 mod runs;
 mod serve;
 mod vdaf_args;
@@ -90,6 +91,9 @@ enum Command {
     Intake(intake::IntakeArgs),
     /// (server) Sum the valid packets of a window into a signed sum part.
     Aggregate(runs::AggregateArgs),
+    /// (server) Heavy hitters (Poplar1): run the pass the portal asked for, both rounds
+    /// and its sum part, as far as the peer's shares allow now.
+    Passes(passes::PassesArgs),
     /// (portal) Combine both servers' sum parts into the result.
     Collect(collect::CollectArgs),
     /// (server) Per window: open, pending, done, late or failed.
@@ -132,6 +136,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Aggregate(a) => {
             Ok(runs::aggregate_command(a, &metrics_args)?.exit_code(exit_codes))
         }
+        Command::Passes(a) => Ok(passes::passes_command(a)?.exit_code(exit_codes)),
         Command::Status(a) => runs::status_command(a),
         Command::Exclude(a) => runs::exclude_command(a),
         Command::Collect(a) => collect::collect_command(a, exit_codes),

@@ -300,6 +300,9 @@ pub enum StatusOutput {
 struct StatusReport {
     windows: Vec<WindowStatus>,
     skipped: Vec<Skipped>,
+    /// Heavy hitters (a Poplar1 task): each window's traversal on this server.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    traversals: Vec<divvi::stages::heavy::PassProgress>,
 }
 
 pub fn status_command(a: StatusArgs) -> Result<ExitCode> {
@@ -309,18 +312,60 @@ pub fn status_command(a: StatusArgs) -> Result<ExitCode> {
     let old = left_before_lookback(&server, &a.aggregation, &survey, &o)?;
     survey.skipped.extend(old);
     divvi::skipped::warn_all(&survey.skipped);
+    let heavy_hitters = server
+        .dap
+        .as_ref()
+        .is_some_and(|d| matches!(d.task.vdaf(), divvi::dap::VdafConfig::Poplar1 { .. }));
     let report = StatusReport {
-        windows: status(&server, &a.aggregation, &o)?,
+        windows: match heavy_hitters {
+            // Its reports are summed in passes, not in runs of windows.
+            true => Vec::new(),
+            false => status(&server, &a.aggregation, &o)?,
+        },
         skipped: survey.skipped,
+        traversals: match heavy_hitters {
+            true => divvi::stages::heavy::traversals(&server, &a.aggregation)?,
+            false => Vec::new(),
+        },
     };
     match a.output {
         StatusOutput::Json => out!("{}", serde_json::to_string_pretty(&report)?),
+        StatusOutput::Table if heavy_hitters => {
+            print_traversals(&report.traversals);
+            print_skipped(&report.skipped);
+        }
         StatusOutput::Table => {
             print_table(&report.windows);
             print_skipped(&report.skipped);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line per window whose heavy-hitters traversal began, then what it waits for.
+fn print_traversals(traversals: &[divvi::stages::heavy::PassProgress]) {
+    if traversals.is_empty() {
+        out!(
+            "no heavy-hitters traversal begun (divvi collect --heavy-hitters asks the first pass)"
+        );
+    }
+    for t in traversals {
+        let pass = match (t.pass, t.level, t.prefixes) {
+            (Some(k), Some(level), Some(prefixes)) => {
+                format!("pass {k} (level {level}, {prefixes} prefixes)")
+            }
+            _ => "no pass".to_string(),
+        };
+        let state = match (t.done, t.ready.is_empty()) {
+            (true, _) => "sum part written".to_string(),
+            (false, false) => format!("ready: {}", t.ready.join(", ")),
+            (false, true) => "waiting".to_string(),
+        };
+        out!("{}  {pass}  {} batches  {state}", t.window, t.batches);
+        for w in &t.waiting {
+            out!("    waiting for {w}");
+        }
+    }
 }
 
 fn print_skipped(skipped: &[Skipped]) {

@@ -46,7 +46,7 @@ impl VdafArgs {
             None => vdaf,
         };
         let scheme = match (&vdaf, self.scheme) {
-            (DemoVdaf::Prio3 { .. }, Some(_)) => bail!(
+            (DemoVdaf::Dap { .. }, Some(_)) => bail!(
                 "--scheme sets ENPA packet encryption (--vdaf prio2:BINS); a DAP task's reports are sealed with its HPKE keys"
             ),
             (_, scheme) => scheme.unwrap_or(PacketScheme::Ecies),

@@ -63,6 +63,8 @@ pub(super) struct Uploads {
     pub bodies: Vec<Vec<u8>>,
     /// The aggregate of the measurements whose reports are not spoiled.
     pub truth: Vec<u128>,
+    /// Heavy hitters: how many of those reports carry each string.
+    pub strings: std::collections::BTreeMap<Vec<u8>, u64>,
 }
 
 /// Which reports are spoiled, and how; and which valid ones are sent again.
@@ -115,6 +117,7 @@ pub(super) fn make_uploads(
     let spoils = &plan.spoils;
     let mut rng = rand::rng();
     let mut truth = draw::zero(vdaf);
+    let mut strings = std::collections::BTreeMap::new();
     let mut bodies = Vec::new();
     let mut again = Vec::with_capacity(plan.resent.len());
     for start in (0..spoils.len()).step_by(options.batch_size) {
@@ -127,6 +130,9 @@ pub(super) fn make_uploads(
                 .collect();
             for (_, m, _) in drawn.iter().filter(|(_, _, spoil)| spoil.is_none()) {
                 draw::add(&mut truth, m);
+                if let Measurement::String(s) = m {
+                    *strings.entry(s.clone()).or_default() += 1;
+                }
             }
             let reports: Vec<Report> = drawn
                 .par_iter()
@@ -147,5 +153,9 @@ pub(super) fn make_uploads(
     if !again.is_empty() {
         bodies.push(encode_reports(client.task().version(), &again)?);
     }
-    Ok(Uploads { bodies, truth })
+    Ok(Uploads {
+        bodies,
+        truth,
+        strings,
+    })
 }

@@ -23,7 +23,7 @@ const TIME_PRECISION: u64 = 3600;
 
 /// The floor a run must reach (the task's min_batch_size and the servers' min_clients):
 /// DAP's usual 100, or every valid report of a smaller demo.
-const FLOOR: u64 = 100;
+pub(super) const FLOOR: u64 = 100;
 
 /// The window holding `now`: one time-precision unit, as a window must fall on the task's
 /// time-precision boundaries.
@@ -76,6 +76,29 @@ fn values(result: &serde_json::Value) -> Result<Vec<u128>> {
     }
 }
 
+/// The ingestor's side: each upload body into signed batches of the window.
+fn ingest_uploads(
+    ingestor: &Ingestor,
+    task: &Task,
+    bodies: &[Vec<u8>],
+    (aggregation, window): (&str, Window),
+    options: &DemoOptions,
+    tick: &(dyn Fn(u64) + Sync),
+) -> Result<()> {
+    for body in bodies {
+        let ingest_options = DapIngestOptions {
+            aggregation: Some(aggregation.to_string()),
+            batch_size: options.batch_size,
+            // The ingestor's batches belong to the window it received them in.
+            time: Some(window.start),
+            now: Utc::now(),
+        };
+        let done = ingest_dap(ingestor, task, body, &ingest_options)?;
+        tick(done.reports);
+    }
+    Ok(())
+}
+
 /// The DAP demo of `vdaf`.
 pub(super) fn run(
     options: &DemoOptions,
@@ -112,19 +135,24 @@ pub(super) fn run(
         make_uploads(options, &client, &plan, now_secs, tick)
     })?;
     timed(progress, "ingest", total, &mut stages, |tick| {
-        for body in &uploads.bodies {
-            let ingest_options = DapIngestOptions {
-                aggregation: Some(aggregation.clone()),
-                batch_size: options.batch_size,
-                // The ingestor's batches belong to the window it received them in.
-                time: Some(window.start),
-                now: Utc::now(),
-            };
-            let done = ingest_dap(&ingestor, &task, body, &ingest_options)?;
-            tick(done.reports);
-        }
-        Ok(())
+        ingest_uploads(
+            &ingestor,
+            &task,
+            &uploads.bodies,
+            (&aggregation, window),
+            options,
+            tick,
+        )
     })?;
+    if options.vdaf.is_heavy_hitters() {
+        let run = super::heavy::HeavyRun {
+            servers: &servers,
+            portal: &portal,
+            aggregation: &aggregation,
+            window,
+        };
+        return run.finish(options, d.dir, uploads, stages, progress);
+    }
     let invalid =
         intake_and_aggregate(&servers, &aggregation, window, total, progress, &mut stages)?;
     let collected = timed(progress, "collect", 0, &mut stages, |_| {
@@ -138,6 +166,7 @@ pub(super) fn run(
         vdaf: options.vdaf.clone(),
         truth: uploads.truth,
         result: values(&result.result)?,
+        labels: None,
         reports: total,
         clients: result.report_count,
         invalid_injected: options.invalid,

@@ -50,11 +50,13 @@ const WORDS: u32 = 1000;
 /// A word of Zipf's law (exponent 1) over [`WORDS`] words, `w0` the most common (about
 /// 13% of draws), cut to the task's `bits / 8` bytes.
 pub(crate) fn zipf_word(bits: u16, rng: &mut impl rand::Rng) -> Vec<u8> {
-    // Inverse of the harmonic CDF, H(k) ≈ ln k + γ: accurate to a few percent for
-    // k ≥ 1, which a demo needs; the truth is counted from the draws, not the law.
-    let harmonic = f64::from(WORDS).ln() + 0.577_215_664_9;
+    // Inverse of the harmonic CDF, H(k) ≈ ln(k + 1/2) + γ: within a few percent of the
+    // law for every rank (w0 about 13%, w1 7%), which a demo needs; the truth is counted
+    // from the draws, not the law.
+    const GAMMA: f64 = 0.577_215_664_9;
+    let harmonic = (f64::from(WORDS) + 0.5).ln() + GAMMA;
     let u: f64 = rng.random::<f64>() * harmonic;
-    let rank = ((u - 0.577_215_664_9).exp().floor() as u32).min(WORDS - 1);
+    let rank = (((u - GAMMA).exp() - 0.5).max(0.0).floor() as u32).min(WORDS - 1);
     let mut word = format!("w{rank}").into_bytes();
     word.truncate(usize::from(bits / 8).max(1));
     word
@@ -121,6 +123,27 @@ mod tests {
             }
             assert!(truth.iter().sum::<u128>() > 0, "{spec}: {truth:?}");
         }
+    }
+
+    #[test]
+    fn zipf_words_follow_the_law_rank_by_rank() {
+        let mut rng = rand::rng();
+        let mut counts = std::collections::HashMap::<Vec<u8>, u32>::new();
+        for _ in 0..40_000 {
+            *counts.entry(zipf_word(64, &mut rng)).or_default() += 1;
+        }
+        let share = |w: &str| f64::from(counts[w.as_bytes()]) / 40_000.0;
+        // Zipf over 1000 words: rank k has 1 / (k · H(1000)), H(1000) ≈ 7.485.
+        for (k, word) in ["w0", "w1", "w2", "w3"].iter().enumerate() {
+            let law = 1.0 / ((k + 1) as f64 * 7.485);
+            assert!(
+                (share(word) / law - 1.0).abs() < 0.15,
+                "{word}: {}",
+                share(word)
+            );
+        }
+        // Cut to the task's length: one byte for an 8-bit task.
+        assert_eq!(zipf_word(8, &mut rng).len(), 1);
     }
 
     #[test]

@@ -141,6 +141,7 @@ pub(super) fn run(
         vdaf: options.vdaf.clone(),
         truth: truth.into_iter().map(u128::from).collect(),
         result: result.histogram.into_iter().map(u128::from).collect(),
+        labels: None,
         reports: total,
         clients,
         invalid_injected: options.invalid,

@@ -9,6 +9,7 @@ mod clients;
 pub(crate) mod dap;
 pub(crate) mod draw;
 mod enpa;
+mod heavy;
 mod servers;
 mod vdaf;
 
@@ -74,6 +75,9 @@ pub struct DemoReport {
     pub truth: Vec<u128>,
     /// What collect computed, in the same shape.
     pub result: Vec<u128>,
+    /// Heavy hitters: the string of each row of `truth` and `result` (the strings that
+    /// reach the threshold, truly or as found; 0 where the other has none).
+    pub labels: Option<Vec<String>>,
     /// Reports (packets) the ingestor received, spoiled ones included.
     pub reports: u64,
     /// Reports the servers counted as valid.
@@ -104,7 +108,7 @@ pub fn run_demo(options: &DemoOptions, progress: &dyn Progress) -> Result<DemoRe
     }
     match &options.vdaf {
         DemoVdaf::Prio2 { bins } => enpa::run(options, *bins, progress),
-        DemoVdaf::Prio3 { version, vdaf } => dap::run(options, *version, vdaf, progress),
+        DemoVdaf::Dap { version, vdaf } => dap::run(options, *version, vdaf, progress),
     }
 }
 

@@ -9,8 +9,8 @@ use anyhow::{bail, Result};
 pub enum DemoVdaf {
     /// ENPA: Prio2 over this many bins.
     Prio2 { bins: usize },
-    /// DAP: a task of this draft with this Prio3 VDAF.
-    Prio3 {
+    /// DAP: a task of this draft with this VDAF (Prio3, or Poplar1's heavy hitters).
+    Dap {
         version: DapVersion,
         vdaf: VdafConfig,
     },
@@ -18,7 +18,7 @@ pub enum DemoVdaf {
 
 impl std::str::FromStr for DemoVdaf {
     type Err = anyhow::Error;
-    /// `prio2:BINS`, or a Prio3 spec as [`VdafConfig::from_spec`] reads it (of a DAP-18
+    /// `prio2:BINS`, or a DAP VDAF spec as [`VdafConfig::from_spec`] reads it (of a DAP-18
     /// task; [`DemoVdaf::with_dap_version`] picks another draft).
     fn from_str(spec: &str) -> Result<Self> {
         match spec.strip_prefix("prio2:") {
@@ -27,13 +27,8 @@ impl std::str::FromStr for DemoVdaf {
                 _ => bail!("prio2:BINS: BINS must be a positive whole number, got {bins:?}"),
             },
             None if spec == "prio2" => bail!("prio2 needs its bins: prio2:BINS"),
-            // Poplar1's passes do not run through the buckets yet: say so before any
-            // report is made, not at the first intake.
-            None if spec.starts_with("poplar1") => bail!(
-                "{spec}: heavy hitters run in passes, which the pipeline does not run yet (issue 19); the demo and the bench take count, sum:MAX, sumvec:LENGTH:MAX, histogram:LENGTH, multihot:LENGTH:MAX_WEIGHT or prio2:BINS"
-            ),
             None => VdafConfig::from_spec(spec)
-                .map(|vdaf| DemoVdaf::Prio3 {
+                .map(|vdaf| DemoVdaf::Dap {
                     version: DapVersion::Dap18,
                     vdaf,
                 })
@@ -46,7 +41,7 @@ impl std::fmt::Display for DemoVdaf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DemoVdaf::Prio2 { bins } => write!(f, "prio2:{bins}"),
-            DemoVdaf::Prio3 { vdaf, .. } => f.write_str(&vdaf.spec()),
+            DemoVdaf::Dap { vdaf, .. } => f.write_str(&vdaf.spec()),
         }
     }
 }
@@ -64,18 +59,29 @@ impl DemoVdaf {
         match self {
             DemoVdaf::Prio2 { .. } if version == DapVersion::Dap18 => Ok(self),
             DemoVdaf::Prio2 { .. } => bail!("prio2 is ENPA's VDAF, not a DAP task's"),
-            DemoVdaf::Prio3 { vdaf, .. } => {
+            DemoVdaf::Dap { vdaf, .. } => {
                 vdaf.validate_for(version, "vdaf")?;
-                Ok(DemoVdaf::Prio3 { version, vdaf })
+                Ok(DemoVdaf::Dap { version, vdaf })
             }
         }
     }
 
     /// What the result is, as the summary line says it.
+    /// Whether this is a heavy-hitters task (its demo runs passes, not one collection).
+    pub fn is_heavy_hitters(&self) -> bool {
+        matches!(
+            self,
+            DemoVdaf::Dap {
+                vdaf: VdafConfig::Poplar1 { .. },
+                ..
+            }
+        )
+    }
+
     pub fn what(&self) -> &'static str {
         match self {
             DemoVdaf::Prio2 { .. } => "histogram",
-            DemoVdaf::Prio3 { vdaf, .. } => match vdaf {
+            DemoVdaf::Dap { vdaf, .. } => match vdaf {
                 VdafConfig::Count => "count",
                 VdafConfig::Sum { .. } => "sum",
                 VdafConfig::SumVec { .. } => "vector sum",
@@ -90,7 +96,7 @@ impl DemoVdaf {
     pub fn row(&self) -> Option<&'static str> {
         match self {
             DemoVdaf::Prio2 { .. } => Some("bin"),
-            DemoVdaf::Prio3 { vdaf, .. } => match vdaf {
+            DemoVdaf::Dap { vdaf, .. } => match vdaf {
                 VdafConfig::Count | VdafConfig::Sum { .. } => None,
                 VdafConfig::Histogram { .. } => Some("bucket"),
                 VdafConfig::SumVec { .. } | VdafConfig::MultihotCountVec { .. } => Some("index"),
@@ -116,6 +122,7 @@ mod tests {
             "sum:9",
             "histogram:16",
             "multihot:4:2:2",
+            "poplar1:64",
         ] {
             let vdaf: DemoVdaf = spec.parse().unwrap();
             assert_eq!(
@@ -139,7 +146,7 @@ mod tests {
             ("prio2:x", "positive"),
             ("histo:4", "prio2:BINS"),
             ("histogram:0", "vdaf"),
-            ("poplar1:64", "passes"),
+            ("poplar1:12", "multiple of 8"),
         ] {
             let err = spec.parse::<DemoVdaf>().unwrap_err().to_string();
             assert!(err.contains(says), "{spec}: {err}");

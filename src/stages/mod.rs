@@ -5,6 +5,8 @@ pub mod aggregate;
 mod checks;
 pub mod collect;
 pub mod collect_dap;
+pub mod collect_heavy;
+pub mod heavy;
 pub mod ingest;
 pub mod ingest_dap;
 pub mod intake;
@@ -153,7 +155,7 @@ pub fn ingestion_batches(
 }
 
 /// A packet left out, and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rejected {
     pub uuid: uuid::Uuid,
     pub reason: String,

@@ -33,8 +33,8 @@ pub use inline_signature::{
 pub use reader::RecordReader;
 pub use records::{
     BatchSignature, DapIngestionHeader, DapReportShare, DapSumPart, DapValidationHeader,
-    DapVerifierShare, DataSharePacket, IngestionHeader, InvalidPacket, Prio2Parameters, Record,
-    SumPart, ValidityHeader, ValidityPacket,
+    DapVerifierShare, DataSharePacket, IngestionHeader, InvalidPacket, Poplar1RoundHeader,
+    Prio2Parameters, Record, SumPart, ValidityHeader, ValidityPacket,
 };
 pub use whole_file::{
     decode_all, decode_single, decode_single_with_metadata, encode_all, encode_single,

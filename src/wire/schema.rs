@@ -30,3 +30,4 @@ embedded!(DAP_REPORT_SHARE, "DapReportShare.avsc");
 embedded!(DAP_SUM_PART, "DapSumPart.avsc");
 embedded!(DAP_VALIDATION_HEADER, "DapValidationHeader.avsc");
 embedded!(DAP_VERIFIER_SHARE, "DapVerifierShare.avsc");
+embedded!(POPLAR1_ROUND_HEADER, "Poplar1RoundHeader.avsc");

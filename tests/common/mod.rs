@@ -18,6 +18,20 @@ pub fn divvi(args: &[&str]) -> std::process::Output {
         .expect("run divvi")
 }
 
+/// Starts `divvi ARGS`, kills it with SIGKILL after `delay`; true if it was still running.
+pub fn kill_after(args: &[&str], delay: std::time::Duration) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_divvi"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let _ = child.kill();
+    child.wait().unwrap().signal() == Some(9)
+}
+
 /// Runs the `divvi` binary, which must succeed; returns its standard output.
 pub fn ok(args: &[&str]) -> String {
     let out = divvi(args);

@@ -157,6 +157,36 @@ impl Poplar1Aggregator {
             .map_err(verify_error)
     }
 
+    /// Bytes of this server's state after round one and after round two of `pass`: fixed
+    /// for a pass, so the pipeline keeps states as fixed-size records. Found by running
+    /// both servers' rounds on a made-up report.
+    pub fn state_lens(&self, pass: &Pass) -> Result<[usize; 2], VdafStepError> {
+        let p = &self.poplar;
+        p.check_pass(pass)?;
+        let nonce = [0; NONCE_LEN];
+        let made_up = super::Prefix::from_bools(&vec![true; p.bits]);
+        let shares = p.shard_input(made_up.idpf(), &nonce)?;
+        let key = [0; VERIFY_KEY_LEN];
+        let firsts = [0, 1].map(|agg_id| {
+            Poplar1Aggregator::new(p.clone(), agg_id)?.start(
+                &key,
+                pass,
+                &nonce,
+                &shares.public_share,
+                &shares.input_shares[agg_id],
+            )
+        });
+        let [leader, helper] = firsts;
+        let (leader, helper) = (leader?, helper?);
+        let mine = if self.agg_id == 0 { &leader } else { &helper };
+        let second = self.second(
+            pass,
+            &mine.state,
+            [&leader.verifier_share, &helper.verifier_share],
+        )?;
+        Ok([mine.state.len(), second.state.len()])
+    }
+
     /// A sum of no reports' output shares at `pass`.
     pub fn new_sum(&self, pass: &Pass) -> Result<PrefixSum, VdafStepError> {
         self.poplar.check_pass(pass)?;

@@ -122,7 +122,7 @@ enum Instance {
 
 /// Poplar1 is a VDAF of a DAP task but not a Prio3 one: its steps are `dap::poplar1`'s.
 pub(crate) fn not_prio3() -> VdafStepError {
-    VdafStepError::Params("poplar1 is not a Prio3 VDAF: its reports are verified in passes".into())
+    VdafStepError::Params("poplar1 is not a Prio3 VDAF: its reports are verified in passes the portal asks for (divvi collect --heavy-hitters, divvi passes)".into())
 }
 
 /// Runs `$body` with `$v` bound to the prio instance, whichever variant it is.

@@ -65,16 +65,11 @@ impl<'s> ReportJudge<'s> for DapJudge<'s> {
         server: &'s Server,
         id: &BatchId,
     ) -> Result<(OpenedBatch<'s, DapIngestionHeader>, Self, String)> {
-        let names = id.names(BatchKind::Ingestion);
-        let object = server.ingestion.describe(&names.header);
+        let object = server
+            .ingestion
+            .describe(&id.names(BatchKind::Ingestion).header);
         let dap = Self::task_of(server, &object)?;
-        let batch = open_batch::<DapIngestionHeader>(
-            server.ingestion.as_ref(),
-            &names,
-            &server.ingestor_trust,
-            server.limits.max_object_bytes,
-        )?;
-        check_dap_header(id, &batch.header, dap, &object)?;
+        let (batch, object) = open_dap_ingestion(server, dap, id)?;
         let task = |e| anyhow!("dap.task: {e}");
         let vdaf = TaskVdaf::new(&dap.task).map_err(task)?;
         let aggregator = vdaf.aggregator(dap.role.agg_id()).map_err(task)?;
@@ -97,19 +92,7 @@ impl<'s> ReportJudge<'s> for DapJudge<'s> {
     }
 
     fn verify(&self, share: &DapReportShare) -> Result<VerifiedBy<'s, Self>, String> {
-        let (metadata, ciphertext) = parts_of(share)?;
-        let aad = InputShareAad {
-            version: self.dap.task.version(),
-            task_id: self.dap.task.task_id(),
-            task_binding: &self.task_binding,
-            metadata: &metadata,
-            public_share: &share.public_share,
-        };
-        let (plaintext, start) = self
-            .dap
-            .hpke
-            .open_input_share_in_place(self.dap.role, ciphertext, &aad)
-            .map_err(|e| e.to_string())?;
+        let (metadata, plaintext, start) = open_input_share(self.dap, &self.task_binding, share)?;
         let input_share = &plaintext[start..];
         let nonce = metadata.report_id.0;
         let input = VerifyInput {
@@ -158,6 +141,28 @@ impl<'s> ReportJudge<'s> for DapJudge<'s> {
     }
 }
 
+/// Opens this server's input share of a report (HPKE, with DAP's info and AAD): the
+/// report's metadata and the plaintext, whose share starts at the index returned.
+pub(crate) fn open_input_share(
+    dap: &ServerDap,
+    task_binding: &[u8],
+    share: &DapReportShare,
+) -> Result<(ReportMetadata, Vec<u8>, usize), String> {
+    let (metadata, ciphertext) = parts_of(share)?;
+    let aad = InputShareAad {
+        version: dap.task.version(),
+        task_id: dap.task.task_id(),
+        task_binding,
+        metadata: &metadata,
+        public_share: &share.public_share,
+    };
+    let (plaintext, start) = dap
+        .hpke
+        .open_input_share_in_place(dap.role, ciphertext, &aad)
+        .map_err(|e| e.to_string())?;
+    Ok((metadata, plaintext, start))
+}
+
 /// A batch record's report metadata and its ciphertext, in DAP's types.
 fn parts_of(share: &DapReportShare) -> Result<(ReportMetadata, HpkeCiphertextRef<'_>), String> {
     let report_id: [u8; 16] = share
@@ -179,6 +184,35 @@ fn parts_of(share: &DapReportShare) -> Result<(ReportMetadata, HpkeCiphertextRef
             payload: &share.payload,
         },
     ))
+}
+
+/// This server's DAP ingestion batch, opened: signature and header checked against the
+/// batch's name and the server's task. With the batch's description for messages.
+pub(crate) fn open_dap_ingestion<'s>(
+    server: &'s Server,
+    dap: &ServerDap,
+    id: &BatchId,
+) -> Result<(OpenedBatch<'s, DapIngestionHeader>, String)> {
+    let names = id.names(BatchKind::Ingestion);
+    let object = server.ingestion.describe(&names.header);
+    let batch = open_batch::<DapIngestionHeader>(
+        server.ingestion.as_ref(),
+        &names,
+        &server.ingestor_trust,
+        server.limits.max_object_bytes,
+    )?;
+    check_dap_header(id, &batch.header, dap, &object)?;
+    Ok((batch, object))
+}
+
+/// The fewest valid reports a DAP sum part may reveal: the server's floor or the task's
+/// minimum batch size, whichever is larger; with the setting it comes from.
+pub(crate) fn min_reports(server: &Server, dap: &ServerDap) -> (u64, &'static str) {
+    let (limit, task) = (server.limits.min_clients, dap.task.params().min_batch_size);
+    match task > limit {
+        true => (task, "the task's min_batch_size"),
+        false => (limit, "limits.min_clients"),
+    }
 }
 
 /// A DAP ingestion header must name the batch it is stored as and this server's task.
@@ -239,23 +273,7 @@ impl<'s> SumJudge<'s> for DapJudge<'s> {
 
     fn admit(&self, kept: &[u8], window: &Window) -> Result<(), String> {
         let (time, _) = split_kept(kept)?;
-        let precision = self.dap.task.time_precision();
-        let start = time
-            .checked_mul(precision)
-            .and_then(|t| i64::try_from(t).ok())
-            .ok_or_else(|| {
-                format!("report time {time} (units of {precision} s) is out of range")
-            })?;
-        let end = start.saturating_add(i64::try_from(precision).unwrap_or(i64::MAX));
-        if start < window.start.timestamp() || end > window.end_exclusive().timestamp() {
-            return Err(format!(
-                "report time {} is outside the window {}",
-                chrono::DateTime::from_timestamp(start, 0)
-                    .map_or_else(|| start.to_string(), |t| t.to_rfc3339()),
-                window.name()
-            ));
-        }
-        Ok(())
+        check_time_unit(time, self.dap.task.time_precision(), window)
     }
 
     fn finish(&self, kept: &[u8], own: &Vec<u8>, peer: &Vec<u8>) -> Result<DapOutput, String> {
@@ -302,14 +320,7 @@ impl<'s> SumJudge<'s> for DapJudge<'s> {
     }
 
     fn min_clients(&self) -> (u64, &'static str) {
-        let (limit, task) = (
-            self.server.limits.min_clients,
-            self.dap.task.params().min_batch_size,
-        );
-        match task > limit {
-            true => (task, "the task's min_batch_size"),
-            false => (limit, "limits.min_clients"),
-        }
+        min_reports(self.server, self.dap)
     }
 
     fn write_sum_part(
@@ -374,6 +385,25 @@ impl<'s> SumJudge<'s> for DapJudge<'s> {
         // The server's share is sealed to the collector: nothing to show here.
         Ok((name, Vec::new()))
     }
+}
+
+/// A report whose time unit (`time`, in units of `precision` seconds) is not wholly
+/// inside the window is refused, with the reason.
+pub(crate) fn check_time_unit(time: u64, precision: u64, window: &Window) -> Result<(), String> {
+    let start = time
+        .checked_mul(precision)
+        .and_then(|t| i64::try_from(t).ok())
+        .ok_or_else(|| format!("report time {time} (units of {precision} s) is out of range"))?;
+    let end = start.saturating_add(i64::try_from(precision).unwrap_or(i64::MAX));
+    if start < window.start.timestamp() || end > window.end_exclusive().timestamp() {
+        return Err(format!(
+            "report time {} is outside the window {}",
+            chrono::DateTime::from_timestamp(start, 0)
+                .map_or_else(|| start.to_string(), |t| t.to_rfc3339()),
+            window.name()
+        ));
+    }
+    Ok(())
 }
 
 /// The report time and the check intake kept.

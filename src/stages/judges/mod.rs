@@ -8,7 +8,9 @@
 mod dap;
 mod prio2;
 
-pub(crate) use dap::DapJudge;
+pub(crate) use dap::{
+    check_time_unit, min_reports, open_dap_ingestion, open_input_share, DapJudge,
+};
 pub(crate) use prio2::Prio2Judge;
 
 use super::aggregate::RunTotals;

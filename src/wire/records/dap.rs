@@ -318,6 +318,66 @@ impl Record for DapValidationHeader {
     }
 }
 
+/// `Poplar1RoundHeader`: heads a server's verifier shares of one ingestion batch in one
+/// round of one Poplar1 pass (the records are `DapVerifierShare`s). It binds the pass
+/// (its index and aggregation parameter) and the round, so shares of one round or pass
+/// cannot be passed off as another's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Poplar1RoundHeader {
+    pub batch_uuid: Uuid,
+    pub name: String,
+    #[serde(serialize_with = "hex::bytes")]
+    pub task_id: Vec<u8>,
+    pub pass_index: i32,
+    /// 1 or 2: Poplar1 verifies a report in two rounds.
+    pub round: i32,
+    /// The pass's VDAF-18 aggregation parameter (level and prefixes), encoded.
+    #[serde(serialize_with = "hex::bytes")]
+    pub aggregation_parameter: Vec<u8>,
+    /// SHA-256 of this batch's packet file (its `DapVerifierShare`s).
+    #[serde(serialize_with = "hex::bytes")]
+    pub packet_file_digest: Vec<u8>,
+}
+
+impl Record for Poplar1RoundHeader {
+    const NAME: &'static str = "Poplar1RoundHeader";
+
+    fn schema() -> &'static Schema {
+        &schema::POPLAR1_ROUND_HEADER
+    }
+
+    fn to_avro(&self) -> Value {
+        record([
+            ("batch_uuid", Value::Uuid(self.batch_uuid)),
+            ("name", Value::String(self.name.clone())),
+            ("task_id", Value::Bytes(self.task_id.clone())),
+            ("pass_index", Value::Int(self.pass_index)),
+            ("round", Value::Int(self.round)),
+            (
+                "aggregation_parameter",
+                Value::Bytes(self.aggregation_parameter.clone()),
+            ),
+            (
+                "packet_file_digest",
+                Value::Bytes(self.packet_file_digest.clone()),
+            ),
+        ])
+    }
+
+    fn from_avro(value: Value) -> Result<Self, WireError> {
+        let mut f = Fields::new(Self::NAME, value)?;
+        Ok(Self {
+            batch_uuid: f.uuid(0, "batch_uuid")?,
+            name: f.string(1, "name")?,
+            task_id: fixed_len(Self::NAME, "task_id", f.bytes(2, "task_id")?, TASK_ID_LEN)?,
+            pass_index: f.int(3, "pass_index")?,
+            round: f.int(4, "round")?,
+            aggregation_parameter: f.bytes(5, "aggregation_parameter")?,
+            packet_file_digest: f.bytes(6, "packet_file_digest")?,
+        })
+    }
+}
+
 /// `DapVerifierShare`: one server's VDAF verifier share of one report, sent to the peer
 /// (the DAP counterpart of `PrioValidityPacket`'s f_r, g_r, h_r).
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -11,6 +11,7 @@ mod validity;
 
 pub use dap::{
     DapIngestionHeader, DapReportShare, DapSumPart, DapValidationHeader, DapVerifierShare,
+    Poplar1RoundHeader,
 };
 pub use ingestion::{DataSharePacket, IngestionHeader};
 pub use parameters::Prio2Parameters;

@@ -36,6 +36,7 @@ fn schemas_parse_and_carry_their_names() {
     check::<DapSumPart>();
     check::<DapValidationHeader>();
     check::<DapVerifierShare>();
+    check::<Poplar1RoundHeader>();
 }
 
 #[test]
@@ -55,6 +56,15 @@ fn every_record_roundtrips() {
         batch_start_time: 1_700_000_000_000,
         batch_end_time: 1_700_000_300_000,
         packet_file_digest: vec![1; 32],
+    }]);
+    roundtrip(&[Poplar1RoundHeader {
+        batch_uuid: uuid::Uuid::from_u128(9),
+        name: "hh".into(),
+        task_id: vec![5; 32],
+        pass_index: 3,
+        round: 2,
+        aggregation_parameter: vec![0, 7, 0, 0, 0, 1, 0x80],
+        packet_file_digest: vec![6; 32],
     }]);
     roundtrip(&[DapValidationHeader {
         batch_uuid: uuid::Uuid::from_u128(8),

@@ -1,0 +1,63 @@
+//! `divvi passes` (server): the heavy-hitters work of a Poplar1 task the portal asked
+//! for: both rounds of its latest pass over a window's batches and the pass's sum part,
+//! as far as the peer's shares allow now. Run it at every turn on both servers; each
+//! run picks up where the last stopped.
+
+use super::outcome::{config, Ended};
+use super::window;
+use anyhow::Result;
+use clap::Args;
+use divvi::config::Server;
+use divvi::stages::heavy;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub(super) struct PassesArgs {
+    #[arg(long)]
+    config: PathBuf,
+    /// The aggregation name (a DAP task id in base64url may start with "-").
+    #[arg(long, allow_hyphen_values = true)]
+    aggregation: String,
+    /// First minute of the window (YYYYmmddHHMM, YYYY/mm/dd/HH/MM or RFC 3339).
+    #[arg(long, required_unless_present = "pending", requires = "end")]
+    start: Option<String>,
+    /// Last minute of the window, included.
+    #[arg(long, requires = "start")]
+    end: Option<String>,
+    /// Every window whose traversal the portal has begun and this server has not
+    /// finished the latest pass of (for scheduled runs).
+    #[arg(long, conflicts_with_all = ["start", "end"])]
+    pending: bool,
+    /// Allow a window longer than 31 days.
+    #[arg(long)]
+    force: bool,
+}
+
+pub(super) fn passes_command(a: PassesArgs) -> Result<Ended> {
+    let server = config(Server::load(&a.config))?;
+    divvi::stages::remove_stale_temporaries(&server.written_locations());
+    let windows = match (&a.start, &a.end) {
+        (Some(start), Some(end)) => vec![window(start, end, a.force)?],
+        _ => divvi::batch::traversal_windows(
+            server.sum_parts.as_ref(),
+            &server.instance,
+            &a.aggregation,
+        )?,
+    };
+    let (mut worked, mut waiting) = (false, false);
+    for window in &windows {
+        let progress = heavy::advance(&server, &a.aggregation, window, &divvi::stages::no_tick)?;
+        out!("{}", serde_json::to_string(&progress)?);
+        worked |= !progress.round_one.is_empty()
+            || !progress.round_two.is_empty()
+            || progress.sum_part.is_some();
+        // A finished pass waits for the portal, not for work of this server.
+        waiting |= !progress.done && !progress.waiting.is_empty();
+        waiting |= progress.pass.is_none();
+    }
+    Ok(match (worked, waiting) {
+        (true, _) => Ended::Done,
+        (false, true) => Ended::Waiting,
+        (false, false) => Ended::NothingToDo,
+    })
+}
