@@ -291,6 +291,8 @@ pub struct DapTaskOptions {
     pub min_batch_size: u64,
     pub leader_endpoint: String,
     pub helper_endpoint: String,
+    /// Differential privacy the task carries (poplar1 only so far).
+    pub dp: Option<crate::dap::dp::DpStrategy>,
 }
 
 /// Each party's `[dap]` section for a task keygen wrote.
@@ -341,6 +343,7 @@ fn write_dap_task(dir: &Path, o: &DapTaskOptions) -> Result<DapSections> {
         leader_hpke_config: leader.config().clone(),
         helper_hpke_config: helper.config().clone(),
         collector_hpke_config: collector.config().clone(),
+        dp: o.dp,
     })?;
     let task_file = PathBuf::from("task.json");
     std::fs::write(dir.join(&task_file), task.to_json())

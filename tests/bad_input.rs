@@ -1677,6 +1677,7 @@ impl Fx {
             min_batch_size: 1,
             leader_endpoint: "https://leader.invalid/".into(),
             helper_endpoint: "https://helper.invalid/".into(),
+            dp: None,
         };
         let made = divvi::keygen::keygen_with_dap(
             &dap,

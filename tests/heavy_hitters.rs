@@ -131,17 +131,25 @@ fn malicious_report(
 
 /// `keygen --vdaf poplar1:BITS`, with a minimum batch size and `min_clients` of 2.
 fn deployment(bits: u16) -> Deployment {
+    deployment_with(bits, &[])
+}
+
+/// As [`deployment`], with more `keygen` arguments.
+fn deployment_with(bits: u16, extra: &[&str]) -> Deployment {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("d");
-    run_ok(&[
+    let vdaf = format!("poplar1:{bits}");
+    let mut args = vec![
         "keygen",
         "--out",
         p(&dir),
         "--vdaf",
-        &format!("poplar1:{bits}"),
+        &vdaf,
         "--min-batch-size",
         "2",
-    ]);
+    ];
+    args.extend(extra);
+    run_ok(&args);
     for server in ["server0", "server1"] {
         let path = dir.join(format!("{server}.toml"));
         let text = std::fs::read_to_string(&path).unwrap();
@@ -329,6 +337,56 @@ fn heavy_hitters_through_the_buckets_are_the_true_ones_with_exact_counts() {
         assert!(unverified >= 2, "server {s}: {reasons:?}");
     }
     // A rerun of every party changes nothing.
+    assert_eq!(turn(&d, threshold, 4).unwrap(), result);
+}
+
+/// A task with differential privacy: each server adds discrete Laplace noise (scale 4 at
+/// epsilon 1/4) to every count of every pass, once.
+#[test]
+fn with_dp_noise_the_counts_are_near_the_truth_and_a_rerun_shows_the_same_draw() {
+    let d = deployment_with(32, &["--dp-epsilon", "1/4"]);
+    let task = std::fs::read_to_string(d.dir.join("task.json")).unwrap();
+    assert!(
+        task.contains("\"mechanism\": \"discrete_laplace\""),
+        "{task}"
+    );
+    let strings = poplar1_common::zipf_strings(800, 20, 21);
+    d.ingest(&d.reports(&strings), 400);
+    let threshold = 30;
+    let result = traverse(&d, threshold, 4, 30);
+    assert!(
+        result["noise"].as_str().unwrap().contains("scale 4 "),
+        "{result}"
+    );
+    let found = hitters(&result);
+    let truth = poplar1_common::truth(&strings, 1);
+    let true_count = |s: &str| truth.iter().find(|(t, _)| t == s).map_or(0, |(_, c)| *c);
+    // Each count is off by the two servers' noise: within 80 but for odds below 1e-8,
+    // and not off at all in every one of them but for odds below 1e-4.
+    let mut exact = 0;
+    for (s, count) in &found {
+        let off = *count as i64 - true_count(s) as i64;
+        assert!(
+            off.abs() <= 80,
+            "{s}: {count} vs {}: {result}",
+            true_count(s)
+        );
+        exact += usize::from(off == 0);
+    }
+    assert!(exact < found.len(), "no noise at all: {result}");
+    // Strings far above the threshold are found; none far below it is.
+    for (s, c) in &truth {
+        if *c >= threshold + 80 {
+            assert!(
+                found.iter().any(|(f, _)| f == s),
+                "{s} ({c}) missing: {result}"
+            );
+        }
+    }
+    for (s, _) in &found {
+        assert!(true_count(s) + 80 >= threshold, "{s}: {result}");
+    }
+    // The noise was drawn once: a rerun of every party shows the same counts.
     assert_eq!(turn(&d, threshold, 4).unwrap(), result);
 }
 

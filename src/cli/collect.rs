@@ -132,6 +132,9 @@ fn heavy_hitters(
                     result.passes,
                     result.threshold
                 );
+                if let Some(noise) = &result.noise {
+                    out!("noise: {noise}");
+                }
                 out!("{:>10}  string", "count");
                 for h in &result.heavy_hitters {
                     let shown = h.string.clone().unwrap_or_else(|| format!("0x{}", h.hex));

@@ -71,18 +71,31 @@ pub(super) struct DapArgs {
     /// The helper's (server 1's) DAP endpoint.
     #[arg(long, default_value = "https://helper.invalid/", requires = "vdaf")]
     helper_endpoint: String,
+    /// Differential privacy (poplar1 tasks): each server adds discrete Laplace noise of
+    /// scale 1/EPSILON to every prefix count it reveals; EPSILON as N/D or a decimal,
+    /// spent per pass.
+    #[arg(long, value_name = "EPSILON", requires = "vdaf")]
+    dp_epsilon: Option<String>,
 }
 
 impl DapArgs {
-    fn options(&self) -> Option<divvi::keygen::DapTaskOptions> {
-        self.vdaf.clone().map(|vdaf| divvi::keygen::DapTaskOptions {
+    fn options(&self) -> anyhow::Result<Option<divvi::keygen::DapTaskOptions>> {
+        use divvi::dap::dp::{DpStrategy, Epsilon};
+        let dp = match &self.dp_epsilon {
+            Some(text) => Some(DpStrategy::DiscreteLaplace {
+                epsilon: Epsilon::parse(text).map_err(|e| anyhow::anyhow!("--dp-epsilon: {e}"))?,
+            }),
+            None => None,
+        };
+        Ok(self.vdaf.clone().map(|vdaf| divvi::keygen::DapTaskOptions {
             dap_version: self.dap_version,
             vdaf,
             time_precision: self.time_precision,
             min_batch_size: self.min_batch_size,
             leader_endpoint: self.leader_endpoint.clone(),
             helper_endpoint: self.helper_endpoint.clone(),
-        })
+            dp,
+        }))
     }
 }
 
@@ -107,7 +120,7 @@ pub fn keygen_command(a: KeygenArgs) -> Result<ExitCode> {
         min_clients: a.min_clients,
         ..Default::default()
     };
-    let dap = a.dap.options();
+    let dap = a.dap.options()?;
     let d = divvi::keygen::keygen_with_dap(
         &a.out,
         a.scheme,

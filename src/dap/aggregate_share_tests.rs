@@ -20,6 +20,7 @@ fn task_with(collector: HpkeConfig, min_batch_size: u64) -> Task {
         leader_hpke_config: key(1),
         helper_hpke_config: key(2),
         collector_hpke_config: collector,
+        dp: None,
     })
     .unwrap()
 }

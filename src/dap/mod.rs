@@ -13,6 +13,7 @@
 
 pub mod aggregate_share;
 pub mod client;
+pub mod dp;
 pub mod hpke;
 pub mod measurement;
 pub mod messages;

@@ -660,6 +660,8 @@ pub struct TaskParams {
     pub leader_hpke_config: HpkeConfig,
     pub helper_hpke_config: HpkeConfig,
     pub collector_hpke_config: HpkeConfig,
+    /// Noise each server adds to its aggregate share (Poplar1 tasks only so far).
+    pub dp: Option<super::dp::DpStrategy>,
 }
 
 /// A validated task. Built by [`Task::new`], [`Task::from_json`] or [`Task::load`].
@@ -704,6 +706,12 @@ impl Task {
             return Err(field_error("min_batch_size", "must be at least 1"));
         }
         params.vdaf.validate_for(params.dap_version, "vdaf")?;
+        if params.dp.is_some() && !matches!(params.vdaf, VdafConfig::Poplar1 { .. }) {
+            return Err(field_error(
+                "dp",
+                "differential privacy is for poplar1 tasks only so far: a Prio3 task carries none",
+            ));
+        }
         params.leader_hpke_config.validate("leader_hpke_config")?;
         params.helper_hpke_config.validate("helper_hpke_config")?;
         params
@@ -818,6 +826,12 @@ impl Task {
             leader_hpke_config: file.leader_hpke_config.parse("leader_hpke_config")?,
             helper_hpke_config: file.helper_hpke_config.parse("helper_hpke_config")?,
             collector_hpke_config: file.collector_hpke_config.parse("collector_hpke_config")?,
+            dp: match &file.dp {
+                Some(dp) => {
+                    Some(super::dp::DpStrategy::from_file(dp).map_err(|e| field_error("dp", e))?)
+                }
+                None => None,
+            },
         })
     }
 
@@ -837,6 +851,7 @@ impl Task {
             leader_hpke_config: HpkeConfigFile::from(&p.leader_hpke_config),
             helper_hpke_config: HpkeConfigFile::from(&p.helper_hpke_config),
             collector_hpke_config: HpkeConfigFile::from(&p.collector_hpke_config),
+            dp: p.dp.map(|dp| dp.to_file()),
         };
         let mut text = serde_json::to_string_pretty(&file).unwrap_or_default();
         text.push('\n');
@@ -877,6 +892,9 @@ struct TaskFile {
     leader_hpke_config: HpkeConfigFile,
     helper_hpke_config: HpkeConfigFile,
     collector_hpke_config: HpkeConfigFile,
+    /// Differential privacy: absent for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dp: Option<super::dp::DpFile>,
 }
 
 #[derive(Serialize, Deserialize)]

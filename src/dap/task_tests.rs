@@ -21,6 +21,7 @@ fn params() -> TaskParams {
         leader_hpke_config: key(1),
         helper_hpke_config: key(2),
         collector_hpke_config: key(3),
+        dp: None,
     }
 }
 
@@ -349,4 +350,33 @@ fn a_dap09_task_takes_only_vdaf08s_vdafs() {
     ] {
         assert_eq!(field_of(as_09(vdaf.clone()).unwrap_err()), field, "{vdaf}");
     }
+}
+
+#[test]
+fn dp_is_carried_by_poplar1_tasks_only_and_read_exactly() {
+    use crate::dap::dp::{DpStrategy, Epsilon};
+    let mut p = params();
+    p.vdaf = VdafConfig::Poplar1 { bits: 64 };
+    p.dp = Some(DpStrategy::DiscreteLaplace {
+        epsilon: Epsilon::parse("0.5").unwrap(),
+    });
+    let t = Task::new(p.clone()).unwrap();
+    let text = t.to_json();
+    assert!(text.contains("\"epsilon\": \"1/2\""), "{text}");
+    assert_eq!(Task::from_json(&text).unwrap(), t);
+    // A Prio3 task has none yet.
+    p.vdaf = VdafConfig::Count;
+    assert_eq!(field_of(Task::new(p).unwrap_err()), "dp");
+    // A bad mechanism or epsilon names the field.
+    let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    value["dp"]["epsilon"] = "0".into();
+    assert_eq!(
+        field_of(Task::from_json(&value.to_string()).unwrap_err()),
+        "dp"
+    );
+    value["dp"] = serde_json::json!({"mechanism": "gaussian", "epsilon": "1"});
+    assert_eq!(
+        field_of(Task::from_json(&value.to_string()).unwrap_err()),
+        "dp"
+    );
 }

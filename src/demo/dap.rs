@@ -51,6 +51,7 @@ pub(crate) fn deploy_task(
         min_batch_size: floor,
         leader_endpoint: "https://leader.invalid/".into(),
         helper_endpoint: "https://helper.invalid/".into(),
+        dp: None,
     };
     let limits = Limits {
         min_clients: floor,

@@ -67,6 +67,9 @@ pub struct HeavyResult {
     pub reports: u64,
     /// Reports the last pass found invalid (either server's list).
     pub invalid_reports: usize,
+    /// The noise the servers added to every count (differential privacy), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise: Option<String>,
     /// Most common first.
     pub heavy_hitters: Vec<HeavyHitterRow>,
 }
@@ -175,6 +178,7 @@ pub fn advance(
                     passes: index + 1,
                     reports: parts[0].report_count,
                     invalid_reports: invalid_count(&parts),
+                    noise: collector.task.params().dp.map(|dp| dp.describe()),
                     heavy_hitters: hitters
                         .into_iter()
                         .map(|h| HeavyHitterRow {
@@ -259,9 +263,14 @@ fn counts_of(
     };
     let leader = open(a, Role::Leader)?;
     let helper = open(b, Role::Helper)?;
-    poplar
-        .unshard(pass, [&leader, &helper])
-        .map_err(|e| anyhow!("{id}: {e}"))
+    // Noisy counts may be negative; the traversal keeps none of those anyway.
+    let counts = poplar
+        .unshard_signed(pass, [&leader, &helper])
+        .map_err(|e| anyhow!("{id}: {e}"))?;
+    Ok(counts
+        .into_iter()
+        .map(|c| c.max(0).unsigned_abs())
+        .collect())
 }
 
 /// Reports either server found invalid, each counted once (a report id twice, in two

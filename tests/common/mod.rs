@@ -117,6 +117,7 @@ pub fn dap_deployment_for(
         min_batch_size: 1,
         leader_endpoint: "https://leader.invalid/".into(),
         helper_endpoint: "https://helper.invalid/".into(),
+        dp: None,
     };
     let paths = divvi::keygen::keygen_with_dap(
         &dir.path().join("d"),

@@ -39,6 +39,7 @@ pub fn test_task_for(
         leader_hpke_config: keys.leader.config().clone(),
         helper_hpke_config: keys.helper.config().clone(),
         collector_hpke_config: keys.collector.config().clone(),
+        dp: None,
     })
     .unwrap();
     (task, keys)

@@ -20,7 +20,7 @@ use prio::codec::{Encode, ParameterizedDecode};
 use prio::idpf::IdpfInput;
 use prio::vdaf::poplar1::{Poplar1, Poplar1FieldVec};
 use prio::vdaf::xof::XofTurboShake128;
-use prio::vdaf::{Client, Collector};
+use prio::vdaf::{Aggregatable, Client, Collector};
 
 use super::prio3::{dap_context, Shares, NONCE_LEN};
 use super::step_error::VdafStepError;
@@ -157,6 +157,47 @@ impl Poplar1Vdaf {
         self.vdaf
             .unshard(pass.param(), decoded, 0)
             .map_err(|e| VdafStepError::Aggregate(e.to_string()))
+    }
+
+    /// As [`Self::unshard`], for counts that may carry noise (differential privacy): a
+    /// field element in the upper half is a negative count.
+    pub fn unshard_signed(&self, pass: &Pass, sums: [&[u8]; 2]) -> Result<Vec<i64>, VdafStepError> {
+        self.check_pass(pass)?;
+        let mut total = self.decode_field_vec("aggregate share", pass, sums[0])?;
+        let other = self.decode_field_vec("aggregate share", pass, sums[1])?;
+        total
+            .accumulate(&other)
+            .map_err(|e| VdafStepError::Aggregate(e.to_string()))?;
+        let out_of_range = || VdafStepError::Aggregate("a count beyond 63 bits".into());
+        fn signed<F: prio::field::FieldElement>(
+            x: F,
+            magnitude: impl Fn(F) -> Option<u64>,
+        ) -> Option<i64> {
+            // Small positive counts convert; a negative one converts once negated.
+            match magnitude(x) {
+                Some(v) => i64::try_from(v).ok(),
+                None => magnitude(-x)
+                    .and_then(|v| i64::try_from(v).ok())
+                    .map(|v| -v),
+            }
+        }
+        match total {
+            Poplar1FieldVec::Inner(counts) => counts
+                .into_iter()
+                .map(|x| {
+                    // Field64: values above half the modulus are negative.
+                    signed(x, |y| {
+                        let v = u64::from(y);
+                        (v <= u64::MAX / 4).then_some(v)
+                    })
+                    .ok_or_else(out_of_range)
+                })
+                .collect(),
+            Poplar1FieldVec::Leaf(counts) => counts
+                .into_iter()
+                .map(|x| signed(x, |y| u64::try_from(y).ok()).ok_or_else(out_of_range))
+                .collect(),
+        }
     }
 
     /// An output share or a sum of them: one field element per prefix (Field64 at inner

@@ -235,6 +235,32 @@ impl PrefixSum {
         Ok(())
     }
 
+    /// Adds `noise[i]` to the count of prefix `i` (differential privacy): a negative
+    /// value is the field's negative, which the collector reads back as such.
+    pub fn add_noise(&mut self, noise: &[i64]) -> Result<(), VdafStepError> {
+        fn noisy<F>(counts: &mut [F], noise: &[i64]) -> Result<(), VdafStepError>
+        where
+            F: prio::field::FieldElement + From<u64>,
+        {
+            if counts.len() != noise.len() {
+                return Err(VdafStepError::Aggregate(format!(
+                    "{} noise values for {} counts",
+                    noise.len(),
+                    counts.len()
+                )));
+            }
+            for (count, n) in counts.iter_mut().zip(noise) {
+                let magnitude = F::from(n.unsigned_abs());
+                *count += if *n < 0 { -magnitude } else { magnitude };
+            }
+            Ok(())
+        }
+        match &mut self.sum {
+            Poplar1FieldVec::Inner(counts) => noisy(counts, noise),
+            Poplar1FieldVec::Leaf(counts) => noisy(counts, noise),
+        }
+    }
+
     /// Reports added.
     pub fn reports(&self) -> u64 {
         self.reports

@@ -54,3 +54,55 @@ fn a_pass_beyond_the_tree_is_refused() {
     assert!(Traversal::new(8, 0, 1).is_err());
     assert!(Traversal::new(8, 1, 9).is_err());
 }
+
+#[test]
+fn noisy_counts_read_back_signed_at_inner_and_leaf_levels() {
+    let poplar = Poplar1Vdaf::with_params(8, Vec::new());
+    let bits = |n: usize, v: bool| Prefix::from_bools(&vec![v; n]);
+    for level in [3, 7] {
+        let pass = Pass::new(vec![bits(level + 1, false), bits(level + 1, true)]).unwrap();
+        let sums = [0, 1].map(|agg| {
+            let mut sum = poplar.aggregator(agg).unwrap().new_sum(&pass).unwrap();
+            // Each server adds its own noise to its (here empty) share.
+            sum.add_noise(&[[-5, 7], [2, -9]][agg]).unwrap();
+            sum.encode().unwrap()
+        });
+        let counts = poplar.unshard_signed(&pass, [&sums[0], &sums[1]]).unwrap();
+        assert_eq!(counts, vec![-3, -2], "level {level}");
+        let mut sum = poplar.aggregator(0).unwrap().new_sum(&pass).unwrap();
+        assert!(sum.add_noise(&[1]).is_err(), "one value for two counts");
+    }
+}
+
+#[test]
+fn state_lengths_are_those_of_real_reports() {
+    let poplar = Poplar1Vdaf::with_params(16, Vec::new());
+    let shares = poplar.shard(b"hi", &[7; 16]).unwrap();
+    for level in [0, 9, 15] {
+        let pass = Pass::new(vec![Prefix::from_bools(&vec![false; level + 1])]).unwrap();
+        let servers = [0, 1].map(|agg| poplar.aggregator(agg).unwrap());
+        let firsts = [0, 1].map(|agg| {
+            servers[agg]
+                .start(
+                    &[3; 32],
+                    &pass,
+                    &[7; 16],
+                    &shares.public_share,
+                    &shares.input_shares[agg],
+                )
+                .unwrap()
+        });
+        let second = servers[1]
+            .second(
+                &pass,
+                &firsts[1].state,
+                [&firsts[0].verifier_share, &firsts[1].verifier_share],
+            )
+            .unwrap();
+        assert_eq!(
+            servers[1].state_lens(&pass).unwrap(),
+            [firsts[1].state.len(), second.state.len()],
+            "level {level}"
+        );
+    }
+}

@@ -170,6 +170,7 @@ mod tests {
             leader_hpke_config: key(1),
             helper_hpke_config: key(2),
             collector_hpke_config: key(3),
+            dp: None,
         })
         .unwrap()
     }

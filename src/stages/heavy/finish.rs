@@ -100,6 +100,12 @@ impl PassRun<'_> {
             }
             .into());
         }
+        // Noise once, here: the sum part is written once and never again, so a rerun
+        // neither adds more nor shows another draw.
+        if let Some(dp) = &task.params().dp {
+            let noise = dp.noise(self.pass.len()).map_err(|e| anyhow!("dp: {e}"))?;
+            sum.add_noise(&noise).map_err(step)?;
+        }
         let window = &self.id.window;
         let interval = BatchInterval::from_window(
             window.start.timestamp(),
