@@ -15,8 +15,8 @@
    container is FailJob naming that container (no retries: they would fail the same
    way), and whose first rule on the DisruptionTarget condition is Ignore (an evicted
    pod uses up no retry), with restartPolicy Never; the intake Job is Indexed with
-   completions == parallelism == DIVVI_SHARD_COUNT; the aggregate Job is one pod; the
-   config each job reads is in a ConfigMap, parses, and points at key files inside the
+   completions == parallelism == DIVVI_SHARD_COUNT; the aggregate and passes Jobs are one
+   pod each; the config each job reads is in a ConfigMap, parses, and points at key files inside the
    mounted Secret; the two servers' configs point at each other. The upload server
    (`divvi serve`) runs in a StatefulSet whose --journal is a volumeClaimTemplate's mount
    (an acknowledged report must outlive its pod), kept when scaled down or deleted, with
@@ -80,7 +80,10 @@ IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 # divvi's exit code for a usage or configuration error (src/cli/outcome.rs): retrying
 # will not help, so a Job must fail at once on it.
 EXIT_USAGE = 2
-SCHEDULED_SUBCOMMANDS = {"intake", "aggregate"}
+SCHEDULED_SUBCOMMANDS = {"intake", "aggregate", "passes"}
+# Jobs of one pod: a window's sum (aggregate) or a pass's rounds (passes) are run by one
+# process on each server.
+SINGLE_POD_SUBCOMMANDS = {"aggregate", "passes"}
 # Subcommands whose --config the policy check loads (the ingestor's for serve).
 CONFIG_SUBCOMMANDS = SCHEDULED_SUBCOMMANDS | {"serve"}
 # divvi serve drains requests for up to 30 s on SIGTERM, then flushes its journal.
@@ -406,10 +409,10 @@ def check_job_spec(where, job, containers, scheduled, fail):
             if any(a == "--shard" or a.startswith("--shard=") for a in args):
                 fail(cwhere, "--shard must not be passed in an Indexed Job (it would give "
                              "every pod the same shard); the index comes from the Job")
-        if sub == "aggregate":
+        if sub in SINGLE_POD_SUBCOMMANDS:
             if job.get("completionMode") == "Indexed" or (job.get("completions") or 1) != 1 \
                     or (job.get("parallelism") or 1) != 1:
-                fail(cwhere, "an aggregate Job must be a single pod (completions and "
+                fail(cwhere, f"a {sub} Job must be a single pod (completions and "
                              "parallelism 1, not Indexed)")
 
 
@@ -811,6 +814,12 @@ def aggregate_cronjob(files):
         for c in dig(d, "spec", "jobTemplate", "spec", "template", "spec", "containers") or []))
 
 
+def passes_cronjob(files):
+    return find_doc(files, "CronJob", lambda d: any(
+        divvi_subcommand(c)[0] == "passes"
+        for c in dig(d, "spec", "jobTemplate", "spec", "template", "spec", "containers") or []))
+
+
 def pod_of(cronjob):
     return dig(cronjob, "spec", "jobTemplate", "spec", "template", "spec")
 
@@ -922,6 +931,21 @@ def mutations():
     def m_aggregate_parallel(f):
         dig(aggregate_cronjob(f), "spec", "jobTemplate", "spec")["parallelism"] = 2
 
+    def m_passes_parallel(f):
+        dig(passes_cronjob(f), "spec", "jobTemplate", "spec")["completions"] = 2
+
+    def m_passes_not_pending(f):
+        c = first_container(passes_cronjob(f))
+        c["args"] = [a for a in c["args"] if a != "--pending"]
+
+    def m_passes_concurrency(f):
+        passes_cronjob(f)["spec"]["concurrencyPolicy"] = "Replace"
+
+    def m_passes_failjob(f):
+        for r in rules_of(passes_cronjob(f)):
+            if r.get("action") == "FailJob":
+                r["onExitCodes"]["containerName"] = "aggregate"
+
     def rules_of(cronjob):
         return dig(cronjob, "spec", "jobTemplate", "spec", "podFailurePolicy", "rules")
 
@@ -1012,6 +1036,13 @@ def mutations():
         ("API token mounted", m_token, "automountServiceAccountToken must be false"),
         ("IRSA annotation dropped", m_irsa, IRSA_ANNOTATION),
         ("two aggregate pods", m_aggregate_parallel, "must be a single pod"),
+        ("two passes pods", m_passes_parallel, "a passes Job must be a single pod"),
+        ("scheduled passes without --pending", m_passes_not_pending,
+         "a scheduled passes must pass --pending"),
+        ("passes runs may overlap", m_passes_concurrency,
+         "concurrencyPolicy must be Forbid, not 'Replace'"),
+        ("passes FailJob rule names another container", m_passes_failjob,
+         "rule 0 names no container of the pod: 'aggregate'"),
         ("podFailurePolicy dropped", m_no_failure_policy, "podFailurePolicy must be set"),
         ("FailJob rule names another container", m_failjob_other_container,
          "rule 0 names no container of the pod"),
@@ -1045,7 +1076,7 @@ def self_test(kv_cmd, versions):
             problems.append(f"not caught: {what} (expected a failure containing "
                             f"{expected!r}; got {failures or 'none'})")
 
-    # The crontab: a divvi line without flock.
+    # The crontab: a divvi line without flock; no passes line.
     if crontab_text is not None:
         lines = [ln.replace("flock -n", "nice") if " intake " in ln and "flock" in ln else ln
                  for ln in crontab_text.splitlines()]
@@ -1053,13 +1084,20 @@ def self_test(kv_cmd, versions):
             caught += 1
         else:
             problems.append("not caught: crontab intake line without flock -n")
+        lines = [ln for ln in crontab_text.splitlines() if " passes " not in ln]
+        if any("no line runs divvi passes" in f for f in crontab_check("\n".join(lines))):
+            caught += 1
+        else:
+            problems.append("not caught: crontab without a passes line")
 
     # Flags: a help text without --grace and without DIVVI_PUSHGATEWAY.
     fake = {"intake": "--config --aggregation --pending --lookback --incomplete-after "
                       "--shard DIVVI_SHARD_COUNT DIVVI_LOG_FORMAT DIVVI_METRICS_PORT "
                       "DIVVI_PUSHGATEWAY",
             "aggregate": "--config --aggregation --pending --period DIVVI_SHARD_COUNT "
-                         "DIVVI_LOG_FORMAT DIVVI_METRICS_PORT"}
+                         "DIVVI_LOG_FORMAT DIVVI_METRICS_PORT",
+            "passes": "--config --aggregation --pending DIVVI_LOG_FORMAT DIVVI_METRICS_PORT "
+                      "DIVVI_PUSHGATEWAY DIVVI_EXIT_CODES"}
     flag_failures = flag_check(divvi_uses(files, crontab_text), fake.get)
     for expected in ("has no flag --grace", "env DIVVI_PUSHGATEWAY is not mentioned"):
         if any(expected in f for f in flag_failures):

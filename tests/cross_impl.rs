@@ -24,6 +24,7 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn fastavro_reads_every_file_divvi_writes_as_the_same_records() {
     let dir = tempfile::tempdir().unwrap();
     let options = DemoOptions {
+        heavy: Default::default(),
         dir: dir.path().join("demo"),
         reports: 40,
         vdaf: DemoVdaf::Prio2 { bins: 5 },

@@ -620,3 +620,24 @@ fn fastavro_reads_the_round_files_the_servers_write() {
         .collect();
     assert_eq!(rounds, vec![1, 2]);
 }
+
+#[test]
+fn passes_on_a_server_of_another_task_does_nothing_and_refuses_a_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    run_ok(&["keygen", "--out", p(&dir), "--vdaf", "histogram:4"]);
+    let config = dir.join("server0.toml");
+    let base = ["passes", "--config", p(&config), "--aggregation", "x"];
+    // Scheduled: nothing begun, nothing to do (the same job runs on every server).
+    let out = divvi(&[&base[..], &["--pending"]].concat());
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"traversals\":0"));
+    // Asked for a window: a configuration error, which no retry mends.
+    let (start, end) = today();
+    let out = divvi(&[&base[..], &["--start", &start, "--end", &end]].concat());
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not poplar1"),
+        "{out:?}"
+    );
+}

@@ -15,6 +15,7 @@ use uuid::Uuid;
 fn ground_truth(bins: usize, reports: usize, batch_size: usize, scheme: PacketScheme) {
     let dir = tempfile::tempdir().unwrap();
     let options = DemoOptions {
+        heavy: Default::default(),
         dir: dir.path().join("demo"),
         reports,
         vdaf: DemoVdaf::Prio2 { bins },

@@ -28,6 +28,13 @@ pub(super) struct DemoArgs {
     /// later upload. Prio2: not binary, undecryptable, bad r_pit.
     #[arg(long, default_value_t = 6)]
     invalid: usize,
+    /// Heavy hitters (poplar1): keep strings seen in at least this many reports
+    /// [default: 2% of the reports, at least the servers' min_clients of 100]
+    #[arg(long)]
+    threshold: Option<u64>,
+    /// Heavy hitters (poplar1): levels each pass goes down, 1 to 8 [default: 2]
+    #[arg(long)]
+    step: Option<usize>,
     #[command(flatten)]
     layout: LayoutArgs,
 }
@@ -49,6 +56,10 @@ pub(super) fn demo(a: DemoArgs) -> Result<ExitCode> {
         invalid: a.invalid,
         scheme,
         layout: a.layout.layout(),
+        heavy: divvi::demo::HeavyChoice {
+            threshold: a.threshold,
+            step: a.step,
+        },
     };
     if options.batch_size == 0 {
         bail!("--batch-size must be positive");

@@ -44,6 +44,15 @@ pub(super) fn passes_command(a: PassesArgs) -> Result<Ended> {
             &a.aggregation,
         )?,
     };
+    if windows.is_empty() {
+        // Nothing begun (or not a Poplar1 server, for which nothing ever begins).
+        out!(
+            "{}",
+            serde_json::json!({"aggregation": a.aggregation, "traversals": 0})
+        );
+        return Ok(Ended::NothingToDo);
+    }
+    config(heavy::check_server(&server))?;
     let (mut worked, mut waiting) = (false, false);
     for window in &windows {
         let progress = heavy::advance(&server, &a.aggregation, window, &divvi::stages::no_tick)?;

@@ -39,8 +39,11 @@ impl HeavyRun<'_> {
         let valid = (options.reports - options.invalid) as u64;
         let floor = super::dap::FLOOR.min(valid);
         let settings = HeavySettings {
-            threshold: ((valid as f64 * THRESHOLD_SHARE).ceil() as u64).max(floor),
-            step: STEP,
+            threshold: options
+                .heavy
+                .threshold
+                .unwrap_or(((valid as f64 * THRESHOLD_SHARE).ceil() as u64).max(floor)),
+            step: options.heavy.step.unwrap_or(STEP),
         };
         let result = self.traverse(settings, &mut stages, progress)?;
         let truth: Vec<(String, u64)> = uploads

@@ -33,6 +33,15 @@ pub struct DemoOptions {
     pub scheme: PacketScheme,
     /// Local folders (the default) or buckets on an S3 endpoint.
     pub layout: crate::keygen::Layout,
+    /// Heavy hitters (poplar1): the traversal's threshold and step, if not the demo's.
+    pub heavy: HeavyChoice,
+}
+
+/// A heavy-hitters demo's traversal settings; None picks the demo's own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeavyChoice {
+    pub threshold: Option<u64>,
+    pub step: Option<usize>,
 }
 
 /// Shows progress of each stage; the CLI draws bars, tests pass `NoProgress`.

@@ -4,8 +4,10 @@
 1. Renders the module's server.toml template with Terraform's own `templatefile`
    (`terraform console`, offline) for both servers, using the public keys and key ids
    of a real `divvi keygen` run, and loads each with `divvi check` next to keygen's key
-   files: every key named loads, every trusted key parses, every location opens. The
-   template arguments must be exactly the ones kubernetes.tf passes.
+   files: every key named loads, every trusted key parses (the portal's too, which
+   must come out as keygen's `trust.portal`), every location opens; without portal keys
+   it loads as well. The template arguments must be exactly the ones kubernetes.tf
+   passes.
 2. A config naming a key file the Secret does not hold must fail `divvi check`, naming
    the file (the check can fail).
 3. Every `--flag` and DIVVI_* variable the module's CronJobs pass exists in the built
@@ -78,6 +80,7 @@ def module_variables(keygen_config, n):
         "packet_key_scheme": c["packet_keys"][0]["scheme"],
         "trusted_ingestor_keys": c["trust"]["ingestors"],
         "trusted_peer_keys": c["trust"]["peer"],
+        "trusted_portal_keys": c["trust"]["portal"],
         "min_clients": 100,
         "dap_task": False,
     }
@@ -85,7 +88,7 @@ def module_variables(keygen_config, n):
 def divvi_check(divvi, config):
     return subprocess.run([divvi, "check", "--config", str(config)], capture_output=True, text=True)
 
-def flags_exist(divvi, module=MODULE, subcommands=("intake", "aggregate"), at_least=3):
+def flags_exist(divvi, module=MODULE, subcommands=("intake", "aggregate", "passes"), at_least=3):
     """[problem] for each flag or DIVVI_* variable of a module's workloads that divvi does
     not know; each subcommand's args must show at least `at_least` flags."""
     text = (module / "kubernetes.tf").read_text()
@@ -94,7 +97,7 @@ def flags_exist(divvi, module=MODULE, subcommands=("intake", "aggregate"), at_le
     for sub in subcommands:
         help_text = subprocess.run([divvi, sub, "--help"], capture_output=True, text=True).stdout
         help_text += subprocess.run([divvi, "--help"], capture_output=True, text=True).stdout
-        block = re.search(rf'args = \["{sub}",(.*?)\]', text, re.S)
+        block = re.search(rf'args\s*=\s*\["{sub}",(.*?)\]', text, re.S)
         if not block:
             problems.append(f"{where}: no args for {sub}")
             continue
@@ -175,6 +178,15 @@ def main():
                 if missing:
                     failures.append(f"server {n}: `divvi check` output lacks {missing}:\n{done.stdout}")
                 print(f"server {n}: the module's server.toml loads ({len(done.stdout.splitlines())} lines of `divvi check`)")
+            portal = tomllib.loads(rendered.read_text())["trust"].get("portal")
+            if portal != keygen_config["trust"]["portal"]:
+                failures.append(f"server {n}: trust.portal is {portal!r}, not keygen's {keygen_config['trust']['portal']!r}")
+
+            # No portal key (a server without heavy hitters): it loads all the same.
+            rendered.write_text(render(terraform, dict(variables, trusted_portal_keys=[])))
+            done = divvi_check(divvi, rendered)
+            if done.returncode != 0:
+                failures.append(f"server {n}: the module's config without portal keys does not load: {done.stderr.strip()}")
 
             # With dap_task, the [dap] section names the Secret's task files, and they load.
             rendered.write_text(render(terraform, dict(variables, dap_task=True)))

@@ -204,6 +204,17 @@ def decide(docs, action, resource, ctx, who):
 
 
 SECURE = {"aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
+# A create-only upload: S3 puts the object only if none has its key (divvi's create_new).
+CREATE = dict(SECURE, **{"s3:if-none-match": "*"})
+DOC_REF = r"\$\{data\.aws_iam_policy_document\.([a-z_]+)\.json\}"
+# A heavy-hitters query of the portal, and other keys of the sum-parts bucket.
+QUERY_KEY = "my-pha/heavy/202612050000-202612052359.pass3.query"
+NOT_QUERY_KEYS = (
+    "my-pha/heavy/202612050000-202612052359.pass3.sum_0",
+    "my-pha/heavy/202612050000-202612052359.pass3.query.tmp",
+    "my-pha/heavy/202612050000-202612052359.pass3.queryx",
+    "my-pha/exposure-notifications/202612050000-202612052359.sum_0",
+)
 # The arguments of modules/bucket-access that its documents use.
 ACCESS_ARGS = ("name", "access", "principal_arns", "external_id", "bucket_arn", "kms_key_arn")
 
@@ -261,7 +272,12 @@ class Deployment:
              "external_id": EXTERNAL_ID, "bucket_arn": arn["ingestion"], "kms_key_arn": key},
             ACCOUNT[side], mutate)
         roles["portal:portal"] = self._access(
-            {"name": f"{name}-portal", "access": "read", "principal_arns": [PORTAL],
+            {"name": f"{name}-portal", "access": "collect", "principal_arns": [PORTAL],
+             "bucket_arn": arn["sum_parts"], "kms_key_arn": key},
+            ACCOUNT[side], mutate)
+        # The module's read-only grant, for a portal that asks for no heavy hitters.
+        roles["portal:reader"] = self._access(
+            {"name": f"{name}-portal-reader", "access": "read", "principal_arns": [PORTAL],
              "bucket_arn": arn["sum_parts"], "kms_key_arn": key},
             ACCOUNT[side], mutate)
 
@@ -295,13 +311,32 @@ class Deployment:
             mutate(module, name, body)
         return body
 
+    def _statements(self, blocks, name, env, mutate, module):
+        """A document's statements, after those of its source_policy_documents (which
+        Terraform merges in; their sids may not repeat)."""
+        body = self._doc(blocks, name, mutate, module)
+        unknown = set(body) - {"statement", "source_policy_documents", "__is_block__", "__comments__"}
+        if unknown:
+            raise Unmodelled(f"aws_iam_policy_document.{name}: {sorted(unknown)} are not modelled")
+        out = []
+        for source in body.get("source_policy_documents", []):
+            ref = re.fullmatch(DOC_REF, unquote(source))
+            if not ref:
+                raise Unmodelled(f"aws_iam_policy_document.{name}: source {source} is not a document of the module")
+            out += self._statements(blocks, ref.group(1), env, mutate, module)
+        out += statements(body, env)
+        sids = [st["sid"] for st in out if st["sid"]]
+        if len(sids) != len(set(sids)):
+            raise Unmodelled(f"aws_iam_policy_document.{name}: a sid repeats across its sources: {sids}")
+        return out
+
     def _roles(self, blocks, env, account, mutate, module):
         """{role name: {arn, trust, policies}} from aws_iam_role and aws_iam_role_policy."""
         allowed = {"aws_iam_role", "aws_iam_role_policy", "aws_iam_policy_document"}
         for kind, rtype, rname in blocks:
             if rtype.startswith("aws_iam") and rtype not in allowed:
                 raise Unmodelled(f"{rtype}.{rname} grants outside the modelled documents")
-        doc_ref = r"\$\{data\.aws_iam_policy_document\.([a-z_]+)\.json\}"
+        doc_ref = DOC_REF
         roles = {}
         for (kind, rtype, rname), body in blocks.items():
             if rtype != "aws_iam_role":
@@ -319,10 +354,10 @@ class Deployment:
                     if picked:
                         policy = blocks[("local", picked.group(1), "")][env[f"var.{picked.group(2)}"]]
                     doc = re.fullmatch(doc_ref, policy).group(1)
-                    policies.append(statements(self._doc(blocks, doc, mutate, module), env))
+                    policies.append(self._statements(blocks, doc, env, mutate, module))
             roles[f"{module}:{rname}"] = {
                 "arn": role_arn,
-                "trust": statements(self._doc(blocks, trust, mutate, module), env),
+                "trust": self._statements(blocks, trust, env, mutate, module),
                 "policies": policies,
             }
         return roles
@@ -427,7 +462,7 @@ def checks(d):
         check(S + "the ingestor may not use the key outside S3",
               not d.kms(side, ing, "kms:Decrypt", side, "ingestion", via_s3=False))
 
-        # The portal: read sum parts, nothing else.
+        # The portal: read sum parts and create queries there, nothing else.
         por = "portal:portal"
         check(S + "the portal may assume its role", d.can_assume(side, por, ("AWS", PORTAL)))
         for who in (INGESTOR, STRANGER, neighbour(PORTAL), d.role(peer, "server:job")["arn"]):
@@ -435,6 +470,38 @@ def checks(d):
         check(S + "the portal may read sum parts", d.get(side, por, side, "sum_parts"))
         check(S + "the portal may list sum parts", d.list(side, por, side, "sum_parts"))
         check(S + "the portal may not write sum parts", not d.s3(side, por, "s3:PutObject", side, "sum_parts"))
+        check(S + "the portal may create a query in sum parts",
+              d.s3(side, por, "s3:PutObject", side, "sum_parts", key=QUERY_KEY, ctx=CREATE)
+              and d.kms(side, por, "kms:GenerateDataKey", side, "sum_parts"))
+        check(S + "the portal may not replace a query (a put without If-None-Match)",
+              not d.s3(side, por, "s3:PutObject", side, "sum_parts", key=QUERY_KEY))
+        for other in NOT_QUERY_KEYS:
+            check(S + f"the portal may not create {other.rsplit('/', 1)[1]} in sum parts",
+                  not d.s3(side, por, "s3:PutObject", side, "sum_parts", key=other, ctx=CREATE))
+        for bucket in ("ingestion", "own", "peer_inbox"):
+            check(S + f"the portal may not create a query in {bucket}",
+                  not d.s3(side, por, "s3:PutObject", side, bucket, key=QUERY_KEY, ctx=CREATE))
+        for action in DESTRUCTIVE:
+            # Even in the context of a create-only put, the widest a request can have.
+            check(S + f"the portal may not {action} on a query",
+                  not d.s3(side, por, action, side, "sum_parts", key=QUERY_KEY, ctx=CREATE))
+        check(S + "the portal may not upload a query in parts",
+              not d.s3(side, por, "s3:AbortMultipartUpload", side, "sum_parts", key=QUERY_KEY, ctx=CREATE))
+        check(S + "the portal's key use for writing is bound to sum parts",
+              not d.kms(side, por, "kms:GenerateDataKey", side, "own"))
+        check(S + "the portal may not encrypt outside S3",
+              not d.kms(side, por, "kms:GenerateDataKey", side, "sum_parts", via_s3=False))
+        sse = {"s3:x-amz-server-side-encryption": "AES256"}
+        check(S + "sum parts refuse a query asking for SSE-S3",
+              not d.s3(side, por, "s3:PutObject", side, "sum_parts", key=QUERY_KEY, ctx=dict(CREATE, **sse)))
+        # The read-only grant: read sum parts, write nothing.
+        rea = "portal:reader"
+        check(S + "the read-only portal role may read and list sum parts",
+              d.get(side, rea, side, "sum_parts") and d.list(side, rea, side, "sum_parts"))
+        check(S + "the read-only portal role may not create a query",
+              not d.s3(side, rea, "s3:PutObject", side, "sum_parts", key=QUERY_KEY, ctx=CREATE))
+        check(S + "the read-only portal role may not encrypt",
+              not d.kms(side, rea, "kms:GenerateDataKey", side, "sum_parts"))
         for bucket in ("ingestion", "own", "peer_inbox"):
             check(S + f"the portal may not read {bucket}", not d.get(side, por, side, bucket))
             check(S + f"the portal may not list {bucket}", not d.list(side, por, side, bucket))
@@ -477,17 +544,18 @@ def checks(d):
         check(S + "the jobs may write sum parts", d.put(side, job, side, "sum_parts"))
         check(S + "the jobs may not write into ingestion", not d.s3(side, job, "s3:PutObject", side, "ingestion"))
         check(S + "the jobs may not write into their own inbox", not d.s3(side, job, "s3:PutObject", side, "peer_inbox"))
-        check(S + "the jobs may not read sum parts", not d.s3(side, job, "s3:GetObject", side, "sum_parts"))
+        check(S + "the jobs may list and read sum parts (passes reads the portal's queries there)",
+              d.list(side, job, side, "sum_parts") and d.get(side, job, side, "sum_parts"))
         check(S + "the jobs may not use the key outside S3", not d.kms(side, job, "kms:Decrypt", side, "own", via_s3=False))
         check(S + "the jobs may not write the peer's inbox directly",
               not d.s3(side, job, "s3:PutObject", peer, "peer_inbox"))
         check(S + "through the peer's grant the jobs may put into the peer's inbox", d.put(peer, wri, peer, "peer_inbox"))
         for bucket in BUCKETS:
             check(S + f"the jobs may not read the peer's {bucket}", not d.s3(side, job, "s3:GetObject", peer, bucket))
-        for other in ("server:job", "portal:portal", "ingestor:ingestor"):
+        for other in ("server:job", "portal:portal", "portal:reader", "ingestor:ingestor"):
             check(S + f"the jobs may not assume the peer's {other}",
                   not d.identity_allows(side, job, "sts:AssumeRole", d.role(peer, other)["arn"]))
-        for role in (ing, por, wri, job):
+        for role in (ing, por, rea, wri, job):
             for bucket in BUCKETS:
                 for action in DESTRUCTIVE:
                     check(S + f"{role} may not {action} on {bucket}", not d.s3(side, role, action, side, bucket))
@@ -555,6 +623,10 @@ MUTATIONS = {
     "old TLS allowed": widen("bucket", "bucket", "DenyOldTLS", drop=True),
     "put access may list": widen("access", "put", "PutObjects", actions=['"s3:PutObject"', '"s3:ListBucket"'],
                                  resources=['"${var.bucket_arn}/*"', '"${var.bucket_arn}"']),
+    "collect access puts any key": widen("access", "collect", "CreateQueries", resources=['"${var.bucket_arn}/*"']),
+    "collect access replaces queries": widen("access", "collect", "CreateQueries", condition=None),
+    "collect access encrypts for any bucket": widen("access", "collect", "EncryptThroughS3", condition=None),
+    "collect access does anything to queries": widen("access", "collect", "CreateQueries", actions=['"s3:*"']),
 }
 
 

@@ -84,8 +84,9 @@ def failure_policy(policy, stage):
 
 
 def job_locals(text, kind):
-    """The local.jobs entry of one kind, as text (for values given per job)."""
-    block = re.search(rf'"{kind}-\$\{{a\}}" => \{{(.*?)\n    \}} \}}', text, re.S)
+    """The local.jobs entry of one kind, as text (for values given per job); an entry
+    may end with a condition (`} if ... }`)."""
+    block = re.search(rf'"{kind}-\$\{{a\}}" => \{{(.*?)\n    \}}(?: if [^\n]*)? \}}', text, re.S)
     if not block:
         sys.exit(f"kubernetes.tf: no local.jobs entry for {kind}")
     return block.group(1)
@@ -196,7 +197,7 @@ def main():
         same(f"{kind}: keys Secret mode", int(next(v for v in tf_pod["volume"] if v["name"] == "keys")["secret"]["defaultMode"], 8), secret["defaultMode"])
         same(f"{kind}: flags", flags(re.findall(r'"(--[a-z-]+)"', entry)), flags(container["args"]))
         tf_env = set(re.findall(r"\b((?:DIVVI|AWS)_[A-Z0-9_]+|TMPDIR)\s*=", text))
-        if kind == "aggregate":
+        if kind != "intake":
             tf_env.discard("DIVVI_SHARD_COUNT")  # intake's own
         same(f"{kind}: environment variables", sorted(tf_env), sorted(e["name"] for e in container["env"]))
         same(f"{kind}: concurrencyPolicy", tf["spec"]["concurrencyPolicy"], spec["concurrencyPolicy"])

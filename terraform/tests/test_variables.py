@@ -35,6 +35,7 @@ GOOD = {
         "packet_key_ids": ["server0-packet"],
         "trusted_ingestor_keys": [{"id": "ingestor-signing", "public_key": "MFkw"}],
         "trusted_peer_keys": [{"id": "server1-signing", "public_key": "MFkw"}],
+        "trusted_portal_keys": [{"id": "portal-signing", "public_key": "MFkw"}],
         "eks_oidc_provider_arn": "arn:aws:iam::111111111111:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/X",
         "eks_oidc_issuer": "https://oidc.eks.us-west-2.amazonaws.com/id/X",
         "namespace": "divvi-pha",
@@ -48,10 +49,10 @@ GOOD = {
         "access_log_prefix": "my-pha-divvi-own/",
     },
     "bucket-access": {
-        "name": "my-pha-divvi-ingestor",
-        "access": "put",
-        "principal_arns": ["arn:aws:iam::444444444444:role/app-backend"],
-        "bucket_arn": "arn:aws:s3:::my-pha-divvi-ingestion",
+        "name": "my-pha-divvi-portal",
+        "access": "collect",
+        "principal_arns": ["arn:aws:iam::555555555555:role/divvi-portal"],
+        "bucket_arn": "arn:aws:s3:::my-pha-divvi-sum-parts",
         "kms_key_arn": "arn:aws:kms:us-west-2:111111111111:key/k",
     },
     "divvi-ingestor": {

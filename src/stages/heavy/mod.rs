@@ -205,15 +205,7 @@ fn progress_of(
 impl<'s> PassRun<'s> {
     /// The latest pass the portal asked for, ready to run; None if it asked for none.
     fn latest(server: &'s Server, aggregation: &str, window: &Window) -> Result<Option<Self>> {
-        let dap = server.dap.as_ref().ok_or_else(|| {
-            anyhow!(
-                "heavy hitters need a Poplar1 task, and this server's config has no [dap] section"
-            )
-        })?;
-        let poplar = Poplar1Vdaf::new(&dap.task).map_err(|e| anyhow!("dap.task: {e}"))?;
-        let stash_key = server.stash_key.as_ref().ok_or_else(|| {
-            anyhow!("a Poplar1 pass keeps each report's state sealed between its rounds: configure stash_key")
-        })?;
+        let (dap, poplar, stash_key) = heavy_hitters_server(server)?;
         let id = |index| PassId {
             instance: server.instance.clone(),
             aggregation: aggregation.to_string(),
@@ -338,6 +330,24 @@ impl<'s> PassRun<'s> {
     fn ledger(&self) -> PassLedger<'s> {
         PassLedger::of(self.server)
     }
+}
+
+/// Refuses a server that cannot run passes (no Poplar1 task, or no stash key): a
+/// configuration error, which no rerun mends.
+pub fn check_server(server: &Server) -> Result<()> {
+    heavy_hitters_server(server).map(|_| ())
+}
+
+/// The server's Poplar1 task, its VDAF and the key its states are sealed with.
+fn heavy_hitters_server(server: &Server) -> Result<(&ServerDap, Poplar1Vdaf, &StashKey)> {
+    let dap = server.dap.as_ref().ok_or_else(|| {
+        anyhow!("heavy hitters need a Poplar1 task, and this server's config has no [dap] section")
+    })?;
+    let poplar = Poplar1Vdaf::new(&dap.task).map_err(|e| anyhow!("dap.task: {e}"))?;
+    let stash_key = server.stash_key.as_ref().ok_or_else(|| {
+        anyhow!("a Poplar1 pass keeps each report's state sealed between its rounds: configure stash_key")
+    })?;
+    Ok((dap, poplar, stash_key))
 }
 
 /// The report time and the state a round kept.

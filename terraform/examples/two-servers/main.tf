@@ -1,6 +1,7 @@
 # Server 0 (PHA) and server 1 (facilitator), each writing into the other's inbox through
 # the role the other granted; an ingestor that may only put batches into both ingestion
-# buckets; a portal that may only read both servers' sum parts.
+# buckets; a portal that may only read both servers' sum parts and create its
+# heavy-hitters queries (.query objects) beside them.
 
 module "pha" {
   source    = "../../modules/divvi-server"
@@ -21,6 +22,7 @@ module "pha" {
   min_clients           = var.min_clients
   trusted_ingestor_keys = var.ingestor_keys
   trusted_peer_keys     = [{ id = var.facilitator.signing_key_id, public_key = var.facilitator.public_key }]
+  trusted_portal_keys   = var.portal_keys
 
   retention_days        = var.retention_days
   eks_oidc_provider_arn = data.aws_iam_openid_connect_provider.pha.arn
@@ -50,6 +52,7 @@ module "facilitator" {
   min_clients           = var.min_clients
   trusted_ingestor_keys = var.ingestor_keys
   trusted_peer_keys     = [{ id = var.pha.signing_key_id, public_key = var.pha.public_key }]
+  trusted_portal_keys   = var.portal_keys
 
   retention_days        = var.retention_days
   eks_oidc_provider_arn = data.aws_iam_openid_connect_provider.facilitator.arn
@@ -59,7 +62,9 @@ module "facilitator" {
   intake_parallelism    = var.intake_parallelism
   # After the PHA's run, which decides each window's batches.
   aggregate_schedule = "50 6-23 * * *"
-  pushgateway_url    = var.pushgateway_url
+  # 3 minutes after the PHA's, so each server finds the other's latest round.
+  passes_schedule = "4-59/5 * * * *"
+  pushgateway_url = var.pushgateway_url
 }
 
 module "pha_ingestor" {
@@ -89,7 +94,7 @@ module "pha_portal" {
   providers = { aws = aws.pha }
 
   name           = "${var.pha.name}-portal"
-  access         = "read"
+  access         = "collect" # read sum parts, create .query objects
   principal_arns = var.portal_principal_arns
   bucket_arn     = module.pha.bucket_arns.sum_parts
   kms_key_arn    = module.pha.kms_key_arn
@@ -100,7 +105,7 @@ module "facilitator_portal" {
   providers = { aws = aws.facilitator }
 
   name           = "${var.facilitator.name}-portal"
-  access         = "read"
+  access         = "collect" # read sum parts, create .query objects
   principal_arns = var.portal_principal_arns
   bucket_arn     = module.facilitator.bucket_arns.sum_parts
   kms_key_arn    = module.facilitator.kms_key_arn

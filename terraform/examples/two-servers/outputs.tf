@@ -7,7 +7,7 @@ output "ingestor_locations" {
 }
 
 output "portal_locations" {
-  description = "What the portal puts in portal.toml: per server, its sum-parts bucket and the role to assume."
+  description = "What the portal puts in portal.toml: per server, its sum-parts bucket and the role to assume (read, and create .query objects)."
   value = {
     server0 = { url = "s3://${module.pha.buckets.sum_parts}", role_arn = module.pha_portal.role_arn }
     server1 = { url = "s3://${module.facilitator.buckets.sum_parts}", role_arn = module.facilitator_portal.role_arn }

@@ -50,8 +50,14 @@ variable "ingestor_principal_arns" {
 }
 
 variable "portal_principal_arns" {
-  description = "The portal's IAM principals, allowed to read both servers' sum parts."
+  description = "The portal's IAM principals, allowed to read both servers' sum parts and to create the queries of heavy-hitters passes (.query objects) there."
   type        = list(string)
+}
+
+variable "portal_keys" {
+  description = "Public signing keys of the portal, trusted by both servers for its heavy-hitters queries (Poplar1 tasks); non-empty adds the passes CronJobs. Empty for no heavy hitters."
+  type        = list(object({ id = string, public_key = string }))
+  default     = []
 }
 
 variable "packet_key_scheme" {

@@ -1,12 +1,15 @@
-# A role another party assumes to reach one bucket of a divvi server, with one of two
+# A role another party assumes to reach one bucket of a divvi server, with one of three
 # fixed grants:
 #
-#   put   put objects, nothing else (the ingestor into ingestion, the peer server into
-#         the peer inbox): not read, list or delete them
-#   read  list and read objects, nothing else (the portal from sum parts): not write
-#         or delete them
+#   put      put objects, nothing else (the ingestor into ingestion, the peer server into
+#            the peer inbox): not read, list or delete them
+#   read     list and read objects, nothing else (the portal from sum parts): not write
+#            or delete them
+#   collect  read, and create objects whose key ends in .query, only where no object
+#            has that key (the portal: sum parts, and the heavy-hitters passes it asks
+#            for): no other write, no replacing, no delete
 #
-# Either way the server's key is usable only through S3 and only for this bucket, and
+# In each case the server's key is usable only through S3 and only for this bucket, and
 # no other bucket is reachable.
 
 data "aws_region" "current" {}
@@ -19,8 +22,9 @@ locals {
   s3_service         = "s3.${data.aws_region.current.region}.amazonaws.com"
   # The grants of each kind of access, written out below.
   policy = {
-    put  = data.aws_iam_policy_document.put.json
-    read = data.aws_iam_policy_document.read.json
+    put     = data.aws_iam_policy_document.put.json
+    read    = data.aws_iam_policy_document.read.json
+    collect = data.aws_iam_policy_document.collect.json
   }
 }
 
@@ -99,6 +103,40 @@ data "aws_iam_policy_document" "read" {
     sid       = "DecryptThroughS3"
     effect    = "Allow"
     actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = [local.s3_service]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:aws:s3:arn"
+      values   = [var.bucket_arn]
+    }
+  }
+}
+
+# What the portal needs for `divvi collect`: read, plus the signed queries of Poplar1
+# passes (`{instance}/{aggregation}/{window}.pass{k}.query`), which it writes with
+# If-None-Match, so a query once written stays as it is.
+data "aws_iam_policy_document" "collect" {
+  source_policy_documents = [data.aws_iam_policy_document.read.json]
+  statement {
+    sid       = "CreateQueries"
+    effect    = "Allow"
+    actions   = ["s3:PutObject"]
+    resources = ["${var.bucket_arn}/*.query"]
+    condition {
+      test     = "Null"
+      variable = "s3:if-none-match"
+      values   = ["false"]
+    }
+  }
+  statement {
+    sid       = "EncryptThroughS3"
+    effect    = "Allow"
+    actions   = ["kms:GenerateDataKey"]
     resources = [var.kms_key_arn]
     condition {
       test     = "StringEquals"

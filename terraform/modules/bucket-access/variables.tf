@@ -8,11 +8,11 @@ variable "name" {
 }
 
 variable "access" {
-  description = "What the role may do with the bucket's objects: \"put\" (the ingestor into ingestion, the peer into the peer inbox) or \"read\" (the portal from sum parts)."
+  description = "What the role may do with the bucket's objects: \"put\" (the ingestor into ingestion, the peer into the peer inbox), \"read\" (the portal from sum parts), or \"collect\" (read, and create objects whose key ends in .query: the portal, which asks the servers for heavy-hitters passes in their sum-parts buckets)."
   type        = string
   validation {
-    condition     = contains(["put", "read"], var.access)
-    error_message = "The access must be \"put\" or \"read\"."
+    condition     = contains(["put", "read", "collect"], var.access)
+    error_message = "The access must be \"put\", \"read\" or \"collect\"."
   }
 }
 

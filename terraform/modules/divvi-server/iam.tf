@@ -1,7 +1,7 @@
 # Two roles, each allowed exactly what divvi does with it (and nothing that deletes):
 #
-#   job                the server's pods (IRSA): read inputs, read/write its own bucket,
-#                      put sum parts, and assume the inbox-writer role the peer granted
+#   job                the server's pods (IRSA): read inputs, read/write its own bucket
+#                      and its sum parts, and assume the inbox-writer role the peer granted
 #   peer_inbox_writer  assumed by the peer's job role: put objects into the peer inbox
 #                      (modules/bucket-access, as the ingestor's and the portal's roles)
 #
@@ -43,7 +43,7 @@ data "aws_iam_policy_document" "job_trust" {
 
 resource "aws_iam_role" "job" {
   name               = "${var.name}-job"
-  description        = "divvi ${var.name}: intake and aggregate jobs"
+  description        = "divvi ${var.name}: intake, aggregate and passes jobs"
   assume_role_policy = data.aws_iam_policy_document.job_trust.json
   tags               = var.tags
 }
@@ -53,13 +53,15 @@ data "aws_iam_policy_document" "job" {
     sid       = "ListWhatItReads"
     effect    = "Allow"
     actions   = ["s3:ListBucket"]
-    resources = [local.bucket_arn.ingestion, local.bucket_arn.own, local.bucket_arn.peer_inbox]
+    resources = [local.bucket_arn.ingestion, local.bucket_arn.own, local.bucket_arn.peer_inbox, local.bucket_arn.sum_parts]
   }
+  # Sum parts too: passes reads the portal's queries there, and its previous pass's sum
+  # part (a server reading what it wrote itself or was sent to act on learns nothing new).
   statement {
-    sid       = "ReadIngestionAndPeerInbox"
+    sid       = "ReadIngestionPeerInboxAndSumParts"
     effect    = "Allow"
     actions   = ["s3:GetObject"]
-    resources = [local.objects.ingestion, local.objects.peer_inbox]
+    resources = [local.objects.ingestion, local.objects.peer_inbox, local.objects.sum_parts]
   }
   statement {
     sid       = "ReadWriteOwnStorage"
@@ -83,7 +85,8 @@ data "aws_iam_policy_document" "job" {
       variable = "kms:ViaService"
       values   = [local.s3_service]
     }
-    # Multipart uploads decrypt their parts' data keys too, hence own and sum_parts.
+    # Every bucket it reads; own and sum_parts also for multipart uploads (their parts'
+    # data keys).
     condition {
       test     = "StringEquals"
       variable = "kms:EncryptionContext:aws:s3:arn"

@@ -1,7 +1,8 @@
 # The jobs of jobs/kubernetes/server*.yaml, as Terraform resources: a namespace with
 # the restricted Pod Security Standard enforced, the IRSA service account, the config,
-# and per aggregation an intake CronJob (an Indexed Job of intake_parallelism pods) and
-# an aggregate CronJob. The keys Secret is created outside Terraform (variables.tf).
+# and per aggregation an intake CronJob (an Indexed Job of intake_parallelism pods), an
+# aggregate CronJob and, when the server trusts a portal key, a passes CronJob (Poplar1
+# heavy hitters). The keys Secret is created outside Terraform (variables.tf).
 
 locals {
   labels = {
@@ -21,6 +22,7 @@ locals {
     packet_key_scheme          = var.packet_key_scheme
     trusted_ingestor_keys      = var.trusted_ingestor_keys
     trusted_peer_keys          = var.trusted_peer_keys
+    trusted_portal_keys        = var.trusted_portal_keys
     min_clients                = var.min_clients
     dap_task                   = var.dap_task
   })
@@ -38,7 +40,8 @@ locals {
     var.pushgateway_url == null ? {} : { DIVVI_PUSHGATEWAY = var.pushgateway_url },
     var.metrics_port == null ? {} : { DIVVI_METRICS_PORT = tostring(var.metrics_port) },
   )
-  # One intake and one aggregate CronJob per aggregation.
+  # One intake and one aggregate CronJob per aggregation, and one passes CronJob where
+  # a portal may ask for passes (without its key every query would be refused).
   jobs = merge(
     { for a in var.aggregations : "intake-${a}" => {
       stage       = "intake"
@@ -62,6 +65,16 @@ locals {
       "--pending", "--period", var.aggregation_period, "--grace", var.aggregation_grace]
       env = {}
     } },
+    { for a in var.aggregations : "passes-${a}" => {
+      stage       = "passes"
+      schedule    = var.passes_schedule
+      pods        = 1
+      retries     = 2
+      deadline    = 3600
+      start_limit = 240
+      args        = ["passes", "--config", "/etc/divvi/server.toml", "--aggregation", a, "--pending"]
+      env         = {}
+    } if length(var.trusted_portal_keys) > 0 },
   )
 }
 

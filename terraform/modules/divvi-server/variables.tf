@@ -28,7 +28,7 @@ variable "instance" {
 }
 
 variable "aggregations" {
-  description = "Aggregations (metrics) this server processes; each gets an intake and an aggregate CronJob."
+  description = "Aggregations (metrics) this server processes; each gets an intake and an aggregate CronJob (and a passes CronJob with trusted_portal_keys)."
   type        = list(string)
   validation {
     condition     = length(var.aggregations) > 0 && alltrue([for a in var.aggregations : can(regex("^[a-z0-9][a-z0-9-]{0,35}$", a))])
@@ -103,6 +103,12 @@ variable "trusted_peer_keys" {
     condition     = length(var.trusted_peer_keys) > 0
     error_message = "At least one trusted peer key is needed."
   }
+}
+
+variable "trusted_portal_keys" {
+  description = "Public signing keys of the portal, whose queries for heavy-hitters passes (Poplar1 tasks) this server runs. Non-empty also adds a passes CronJob per aggregation; empty (the default) for a server without a Poplar1 task."
+  type        = list(object({ id = string, public_key = string }))
+  default     = []
 }
 
 variable "keys_secret_name" {
@@ -215,6 +221,12 @@ variable "aggregate_schedule" {
   description = "Cron schedule (UTC) of aggregate. Server 1's should run a little after server 0's, which decides each window."
   type        = string
   default     = "30 6-23 * * *"
+}
+
+variable "passes_schedule" {
+  description = "Cron schedule (UTC) of passes (with trusted_portal_keys). Each pass takes a few runs of both servers; server 1's a few minutes after server 0's lets each find the other's latest round."
+  type        = string
+  default     = "1-59/5 * * * *"
 }
 
 variable "intake_parallelism" {
