@@ -36,8 +36,9 @@ pub(super) struct CollectArgs {
     /// Heavy hitters: keep a prefix (and report a string) seen in at least this many reports.
     #[arg(long)]
     threshold: Option<u64>,
-    /// Heavy hitters: levels each pass goes down (1 to 8): fewer passes, more candidates each.
-    #[arg(long, default_value_t = 2)]
+    /// Heavy hitters: levels each pass goes down (1 to 8): fewer passes, more candidates
+    /// each; 4 was faster than 2 over 256-bit strings.
+    #[arg(long, default_value_t = 4)]
     step: usize,
     /// Heavy hitters: keep going, polling the servers' sum parts, until the traversal ends.
     #[arg(long, requires = "heavy_hitters")]

@@ -32,7 +32,7 @@ pub(super) struct DemoArgs {
     /// [default: 2% of the reports, at least the servers' min_clients of 100]
     #[arg(long)]
     threshold: Option<u64>,
-    /// Heavy hitters (poplar1): levels each pass goes down, 1 to 8 [default: 2]
+    /// Heavy hitters (poplar1): levels each pass goes down, 1 to 8 [default: 4]
     #[arg(long)]
     step: Option<usize>,
     #[command(flatten)]
