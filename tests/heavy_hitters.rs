@@ -641,3 +641,34 @@ fn passes_on_a_server_of_another_task_does_nothing_and_refuses_a_window() {
         "{out:?}"
     );
 }
+
+#[test]
+fn check_shows_the_portal_key_on_both_sides() {
+    let d = deployment_with(16, &["--dp-epsilon", "2"]);
+    let server = run_ok(&["check", "--config", p(&d.config("server1"))]);
+    assert!(server.contains("  portal       portal-signing"), "{server}");
+    assert!(server.contains("epsilon 2 per pass"), "{server}");
+    let portal = run_ok(&[
+        "check",
+        "--config",
+        p(&d.config("portal")),
+        "--as",
+        "portal",
+    ]);
+    assert!(portal.contains("  signing key  portal-signing"), "{portal}");
+    // Without trust.portal a poplar1 server says what that means.
+    let path = d.config("server0");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let start = text
+        .find("[[trust.portal]]")
+        .expect("trust.portal in server0.toml");
+    let end = text[start..]
+        .find("\n\n")
+        .map_or(text.len(), |e| start + e + 1);
+    std::fs::write(&path, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let server = run_ok(&["check", "--config", p(&path)]);
+    assert!(
+        server.contains("none: its heavy-hitters queries are refused"),
+        "{server}"
+    );
+}

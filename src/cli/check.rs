@@ -46,6 +46,14 @@ pub fn check_command(a: CheckArgs) -> Result<ExitCode> {
             );
             out!("  ingestors    {}", s.ingestor_trust.key_ids().join(", "));
             out!("  peer         {}", s.peer_trust.key_ids().join(", "));
+            let portal = s.portal_trust.key_ids();
+            if !portal.is_empty() || s.dap.as_ref().is_some_and(|d| is_poplar1(&d.task)) {
+                let shown = match portal.is_empty() {
+                    true => "none: its heavy-hitters queries are refused".to_string(),
+                    false => portal.join(", "),
+                };
+                out!("  portal       {shown}");
+            }
             out!("  min clients  {}", s.limits.min_clients);
             if let Some(d) = &s.dap {
                 out!(
@@ -57,6 +65,9 @@ pub fn check_command(a: CheckArgs) -> Result<ExitCode> {
                     "  dap role     {} (HPKE key and verify key match)",
                     d.role.name()
                 );
+                if let Some(dp) = &d.task.params().dp {
+                    out!("  dp           {}", dp.describe());
+                }
             }
             for (name, store) in [
                 ("ingestion", &s.ingestion),
@@ -86,6 +97,14 @@ pub fn check_command(a: CheckArgs) -> Result<ExitCode> {
         Party::Portal => {
             let p = super::outcome::config(Portal::load(&a.config))?;
             out!("portal config {path}: loads");
+            match (
+                &p.signing_key,
+                p.dap.as_ref().is_some_and(|d| is_poplar1(&d.task)),
+            ) {
+                (Some(key), _) => out!("  signing key  {}", key.key_id()),
+                (None, true) => out!("  signing key  none: collect --heavy-hitters needs one"),
+                (None, false) => {}
+            }
             for (n, s) in p.servers.iter().enumerate() {
                 let keys = s.trust.key_ids().join(", ");
                 out!(
@@ -105,4 +124,8 @@ pub fn check_command(a: CheckArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn is_poplar1(task: &divvi::dap::Task) -> bool {
+    matches!(task.vdaf(), divvi::dap::VdafConfig::Poplar1 { .. })
 }
