@@ -44,6 +44,7 @@ pub enum ClientError {
 ///     leader_hpke_config: config(1)?,
 ///     helper_hpke_config: config(2)?,
 ///     collector_hpke_config: config(3)?,
+///     dp: None,
 /// })?;
 ///
 /// let client = DapClient::new(&task)?;
