@@ -182,8 +182,44 @@ pub fn traversal_windows(
     aggregation: &str,
 ) -> Result<Vec<Window>, BatchError> {
     let prefix = format!("{instance}/{aggregation}/");
+    windows_in(&store.list(&prefix)?, &prefix)
+}
+
+/// Of [`traversal_windows`], those whose latest query `server` has not answered with its
+/// sum part yet: the ones with work for it. From one listing, no object read.
+pub fn unanswered_traversal_windows(
+    store: &dyn ObjectStore,
+    instance: &str,
+    aggregation: &str,
+    server: ServerIndex,
+) -> Result<Vec<Window>, BatchError> {
+    let prefix = format!("{instance}/{aggregation}/");
+    let keys = store.list(&prefix)?;
+    let present: std::collections::HashSet<&str> = keys.iter().map(String::as_str).collect();
+    let mut unanswered = Vec::new();
+    for window in windows_in(&keys, &prefix)? {
+        let id = |index| PassId {
+            instance: instance.to_string(),
+            aggregation: aggregation.to_string(),
+            window,
+            index,
+        };
+        let latest = (0u32..)
+            .take_while(|k| present.contains(id(*k).query_name().as_str()))
+            .last();
+        if let Some(k) = latest {
+            if !present.contains(id(k).sum_name(server).as_str()) {
+                unanswered.push(window);
+            }
+        }
+    }
+    Ok(unanswered)
+}
+
+/// The windows whose pass-0 query is among `keys` (listed under `prefix`), oldest first.
+fn windows_in(keys: &[String], prefix: &str) -> Result<Vec<Window>, BatchError> {
     let mut windows = Vec::new();
-    for key in store.list(&prefix)? {
+    for key in keys {
         let Some(name) = key
             .strip_prefix(&prefix)
             .and_then(|k| k.strip_suffix(".pass0.query"))
@@ -360,6 +396,23 @@ mod tests {
         assert!(traversal_windows(&store, "test", "other")
             .unwrap()
             .is_empty());
+        // Passes 0 and 1 asked (by the listing alone): unanswered until server 0's sum
+        // part of pass 1 is in; server 1 has not answered either.
+        let unanswered = |s| {
+            unanswered_traversal_windows(&store, "test", "hh", s)
+                .unwrap()
+                .len()
+        };
+        assert_eq!(unanswered(ServerIndex::Zero), 1);
+        store
+            .create_new(&id(0).sum_name(ServerIndex::Zero), b"x")
+            .unwrap();
+        assert_eq!(unanswered(ServerIndex::Zero), 1, "pass 1 is the latest");
+        store
+            .create_new(&id(1).sum_name(ServerIndex::Zero), b"x")
+            .unwrap();
+        assert_eq!(unanswered(ServerIndex::Zero), 0);
+        assert_eq!(unanswered(ServerIndex::One), 1);
         // Signed by another key: refused.
         let (_, other) = keys();
         assert!(read_pass_query(&store, &id(0), &other).is_err());

@@ -12,7 +12,7 @@ mod sum_part;
 
 pub use heavy::{
     create_pass_query, create_pass_sum_part, read_pass_query, read_pass_sum_part,
-    traversal_windows, InvalidReport, PassId, PassQuery, PassSumPart,
+    traversal_windows, unanswered_traversal_windows, InvalidReport, PassId, PassQuery, PassSumPart,
 };
 pub use names::{BatchKind, ObjectNames};
 pub use pass_record::{create_pass_record, read_pass_record};

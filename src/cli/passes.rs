@@ -24,8 +24,8 @@ pub(super) struct PassesArgs {
     /// Last minute of the window, included.
     #[arg(long, requires = "start")]
     end: Option<String>,
-    /// Every window whose traversal the portal has begun and this server has not
-    /// finished the latest pass of (for scheduled runs).
+    /// Every window whose traversal the portal has begun and whose latest pass this
+    /// server has not finished (for scheduled runs).
     #[arg(long, conflicts_with_all = ["start", "end"])]
     pending: bool,
     /// Allow a window longer than 31 days.
@@ -38,14 +38,18 @@ pub(super) fn passes_command(a: PassesArgs) -> Result<Ended> {
     divvi::stages::remove_stale_temporaries(&server.written_locations());
     let windows = match (&a.start, &a.end) {
         (Some(start), Some(end)) => vec![window(start, end, a.force)?],
-        _ => divvi::batch::traversal_windows(
+        // Only traversals whose latest pass this server has not finished: a finished
+        // one waits for the portal, and there is nothing to read for it.
+        _ => divvi::batch::unanswered_traversal_windows(
             server.sum_parts.as_ref(),
             &server.instance,
             &a.aggregation,
+            server.index,
         )?,
     };
     if windows.is_empty() {
-        // Nothing begun (or not a Poplar1 server, for which nothing ever begins).
+        // Nothing begun or nothing unanswered (or not a Poplar1 server, for which
+        // nothing ever begins).
         out!(
             "{}",
             serde_json::json!({"aggregation": a.aggregation, "traversals": 0})
