@@ -221,7 +221,7 @@ fn windows_in(keys: &[String], prefix: &str) -> Result<Vec<Window>, BatchError> 
     let mut windows = Vec::new();
     for key in keys {
         let Some(name) = key
-            .strip_prefix(&prefix)
+            .strip_prefix(prefix)
             .and_then(|k| k.strip_suffix(".pass0.query"))
         else {
             continue;
