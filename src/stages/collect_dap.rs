@@ -148,12 +148,7 @@ pub fn collect_dap(
     };
     let (p0, p1) = (part(ServerIndex::Zero)?, part(ServerIndex::One)?);
     check_agreement(&p0, &p1)?;
-    let interval = BatchInterval::from_window(
-        window.start.timestamp(),
-        window.end_exclusive().timestamp(),
-        dap.task.time_precision(),
-    )
-    .map_err(|e| anyhow!("window {}: {e}", window.name()))?;
+    let interval = super::judges::window_interval(window, dap.task.time_precision())?;
     let signed = (p0.record.interval_start, p0.record.interval_duration);
     if (u64::try_from(signed.0).ok(), u64::try_from(signed.1).ok())
         != (Some(interval.start), Some(interval.duration))

@@ -13,7 +13,7 @@ use crate::batch::{
 };
 use crate::config::{dap::CollectorDap, Portal};
 use crate::crypto::TrustSet;
-use crate::dap::aggregate_share::{AggregateShareAad, BatchInterval};
+use crate::dap::aggregate_share::AggregateShareAad;
 use crate::dap::messages::HpkeCiphertext;
 use crate::dap::poplar1::{Next, Pass, Poplar1Vdaf, Traversal};
 use crate::dap::Role;
@@ -183,7 +183,8 @@ pub fn advance(
                         .into_iter()
                         .map(|h| HeavyHitterRow {
                             string: h.string.text(),
-                            hex: hex_without_padding(&h.string),
+                            // A heavy hitter is a whole string (the last level).
+                            hex: crate::batch::hex(&h.string.string_bytes().unwrap_or_default()),
                             count: h.count,
                         })
                         .collect(),
@@ -240,12 +241,7 @@ fn counts_of(
         );
     }
     let task = &collector.task;
-    let interval = BatchInterval::from_window(
-        window.start.timestamp(),
-        window.end_exclusive().timestamp(),
-        task.time_precision(),
-    )
-    .map_err(|e| anyhow!("window {}: {e}", window.name()))?;
+    let interval = super::judges::window_interval(window, task.time_precision())?;
     let binding = task.aad_task_binding();
     let pass_bytes = &a.pass;
     let open = |part: &PassSumPart, sender: Role| -> Result<Vec<u8>> {
@@ -281,22 +277,6 @@ fn invalid_count(parts: &[PassSumPart]) -> usize {
         .flat_map(|p| p.invalid.iter().map(|r| (&r.batch, r.report_id)))
         .collect();
     ids.len()
-}
-
-fn hex_without_padding(string: &crate::dap::poplar1::Prefix) -> String {
-    let bits = string.bit_string();
-    let mut bytes: Vec<u8> = bits
-        .as_bytes()
-        .chunks(8)
-        .map(|byte| {
-            byte.iter()
-                .fold(0u8, |acc, b| (acc << 1) | u8::from(*b == b'1'))
-        })
-        .collect();
-    while bytes.last() == Some(&0) {
-        bytes.pop();
-    }
-    crate::batch::hex(&bytes)
 }
 
 fn write_result(portal: &Portal, result: &HeavyResult) -> Result<()> {

@@ -6,14 +6,13 @@
 //! stream in chunks, and the validation records spool to a temporary file.
 
 use super::judges::{ingestion_kind, DapJudge, IngestionKind, Presum, Prio2Judge, ReportJudge};
-use super::replays::{record_and_check, Fingerprint, Replay};
+use super::replays::{keep_share, record_and_check, Fingerprint, Replay};
 use super::{judge_in_chunks, next_packets, Rejected, Tick};
 use crate::batch::{BatchId, BatchKind, BatchWriter};
 use crate::config::Server;
 use crate::stash::StashWriter;
 use anyhow::{Context, Result};
 use chrono::TimeDelta;
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -198,19 +197,9 @@ fn intake_pass<'s, J: ReportJudge<'s>>(
             let uuid = J::report_id(packet);
             let result = match left_out.get(&uuid) {
                 Some(reason) => Err(reason.clone()),
+                // The same UUID twice is left to aggregate's UUID rules.
                 None => result.and_then(|verified| {
-                    match kept_shares.entry(verified.fingerprint) {
-                        Entry::Occupied(first) if *first.get() != uuid => Err(format!(
-                            "replayed: the same share as packet {} earlier in this batch",
-                            first.get()
-                        )),
-                        // The same UUID twice is left to aggregate's UUID rules.
-                        Entry::Occupied(_) => Ok(verified),
-                        Entry::Vacant(slot) => {
-                            slot.insert(uuid);
-                            Ok(verified)
-                        }
-                    }
+                    keep_share(&mut kept_shares, verified.fingerprint, uuid).map(|()| verified)
                 }),
             };
             // Duplicate UUIDs are kept: aggregate sees them listed twice and refuses

@@ -55,6 +55,27 @@ pub struct Replay {
     pub reason: String,
 }
 
+/// Notes that report `uuid` of a batch carries the share of `print`; refuses it as a
+/// replay if another report of the batch carried that share first. The same report id
+/// twice is not refused here: the steps after decide on report ids.
+pub(crate) fn keep_share(
+    kept: &mut HashMap<Fingerprint, Uuid>,
+    print: Fingerprint,
+    uuid: Uuid,
+) -> Result<(), String> {
+    match kept.entry(print) {
+        std::collections::hash_map::Entry::Occupied(first) if *first.get() != uuid => Err(format!(
+            "replayed: the same share as packet {} earlier in this batch",
+            first.get()
+        )),
+        std::collections::hash_map::Entry::Occupied(_) => Ok(()),
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            slot.insert(uuid);
+            Ok(())
+        }
+    }
+}
+
 fn record_key(id: &BatchId, server: &Server) -> String {
     format!(
         "{}/{FOLDER}/{}/{}.seen_{}",

@@ -58,6 +58,12 @@ impl Prefix {
     /// As a string measurement reads: whole bytes with the zero padding dropped, when they
     /// are UTF-8 (None for a prefix of partial bytes or other bytes).
     pub fn text(&self) -> Option<String> {
+        String::from_utf8(self.string_bytes()?).ok()
+    }
+
+    /// The string measurement's bytes: whole bytes with the zero padding dropped (None for
+    /// a prefix of partial bytes).
+    pub fn string_bytes(&self) -> Option<Vec<u8>> {
         if self.len() % 8 != 0 {
             return None;
         }
@@ -65,7 +71,7 @@ impl Prefix {
         while bytes.last() == Some(&0) {
             bytes.pop();
         }
-        String::from_utf8(bytes).ok()
+        Some(bytes)
     }
 
     pub(super) fn idpf(&self) -> &IdpfInput {

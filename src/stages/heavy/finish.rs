@@ -3,13 +3,12 @@
 //! the collector (DAP-18's aggregate-share encryption, its AAD binding the pass).
 
 use super::rounds::kept_of;
-use super::{split_kept, PassRun};
+use super::PassRun;
 use crate::batch::{create_pass_sum_part, BatchId, InvalidReport, PassSumPart};
-use crate::dap::aggregate_share::{
-    seal_aggregate_share, AggregateShareAad, BatchInterval, ReportIdChecksum,
-};
+use crate::dap::aggregate_share::{seal_aggregate_share, AggregateShareAad, ReportIdChecksum};
 use crate::dap::ReportId;
 use crate::stages::aggregate::TooFewClients;
+use crate::stages::judges::{split_kept, window_interval};
 use crate::stages::{judge_in_chunks, Tick};
 use crate::stash::{StashReader, StashRecord};
 use anyhow::{anyhow, Result};
@@ -106,13 +105,7 @@ impl PassRun<'_> {
             let noise = dp.noise(self.pass.len()).map_err(|e| anyhow!("dp: {e}"))?;
             sum.add_noise(&noise).map_err(step)?;
         }
-        let window = &self.id.window;
-        let interval = BatchInterval::from_window(
-            window.start.timestamp(),
-            window.end_exclusive().timestamp(),
-            task.time_precision(),
-        )
-        .map_err(|e| anyhow!("window {}: {e}", window.name()))?;
+        let interval = window_interval(&self.id.window, task.time_precision())?;
         let mut aad = AggregateShareAad::for_task(task, &self.task_binding, interval);
         aad.agg_param = &self.pass_bytes;
         let share = sum.encode().map_err(step)?;

@@ -19,6 +19,7 @@
 mod finish;
 mod rounds;
 
+use super::judges::TIME_LEN;
 use super::pass_ledger::PassLedger;
 use super::Tick;
 use crate::batch::{read_pass_query, read_pass_sum_part, BatchId, BatchKind, PassId, Window};
@@ -76,15 +77,13 @@ pub(crate) struct PassRun<'s> {
     /// The pass, encoded: bound into every round header and stash.
     pass_bytes: Vec<u8>,
     id: PassId,
-    /// Bytes of this server's state after round one and two, with the time unit first.
+    /// Bytes kept per report after round one and two: the time unit, then the state
+    /// (`judges::join_kept`).
     kept_lens: [usize; 2],
     task_binding: Vec<u8>,
     /// The tree's last level: a pass there ends the traversal.
     last_level: usize,
 }
-
-/// The report time's bytes before each kept state.
-const TIME_LEN: usize = 8;
 
 /// Does the work of the portal's latest pass over `aggregation`'s reports in `window`
 /// that this server can do now.
@@ -348,10 +347,4 @@ fn heavy_hitters_server(server: &Server) -> Result<(&ServerDap, Poplar1Vdaf, &St
         anyhow!("a Poplar1 pass keeps each report's state sealed between its rounds: configure stash_key")
     })?;
     Ok((dap, poplar, stash_key))
-}
-
-/// The report time and the state a round kept.
-fn split_kept(kept: &[u8]) -> Result<(&[u8; TIME_LEN], &[u8]), String> {
-    kept.split_first_chunk::<TIME_LEN>()
-        .ok_or_else(|| format!("kept record of {} bytes is too short", kept.len()))
 }

@@ -2,20 +2,21 @@
 //! the server's own storage, signed verifier shares to both own storage and the peer's
 //! inbox) and how the other steps read them back.
 
-use super::{split_kept, LeftOut, PassRun, TIME_LEN};
+use super::{LeftOut, PassRun};
 use crate::batch::{open_batch, BatchId, BatchWriter, OpenedBatch};
 use crate::crypto::TrustSet;
 use crate::dap::Role;
 use crate::ids::ServerIndex;
-use crate::stages::judges::{check_time_unit, open_dap_ingestion, open_input_share};
-use crate::stages::replays::{fingerprint, record_and_check, Fingerprint};
+use crate::stages::judges::{
+    check_time_unit, join_kept, open_dap_ingestion, open_input_share, split_kept,
+};
+use crate::stages::replays::{fingerprint, keep_share, record_and_check, Fingerprint};
 use crate::stages::{judge_in_chunks, next_packets, Rejected, Tick};
 use crate::stash::{StashContext, StashReader, StashRecord, StashWriter};
 use crate::store::{get_bytes, put_bytes, ObjectStore};
 use crate::wire::{DapIngestionHeader, DapReportShare, DapVerifierShare, Poplar1RoundHeader};
 use anyhow::{bail, Context, Result};
 use chrono::TimeDelta;
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -31,6 +32,43 @@ pub struct RoundReport {
     /// Reports carried on to the next step.
     pub kept: u64,
     pub rejected: Vec<Rejected>,
+}
+
+/// What a round is writing over one batch.
+struct RoundOutput {
+    stash: StashWriter,
+    out: BatchWriter<DapVerifierShare>,
+    report: RoundReport,
+}
+
+impl RoundOutput {
+    /// Takes one report's outcome, in batch order: its kept state and verifier share, or
+    /// why it was refused (listed when `list`).
+    fn take(
+        &mut self,
+        uuid: Uuid,
+        result: Result<(Vec<u8>, Vec<u8>), String>,
+        list: bool,
+    ) -> Result<()> {
+        self.report.reports += 1;
+        match result {
+            Ok((kept, verifier_share)) => {
+                self.stash.push(uuid, Some(&kept))?;
+                self.out.append(&DapVerifierShare {
+                    report_id: uuid.as_bytes().to_vec(),
+                    verifier_share,
+                })?;
+                self.report.kept += 1;
+            }
+            Err(reason) => {
+                self.stash.push(uuid, None)?;
+                if list {
+                    self.report.rejected.push(Rejected { uuid, reason });
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Verifier shares of a batch's reports in one round, by report (Err: unusable).
@@ -120,22 +158,7 @@ impl PassRun<'_> {
         let header = batch.header.clone();
         let task = &self.dap.task;
         let first_pass = self.id.index == 0;
-        let mut stash = StashWriter::create(
-            server.own.as_ref(),
-            &id.round_stash_name(server.index, self.id.index, 1),
-            self.stash_key,
-            &self.stash_context(id, &header, 1),
-        )?;
-        let mut out = BatchWriter::<DapVerifierShare>::single_object(
-            id.names(self.round_kind(server.index, 1)),
-        )?;
-        let mut report = RoundReport {
-            batch: id.to_string(),
-            round: 1,
-            reports: 0,
-            kept: 0,
-            rejected: Vec::new(),
-        };
+        let mut output = self.round_output(id, &header, 1)?;
         let mut kept_shares: HashMap<Fingerprint, Uuid> = HashMap::new();
         let judge = |share: &DapReportShare| -> Judged {
             let uuid = Uuid::from_slice(&share.report_id).unwrap_or_default();
@@ -157,9 +180,7 @@ impl PassRun<'_> {
                     input_share,
                 )
                 .map_err(|e| e.to_string())?;
-            let mut kept = Vec::with_capacity(TIME_LEN + step.state.len());
-            kept.extend_from_slice(&unit.to_be_bytes());
-            kept.extend_from_slice(&step.state);
+            let kept = join_kept(unit, &step.state);
             let print = first_pass.then(|| fingerprint(input_share));
             Ok((kept, step.verifier_share, print))
         };
@@ -171,37 +192,15 @@ impl PassRun<'_> {
                 let uuid = Uuid::from_slice(&share.report_id).unwrap_or_default();
                 let result = result.and_then(|(kept, verifier, print)| match print {
                     None => Ok((kept, verifier)),
-                    Some(print) => match kept_shares.entry(print) {
-                        Entry::Occupied(first) if *first.get() != uuid => Err(format!(
-                            "replayed: the same share as report {} earlier in this batch",
-                            first.get()
-                        )),
-                        Entry::Occupied(_) => Ok((kept, verifier)),
-                        Entry::Vacant(slot) => {
-                            slot.insert(uuid);
-                            Ok((kept, verifier))
-                        }
-                    },
+                    Some(print) => {
+                        keep_share(&mut kept_shares, print, uuid).map(|()| (kept, verifier))
+                    }
                 });
-                report.reports += 1;
-                match result {
-                    Ok((kept, verifier_share)) => {
-                        stash.push(uuid, Some(&kept))?;
-                        out.append(&DapVerifierShare {
-                            report_id: share.report_id.clone(),
-                            verifier_share,
-                        })?;
-                        report.kept += 1;
-                    }
-                    Err(reason) => {
-                        stash.push(uuid, None)?;
-                        report.rejected.push(Rejected { uuid, reason });
-                    }
-                }
-                Ok(())
+                output.take(uuid, result, true)
             },
             tick,
         )?;
+        let report = &output.report;
         if first_pass && report.reports > 0 && report.kept == 0 {
             // Written, this would mark every report invalid for good on both servers.
             bail!(
@@ -217,16 +216,7 @@ impl PassRun<'_> {
                 return Ok(Err(replays));
             }
         }
-        self.write_rejected(id, 1, &report.rejected)?;
-        stash.finish(None)?;
-        out.finish(
-            |digest| self.round_header(&header, 1, digest),
-            &server.signing_key,
-            &[server.peer_outbox.as_ref(), server.own.as_ref()],
-        )
-        .with_context(|| format!("writing round one of pass {} over {id}", self.id.index))?;
-        log_round(id, &report);
-        Ok(Ok(report))
+        Ok(Ok(self.commit_round(id, &header, output)?))
     }
 
     /// Round two: both servers' first verifier shares of each report into its sketch,
@@ -241,22 +231,7 @@ impl PassRun<'_> {
             self.stash_key,
             &self.stash_context(id, &header, 1),
         )?;
-        let mut stash = StashWriter::create(
-            server.own.as_ref(),
-            &id.round_stash_name(server.index, self.id.index, 2),
-            self.stash_key,
-            &self.stash_context(id, &header, 2),
-        )?;
-        let mut out = BatchWriter::<DapVerifierShare>::single_object(
-            id.names(self.round_kind(server.index, 2)),
-        )?;
-        let mut report = RoundReport {
-            batch: id.to_string(),
-            round: 2,
-            reports: 0,
-            kept: 0,
-            rejected: Vec::new(),
-        };
+        let mut output = self.round_output(id, &header, 2)?;
         let judge = |record: &StashRecord| -> Result<(Vec<u8>, Vec<u8>), String> {
             let (time, state) = split_kept(kept_of(record, 1)?)?;
             let shares = self.shares_of(&record.uuid, &own, &peer)?;
@@ -264,48 +239,64 @@ impl PassRun<'_> {
                 .aggregator
                 .second(&self.pass, state, shares)
                 .map_err(|e| e.to_string())?;
-            let mut kept = Vec::with_capacity(TIME_LEN + step.state.len());
-            kept.extend_from_slice(time);
-            kept.extend_from_slice(&step.state);
-            Ok((kept, step.verifier_share))
+            Ok((join_kept(time, &step.state), step.verifier_share))
         };
         judge_in_chunks(
             || Ok(stash_in.next_frame()?.unwrap_or_default()),
             judge,
-            |record, result| {
-                report.reports += 1;
-                match result {
-                    Ok((kept, verifier_share)) => {
-                        stash.push(record.uuid, Some(&kept))?;
-                        out.append(&DapVerifierShare {
-                            report_id: record.uuid.as_bytes().to_vec(),
-                            verifier_share,
-                        })?;
-                        report.kept += 1;
-                    }
-                    Err(reason) => {
-                        stash.push(record.uuid, None)?;
-                        // Left out at round one: listed there already.
-                        if record.share.is_some() {
-                            report.rejected.push(Rejected {
-                                uuid: record.uuid,
-                                reason,
-                            });
-                        }
-                    }
-                }
-                Ok(())
-            },
+            // Left out at round one: listed there already.
+            |record, result| output.take(record.uuid, result, record.share.is_some()),
             tick,
         )?;
-        self.write_rejected(id, 2, &report.rejected)?;
+        self.commit_round(id, &header, output)
+    }
+
+    /// Where a round over the batch writes: a fresh sealed stash of states and a signed
+    /// batch of verifier shares, both made visible by [`Self::commit_round`] only.
+    fn round_output(
+        &self,
+        id: &BatchId,
+        header: &DapIngestionHeader,
+        round: u8,
+    ) -> Result<RoundOutput> {
+        let server = self.server;
+        Ok(RoundOutput {
+            stash: StashWriter::create(
+                server.own.as_ref(),
+                &id.round_stash_name(server.index, self.id.index, round),
+                self.stash_key,
+                &self.stash_context(id, header, round),
+            )?,
+            out: BatchWriter::single_object(id.names(self.round_kind(server.index, round)))?,
+            report: RoundReport {
+                batch: id.to_string(),
+                round,
+                reports: 0,
+                kept: 0,
+                rejected: Vec::new(),
+            },
+        })
+    }
+
+    /// Ends a round: the list of refused reports, then the states, then the verifier
+    /// shares (the peer's copy first): a round counts as done once its own shares exist.
+    fn commit_round(
+        &self,
+        id: &BatchId,
+        header: &DapIngestionHeader,
+        output: RoundOutput,
+    ) -> Result<RoundReport> {
+        let server = self.server;
+        let RoundOutput { stash, out, report } = output;
+        let round = report.round;
+        self.write_rejected(id, round, &report.rejected)?;
         stash.finish(None)?;
         out.finish(
-            |digest| self.round_header(&header, 2, digest),
+            |digest| self.round_header(header, round, digest),
             &server.signing_key,
             &[server.peer_outbox.as_ref(), server.own.as_ref()],
         )
-        .with_context(|| format!("writing round two of pass {} over {id}", self.id.index))?;
+        .with_context(|| format!("writing round {round} of pass {} over {id}", self.id.index))?;
         log_round(id, &report);
         Ok(report)
     }

@@ -28,7 +28,7 @@ use anyhow::{anyhow, bail, Result};
 use uuid::Uuid;
 
 /// The report time's bytes at the start of what intake keeps.
-const TIME_LEN: usize = 8;
+pub(crate) const TIME_LEN: usize = 8;
 
 /// DAP: one batch of a task this server takes part in.
 pub(crate) struct DapJudge<'s> {
@@ -105,10 +105,7 @@ impl<'s> ReportJudge<'s> for DapJudge<'s> {
             .aggregator
             .start(self.dap.verify_key.as_bytes(), &input)
             .map_err(|e| e.to_string())?;
-        let mut kept = Vec::with_capacity(self.kept_len);
-        let unit = self.dap.task.time_unit(metadata.time);
-        kept.extend_from_slice(&unit.to_be_bytes());
-        kept.extend_from_slice(&started.check);
+        let kept = join_kept(self.dap.task.time_unit(metadata.time), &started.check);
         Ok(Verified {
             record: DapVerifierShare {
                 report_id: share.report_id.clone(),
@@ -330,12 +327,7 @@ impl<'s> SumJudge<'s> for DapJudge<'s> {
         totals: &RunTotals<DapSum>,
     ) -> Result<(String, Vec<u32>)> {
         let (server, task, window) = (self.server, &self.dap.task, &run.window);
-        let interval = BatchInterval::from_window(
-            window.start.timestamp(),
-            window.end_exclusive().timestamp(),
-            task.time_precision(),
-        )
-        .map_err(|e| anyhow!("window {}: {e}", window.name()))?;
+        let interval = window_interval(window, task.time_precision())?;
         let task_binding = task.aad_task_binding();
         let aad = AggregateShareAad::for_task(task, &task_binding, interval);
         let collector = &task.params().collector_hpke_config;
@@ -406,8 +398,27 @@ pub(crate) fn check_time_unit(time: u64, precision: u64, window: &Window) -> Res
     Ok(())
 }
 
-/// The report time and the check intake kept.
-fn split_kept(kept: &[u8]) -> Result<(u64, &[u8]), String> {
+/// The DAP batch interval a window covers (it must fall on the task's time precision).
+pub(crate) fn window_interval(window: &Window, time_precision: u64) -> Result<BatchInterval> {
+    BatchInterval::from_window(
+        window.start.timestamp(),
+        window.end_exclusive().timestamp(),
+        time_precision,
+    )
+    .map_err(|e| anyhow!("window {}: {e}", window.name()))
+}
+
+/// What a DAP server keeps of a report between its steps: the report's time unit
+/// (u64 BE, for the window check) then `rest` (Prio3: the check; Poplar1: its state).
+pub(crate) fn join_kept(time: u64, rest: &[u8]) -> Vec<u8> {
+    let mut kept = Vec::with_capacity(TIME_LEN + rest.len());
+    kept.extend_from_slice(&time.to_be_bytes());
+    kept.extend_from_slice(rest);
+    kept
+}
+
+/// The report's time unit and the rest, as [`join_kept`] put them.
+pub(crate) fn split_kept(kept: &[u8]) -> Result<(u64, &[u8]), String> {
     match kept.split_first_chunk::<TIME_LEN>() {
         Some((time, check)) => Ok((u64::from_be_bytes(*time), check)),
         None => Err(format!("kept record of {} bytes is too short", kept.len())),

@@ -9,7 +9,8 @@ mod dap;
 mod prio2;
 
 pub(crate) use dap::{
-    check_time_unit, min_reports, open_dap_ingestion, open_input_share, DapJudge,
+    check_time_unit, join_kept, min_reports, open_dap_ingestion, open_input_share, split_kept,
+    window_interval, DapJudge, TIME_LEN,
 };
 pub(crate) use prio2::Prio2Judge;
 
