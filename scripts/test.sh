@@ -27,6 +27,11 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
     echo "installing kubernetes-validate (offline schema check of the Kubernetes jobs)"
     python3 -m pip install --quiet --disable-pip-version-check 'kubernetes-validate>=1.30'
 fi
+if ! command -v groff >/dev/null 2>&1; then
+    echo "installing groff (the man pages are rendered in a test)"
+    as_root=$([ "$(id -u)" -eq 0 ] || echo sudo)
+    $as_root apt-get install -y -qq groff-base >/dev/null
+fi
 if ! command -v npm >/dev/null 2>&1; then
     echo "installing Node.js and npm (the @divviup/dap client the upload tests run)"
     as_root=$([ "$(id -u)" -eq 0 ] || echo sudo)

@@ -108,7 +108,7 @@ impl std::fmt::Display for BatchId {
 /// An aggregation window: batches whose minute lies in `[start, end]`, both ends
 /// included, as the original's sum parts name them (`202104131917-202104131917` covers
 /// the batches of 19:17).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Window {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
@@ -140,6 +140,19 @@ impl Window {
             self.start.format(WINDOW_TIME),
             self.end.format(WINDOW_TIME)
         )
+    }
+
+    /// The window [`Window::name`] gives `name`, if `name` is one (canonical only).
+    pub fn parse_name(name: &str) -> Option<Window> {
+        let (start, end) = name.split_once('-')?;
+        let time = |t: &str| {
+            NaiveDateTime::parse_from_str(t, WINDOW_TIME)
+                .ok()
+                .map(|t| t.and_utc())
+        };
+        Window::new(time(start)?, time(end)?)
+            .ok()
+            .filter(|w| w.name() == name)
     }
 }
 
@@ -195,5 +208,59 @@ impl RunId {
     /// `202611230000-202611232359` or `202611230000-202611232359-late1`.
     pub fn name(&self) -> String {
         run_name(&self.window, self.run)
+    }
+
+    /// The sum part `server` (of `instance`) writes for this run.
+    pub fn sum_part(&self, instance: &str, server: ServerIndex) -> SumPartId {
+        SumPartId {
+            instance: instance.to_string(),
+            aggregation: self.aggregation.clone(),
+            window: self.window,
+            run: self.run,
+            server,
+        }
+    }
+
+    /// The window and run [`run_name`] gives `name`, if `name` is one (canonical only).
+    pub fn parse_name(name: &str) -> Option<(Window, u32)> {
+        let (window, run) = match name.get(25..) {
+            Some("") => (name, 0),
+            Some(late) => (&name[..25], late.strip_prefix("-late")?.parse().ok()?),
+            None => return None,
+        };
+        let window = Window::parse_name(window)?;
+        (run_name(&window, run) == name).then_some((window, run))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_names_parse_back_and_nothing_else_does() {
+        let window = Window::new(
+            parse_time("202611230000").unwrap(),
+            parse_time("202611232359").unwrap(),
+        )
+        .unwrap();
+        for run in [0, 1, 12] {
+            let name = run_name(&window, run);
+            assert_eq!(RunId::parse_name(&name), Some((window, run)), "{name}");
+        }
+        for bad in [
+            "",
+            "202611230000-202611232359-late",
+            "202611230000-202611232359-late0",
+            "202611230000-202611232359-late01",
+            "202611230000-202611232359x",
+            "202611232359-202611230000",
+            "202611230000-2026112323590",
+            "20261123000-202611232359",
+            "202611230000-202611232359.pass0",
+            "2026112300é0-202611232359",
+        ] {
+            assert_eq!(RunId::parse_name(bad), None, "{bad}");
+        }
     }
 }

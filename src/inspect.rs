@@ -7,6 +7,7 @@
 
 use crate::batch::{hex, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES};
 use crate::crypto::{sha256, TrustSet};
+use crate::store::ObjectStore;
 use crate::wire::{self, *};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -83,57 +84,119 @@ fn open_regular(path: &Path) -> Result<(File, u64)> {
     Ok((file, meta.len()))
 }
 
-fn refuse_over(path: &Path, what: &str, size: u64, cap: u64) -> Result<()> {
+/// What `inspect` reads: a local file, or an object of a store (S3): the named object and
+/// the neighbours it opens itself (a signature's header, a header's packet file).
+pub enum Source<'a> {
+    File(PathBuf),
+    Object {
+        store: &'a dyn ObjectStore,
+        key: String,
+    },
+}
+
+impl Source<'_> {
+    /// How errors and the output name it.
+    fn display(&self) -> String {
+        match self {
+            Source::File(path) => path.display().to_string(),
+            Source::Object { store, key } => store.describe(key),
+        }
+    }
+
+    /// Its name (a path or a key), from which neighbours' names are made.
+    fn name(&self) -> String {
+        match self {
+            Source::File(path) => path.to_string_lossy().into_owned(),
+            Source::Object { key, .. } => key.clone(),
+        }
+    }
+
+    /// The neighbour called `name` (made from [`Source::name`]), in the same place.
+    fn neighbour(&self, name: String) -> Source<'_> {
+        match self {
+            Source::File(_) => Source::File(PathBuf::from(name)),
+            Source::Object { store, .. } => Source::Object {
+                store: *store,
+                key: name,
+            },
+        }
+    }
+
+    /// Opens it for reading, with its size; a file only if it is a regular one.
+    fn open(&self) -> Result<(Box<dyn Read + '_>, u64)> {
+        match self {
+            Source::File(path) => {
+                let (file, size) = open_regular(path)?;
+                Ok((Box::new(file), size))
+            }
+            Source::Object { store, key } => {
+                let size = store
+                    .head(key)?
+                    .ok_or_else(|| anyhow::anyhow!("{}: no such object", store.describe(key)))?;
+                Ok((store.get(key)?, size))
+            }
+        }
+    }
+}
+
+fn refuse_over(source: &Source, what: &str, size: u64, cap: u64) -> Result<()> {
     match size > cap {
         true => bail!(
             "{} ({what}) is {size} bytes, over the inspect limit of {cap} bytes",
-            path.display()
+            source.display()
         ),
         false => Ok(()),
     }
 }
 
-/// Reads the rest of `file` onto `bytes`, never past `cap` in all (a file may grow).
-fn read_rest(file: File, path: &Path, what: &str, cap: u64, bytes: &mut Vec<u8>) -> Result<()> {
+/// Reads the rest of `reader` onto `bytes`, never past `cap` in all (a file may grow).
+fn read_rest(
+    reader: impl Read,
+    source: &Source,
+    what: &str,
+    cap: u64,
+    bytes: &mut Vec<u8>,
+) -> Result<()> {
     let room = cap.saturating_sub(bytes.len() as u64);
-    file.take(room.saturating_add(1))
+    reader
+        .take(room.saturating_add(1))
         .read_to_end(bytes)
-        .with_context(|| format!("reading {}", path.display()))?;
-    refuse_over(path, what, bytes.len() as u64, cap)
+        .with_context(|| format!("reading {}", source.display()))?;
+    refuse_over(source, what, bytes.len() as u64, cap)
 }
 
-/// Reads a file we know the kind of (a neighbour), refusing one over `cap`.
-fn read_capped(path: &Path, what: &str, cap: u64) -> Result<Vec<u8>> {
-    let (file, size) = open_regular(path)?;
-    refuse_over(path, what, size, cap)?;
+/// Reads a neighbour we know the kind of, refusing one over `cap`.
+fn read_capped(source: &Source, what: &str, cap: u64) -> Result<Vec<u8>> {
+    let (reader, size) = source.open()?;
+    refuse_over(source, what, size, cap)?;
     let mut bytes = Vec::new();
-    read_rest(file, path, what, cap, &mut bytes)?;
+    read_rest(reader, source, what, cap, &mut bytes)?;
     Ok(bytes)
 }
 
-/// Reads the file named on the command line: its first bytes (within the header cap),
+/// Reads the object named on the command line: its first bytes (within the header cap),
 /// then the rest within the cap for the record its Avro header declares.
-fn read_inspected(path: &Path) -> Result<Vec<u8>> {
-    let (mut file, size) = open_regular(path)?;
+fn read_inspected(source: &Source) -> Result<Vec<u8>> {
+    let (mut reader, size) = source.open()?;
     let mut bytes = Vec::new();
-    (&mut file)
+    (&mut reader)
         .take(MAX_HEADER_BYTES)
         .read_to_end(&mut bytes)
-        .with_context(|| format!("reading {}", path.display()))?;
-    let (what, cap) = cap_for(path, &bytes, size)?;
-    refuse_over(path, &what, size, cap)?;
-    read_rest(file, path, &what, cap, &mut bytes)?;
+        .with_context(|| format!("reading {}", source.display()))?;
+    let (what, cap) = cap_for(source, &bytes, size)?;
+    refuse_over(source, &what, size, cap)?;
+    read_rest(reader, source, &what, cap, &mut bytes)?;
     Ok(bytes)
 }
 
 /// What a file is and its cap: any file fits the header cap; a larger one gets the cap
 /// of the record its first bytes declare.
-fn cap_for(path: &Path, first_bytes: &[u8], size: u64) -> Result<(String, u64)> {
+fn cap_for(source: &Source, first_bytes: &[u8], size: u64) -> Result<(String, u64)> {
     if size <= MAX_HEADER_BYTES {
         return Ok(("a file".into(), MAX_HEADER_BYTES));
     }
     let record = wire::record_name(first_bytes)
-        .with_context(|| format!("{} is not an ENPA Avro file", path.display()))?;
+        .with_context(|| format!("{} is not an ENPA Avro file", source.display()))?;
     Ok((format!("a {record} file"), cap_of(&record)))
 }
 
@@ -172,14 +235,13 @@ fn decode_any(name: &str, bytes: &[u8], limit: usize) -> Result<(Vec<Value>, usi
     }
 }
 
-/// The packet file that belongs to a header file: `X.batch` → `X.batch.avro`,
+/// The packet file's name that belongs to a header's: `X.batch` → `X.batch.avro`,
 /// `S.sum_N` → `S.invalid_uuid_N.avro`.
-fn packet_file_of(header: &Path) -> PathBuf {
-    let s = header.to_string_lossy();
-    if let Some(i) = s.rfind(".sum_") {
-        return PathBuf::from(format!("{}.invalid_uuid_{}.avro", &s[..i], &s[i + 5..]));
+fn packet_file_of(header: &str) -> String {
+    if let Some(i) = header.rfind(".sum_") {
+        return format!("{}.invalid_uuid_{}.avro", &header[..i], &header[i + 5..]);
     }
-    PathBuf::from(format!("{s}.avro"))
+    format!("{header}.avro")
 }
 
 fn digest_of_header(header_bytes: &[u8]) -> Option<Vec<u8>> {
@@ -210,14 +272,14 @@ fn digest_of_header(header_bytes: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-fn digest_verdict(header_bytes: &[u8], packets: Option<&[u8]>, packet_path: &Path) -> Value {
+fn digest_verdict(header_bytes: &[u8], packets: Option<&[u8]>, packet_file: &Source) -> Value {
     let Some(expected) = digest_of_header(header_bytes) else {
         return json!({"verdict": "not a batch header"});
     };
     let owned;
     let packets = match packets {
         Some(p) => p,
-        None => match read_capped(packet_path, "a packet file", MAX_PACKET_FILE_BYTES) {
+        None => match read_capped(packet_file, "a packet file", MAX_PACKET_FILE_BYTES) {
             Ok(b) => {
                 owned = b;
                 &owned[..]
@@ -230,14 +292,19 @@ fn digest_verdict(header_bytes: &[u8], packets: Option<&[u8]>, packet_path: &Pat
         "verdict": if actual[..] == expected[..] { "matches" } else { "MISMATCH" },
         "expected": hex(&expected),
         "actual": hex(&actual),
-        "packet_file": packet_path.display().to_string(),
+        "packet_file": packet_file.display(),
     })
 }
 
 /// Describes a file as JSON. `trust` (if any) checks signatures; `limit` caps records shown.
 pub fn inspect(path: &Path, trust: Option<&TrustSet>, limit: usize) -> Result<Value> {
-    let bytes = read_inspected(path)?;
-    let file = path.display().to_string();
+    inspect_source(&Source::File(path.to_path_buf()), trust, limit)
+}
+
+/// Describes a file or an object as JSON, as [`inspect`] does.
+pub fn inspect_source(source: &Source, trust: Option<&TrustSet>, limit: usize) -> Result<Value> {
+    let bytes = read_inspected(source)?;
+    let file = source.display();
     if bytes.is_empty() {
         return Ok(
             json!({"file": file, "record": null, "records": [], "count": 0,
@@ -250,11 +317,16 @@ pub fn inspect(path: &Path, trust: Option<&TrustSet>, limit: usize) -> Result<Va
     let mut out = json!({"file": file, "record": name, "count": count, "records": shown});
     if name == "PrioBatchSignature" {
         let sig: BatchSignature = decode_single(&bytes).with_context(|| file.clone())?;
-        let header_path = PathBuf::from(file.strip_suffix(".sig").unwrap_or(&file));
+        let name = source.name();
+        let header_name = name.strip_suffix(".sig").unwrap_or(&name).to_string();
         let header = match &sig.batch_header {
             Some(h) => Ok(h.clone()),
-            None => read_capped(&header_path, "a batch header", MAX_HEADER_BYTES)
-                .map_err(|e| format!("{e:#}")),
+            None => read_capped(
+                &source.neighbour(header_name.clone()),
+                "a batch header",
+                MAX_HEADER_BYTES,
+            )
+            .map_err(|e| format!("{e:#}")),
         };
         match header {
             Ok(h) => {
@@ -275,8 +347,8 @@ pub fn inspect(path: &Path, trust: Option<&TrustSet>, limit: usize) -> Result<Va
                         out["header"] = hv.into_iter().next().unwrap_or(Value::Null);
                     }
                 }
-                out["digest"] =
-                    digest_verdict(&h, sig.packets.as_deref(), &packet_file_of(&header_path));
+                let packet_file = source.neighbour(packet_file_of(&header_name));
+                out["digest"] = digest_verdict(&h, sig.packets.as_deref(), &packet_file);
             }
             Err(reason) => out["signature"] = json!({"verdict": "not checked", "reason": reason}),
         }
@@ -284,7 +356,8 @@ pub fn inspect(path: &Path, trust: Option<&TrustSet>, limit: usize) -> Result<Va
         name.as_str(),
         "PrioIngestionHeader" | "PrioValidityHeader" | "PrioSumPart"
     ) {
-        out["digest"] = digest_verdict(&bytes, None, &packet_file_of(path));
+        let packet_file = source.neighbour(packet_file_of(&source.name()));
+        out["digest"] = digest_verdict(&bytes, None, &packet_file);
     }
     Ok(out)
 }

@@ -76,7 +76,8 @@ fn each_command_by_hand() {
     args.extend(["--input", &csv_arg, "--batch-size", "2"]);
     args.extend(common);
     let out = ok(&args);
-    assert!(out.contains("\"packets\": 3"), "{out}");
+    let printed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(printed["packets"], 3, "{out}");
     let mut args = vec![
         "ingest",
         "--config",
@@ -837,5 +838,71 @@ fn a_window_over_31_days_needs_force() {
         let forced = args(true);
         let err = String::from_utf8_lossy(&forced.stderr);
         assert!(!err.contains("over the bound"), "{command} --force: {err}");
+    }
+}
+
+/// `divvi completions bash` is a script bash loads, completing every command; `divvi man`
+/// writes a page per command that groff renders with its flags.
+#[test]
+fn completions_load_in_bash_and_man_pages_render() {
+    let script = ok(&["completions", "bash"]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("divvi.bash");
+    std::fs::write(&path, script).unwrap();
+    // Load it, then ask bash for the words it offers after `divvi col`.
+    let probe = format!(
+        "source {}; COMP_WORDS=(divvi col); COMP_CWORD=1; COMP_LINE='divvi col'; COMP_POINT=9; \
+         _divvi divvi col divvi; echo \"${{COMPREPLY[@]}}\"; complete -p divvi",
+        path.display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &probe])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .any(|w| w == "collect"),
+        "{text}"
+    );
+    assert!(
+        text.contains("complete") && text.contains("divvi"),
+        "{text}"
+    );
+
+    let pages = dir.path().join("man");
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(&["man", "--out", pages.to_str().unwrap()])).unwrap();
+    let names: Vec<&str> = listed["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    for page in [
+        "divvi.1",
+        "divvi-collect.1",
+        "divvi-intake.1",
+        "divvi-man.1",
+    ] {
+        assert!(names.contains(&page), "{page} missing: {names:?}");
+    }
+    let rendered = std::process::Command::new("groff")
+        .args(["-man", "-Tascii", "-P-cbou"])
+        .arg(pages.join("divvi-collect.1"))
+        .output()
+        .expect("groff (scripts/test.sh installs groff-base)");
+    let text = String::from_utf8_lossy(&rendered.stdout);
+    assert!(rendered.status.success());
+    for flag in ["--pending", "--output", "--clamp", "--heavy-hitters"] {
+        assert!(text.contains(flag), "{flag} not in the page: {text}");
     }
 }

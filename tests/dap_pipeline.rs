@@ -61,9 +61,19 @@ fn deployment_of(vdaf: &str, measurements: &str) -> (Deployment, Vec<u8>) {
 
 /// As [`deployment_of`], for a task of DAP draft `version` ("09" or "18").
 fn deployment_for(version: &str, vdaf: &str, measurements: &str) -> (Deployment, Vec<u8>) {
+    deployment_with(version, vdaf, measurements, &[])
+}
+
+/// As [`deployment_for`], with more `keygen` arguments.
+fn deployment_with(
+    version: &str,
+    vdaf: &str,
+    measurements: &str,
+    extra: &[&str],
+) -> (Deployment, Vec<u8>) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("d");
-    run_ok(&[
+    let mut args = vec![
         "keygen",
         "--out",
         p(&dir),
@@ -73,7 +83,9 @@ fn deployment_for(version: &str, vdaf: &str, measurements: &str) -> (Deployment,
         version,
         "--min-batch-size",
         "2",
-    ]);
+    ];
+    args.extend(extra);
+    run_ok(&args);
     for server in ["server0", "server1"] {
         let path = dir.join(format!("{server}.toml"));
         let text = std::fs::read_to_string(&path).unwrap();
@@ -302,40 +314,58 @@ fn today() -> (String, String) {
     (format!("{day}0000"), format!("{day}2359"))
 }
 
-fn aggregate(d: &Deployment, server: u8) -> serde_json::Value {
+/// `aggregate` of today's window on `server`, with `extra` arguments.
+fn aggregate_with(d: &Deployment, server: u8, extra: &[&str]) -> std::process::Output {
     let (start, end) = today();
     let aggregation = d.aggregation();
-    let out = divvi(&[
+    let config = d.config(&format!("server{server}"));
+    let mut args = vec![
         "aggregate",
         "--config",
-        p(&d.config(&format!("server{server}"))),
+        p(&config),
         "--aggregation",
         &aggregation,
         "--start",
         &start,
         "--end",
         &end,
-    ]);
+    ];
+    args.extend(extra);
+    divvi(&args)
+}
+
+fn aggregate(d: &Deployment, server: u8) -> serde_json::Value {
+    let out = aggregate_with(d, server, &[]);
     assert!(out.status.success(), "aggregate {server}: {out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.lines().next().unwrap()).unwrap()
+}
+
+/// `collect` of today's window, with `extra` arguments.
+fn collect_with(d: &Deployment, extra: &[&str]) -> std::process::Output {
+    let (start, end) = today();
+    let aggregation = d.aggregation();
+    let config = d.config("portal");
+    let mut args = vec![
+        "collect",
+        "--config",
+        p(&config),
+        "--aggregation",
+        &aggregation,
+        "--start",
+        &start,
+        "--end",
+        &end,
+    ];
+    args.extend(extra);
+    divvi(&args)
 }
 
 /// `collect` must succeed; returns the result file it wrote (JSON).
 fn collect(d: &Deployment) -> serde_json::Value {
     let (start, end) = today();
     let aggregation = d.aggregation();
-    let out = divvi(&[
-        "collect",
-        "--config",
-        p(&d.config("portal")),
-        "--aggregation",
-        &aggregation,
-        "--start",
-        &start,
-        "--end",
-        &end,
-    ]);
+    let out = collect_with(d, &[]);
     assert!(out.status.success(), "collect: {out:?}");
     let file = d
         .dir
@@ -387,6 +417,29 @@ fn every_prio3_vdaf_goes_through_the_pipeline_to_the_true_result() {
         assert_eq!(result["report_count"], reports, "{vdaf}: {result}");
         assert_eq!(result["invalid_reports"], 0, "{vdaf}: {result}");
         assert_eq!(result["task_id"], d.aggregation(), "{vdaf}: {result}");
+        // The run is in the task's series, with the VDAF's labelled values.
+        let series = d
+            .dir
+            .join("buckets/portal-results")
+            .join(d.aggregation())
+            .join("series.jsonl");
+        let row: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(series).unwrap()).unwrap();
+        let values = match truth.as_array() {
+            Some(_) => truth.clone(),
+            None => serde_json::json!([truth]),
+        };
+        assert_eq!(row["values"], values, "{vdaf}: {row}");
+        assert_eq!(row["task"], d.aggregation(), "{vdaf}: {row}");
+        let labels = row["labels"].as_array().unwrap();
+        assert_eq!(
+            labels.len(),
+            values.as_array().unwrap().len(),
+            "{vdaf}: {row}"
+        );
+        if !truth.is_array() {
+            assert_eq!(labels[0], vdaf.split(':').next().unwrap(), "{vdaf}: {row}");
+        }
     }
 }
 
@@ -923,4 +976,124 @@ fn dap_jobs_killed_at_any_point_finish_on_rerun_with_the_true_result() {
     assert_eq!(result["result"], serde_json::json!(truth), "{result}");
     assert_eq!(result["report_count"], 3000, "{result}");
     assert_eq!(result["batches"].as_array().unwrap().len(), 6, "{result}");
+}
+
+/// Every file under `dir`, by path.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let path = e.path();
+            match path.is_dir() {
+                true => found.extend(files_under(&path)),
+                false => found.push(path),
+            }
+        }
+    }
+    found
+}
+
+/// A histogram task with DP (scale 2 per server): the result is near the truth but noisy,
+/// says so, and a rerun of both servers' aggregate (after a kill that lost their run
+/// records and sum parts) draws the very same noise: the collected result is
+/// byte-identical. A release beyond the budget (a late run) is refused by the server and
+/// nothing of it is written.
+#[test]
+fn dp_noise_is_added_once_per_release_and_the_budget_holds() {
+    let mut truth = [0i64; 16];
+    let mut measurements = String::new();
+    for i in 0..300usize {
+        let bucket = (i * i) % 16;
+        truth[bucket] += 1;
+        measurements.push_str(&format!("{bucket}\n"));
+    }
+    let dp = ["--dp-epsilon", "1", "--dp-budget", "1"];
+    let (d, body) = deployment_with("18", "histogram:16", &measurements, &dp);
+    let result = run_pipeline(&d, &body);
+    let values: Vec<i64> = result["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    let off: Vec<i64> = values.iter().zip(truth).map(|(v, t)| v - t).collect();
+    assert!(off.iter().all(|o| o.abs() < 60), "{off:?}");
+    assert!(off.iter().any(|&o| o != 0), "no noise at all: {off:?}");
+    let noise = result["noise"].as_str().unwrap();
+    assert!(
+        noise.contains("scale 2 ") && noise.contains("budget 1"),
+        "{noise}"
+    );
+    let (start, end) = today();
+    let result_file = d
+        .dir
+        .join("buckets/portal-results")
+        .join(d.aggregation())
+        .join(format!("{start}-{end}.result.json"));
+    let first = std::fs::read_to_string(&result_file).unwrap();
+
+    // A kill lost both servers' run records and sum parts: the rerun sums again.
+    for server in [0, 1] {
+        let own = d.dir.join(format!("buckets/server{server}-own"));
+        for file in files_under(&own) {
+            if file.to_string_lossy().ends_with(".done.json") {
+                std::fs::remove_file(file).unwrap();
+            }
+        }
+        std::fs::remove_dir_all(d.dir.join(format!("buckets/server{server}-sum-parts"))).unwrap();
+        aggregate(&d, server);
+    }
+    collect(&d);
+    assert_eq!(
+        std::fs::read_to_string(&result_file).unwrap(),
+        first,
+        "another draw"
+    );
+    // --clamp shows values below zero as 0, and says so; the series row carries the noise.
+    let out = collect_with(&d, &["--output", "json", "--clamp"]);
+    assert!(out.status.success(), "collect --clamp: {out:?}");
+    let out: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let clamped: Vec<i64> = values.iter().map(|&v| v.max(0)).collect();
+    assert_eq!(out["values"], serde_json::json!(clamped), "{out}");
+    assert!(out["noise"].as_str().unwrap().contains("scale 2 "), "{out}");
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&result_file).unwrap()).unwrap();
+    assert_eq!(written["clamped"], true, "{written}");
+    // Each server's ledger holds the one release.
+    for server in [0, 1] {
+        let ledger = d.dir.join(format!("buckets/server{server}-own/dp-ledger"));
+        assert_eq!(files_under(&ledger).len(), 1, "server {server}");
+    }
+
+    // More reports of the window arrive; their late run would spend beyond the budget.
+    let input = d.dir.join("late.jsonl");
+    std::fs::write(&input, "1\n2\n3\n").unwrap();
+    let late = d.dir.join("late.bin");
+    run_ok(&[
+        "client",
+        "--task",
+        p(&d.dir.join("task.json")),
+        "--input",
+        p(&input),
+        "--output",
+        p(&late),
+    ]);
+    ingest(&d, &std::fs::read(&late).unwrap());
+    for server in [0, 1] {
+        assert!(intake(&d, server).status.success());
+    }
+    let out = aggregate_with(&d, 0, &["--late"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("budget") && stderr.contains("1 of 1 spent"),
+        "{stderr}"
+    );
+    let parts = files_under(&d.dir.join("buckets/server0-sum-parts"));
+    assert!(
+        parts
+            .iter()
+            .all(|f| !f.to_string_lossy().contains("-late1")),
+        "a late part was written: {parts:?}"
+    );
 }

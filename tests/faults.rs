@@ -208,7 +208,7 @@ fn collected(
     window: &Window,
 ) -> anyhow::Result<(Vec<u64>, u64)> {
     Ok(
-        match collect::collect_any(&d.portal, aggregation, window, 0)? {
+        match collect::collect_any(&d.portal, aggregation, window, 0, Default::default())? {
             Collected::Enpa(r) => (r.histogram, r.total_individual_clients as u64),
             Collected::Dap(r) => {
                 let values = r.result.as_array().expect("a histogram");

@@ -340,11 +340,12 @@ fn heavy_hitters_through_the_buckets_are_the_true_ones_with_exact_counts() {
     assert_eq!(turn(&d, threshold, 4).unwrap(), result);
 }
 
-/// A task with differential privacy: each server adds discrete Laplace noise (scale 4 at
-/// epsilon 1/4) to every count of every pass, once.
+/// A task with differential privacy: each server adds discrete Laplace noise (scale 4:
+/// sensitivity 2 at epsilon 1/2) to every count of every pass, once, and claims each pass
+/// in its budget ledger.
 #[test]
 fn with_dp_noise_the_counts_are_near_the_truth_and_a_rerun_shows_the_same_draw() {
-    let d = deployment_with(32, &["--dp-epsilon", "1/4"]);
+    let d = deployment_with(32, &["--dp-epsilon", "1/2"]);
     let task = std::fs::read_to_string(d.dir.join("task.json")).unwrap();
     assert!(
         task.contains("\"mechanism\": \"discrete_laplace\""),
@@ -388,6 +389,15 @@ fn with_dp_noise_the_counts_are_near_the_truth_and_a_rerun_shows_the_same_draw()
     }
     // The noise was drawn once: a rerun of every party shows the same counts.
     assert_eq!(turn(&d, threshold, 4).unwrap(), result);
+    // Each server's ledger holds each pass once, at epsilon 1/2.
+    let passes = result["passes"].as_u64().unwrap() as usize;
+    for server in [0, 1] {
+        let ledger = d.dir.join(format!("buckets/server{server}-own/dp-ledger"));
+        let entries = std::fs::read_dir(ledger.join(d.aggregation()))
+            .unwrap()
+            .count();
+        assert_eq!(entries, passes, "server {server}");
+    }
 }
 
 #[test]
@@ -647,7 +657,7 @@ fn check_shows_the_portal_key_on_both_sides() {
     let d = deployment_with(16, &["--dp-epsilon", "2"]);
     let server = run_ok(&["check", "--config", p(&d.config("server1"))]);
     assert!(server.contains("  portal       portal-signing"), "{server}");
-    assert!(server.contains("epsilon 2 per pass"), "{server}");
+    assert!(server.contains("epsilon 2 per release"), "{server}");
     let portal = run_ok(&[
         "check",
         "--config",

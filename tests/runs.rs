@@ -15,24 +15,6 @@ use divvi::stages::{collect, intake, no_tick};
 
 const HOUR: TimeDelta = TimeDelta::hours(1);
 
-/// A batch of `n` reports each setting bin `bin` of 3.
-fn write_batch(
-    d: &Deployment,
-    aggregation: &str,
-    time: chrono::DateTime<Utc>,
-    bin: usize,
-    n: usize,
-) -> BatchId {
-    let maker = PacketMaker::new(&d.ingestor, 3).unwrap();
-    let mut b = IngestionBatch::new(&d.ingestor, aggregation, time).unwrap();
-    let mut m = [0u32; 3];
-    m[bin] = 1;
-    for _ in 0..n {
-        b.append(&maker.make(&m).unwrap()).unwrap();
-    }
-    b.finish(3, 1.0).unwrap()
-}
-
 fn run(d: &Deployment, server: usize, run: &RunId) -> RunOutcome {
     execute_run(&d.servers[server], run, HOUR, Utc::now(), &no_tick).unwrap()
 }

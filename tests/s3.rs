@@ -143,8 +143,49 @@ fn the_pipeline_over_s3_gives_the_same_result_as_over_local_folders() {
         keys,
         vec![
             format!("s3-test/{t}-{t}.result.csv", t = test_time()),
-            format!("s3-test/{t}-{t}.result.json", t = test_time())
+            format!("s3-test/{t}-{t}.result.json", t = test_time()),
+            "s3-test/series.csv".to_string(),
+            "s3-test/series.jsonl".to_string(),
         ]
+    );
+    // inspect reads a sum part's signature on S3, its header and invalid file beside it.
+    let parts =
+        divvi::store::open_location(&weed.location("server0-sum-parts", "portal"), dir.path())
+            .unwrap();
+    let sig = parts
+        .list("")
+        .unwrap()
+        .into_iter()
+        .find(|k| k.ends_with(".sum_0.sig"))
+        .unwrap();
+    let portal = s(&dir.path().join("s3/portal.toml"));
+    let object = format!("s3://{}server0-sum-parts/{sig}", weed.bucket_prefix);
+    let shown: serde_json::Value = serde_json::from_str(&ok(&[
+        "inspect",
+        &object,
+        "--config",
+        &portal,
+        "--s3-endpoint",
+        &weed.endpoint,
+        "--s3-region",
+        "us-east-1",
+        "--s3-path-style",
+        "--s3-profile",
+        "portal",
+    ]))
+    .unwrap();
+    assert_eq!(shown["signature"]["verdict"], "valid", "{shown}");
+    assert_eq!(shown["digest"]["verdict"], "matches", "{shown}");
+    assert_eq!(shown["header"]["total_individual_clients"], 3000, "{shown}");
+    // The series on S3 holds the run, once.
+    let series = divvi::stages::series::read_series(results.as_ref(), "s3-test").unwrap();
+    assert_eq!(series.len(), 1);
+    assert_eq!(
+        series[0].values,
+        truth
+            .iter()
+            .map(|&v| serde_json::Value::from(v))
+            .collect::<Vec<_>>()
     );
 }
 

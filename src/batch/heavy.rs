@@ -226,11 +226,7 @@ fn windows_in(keys: &[String], prefix: &str) -> Result<Vec<Window>, BatchError> 
         else {
             continue;
         };
-        let parsed = name.split_once('-').and_then(|(start, end)| {
-            let time = |t: &str| super::parse_time(t).ok();
-            Window::new(time(start)?, time(end)?).ok()
-        });
-        if let Some(window) = parsed.filter(|w| w.name() == name) {
+        if let Some(window) = Window::parse_name(name) {
             windows.push(window);
         }
     }

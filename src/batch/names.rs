@@ -1,6 +1,6 @@
 //! The object names of the ENPA layout, for the identities of `crate::ids`.
 
-use crate::ids::{run_name, BatchId, ServerIndex, SumPartId, DATE_PATH};
+use crate::ids::{run_name, validate_name, BatchId, RunId, ServerIndex, SumPartId, DATE_PATH};
 use chrono::NaiveDateTime;
 use uuid::Uuid;
 
@@ -134,6 +134,29 @@ impl SumPartId {
             format!("{stem}.invalid_uuid_{}.avro", self.server),
         )
     }
+
+    /// The sum part whose signature object is `key` in `instance`'s part of a sum-parts
+    /// location (canonical keys only; a heavy-hitters pass's part is not one).
+    pub fn from_signature_key(instance: &str, key: &str) -> Option<SumPartId> {
+        let rest = key.strip_prefix(instance)?.strip_prefix('/')?;
+        let (aggregation, rest) = rest.split_once('/')?;
+        let (run, server) = rest.strip_suffix(".sig")?.rsplit_once(".sum_")?;
+        let server = match server {
+            "0" => ServerIndex::Zero,
+            "1" => ServerIndex::One,
+            _ => return None,
+        };
+        let (window, run) = RunId::parse_name(run)?;
+        let id = SumPartId {
+            instance: instance.to_string(),
+            aggregation: aggregation.to_string(),
+            window,
+            run,
+            server,
+        };
+        (validate_name("aggregation", aggregation).is_ok() && id.names().signature == key)
+            .then_some(id)
+    }
 }
 
 #[cfg(test)]
@@ -205,6 +228,37 @@ mod tests {
             late.names().signature,
             "local-test/test-aggregation/202104131917-202104131917-late2.sum_0.sig"
         );
+    }
+
+    #[test]
+    fn sum_part_signature_keys_parse_back() {
+        let window = Window::new(
+            parse_time("202611230000").unwrap(),
+            parse_time("202611232359").unwrap(),
+        )
+        .unwrap();
+        for (run, server) in [(0, ServerIndex::Zero), (2, ServerIndex::One)] {
+            let id = SumPartId {
+                instance: "pha".into(),
+                aggregation: "a-b_c.1".into(),
+                window,
+                run,
+                server,
+            };
+            let key = id.names().signature;
+            assert_eq!(SumPartId::from_signature_key("pha", &key), Some(id));
+            assert_eq!(SumPartId::from_signature_key("ph", &key), None);
+        }
+        for other in [
+            "pha/a/202611230000-202611232359.sum_0",
+            "pha/a/202611230000-202611232359.sum_2.sig",
+            "pha/a/202611230000-202611232359.pass0.sum_0.sig",
+            "pha/a/202611230000-202611232359.invalid_uuid_0.avro.sig",
+            "pha/a/b/202611230000-202611232359.sum_0.sig",
+            "pha/../202611230000-202611232359.sum_0.sig",
+        ] {
+            assert_eq!(SumPartId::from_signature_key("pha", other), None, "{other}");
+        }
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub fn check_command(a: CheckArgs) -> Result<ExitCode> {
                     d.role.name()
                 );
                 if let Some(dp) = &d.task.params().dp {
-                    out!("  dp           {}", dp.describe());
+                    out!("  dp           {}", dp.describe(d.task.vdaf()));
                 }
             }
             for (name, store) in [

@@ -1,34 +1,54 @@
-//! `divvi collect` (portal): combine both sum parts of a window and print the result.
+//! `divvi collect` (portal): combine both sum parts of a window (or of every run not
+//! collected yet) into results, add them to their series, and print them.
 
 use super::outcome::{config, Ended, ExitCodes};
+use super::output::Output;
 use super::window;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use divvi::config::Portal;
+use divvi::schedule::RunId;
 use divvi::stages::collect;
+use divvi::stages::series::{self, SeriesRow};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// The portal's config, an aggregation, a window and which of its runs.
+/// The portal's config, an aggregation, a window and which of its runs; or every run
+/// both servers finished that was not collected yet.
 #[derive(Args)]
 pub(super) struct CollectArgs {
+    /// The portal's config (portal.toml, as keygen writes it).
     #[arg(long)]
     config: PathBuf,
-    /// The aggregation name (a DAP task id in base64url may start with "-").
-    #[arg(long, allow_hyphen_values = true)]
-    aggregation: String,
+    /// The aggregation name (a DAP task id in base64url may start with "-"); with
+    /// --pending, optional: every aggregation the servers wrote sum parts for.
+    #[arg(long, allow_hyphen_values = true, required_unless_present = "pending")]
+    aggregation: Option<String>,
     /// First minute of the window (YYYYmmddHHMM, YYYY/mm/dd/HH/MM or RFC 3339).
-    #[arg(long)]
-    start: String,
+    #[arg(long, required_unless_present = "pending", requires = "end")]
+    start: Option<String>,
     /// Last minute of the window, included.
-    #[arg(long)]
-    end: String,
+    #[arg(long, requires = "start")]
+    end: Option<String>,
     /// Which run of the window: 0 is the regular run, k >= 1 its k-th late run.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, conflicts_with = "pending")]
     run: u32,
+    /// Every run (window and late run) that both servers have summed and that is not in
+    /// its aggregation's series yet (for scheduled runs). Each is written as a result and
+    /// added to `{aggregation}/series.jsonl|csv` in the results location.
+    #[arg(long, conflicts_with_all = ["start", "end", "heavy_hitters"])]
+    pending: bool,
     /// Allow a window longer than 31 days (a longer one is most likely a mistyped date).
     #[arg(long)]
     force: bool,
+    /// How each result is printed: its facts and a value per line (table), its series
+    /// rows (csv: one value a line), or its series row as a JSON line (json).
+    #[arg(long, default_value = "table")]
+    output: Output,
+    /// A DP task's noisy values below zero are shown (and written) as 0. Without it they
+    /// are reported as they are: clamping biases sums upwards.
+    #[arg(long)]
+    clamp: bool,
     /// Heavy hitters (a Poplar1 task): drive the traversal one step (ask the next pass,
     /// or read its sum parts), or to its end with --follow.
     #[arg(long, requires = "threshold")]
@@ -48,25 +68,119 @@ pub(super) struct CollectArgs {
     poll_seconds: u64,
 }
 
+impl CollectArgs {
+    fn collect_options(&self) -> collect::CollectOptions {
+        collect::CollectOptions {
+            clamp_negative: self.clamp,
+        }
+    }
+}
+
 pub fn collect_command(a: CollectArgs, exit_codes: ExitCodes) -> Result<ExitCode> {
     let portal = config(Portal::load(&a.config))?;
     divvi::stages::remove_stale_temporaries(&[portal.results.as_ref()]);
-    let window = window(&a.start, &a.end, a.force)?;
-    if a.heavy_hitters {
-        return heavy_hitters(&portal, &a, &window, exit_codes);
+    if a.pending {
+        return collect_pending(&portal, &a, exit_codes);
     }
-    let result = match collect::collect_any(&portal, &a.aggregation, &window, a.run) {
-        Err(e) if e.is::<collect::SumPartNotYetWritten>() => {
-            eprintln!("waiting: {e:#}");
-            return Ok(Ended::Waiting.exit_code(exit_codes));
-        }
-        Ok(collect::Collected::Dap(result)) => {
-            print_dap(&result);
-            return Ok(ExitCode::SUCCESS);
-        }
-        Ok(collect::Collected::Enpa(result)) => result,
-        Err(e) => return Err(e),
+    let (Some(aggregation), Some(start), Some(end)) = (&a.aggregation, &a.start, &a.end) else {
+        bail!("--aggregation, --start and --end are required without --pending");
     };
+    let window = window(start, end, a.force)?;
+    if a.heavy_hitters {
+        return heavy_hitters(&portal, aggregation, &a, &window, exit_codes);
+    }
+    let run = RunId::new(aggregation, window, a.run)?;
+    let mut printer = ResultPrinter::new(a.output);
+    let mut waiting = None;
+    let options = a.collect_options();
+    series::collect_runs(
+        &portal,
+        std::slice::from_ref(&run),
+        options,
+        |_, collected| {
+            match collected {
+                Ok((collected, row)) => printer.print(&collected, row),
+                Err(e) if e.is::<collect::SumPartNotYetWritten>() => waiting = Some(e),
+                Err(e) => return Err(e),
+            }
+            Ok(())
+        },
+    )?;
+    if let Some(e) = waiting {
+        eprintln!("waiting: {e:#}");
+        return Ok(Ended::Waiting.exit_code(exit_codes));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `collect --pending`: every run both servers finished and not collected; one that
+/// fails is named and the others still collected (the command then exits 1).
+fn collect_pending(portal: &Portal, a: &CollectArgs, exit_codes: ExitCodes) -> Result<ExitCode> {
+    let runs = divvi::schedule::collectable_runs(portal, a.aggregation.as_deref())?;
+    let mut printer = ResultPrinter::new(a.output);
+    let (mut collected, mut failed) = (0, 0);
+    series::collect_runs(portal, &runs, a.collect_options(), |run, result| {
+        match result {
+            Ok((result, row)) => {
+                collected += 1;
+                printer.print(&result, row);
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!(
+                    "error: collecting {}/{}: {e:#}",
+                    run.aggregation,
+                    run.name()
+                );
+            }
+        }
+        Ok(())
+    })?;
+    let ended = match (failed, collected) {
+        (0, 0) => Ended::NothingToDo,
+        (0, _) => Ended::Done,
+        _ => Ended::Failed,
+    };
+    let summary = serde_json::json!({
+        "runs": runs.len(), "collected": collected, "failed": failed, "outcome": ended.name()
+    });
+    eprintln!("{summary}");
+    Ok(ended.exit_code(exit_codes))
+}
+
+/// Prints collected results in the chosen form; CSV's header comes once.
+struct ResultPrinter {
+    output: Output,
+    header_printed: bool,
+}
+
+impl ResultPrinter {
+    fn new(output: Output) -> Self {
+        ResultPrinter {
+            output,
+            header_printed: false,
+        }
+    }
+
+    fn print(&mut self, collected: &collect::Collected, row: &SeriesRow) {
+        match self.output {
+            Output::Json => out!("{}", serde_json::json!(row)),
+            Output::Csv => {
+                if !std::mem::replace(&mut self.header_printed, true) {
+                    out!("{}", series::SERIES_CSV_HEADER);
+                }
+                super::emit(&series::series_csv_lines(row));
+            }
+            Output::Table => match collected {
+                collect::Collected::Enpa(result) => print_enpa(result),
+                collect::Collected::Dap(result) => print_dap(result),
+            },
+        }
+    }
+}
+
+/// An ENPA result: one line of facts, then a count per bin.
+fn print_enpa(result: &collect::CollectResult) {
     let valid = (result.valid_clients).map_or("unknown".into(), |v| v.to_string());
     out!(
         "aggregation {}  window {}  valid clients {valid}  judged (total_individual_clients) {}  invalid packets {}",
@@ -79,7 +193,6 @@ pub fn collect_command(a: CollectArgs, exit_codes: ExitCodes) -> Result<ExitCode
     for (i, c) in result.histogram.iter().enumerate() {
         out!("{i:>6}  {c:>12}");
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// A DAP task's result: one line of facts, then the VDAF's values as a table.
@@ -93,6 +206,13 @@ fn print_dap(result: &divvi::stages::collect_dap::DapCollectResult) {
         result.report_count,
         result.invalid_reports
     );
+    if let Some(noise) = &result.noise {
+        let clamped = match result.clamped {
+            true => "; values below zero shown as 0",
+            false => "",
+        };
+        out!("noise: {noise}{clamped}");
+    }
     let rows = divvi::stages::collect_dap::dap_result_rows(result);
     let label = if result.result.is_array() {
         "bucket"
@@ -109,6 +229,7 @@ fn print_dap(result: &divvi::stages::collect_dap::DapCollectResult) {
 /// it ends, printing each step as a JSON line and the heavy hitters as a table.
 fn heavy_hitters(
     portal: &Portal,
+    aggregation: &str,
     a: &CollectArgs,
     window: &divvi::batch::Window,
     exit_codes: ExitCodes,
@@ -119,7 +240,7 @@ fn heavy_hitters(
         step: a.step,
     };
     loop {
-        let progress = advance(portal, &a.aggregation, window, settings)?;
+        let progress = advance(portal, aggregation, window, settings)?;
         eprintln!("{}", serde_json::to_string(&progress)?);
         match progress {
             HeavyProgress::Done(result) => {

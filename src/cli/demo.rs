@@ -21,6 +21,7 @@ pub(super) struct DemoArgs {
     /// passes cost far more per report]
     #[arg(long)]
     reports: Option<usize>,
+    /// Reports per ingestion batch.
     #[arg(long, default_value_t = 25_000)]
     batch_size: usize,
     /// How many reports to spoil on purpose, in turn. Prio3: the leader's ciphertext

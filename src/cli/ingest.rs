@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 #[derive(Args)]
 pub(super) struct IngestArgs {
+    /// The ingestor's config (ingestor.toml, as keygen writes it).
     #[arg(long)]
     config: PathBuf,
     /// A DAP-18 task file (public JSON): the input is then an upload body of encoded
@@ -36,6 +37,7 @@ pub(super) struct IngestArgs {
     /// The aggregation name (with `--task`, default: the task id in base64url).
     #[arg(long, required_unless_present = "task", allow_hyphen_values = true)]
     aggregation: Option<String>,
+    /// Histogram bins of the ENPA aggregation (each report is a 0/1 vector this long).
     #[arg(long, required_unless_present = "task", conflicts_with = "task")]
     bins: Option<usize>,
     /// Differential-privacy epsilon, carried in headers as declared (no noise is added).
@@ -53,6 +55,9 @@ pub(super) struct IngestArgs {
     /// skips those batches, so a killed ingest is finished by running it again.
     #[arg(long, conflicts_with = "task")]
     journal: Option<PathBuf>,
+    /// How the result is printed: a JSON object per line, CSV, or a table.
+    #[arg(long, default_value = "json")]
+    output: super::output::Output,
 }
 
 pub(super) fn epsilon_arg(text: &str) -> Result<f64, String> {
@@ -102,12 +107,12 @@ pub(super) fn ingest_command(a: IngestArgs) -> Result<ExitCode> {
     let written: Vec<_> = ingestor.targets.iter().map(|t| t.store.as_ref()).collect();
     divvi::stages::remove_stale_temporaries(&written);
     let reports = read_reports(&source, format, a.form, bins)?;
-    let bar = progress::bar("ingest", 0);
+    let bar = progress::counter("ingest", "reports");
     let report = ingest::ingest(&ingestor, &options, reports, journal.as_mut(), &|n| {
         bar.inc(n)
     })?;
     bar.finish_and_clear();
-    out!("{}", serde_json::to_string_pretty(&report)?);
+    super::output::print_one(a.output, &report)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -155,7 +160,7 @@ fn ingest_dap_command(
     divvi::stages::remove_stale_temporaries(&written);
     let report = divvi::stages::ingest_dap::ingest_dap(ingestor, &task, &body, &options)
         .with_context(|| format!("ingesting {}", a.input.display()))?;
-    out!("{}", serde_json::to_string_pretty(&report)?);
+    super::output::print_one(a.output, &report)?;
     Ok(ExitCode::SUCCESS)
 }
 

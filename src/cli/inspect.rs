@@ -1,4 +1,5 @@
-//! `divvi inspect`: any ENPA object as JSON, with signature and digest verdicts.
+//! `divvi inspect`: any ENPA or DAP object, a file or an object on S3, as JSON, with
+//! signature and digest verdicts.
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
@@ -9,7 +10,14 @@ use std::process::ExitCode;
 
 #[derive(Args)]
 pub(super) struct InspectArgs {
+    /// The object: a file, or s3://BUCKET/KEY (credentials from the standard AWS chain;
+    /// its neighbours, the header and packet file, are read from the same bucket).
     file: PathBuf,
+    #[command(flatten)]
+    s3: super::keygen::S3Access,
+    /// For s3:// objects: the AWS shared-config profile to read with.
+    #[arg(long)]
+    s3_profile: Option<String>,
     /// A trusted signing key, as ID=BASE64 (SPKI or raw point); repeatable.
     #[arg(long = "key")]
     keys: Vec<String>,
@@ -62,7 +70,32 @@ pub(super) fn inspect_trust(a: &InspectArgs) -> Result<Option<TrustSet>> {
 
 pub fn inspect_command(a: InspectArgs) -> Result<ExitCode> {
     let trust = inspect_trust(&a)?;
-    let out = divvi::inspect::inspect(&a.file, trust.as_ref(), a.limit)?;
+    let text = a.file.to_string_lossy();
+    let out = match text.strip_prefix("s3://") {
+        None => divvi::inspect::inspect(&a.file, trust.as_ref(), a.limit)?,
+        Some(rest) => {
+            let (bucket, key) = rest
+                .split_once('/')
+                .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+                .ok_or_else(|| anyhow!("{text}: an object on S3 is s3://BUCKET/KEY"))?;
+            let settings = divvi::store::LocationSettings {
+                url: format!("s3://{bucket}"),
+                region: a.s3.s3_region.clone(),
+                endpoint: a.s3.s3_endpoint.clone(),
+                path_style: a.s3.s3_path_style,
+                profile: a.s3_profile.clone(),
+                role_arn: None,
+            };
+            let location = divvi::store::LocationConfig::Detailed(settings);
+            let store = divvi::store::open_location(&location, std::path::Path::new("."))
+                .map_err(|e| anyhow!("{text}: {e}"))?;
+            let source = divvi::inspect::Source::Object {
+                store: store.as_ref(),
+                key: key.to_string(),
+            };
+            divvi::inspect::inspect_source(&source, trust.as_ref(), a.limit)?
+        }
+    };
     out!("{}", serde_json::to_string_pretty(&out)?);
     Ok(ExitCode::SUCCESS)
 }

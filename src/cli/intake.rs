@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub(super) struct IntakeArgs {
+    /// The server's config (server0.toml or server1.toml, as keygen writes them).
     #[arg(long)]
     config: PathBuf,
     /// The aggregation name (a DAP task id in base64url may start with "-").
@@ -32,6 +33,9 @@ pub(super) struct IntakeArgs {
     /// JOB_COMPLETION_INDEX and DIVVI_SHARD_COUNT, else all of it).
     #[arg(long)]
     shard: Option<String>,
+    /// How the result is printed: a JSON object per line, CSV, or a table.
+    #[arg(long, default_value = "json")]
+    output: super::output::Output,
 }
 
 pub(super) fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<Ended> {
@@ -95,19 +99,25 @@ pub(super) fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<Ended> {
         incomplete.len(),
         incomplete.iter().filter(|i| i.overdue).count(),
     );
-    let bar = progress::bar("intake", 0);
+    let bar = progress::batches("intake", ids.len() as u64);
+    let packets = std::sync::atomic::AtomicU64::new(0);
+    let tick = |n| {
+        let seen = packets.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+        bar.set_message(seen.to_string());
+    };
     // Each batch is counted and printed as it ends, whichever worker ran it.
-    let ended = std::sync::Mutex::new((&metrics, 0usize, None));
-    intake::intake_batches(&server, &ids, &|n| bar.inc(n), |id, result| {
+    let printer = super::output::Printer::new(a.output);
+    let ended = std::sync::Mutex::new((&metrics, 0usize, None, printer));
+    intake::intake_batches(&server, &ids, &tick, |id, result| {
+        bar.inc(1);
         let mut ended = ended.lock().unwrap_or_else(|p| p.into_inner());
-        let (metrics, failed, print_error) = &mut *ended;
+        let (metrics, failed, print_error, printer) = &mut *ended;
         match result {
             Ok(r) => {
                 metrics.packets(r.verified, r.rejected.len() as u64);
                 metrics.batch("done");
-                match serde_json::to_string(&r) {
-                    Ok(line) => out!("{line}"),
-                    Err(e) => *print_error = Some(e),
+                if let Err(e) = printer.record(&r) {
+                    *print_error = Some(e);
                 }
             }
             Err(e) => {
@@ -118,10 +128,11 @@ pub(super) fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<Ended> {
         }
     });
     bar.finish_and_clear();
-    let (_, failed, print_error) = ended.into_inner().unwrap_or_else(|p| p.into_inner());
+    let (_, failed, print_error, printer) = ended.into_inner().unwrap_or_else(|p| p.into_inner());
     if let Some(e) = print_error {
-        return Err(e.into());
+        return Err(e);
     }
+    printer.finish();
     let ended = if failed > 0 {
         Ended::Failed
     } else if !ids.is_empty() {

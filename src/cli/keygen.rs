@@ -6,19 +6,27 @@ use divvi::crypto::PacketScheme;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// How to reach S3 or an S3-compatible server (keygen's and the demo's buckets, an
+/// object `inspect` reads); credentials come from the standard AWS chain.
+#[derive(Args)]
+pub(super) struct S3Access {
+    /// An S3-compatible endpoint (e.g. http://127.0.0.1:8333); AWS S3 without it.
+    #[arg(long)]
+    pub s3_endpoint: Option<String>,
+    /// The region of AWS S3 (or the endpoint's region).
+    #[arg(long)]
+    pub s3_region: Option<String>,
+    /// Path-style addressing (most S3-compatible servers need it).
+    #[arg(long)]
+    pub s3_path_style: bool,
+}
+
 /// Where keygen (and the demo) put the locations: local folders unless an S3 endpoint or
 /// region is given.
 #[derive(Args)]
 pub(super) struct LayoutArgs {
-    /// Use buckets on this S3-compatible endpoint (e.g. http://127.0.0.1:8333).
-    #[arg(long)]
-    s3_endpoint: Option<String>,
-    /// Use buckets on AWS S3 in this region (or the endpoint's region).
-    #[arg(long)]
-    s3_region: Option<String>,
-    /// Path-style addressing (most S3-compatible servers need it).
-    #[arg(long)]
-    s3_path_style: bool,
+    #[command(flatten)]
+    s3: S3Access,
     /// Prefix of every bucket name.
     #[arg(long, default_value = "divvi-")]
     s3_bucket_prefix: String,
@@ -71,11 +79,15 @@ pub(super) struct DapArgs {
     /// The helper's (server 1's) DAP endpoint.
     #[arg(long, default_value = "https://helper.invalid/", requires = "vdaf")]
     helper_endpoint: String,
-    /// Differential privacy (poplar1 tasks): each server adds discrete Laplace noise of
-    /// scale 1/EPSILON to every prefix count it reveals; EPSILON as N/D or a decimal,
-    /// spent per pass.
+    /// Differential privacy: each server adds discrete Laplace noise of scale
+    /// sensitivity/EPSILON to every value it releases (a run's sum part, a heavy-hitters
+    /// pass); EPSILON as N/D or a decimal, spent per release.
     #[arg(long, value_name = "EPSILON", requires = "vdaf")]
     dp_epsilon: Option<String>,
+    /// Differential privacy: the most epsilon a task's releases may spend in all; each
+    /// server refuses a release beyond it.
+    #[arg(long, value_name = "EPSILON", requires = "dp_epsilon")]
+    dp_budget: Option<String>,
 }
 
 impl DapArgs {
@@ -84,6 +96,12 @@ impl DapArgs {
         let dp = match &self.dp_epsilon {
             Some(text) => Some(DpStrategy::DiscreteLaplace {
                 epsilon: Epsilon::parse(text).map_err(|e| anyhow::anyhow!("--dp-epsilon: {e}"))?,
+                budget: match &self.dp_budget {
+                    Some(budget) => Some(
+                        Epsilon::parse(budget).map_err(|e| anyhow::anyhow!("--dp-budget: {e}"))?,
+                    ),
+                    None => None,
+                },
             }),
             None => None,
         };
@@ -102,13 +120,17 @@ impl DapArgs {
 impl LayoutArgs {
     pub(super) fn layout(&self) -> divvi::keygen::Layout {
         use divvi::keygen::{Layout, S3Layout};
-        if self.s3_endpoint.is_none() && self.s3_region.is_none() {
+        if self.s3.s3_endpoint.is_none() && self.s3.s3_region.is_none() {
             return Layout::Local;
         }
         Layout::S3(S3Layout {
-            endpoint: self.s3_endpoint.clone(),
-            region: self.s3_region.clone().unwrap_or_else(|| "us-east-1".into()),
-            path_style: self.s3_path_style,
+            endpoint: self.s3.s3_endpoint.clone(),
+            region: self
+                .s3
+                .s3_region
+                .clone()
+                .unwrap_or_else(|| "us-east-1".into()),
+            path_style: self.s3.s3_path_style,
             bucket_prefix: self.s3_bucket_prefix.clone(),
             profiles: self.s3_profiles,
         })

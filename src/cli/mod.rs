@@ -15,12 +15,14 @@ mod check;
 mod client;
 mod collect;
 mod demo;
+mod docs;
 mod ingest;
 mod inspect;
 mod intake;
 mod job_metrics;
 mod keygen;
 mod outcome;
+mod output;
 mod passes;
 mod runs;
 mod serve;
@@ -112,6 +114,10 @@ enum Command {
     /// (ingestor) Take DAP-18 report uploads over HTTP into signed ingestion batches
     /// (work in progress).
     Serve(serve::ServeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionsArgs),
+    /// Write the man pages: divvi.1 and one page per command.
+    Man(docs::ManArgs),
 }
 
 pub fn run() -> Result<ExitCode> {
@@ -145,6 +151,8 @@ pub fn run() -> Result<ExitCode> {
         Command::Client(a) => client::client_command(a),
         Command::Serve(a) => serve::serve_command(a),
         Command::Inspect(a) => inspect::inspect_command(a),
+        Command::Completions(a) => docs::completions_command(a),
+        Command::Man(a) => docs::man_command(a),
     }
 }
 
@@ -170,4 +178,35 @@ fn window(start: &str, end: &str, force: bool) -> Result<Window> {
         );
     }
     Ok(window)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every flag and argument of every command says what it is for in `--help`.
+    #[test]
+    fn every_argument_of_every_command_has_help_text() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} --{id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (no about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "divvi", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+    }
 }

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub(super) struct PassesArgs {
+    /// The server's config (server0.toml or server1.toml, as keygen writes them).
     #[arg(long)]
     config: PathBuf,
     /// The aggregation name (a DAP task id in base64url may start with "-").
@@ -31,6 +32,9 @@ pub(super) struct PassesArgs {
     /// Allow a window longer than 31 days.
     #[arg(long)]
     force: bool,
+    /// How the result is printed: a JSON object per line, CSV, or a table.
+    #[arg(long, default_value = "json")]
+    output: super::output::Output,
 }
 
 pub(super) fn passes_command(a: PassesArgs) -> Result<Ended> {
@@ -50,17 +54,16 @@ pub(super) fn passes_command(a: PassesArgs) -> Result<Ended> {
     if windows.is_empty() {
         // Nothing begun or nothing unanswered (or not a Poplar1 server, for which
         // nothing ever begins).
-        out!(
-            "{}",
-            serde_json::json!({"aggregation": a.aggregation, "traversals": 0})
-        );
+        let none = serde_json::json!({"aggregation": a.aggregation, "traversals": 0});
+        super::output::print_one(a.output, &none)?;
         return Ok(Ended::NothingToDo);
     }
     config(heavy::check_server(&server))?;
     let (mut worked, mut waiting) = (false, false);
+    let mut printer = super::output::Printer::new(a.output);
     for window in &windows {
         let progress = heavy::advance(&server, &a.aggregation, window, &divvi::stages::no_tick)?;
-        out!("{}", serde_json::to_string(&progress)?);
+        printer.record(&progress)?;
         worked |= !progress.round_one.is_empty()
             || !progress.round_two.is_empty()
             || progress.sum_part.is_some();
@@ -68,6 +71,7 @@ pub(super) fn passes_command(a: PassesArgs) -> Result<Ended> {
         waiting |= !progress.done && !progress.waiting.is_empty();
         waiting |= progress.pass.is_none();
     }
+    printer.finish();
     Ok(match (worked, waiting) {
         (true, _) => Ended::Done,
         (false, true) => Ended::Waiting,

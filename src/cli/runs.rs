@@ -1,6 +1,7 @@
 //! `divvi aggregate` and `divvi status`: scheduled and explicit aggregation runs.
 
 use super::outcome::{config, Ended};
+use super::output::{Output, Printer};
 use super::progress;
 use anyhow::{anyhow, bail, Result};
 use chrono::Utc;
@@ -19,6 +20,7 @@ use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct AggregateArgs {
+    /// The server's config (server0.toml or server1.toml, as keygen writes them).
     #[arg(long)]
     config: PathBuf,
     /// The aggregation name (a DAP task id in base64url may start with "-").
@@ -43,6 +45,9 @@ pub struct AggregateArgs {
     force: bool,
     #[command(flatten)]
     schedule: ScheduleArgs,
+    /// How the result is printed: a JSON object per line, CSV, or a table.
+    #[arg(long, default_value = "json")]
+    output: Output,
 }
 
 /// How scheduled windows are cut and how far back to look (aggregate, status).
@@ -112,6 +117,7 @@ pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<End
     };
 
     let (mut failed, mut waiting, mut done) = (0, 0, 0);
+    let mut printer = Printer::new(a.output);
     for (run, outcome) in run_all(&server, &runs, &o) {
         match outcome {
             Ok(outcome) => {
@@ -135,8 +141,7 @@ pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<End
                     } if w + incomplete > 0 => waiting += 1,
                     RunOutcome::NothingReady { .. } => {}
                 }
-                let line = serde_json::json!({ "run": run.name(), "result": outcome });
-                out!("{line}");
+                printer.record(&serde_json::json!({ "run": run.name(), "result": outcome }))?;
             }
             Err(e) => {
                 failed += 1;
@@ -145,6 +150,7 @@ pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<End
             }
         }
     }
+    printer.finish();
     if a.pending {
         metrics.late(report_late(&server, &a.aggregation, &o)?);
     }
@@ -172,7 +178,7 @@ fn run_all(server: &Server, runs: &[RunId], o: &StatusOptions) -> Vec<(RunId, Re
         let mut waiting = Vec::new();
         let mut progressed = false;
         for run in todo {
-            let bar = progress::bar("aggregate", 0);
+            let bar = progress::counter("aggregate", "packets");
             let outcome = execute_run(server, &run, o.incomplete_after, o.now, &|n| bar.inc(n));
             bar.finish_and_clear();
             match outcome {
@@ -277,6 +283,7 @@ fn report_late(server: &Server, aggregation: &str, o: &StatusOptions) -> Result<
 
 #[derive(Args)]
 pub struct StatusArgs {
+    /// The server's config (server0.toml or server1.toml, as keygen writes them).
     #[arg(long)]
     config: PathBuf,
     /// The aggregation name (a DAP task id in base64url may start with "-").
@@ -284,15 +291,10 @@ pub struct StatusArgs {
     aggregation: String,
     #[command(flatten)]
     schedule: ScheduleArgs,
-    /// A table for people or JSON for scripts.
+    /// A table for people; JSON (the whole report, one object) or CSV (a line per
+    /// window, or per traversal) for scripts.
     #[arg(long, default_value = "table")]
-    output: StatusOutput,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum StatusOutput {
-    Table,
-    Json,
+    output: Output,
 }
 
 /// What `status --output json` prints: the windows, and what is passed over.
@@ -329,12 +331,23 @@ pub fn status_command(a: StatusArgs) -> Result<ExitCode> {
         },
     };
     match a.output {
-        StatusOutput::Json => out!("{}", serde_json::to_string_pretty(&report)?),
-        StatusOutput::Table if heavy_hitters => {
+        Output::Json => out!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Csv => {
+            let mut printer = Printer::new(Output::Csv);
+            match heavy_hitters {
+                true => report
+                    .traversals
+                    .iter()
+                    .try_for_each(|t| printer.record(t))?,
+                false => report.windows.iter().try_for_each(|w| printer.record(w))?,
+            }
+            printer.finish();
+        }
+        Output::Table if heavy_hitters => {
             print_traversals(&report.traversals);
             print_skipped(&report.skipped);
         }
-        StatusOutput::Table => {
+        Output::Table => {
             print_table(&report.windows);
             print_skipped(&report.skipped);
         }
@@ -431,6 +444,7 @@ fn print_table(windows: &[WindowStatus]) {
 
 #[derive(Args)]
 pub struct ExcludeArgs {
+    /// The server's config (server0.toml or server1.toml, as keygen writes them).
     #[arg(long)]
     config: PathBuf,
     /// The aggregation name (a DAP task id in base64url may start with "-").
@@ -442,6 +456,9 @@ pub struct ExcludeArgs {
     /// Why, for the record both servers keep and `status` shows.
     #[arg(long)]
     reason: String,
+    /// How the exclusion is printed: a JSON object per line, CSV, or a table.
+    #[arg(long, default_value = "json")]
+    output: Output,
 }
 
 /// Server 0 excludes a batch from every run of its aggregation; server 1 follows.
@@ -457,6 +474,6 @@ pub fn exclude_command(a: ExcludeArgs) -> Result<ExitCode> {
         );
     };
     let exclusion = exclude(&server, &batch, &a.reason)?;
-    out!("{}", serde_json::to_string(&exclusion)?);
+    super::output::print_one(a.output, &exclusion)?;
     Ok(ExitCode::SUCCESS)
 }

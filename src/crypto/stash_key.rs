@@ -46,6 +46,20 @@ impl StashKey {
         Ok(salt)
     }
 
+    /// A secret seed for `purpose`, bound to `binder` (HMAC-SHA256 under the stash key):
+    /// the same on every rerun, unknown to anyone without the key. Differential privacy
+    /// draws a release's noise from it, so a rerun cannot draw new noise.
+    pub fn derive_seed(&self, purpose: &[u8], binder: &[u8]) -> [u8; 32] {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.0);
+        let mut context = aws_lc_rs::hmac::Context::with_key(&key);
+        context.update(&(purpose.len() as u64).to_be_bytes());
+        context.update(purpose);
+        context.update(binder);
+        let mut seed = [0u8; 32];
+        seed.copy_from_slice(context.sign().as_ref());
+        seed
+    }
+
     /// The sealer of one file: `context` names what the file is for (batch, server,
     /// digest of its source), so a file cannot be passed off as another's.
     pub fn file_sealer(&self, salt: &[u8; 32], context: &[u8]) -> Result<FrameSealer, CryptoError> {

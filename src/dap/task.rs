@@ -706,12 +706,6 @@ impl Task {
             return Err(field_error("min_batch_size", "must be at least 1"));
         }
         params.vdaf.validate_for(params.dap_version, "vdaf")?;
-        if params.dp.is_some() && !matches!(params.vdaf, VdafConfig::Poplar1 { .. }) {
-            return Err(field_error(
-                "dp",
-                "differential privacy is for poplar1 tasks only so far: a Prio3 task carries none",
-            ));
-        }
         params.leader_hpke_config.validate("leader_hpke_config")?;
         params.helper_hpke_config.validate("helper_hpke_config")?;
         params

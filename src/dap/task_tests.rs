@@ -353,23 +353,31 @@ fn a_dap09_task_takes_only_vdaf08s_vdafs() {
 }
 
 #[test]
-fn dp_is_carried_by_poplar1_tasks_only_and_read_exactly() {
+fn dp_is_carried_by_any_task_and_read_exactly() {
     use crate::dap::dp::{DpStrategy, Epsilon};
     let mut p = params();
-    p.vdaf = VdafConfig::Poplar1 { bits: 64 };
-    p.dp = Some(DpStrategy::DiscreteLaplace {
-        epsilon: Epsilon::parse("0.5").unwrap(),
-    });
-    let t = Task::new(p.clone()).unwrap();
-    let text = t.to_json();
-    assert!(text.contains("\"epsilon\": \"1/2\""), "{text}");
-    assert_eq!(Task::from_json(&text).unwrap(), t);
-    // A Prio3 task has none yet.
-    p.vdaf = VdafConfig::Count;
-    assert_eq!(field_of(Task::new(p).unwrap_err()), "dp");
-    // A bad mechanism or epsilon names the field.
+    for vdaf in [VdafConfig::Poplar1 { bits: 64 }, VdafConfig::Count] {
+        p.vdaf = vdaf;
+        p.dp = Some(DpStrategy::DiscreteLaplace {
+            epsilon: Epsilon::parse("0.5").unwrap(),
+            budget: Some(Epsilon::parse("10").unwrap()),
+        });
+        let t = Task::new(p.clone()).unwrap();
+        let text = t.to_json();
+        assert!(text.contains("\"epsilon\": \"1/2\""), "{text}");
+        assert!(text.contains("\"budget\": \"10\""), "{text}");
+        assert_eq!(Task::from_json(&text).unwrap(), t);
+    }
+    let text = Task::new(p).unwrap().to_json();
+    // A bad mechanism, epsilon or budget names the field.
     let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
     value["dp"]["epsilon"] = "0".into();
+    assert_eq!(
+        field_of(Task::from_json(&value.to_string()).unwrap_err()),
+        "dp"
+    );
+    value["dp"] =
+        serde_json::json!({"mechanism": "discrete_laplace", "epsilon": "1", "budget": "1/2"});
     assert_eq!(
         field_of(Task::from_json(&value.to_string()).unwrap_err()),
         "dp"

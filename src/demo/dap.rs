@@ -157,7 +157,7 @@ pub(super) fn run(
     let invalid =
         intake_and_aggregate(&servers, &aggregation, window, total, progress, &mut stages)?;
     let collected = timed(progress, "collect", 0, &mut stages, |_| {
-        collect_any(&portal, &aggregation, &window, 0)
+        collect_any(&portal, &aggregation, &window, 0, Default::default())
     })?;
     let Collected::Dap(result) = collected else {
         bail!("collect found ENPA sum parts for the DAP task's aggregation {aggregation}");

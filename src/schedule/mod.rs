@@ -13,6 +13,7 @@
 //! (`--late`, run k >= 1 of the same window) sums it. Every run ends with a record in the
 //! server's own storage; its presence means "done".
 
+mod collectable;
 mod exclusion;
 mod execute;
 mod history;
@@ -22,6 +23,7 @@ mod plan;
 mod status;
 mod windows;
 
+pub use collectable::collectable_runs;
 pub use exclusion::{exclude, exclusions, Exclusion};
 pub use execute::{execute_run, RunOutcome};
 pub(crate) use history::summed_by;

@@ -367,6 +367,14 @@ pub fn result_csv(result: &CollectResult) -> String {
     csv
 }
 
+/// How a collection reads its result.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CollectOptions {
+    /// A DP task's noisy values below zero are shown as 0 (else as they are). The
+    /// result says so.
+    pub clamp_negative: bool,
+}
+
 /// What a collection gave: an ENPA histogram, or a DAP task's VDAF result.
 #[derive(Debug, Clone)]
 pub enum Collected {
@@ -382,6 +390,7 @@ pub fn collect_any(
     aggregation: &str,
     window: &Window,
     run: u32,
+    options: CollectOptions,
 ) -> Result<Collected> {
     crate::batch::validate_name("aggregation", aggregation).map_err(|e| anyhow::anyhow!(e))?;
     let server = &portal.servers[0];
@@ -399,7 +408,7 @@ pub fn collect_any(
     )?;
     match record.as_deref() {
         Some(<crate::wire::DapSumPart as crate::wire::Record>::NAME) => Ok(Collected::Dap(
-            super::collect_dap::collect_dap(portal, aggregation, window, run)?,
+            super::collect_dap::collect_dap(portal, aggregation, window, run, options)?,
         )),
         _ => Ok(Collected::Enpa(collect_run(
             portal,

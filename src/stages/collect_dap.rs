@@ -4,7 +4,9 @@
 //! aggregate shares with the collector's HPKE key, and unshard them into the VDAF's
 //! result. The same checks of signatures, digests and signed window as for ENPA parts.
 
-use super::collect::{check_request, missing_sum_part, refuse_disagreement, SignedWindow};
+use super::collect::{
+    check_request, missing_sum_part, refuse_disagreement, CollectOptions, SignedWindow,
+};
 use crate::batch::{run_name, BatchError, SumPartId, VerifiedSumPart, Window};
 use crate::config::{dap::CollectorDap, Portal, PortalServer};
 use crate::dap::aggregate_share::{AggregateShareAad, BatchInterval};
@@ -35,6 +37,31 @@ pub struct DapCollectResult {
     /// index.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    /// A DP task's noise (mechanism, scale, epsilon): the values are noisy, and may be
+    /// negative.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise: Option<String>,
+    /// Whether noisy values below zero were shown as 0 (`collect --clamp`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub clamped: bool,
+}
+
+/// A DP task's values as the VDAF's result shape: one number for count and sum, a list
+/// otherwise; below zero as they are, or 0 when clamped.
+fn noisy_result(vdaf: &VdafConfig, values: Vec<i128>, clamp: bool) -> serde_json::Value {
+    // A number JSON readers take exactly, else its text (as unnoised results do).
+    let number = |v: i128| match i64::try_from(v) {
+        Ok(n) => serde_json::json!(n),
+        Err(_) => serde_json::json!(v.to_string()),
+    };
+    let shown: Vec<serde_json::Value> = values
+        .into_iter()
+        .map(|v| number(if clamp { v.max(0) } else { v }))
+        .collect();
+    match vdaf {
+        VdafConfig::Count | VdafConfig::Sum { .. } => shown.into_iter().next().unwrap_or_default(),
+        _ => serde_json::Value::Array(shown),
+    }
 }
 
 /// Reads one server's DAP sum part and checks it is the part asked for, of the task.
@@ -131,6 +158,7 @@ pub fn collect_dap(
     aggregation: &str,
     window: &Window,
     run: u32,
+    options: CollectOptions,
 ) -> Result<DapCollectResult> {
     let dap = portal.dap.as_ref().ok_or_else(|| {
         anyhow!("{aggregation}: its sum parts are a DAP task's, but the portal config has no [dap] section (the task and the collector's key)")
@@ -193,9 +221,24 @@ pub fn collect_dap(
     let helper = open_share(dap, &p1, Role::Helper, interval)?;
     let vdaf = TaskVdaf::new(&dap.task)?;
     let count = usize::try_from(report_count)?;
-    let result = vdaf
-        .unshard([&leader, &helper], count)
-        .with_context(|| format!("combining {} and {}", p0.object, p1.object))?;
+    let combining = || format!("combining {} and {}", p0.object, p1.object);
+    let (result, noise) = match &dap.task.params().dp {
+        None => (
+            vdaf.unshard([&leader, &helper], count)
+                .with_context(combining)?
+                .to_json(),
+            None,
+        ),
+        Some(dp) => {
+            let values = vdaf
+                .unshard_signed([&leader, &helper])
+                .with_context(combining)?;
+            (
+                noisy_result(dap.task.vdaf(), values, options.clamp_negative),
+                Some(dp.describe(dap.task.vdaf())),
+            )
+        }
+    };
     let result = DapCollectResult {
         aggregation: aggregation.to_string(),
         window: run_name(window, run),
@@ -205,7 +248,9 @@ pub fn collect_dap(
         invalid_reports: p0.invalid.len(),
         batches: p0.record.batch_uuids.clone(),
         labels: labels(dap.task.vdaf()),
-        result: result.to_json(),
+        result,
+        clamped: noise.is_some() && options.clamp_negative,
+        noise,
     };
     let stem = format!("{aggregation}/{}.result", run_name(window, run));
     put_bytes(

@@ -178,7 +178,8 @@ pub fn advance(
                     passes: index + 1,
                     reports: parts[0].report_count,
                     invalid_reports: invalid_count(&parts),
-                    noise: collector.task.params().dp.map(|dp| dp.describe()),
+                    noise: (collector.task.params().dp)
+                        .map(|dp| dp.describe(collector.task.vdaf())),
                     heavy_hitters: hitters
                         .into_iter()
                         .map(|h| HeavyHitterRow {

@@ -6,6 +6,7 @@ mod checks;
 pub mod collect;
 pub mod collect_dap;
 pub mod collect_heavy;
+pub mod dp_ledger;
 pub mod heavy;
 pub mod ingest;
 pub mod ingest_dap;
@@ -15,6 +16,7 @@ mod judges;
 mod packets;
 pub mod pass_ledger;
 pub mod replays;
+pub mod series;
 
 pub use checks::check_ingestion_header;
 pub use judges::{batch_task, ingestion_kind, BatchTask, IngestionKind};

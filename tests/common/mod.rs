@@ -132,6 +132,25 @@ pub fn dap_deployment_for(
     (loaded(dir, paths), task)
 }
 
+/// An ENPA batch at `time` of `n` reports, each setting bin `bin` of 3.
+pub fn write_batch(
+    d: &Deployment,
+    aggregation: &str,
+    time: chrono::DateTime<chrono::Utc>,
+    bin: usize,
+    n: usize,
+) -> divvi::batch::BatchId {
+    use divvi::stages::ingest::{IngestionBatch, PacketMaker};
+    let maker = PacketMaker::new(&d.ingestor, 3).unwrap();
+    let mut b = IngestionBatch::new(&d.ingestor, aggregation, time).unwrap();
+    let mut m = [0u32; 3];
+    m[bin] = 1;
+    for _ in 0..n {
+        b.append(&maker.make(&m).unwrap()).unwrap();
+    }
+    b.finish(3, 1.0).unwrap()
+}
+
 pub fn now_window() -> (chrono::DateTime<chrono::Utc>, Window) {
     let t = truncate_to_minute(chrono::Utc::now());
     (t, Window::new(t, t).unwrap())

@@ -74,6 +74,15 @@ impl TaskVdaf {
         }
     }
 
+    /// The result of a DP task's two aggregate shares, value by value, as signed numbers
+    /// (noise may take a value below zero, which [`TaskVdaf::unshard`] cannot show).
+    pub fn unshard_signed(&self, aggregate_shares: [&[u8]; 2]) -> Result<Vec<i128>, VdafStepError> {
+        let aggregator = self.aggregator(0)?;
+        let mut sum = aggregator.decode_sum(aggregate_shares[0])?;
+        sum.merge(&aggregator.decode_sum(aggregate_shares[1])?)?;
+        Ok(sum.signed_values())
+    }
+
     /// Aggregator `agg_id` (0 leader, 1 helper) of this task.
     pub fn aggregator(&self, agg_id: usize) -> Result<TaskAggregator, VdafStepError> {
         let (draft, empty) = match &self.draft {
@@ -182,7 +191,7 @@ mod tests {
         vdaf: VdafConfig,
         measurements: &[Measurement],
         spoil: Option<usize>,
-    ) -> (AggregateResult, usize) {
+    ) -> (AggregateResult, usize, [Vec<u8>; 2]) {
         let t = task(version, vdaf);
         let vdaf = TaskVdaf::new(&t).unwrap();
         let aggregators = [vdaf.aggregator(0).unwrap(), vdaf.aggregator(1).unwrap()];
@@ -228,7 +237,7 @@ mod tests {
             aggregators[id].decode_sum(bytes).unwrap();
         }
         let result = vdaf.unshard([&encoded[0], &encoded[1]], valid).unwrap();
-        (result, valid)
+        (result, valid, encoded)
     }
 
     #[test]
@@ -262,11 +271,51 @@ mod tests {
             ];
             for (vdaf, measurements, truth) in cases {
                 let name = format!("{} {}", version.label(), vdaf.spec());
-                let (result, valid) = run(version, vdaf.clone(), &measurements, None);
+                let (result, valid, _) = run(version, vdaf.clone(), &measurements, None);
                 assert_eq!((result, valid), (truth, measurements.len()), "{name}");
                 // One spoiled report: refused by both, the others still sum right.
-                let (_, valid) = run(version, vdaf, &measurements, Some(1));
+                let (_, valid, _) = run(version, vdaf, &measurements, Some(1));
                 assert_eq!(valid, measurements.len() - 1, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn noisy_shares_unshard_to_the_truth_plus_both_noises_below_zero_too() {
+        for version in [DapVersion::Dap09, DapVersion::Dap18] {
+            let cases = [
+                (
+                    VdafConfig::Count,
+                    vec![Measurement::Count(true)],
+                    vec![1i128],
+                ),
+                (
+                    VdafConfig::from_spec("histogram:3").unwrap(),
+                    [2, 2, 0].map(Measurement::Histogram).to_vec(),
+                    vec![1, 0, 2],
+                ),
+            ];
+            for (vdaf, measurements, truth) in cases {
+                let t = task(version, vdaf.clone());
+                let (_, _, encoded) = run(version, vdaf, &measurements, None);
+                let noises = [[-5i64, 7, 0], [-3, -9, 4]];
+                let noisy: Vec<Vec<u8>> = (0..2)
+                    .map(|id| {
+                        let aggregator = TaskVdaf::new(&t).unwrap().aggregator(id).unwrap();
+                        let mut sum = aggregator.decode_sum(&encoded[id]).unwrap();
+                        sum.add_noise(&noises[id][..truth.len()]).unwrap();
+                        assert!(sum.add_noise(&[1; 4]).is_err(), "one value per position");
+                        sum.encode().unwrap()
+                    })
+                    .collect();
+                let values = TaskVdaf::new(&t)
+                    .unwrap()
+                    .unshard_signed([&noisy[0], &noisy[1]])
+                    .unwrap();
+                let expected: Vec<i128> = (0..truth.len())
+                    .map(|i| truth[i] + i128::from(noises[0][i] + noises[1][i]))
+                    .collect();
+                assert_eq!(values, expected, "{}", version.label());
             }
         }
     }

@@ -168,6 +168,80 @@ impl AggregateSum {
         .map_err(aggregating)
     }
 
+    /// Adds `noise[i]` to value i (differential privacy): a negative value is the field's
+    /// negative, which [`AggregateSum::signed_values`] reads back as such.
+    pub fn add_noise(&mut self, noise: &[i64]) -> Result<(), VdafStepError> {
+        fn noisy<F: NttFriendlyFieldElement>(
+            sum: &mut AggregateShare<F>,
+            noise: &[i64],
+        ) -> Result<(), VdafStepError> {
+            let values: Vec<F> = sum.as_ref().to_vec();
+            if values.len() != noise.len() {
+                return Err(VdafStepError::Aggregate(format!(
+                    "{} noise values for {} values",
+                    noise.len(),
+                    values.len()
+                )));
+            }
+            let noisy = values.iter().zip(noise).map(|(&value, &n)| {
+                let magnitude = F::from(F::Integer::try_from(n.unsigned_abs() as usize).ok()?);
+                Some(if n < 0 {
+                    value - magnitude
+                } else {
+                    value + magnitude
+                })
+            });
+            let noisy: Option<Vec<F>> = noisy.collect();
+            let noisy = noisy
+                .ok_or_else(|| VdafStepError::Aggregate("a noise value beyond the field".into()))?;
+            *sum = AggregateShare::from(noisy);
+            Ok(())
+        }
+        match &mut self.0 {
+            ByField::F64(sum) => noisy(sum, noise),
+            ByField::F128(sum) => noisy(sum, noise),
+        }
+    }
+
+    /// How many values the share holds.
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            ByField::F64(sum) => sum.as_ref().len(),
+            ByField::F128(sum) => sum.as_ref().len(),
+        }
+    }
+
+    /// Whether the share holds no value (no VDAF's does).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values as signed numbers: an element above half the field is the negative it
+    /// stands for (DP noise can take a count below zero). For the Prio3 VDAFs divvi runs,
+    /// the sum of both aggregate shares is the result itself, value by value.
+    pub fn signed_values(&self) -> Vec<i128> {
+        fn signed<F: NttFriendlyFieldElement>(sum: &AggregateShare<F>) -> Vec<i128>
+        where
+            u128: From<F::Integer>,
+        {
+            let p = u128::from(F::modulus());
+            sum.as_ref()
+                .iter()
+                .map(|&x| {
+                    let v = u128::from(F::Integer::from(x));
+                    match v > p / 2 {
+                        true => -((p - v) as i128),
+                        false => v as i128,
+                    }
+                })
+                .collect()
+        }
+        match &self.0 {
+            ByField::F64(sum) => signed(sum),
+            ByField::F128(sum) => signed(sum),
+        }
+    }
+
     /// The encoded aggregate share, as the collector reads it.
     pub fn encode(&self) -> Result<Vec<u8>, VdafStepError> {
         match &self.0 {

@@ -99,10 +99,16 @@ impl PassRun<'_> {
             }
             .into());
         }
-        // Noise once, here: the sum part is written once and never again, so a rerun
-        // neither adds more nor shows another draw.
-        if let Some(dp) = &task.params().dp {
-            let noise = dp.noise(self.pass.len()).map_err(|e| anyhow!("dp: {e}"))?;
+        // DP noise, claimed in the ledger first; drawn from a seed of this release, so
+        // a rerun after a kill adds the same noise.
+        let release = self.id.sum_name(server.index);
+        let noise = crate::stages::dp_ledger::release_noise(
+            server,
+            &self.id.aggregation,
+            &release,
+            self.pass.len(),
+        )?;
+        if let Some(noise) = noise {
             sum.add_noise(&noise).map_err(step)?;
         }
         let interval = window_interval(&self.id.window, task.time_precision())?;

@@ -7,7 +7,7 @@
 
 use super::{Presum, ReportJudge, RunSum, SumJudge, Verified, VerifiedBy};
 use crate::batch::{
-    open_batch, write_sum_part, BatchId, BatchKind, OpenedBatch, SumPartBinding, SumPartId, Window,
+    open_batch, write_sum_part, BatchId, BatchKind, OpenedBatch, SumPartBinding, Window,
 };
 use crate::config::{dap::ServerDap, Server};
 use crate::dap::aggregate_share::{
@@ -19,6 +19,7 @@ use crate::dap::{ReportId, Role, VerifyInput};
 use crate::ids::RunId;
 use crate::stages::aggregate::RunTotals;
 use crate::stages::checks::check_batch_names;
+use crate::stages::dp_ledger::release_noise;
 use crate::stages::replays::fingerprint;
 use crate::stash::StashContext;
 use crate::wire::{
@@ -330,9 +331,17 @@ impl<'s> SumJudge<'s> for DapJudge<'s> {
         let interval = window_interval(window, task.time_precision())?;
         let task_binding = task.aad_task_binding();
         let aad = AggregateShareAad::for_task(task, &task_binding, interval);
+        let part = run.sum_part(&server.instance, server.index);
+        // DP noise, claimed in the ledger first; drawn from a seed of this release (the
+        // part's name), so a rerun adds the same noise.
+        let mut share = totals.sum.sum.clone();
+        let release = part.names().header;
+        let noise = release_noise(server, &run.aggregation, &release, share.len())?;
+        if let Some(noise) = noise {
+            share.add_noise(&noise)?;
+        }
         let collector = &task.params().collector_hpke_config;
-        let sealed =
-            seal_aggregate_share(collector, self.dap.role, &aad, &totals.sum.sum.encode()?)?;
+        let sealed = seal_aggregate_share(collector, self.dap.role, &aad, &share.encode()?)?;
         let mut checksum = ReportIdChecksum::new();
         for report in &totals.counted {
             checksum.add(&ReportId(report.into_bytes()));
@@ -351,13 +360,6 @@ impl<'s> SumJudge<'s> for DapJudge<'s> {
             aggregation_start_time: window.start.timestamp_millis(),
             aggregation_end_time: window.end.timestamp_millis(),
             packet_file_digest: Vec::new(), // set by write_sum_part
-        };
-        let part = SumPartId {
-            instance: server.instance.clone(),
-            aggregation: run.aggregation.clone(),
-            window: *window,
-            run: run.run,
-            server: server.index,
         };
         let binding = SumPartBinding {
             instance: server.instance.clone(),

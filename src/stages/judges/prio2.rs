@@ -1,7 +1,7 @@
 //! ENPA batches: Prio2 packets, opened with the server's packet keys.
 
 use super::{NoPresum, ReportJudge, RunSum, SumJudge, Verified, VerifiedBy};
-use crate::batch::{write_sum_part, BatchId, OpenedBatch, SumPartBinding, SumPartId, Window};
+use crate::batch::{write_sum_part, BatchId, OpenedBatch, SumPartBinding, Window};
 use crate::config::Server;
 use crate::ids::RunId;
 use crate::stages::aggregate::RunTotals;
@@ -175,13 +175,7 @@ impl<'s> SumJudge<'s> for Prio2Judge<'s> {
         totals: &RunTotals<Prio2Sum>,
     ) -> Result<(String, Vec<u32>)> {
         let (server, header, window) = (self.server, &self.header, &run.window);
-        let part = SumPartId {
-            instance: server.instance.clone(),
-            aggregation: run.aggregation.clone(),
-            window: *window,
-            run: run.run,
-            server: server.index,
-        };
+        let part = run.sum_part(&server.instance, server.index);
         let acc = &totals.sum.0;
         let sum = acc.sum();
         let record = SumPart {
