@@ -24,8 +24,19 @@ fn vector_dir() -> PathBuf {
 
 /// `<prio VERSION package>/src/vdaf/test_vec/DIR`.
 fn test_vec_dir(version: &str, dir: &str) -> PathBuf {
+    // Only this platform's packages: a fresh machine has not downloaded the others
+    // (Windows-only crates), and --offline would fail on them.
+    let rustc = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV runs");
+    let host = String::from_utf8_lossy(&rustc.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .expect("rustc -vV names the host");
     let out = std::process::Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", &host])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");

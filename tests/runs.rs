@@ -158,7 +158,7 @@ fn server_1_waits_for_a_validation_server_0_already_counted() {
 // --- The scheduled jobs as processes -------------------------------------------------
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 fn spawn(args: &[&str]) -> Child {
@@ -532,6 +532,228 @@ fn jobs_push_their_metrics_including_late_batches() {
     assert_eq!(
         sample(&body, "divvi_batches_total", "outcome=\"done\""),
         1.0
+    );
+}
+
+/// A Pushgateway behind TLS on loopback (Python's ssl module with a certificate made by
+/// openssl for 127.0.0.1): prints its port, then one JSON line per request it answers
+/// (path, Authorization header, body). Handshakes that fail are skipped.
+const HTTPS_GATEWAY: &str = r#"
+import http.server, json, ssl, sys
+class Gateway(http.server.BaseHTTPRequestHandler):
+    def do_PUT(self):
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        print(json.dumps({"path": self.path, "authorization": self.headers.get("Authorization"), "body": body}), flush=True)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Gateway)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[1], sys.argv[2])
+server.socket = context.wrap_socket(server.socket, server_side=True)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+
+/// A CA and a server certificate it signed for 127.0.0.1 (rustls, rightly, takes no
+/// self-signed CA certificate as a server's), made by openssl: (ca, cert, key) paths.
+fn certificate_for_loopback(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let path = |name: &str| dir.join(name);
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=gateway",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "req.pem",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(path("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "req.pem",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+    (path("ca.pem"), path("cert.pem"), path("key.pem"))
+}
+
+#[test]
+fn jobs_push_over_https_with_basic_auth_and_only_to_a_trusted_gateway() {
+    use std::io::BufRead;
+    let (d, _, _) = scheduled_deployment("tls", 2, 5);
+    let tls = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificate_for_loopback(tls.path());
+    let mut gateway = std::process::Command::new("python3")
+        .args(["-c", HTTPS_GATEWAY])
+        .args([&cert, &key])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Lines the gateway prints, read on a thread so a push that never comes fails the
+    // test instead of hanging it.
+    let (lines, requests) = std::sync::mpsc::channel();
+    let stdout = gateway.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = lines.send(line.unwrap());
+        }
+    });
+    let next = || {
+        requests
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the gateway printed nothing within 30 s")
+    };
+    let port = next();
+    let url = format!("https://127.0.0.1:{port}/pgw");
+    let password = "pw-7f3a9c-not-for-logs";
+    let job = |trust: bool| {
+        let c0 = config(&d, 0);
+        let mut args = intake_args(&c0, "tls");
+        args.extend(["--log-format", "text", "--pushgateway", &url].map(String::from));
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_divvi"));
+        command
+            .args(&args)
+            .env("DIVVI_PUSHGATEWAY_USERNAME", "divvi")
+            .env("DIVVI_PUSHGATEWAY_PASSWORD", password)
+            .env("RUST_LOG", "info");
+        if trust {
+            command.env("SSL_CERT_FILE", &ca);
+        }
+        command.output().unwrap()
+    };
+
+    // Trusted through SSL_CERT_FILE: the push arrives with the credentials, and its
+    // body is what the reference parser reads, durations as histograms.
+    let out = job(true);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(!log.contains(password), "{log}");
+    let pushed: serde_json::Value = serde_json::from_str(&next()).unwrap();
+    assert_eq!(
+        pushed["path"],
+        "/pgw/metrics/job/divvi_intake/server/0/aggregation/tls"
+    );
+    use base64::Engine as _;
+    let expected = base64::engine::general_purpose::STANDARD.encode(format!("divvi:{password}"));
+    assert_eq!(pushed["authorization"], format!("Basic {expected}"));
+    let samples = prometheus_samples(pushed["body"].as_str().unwrap());
+    let at = |name: &str, labels: &str| {
+        let key = format!(
+            "{name}{{\"aggregation\": \"tls\", \"job_name\": \"intake\", {labels}\"server\": \"0\"}}"
+        );
+        *samples
+            .get(&key)
+            .unwrap_or_else(|| panic!("no {key} in {samples:?}"))
+    };
+    assert_eq!(at("divvi_batches_total", "\"outcome\": \"done\", "), 2.0);
+    assert_eq!(
+        at(
+            "divvi_batch_duration_seconds_count",
+            "\"outcome\": \"done\", "
+        ),
+        2.0
+    );
+    assert_eq!(
+        at(
+            "divvi_job_duration_seconds_count",
+            "\"outcome\": \"success\", "
+        ),
+        1.0
+    );
+    assert_eq!(
+        at(
+            "divvi_job_duration_seconds_bucket",
+            "\"le\": \"+Inf\", \"outcome\": \"success\", "
+        ),
+        1.0
+    );
+
+    // Not trusted (the system's CAs did not sign it): no push, a clear warning, and the
+    // job still succeeds (its work does not depend on the push).
+    let out = job(false);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("could not push metrics")
+            && log.contains(&format!("TLS with 127.0.0.1:{port}")),
+        "{log}"
+    );
+    assert!(!log.contains(password), "{log}");
+
+    gateway.kill().unwrap();
+    gateway.wait().unwrap();
+
+    // Credentials are never sent in clear text: refused before any work.
+    let c0 = config(&d, 0);
+    let mut args = intake_args(&c0, "tls");
+    args.extend(["--pushgateway", "http://127.0.0.1:9"].map(String::from));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_divvi"))
+        .args(&args)
+        .env("DIVVI_PUSHGATEWAY_USERNAME", "divvi")
+        .env("DIVVI_PUSHGATEWAY_PASSWORD", password)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("only sent over https://") && !err.contains(password),
+        "{err}"
     );
 }
 

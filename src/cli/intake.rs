@@ -108,21 +108,21 @@ pub(super) fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<Ended> {
     // Each batch is counted and printed as it ends, whichever worker ran it.
     let printer = super::output::Printer::new(a.output);
     let ended = std::sync::Mutex::new((&metrics, 0usize, None, printer));
-    intake::intake_batches(&server, &ids, &tick, |id, result| {
+    intake::intake_batches(&server, &ids, &tick, |id, result, took| {
         bar.inc(1);
         let mut ended = ended.lock().unwrap_or_else(|p| p.into_inner());
         let (metrics, failed, print_error, printer) = &mut *ended;
         match result {
             Ok(r) => {
                 metrics.packets(r.verified, r.rejected.len() as u64);
-                metrics.batch("done");
+                metrics.batch("done", took);
                 if let Err(e) = printer.record(&r) {
                     *print_error = Some(e);
                 }
             }
             Err(e) => {
                 *failed += 1;
-                metrics.batch("failed");
+                metrics.batch("failed", took);
                 eprintln!("error: intake of {id}: {e:#}");
             }
         }
@@ -153,6 +153,6 @@ pub(super) fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<Ended> {
     });
     eprintln!("{summary}");
     let shard_label = (shard != Shard::ALL).then(|| shard.to_string());
-    metrics.finish(failed == 0, m.pushgateway.as_deref(), shard_label);
+    metrics.finish(failed == 0, m.pushgateway.as_ref(), shard_label);
     Ok(ended)
 }

@@ -64,7 +64,8 @@ struct Cli {
     /// Log lines as JSON or text; auto is JSON unless stderr is a terminal.
     #[arg(long, global = true, env = "DIVVI_LOG_FORMAT", default_value = "auto")]
     log_format: logging::LogFormat,
-    /// Push the job's metrics to this Prometheus Pushgateway (http://host:port) when it ends.
+    /// Push the job's metrics to this Prometheus Pushgateway when it ends (http://host:port,
+    /// or https:// with basic auth from DIVVI_PUSHGATEWAY_USERNAME and _PASSWORD).
     #[arg(long, global = true, env = "DIVVI_PUSHGATEWAY")]
     pushgateway: Option<String>,
     /// Serve the job's metrics at http://0.0.0.0:PORT/metrics while it runs.
@@ -130,7 +131,7 @@ pub fn run() -> Result<ExitCode> {
         cli.log_format,
     );
     let metrics_args = MetricsArgs {
-        pushgateway: cli.pushgateway,
+        pushgateway: cli.pushgateway.as_deref().map(pushgateway).transpose()?,
         port: cli.metrics_port,
     };
     let exit_codes = cli.exit_codes;
@@ -158,8 +159,28 @@ pub fn run() -> Result<ExitCode> {
 
 /// Where a job's metrics go (global flags).
 pub struct MetricsArgs {
-    pub pushgateway: Option<String>,
+    pub pushgateway: Option<divvi::metrics::Pushgateway>,
     pub port: Option<u16>,
+}
+
+/// The Pushgateway at `url`, with basic-auth credentials from the environment (a
+/// Kubernetes Secret), never from the command line; checked before the job's work.
+fn pushgateway(url: &str) -> Result<divvi::metrics::Pushgateway> {
+    const USERNAME: &str = "DIVVI_PUSHGATEWAY_USERNAME";
+    const PASSWORD: &str = "DIVVI_PUSHGATEWAY_PASSWORD";
+    let read = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let auth = match (read(USERNAME), read(PASSWORD)) {
+        (Some(username), Some(password)) => {
+            Some(divvi::metrics::BasicAuth::new(username, password))
+        }
+        (None, None) => None,
+        _ => {
+            bail!("set both {USERNAME} and {PASSWORD} for the Pushgateway's basic auth, or neither")
+        }
+    };
+    let gateway = divvi::metrics::Pushgateway::new(url, auth);
+    gateway.check()?;
+    Ok(gateway)
 }
 
 /// Windows longer than this need `--force`: a longer one is most likely a mistyped date,

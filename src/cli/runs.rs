@@ -17,6 +17,7 @@ use divvi::schedule::{
 use divvi::skipped::{Skipped, Survey};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 #[derive(Args)]
 pub struct AggregateArgs {
@@ -118,21 +119,21 @@ pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<End
 
     let (mut failed, mut waiting, mut done) = (0, 0, 0);
     let mut printer = Printer::new(a.output);
-    for (run, outcome) in run_all(&server, &runs, &o) {
+    for (run, outcome, took) in run_all(&server, &runs, &o) {
         match outcome {
             Ok(outcome) => {
                 match &outcome {
                     RunOutcome::Done { report, left_out } => {
                         done += 1;
                         metrics.packets(report.valid, report.invalid.len() as u64);
-                        metrics.batch("done");
+                        metrics.batch("done", took);
                         for batch in left_out {
                             tracing::warn!(run = %run, batch = %batch, "late batch: not in this run (not ready when it was decided, or other Prio parameters); sum it later with aggregate --late");
                         }
                     }
                     RunOutcome::Waiting { .. } => {
                         waiting += 1;
-                        metrics.batch("waiting");
+                        metrics.batch("waiting", took);
                     }
                     // Batches of the window not ready yet: wait for them.
                     RunOutcome::NothingReady {
@@ -145,7 +146,7 @@ pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<End
             }
             Err(e) => {
                 failed += 1;
-                metrics.batch("failed");
+                metrics.batch("failed", took);
                 eprintln!("error: {run}: {e:#}");
             }
         }
@@ -165,27 +166,35 @@ pub fn aggregate_command(a: AggregateArgs, m: &super::MetricsArgs) -> Result<End
     };
     let summary = serde_json::json!({ "runs": runs.len(), "failed": failed, "waiting": waiting, "outcome": ended.name() });
     eprintln!("{summary}");
-    metrics.finish(failed == 0, m.pushgateway.as_deref(), None);
+    metrics.finish(failed == 0, m.pushgateway.as_ref(), None);
     Ok(ended)
 }
 
 /// Runs each run; runs left waiting get another turn while others finish, since a run
 /// waits for the runs decided before it (a late run may precede a later window's run).
-fn run_all(server: &Server, runs: &[RunId], o: &StatusOptions) -> Vec<(RunId, Result<RunOutcome>)> {
+/// Each outcome comes with the time its run took over all its turns.
+fn run_all(
+    server: &Server,
+    runs: &[RunId],
+    o: &StatusOptions,
+) -> Vec<(RunId, Result<RunOutcome>, Duration)> {
     let mut finished = Vec::new();
-    let mut todo: Vec<RunId> = runs.to_vec();
+    let mut todo: Vec<(RunId, Duration)> =
+        runs.iter().map(|r| (r.clone(), Duration::ZERO)).collect();
     loop {
         let mut waiting = Vec::new();
         let mut progressed = false;
-        for run in todo {
+        for (run, took_before) in todo {
             let bar = progress::counter("aggregate", "packets");
+            let started = Instant::now();
             let outcome = execute_run(server, &run, o.incomplete_after, o.now, &|n| bar.inc(n));
+            let took = took_before + started.elapsed();
             bar.finish_and_clear();
             match outcome {
-                Ok(RunOutcome::Waiting { missing }) => waiting.push((run, missing)),
+                Ok(RunOutcome::Waiting { missing }) => waiting.push((run, missing, took)),
                 other => {
                     progressed |= matches!(other, Ok(RunOutcome::Done { .. }));
-                    finished.push((run, other));
+                    finished.push((run, other, took));
                 }
             }
         }
@@ -193,11 +202,14 @@ fn run_all(server: &Server, runs: &[RunId], o: &StatusOptions) -> Vec<(RunId, Re
             finished.extend(
                 waiting
                     .into_iter()
-                    .map(|(run, missing)| (run, Ok(RunOutcome::Waiting { missing }))),
+                    .map(|(run, missing, took)| (run, Ok(RunOutcome::Waiting { missing }), took)),
             );
             return finished;
         }
-        todo = waiting.into_iter().map(|(run, _)| run).collect();
+        todo = waiting
+            .into_iter()
+            .map(|(run, _, took)| (run, took))
+            .collect();
     }
 }
 

@@ -11,11 +11,11 @@
 use super::backlog::{sealed_queue, Backlog, SealedReceiver};
 use super::durable::{Busy, DurableLog, Rotation};
 use super::flush::flush_segment;
+use super::metrics::ServeMetrics;
 use super::routes::{route, Answer, Request as RouteRequest, Route, Served};
 use super::segments::{remove_sealed, Journal};
 use crate::config::Ingestor;
 use crate::dap::Task;
-use crate::metrics::Metrics;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -97,7 +97,7 @@ struct App {
     backlog: Backlog,
     max_pending: usize,
     draining: AtomicBool,
-    metrics: Arc<Metrics>,
+    metrics: Arc<ServeMetrics>,
     /// Journal commits already counted in `metrics`.
     commits_counted: AtomicU64,
 }
@@ -106,12 +106,7 @@ impl App {
     /// Why flushing is too far behind to take more reports, if it is.
     fn behind(&self) -> Option<String> {
         let pending = self.backlog.pending();
-        self.metrics.set(
-            "divvi_serve_segments_pending",
-            "Sealed journal segments waiting to be flushed into ingestion batches",
-            &[],
-            pending as f64,
-        );
+        self.metrics.segments_pending(pending);
         (pending > self.max_pending).then(|| {
             format!(
                 "flushing to storage is behind ({pending} sealed segments wait, at most {} may)",
@@ -123,12 +118,7 @@ impl App {
     fn count_commits(&self) {
         let now = self.log.commits();
         let before = self.commits_counted.swap(now, Ordering::AcqRel);
-        self.metrics.add(
-            "divvi_serve_journal_commits_total",
-            "Group commits (one fsync each) of the write-ahead journal",
-            &[],
-            now.saturating_sub(before),
-        );
+        self.metrics.journal_commits(now.saturating_sub(before));
     }
 }
 
@@ -142,10 +132,10 @@ pub fn serve(
     ready: impl FnOnce(Bound),
     stop: Option<tokio::sync::oneshot::Receiver<()>>,
 ) -> Result<()> {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(ServeMetrics::new());
     let metrics_server = options
         .metrics_port
-        .map(|port| crate::metrics::serve(Arc::clone(&metrics), port))
+        .map(|port| crate::metrics::serve(Arc::clone(&metrics.registry), port))
         .transpose()?;
     let (journal, recovered) = Journal::open(&options.journal)?;
     let (sealed, segments, backlog) = sealed_queue();
@@ -251,14 +241,10 @@ async fn accept_until_signalled(
 
 async fn handle(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> {
     app.in_flight.fetch_add(1, Ordering::AcqRel);
+    let started = std::time::Instant::now();
     let answer = answer(app, request).await;
     app.in_flight.fetch_sub(1, Ordering::AcqRel);
-    app.metrics.add(
-        "divvi_serve_responses_total",
-        "Responses, by HTTP status",
-        &[("status", &answer.status.to_string())],
-        1,
-    );
+    app.metrics.response(answer.status, started.elapsed());
     let mut response = Response::new(Full::new(Bytes::from(answer.body)));
     *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
     let headers = response.headers_mut();
@@ -319,7 +305,7 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answer {
             for (id, why) in &refused {
                 tracing::info!(report = %id, reason = %why, "report refused at upload");
             }
-            count_reports(&app.metrics, "refused", refused.len());
+            app.metrics.reports("refused", refused.len());
             if let Some(why) = app.behind() {
                 return Answer::problem(503, "busy", taskid, &why);
             }
@@ -333,7 +319,7 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answer {
                 let durable = durable.await;
                 app.count_commits();
                 match durable {
-                    Ok(Ok(())) => count_reports(&app.metrics, "accepted", count),
+                    Ok(Ok(())) => app.metrics.reports("accepted", count),
                     Ok(Err(e)) => {
                         tracing::error!("journal: {e}");
                         return Answer::problem(503, "busy", taskid, "the journal could not write");
@@ -346,15 +332,6 @@ async fn answer(app: &App, request: Request<Incoming>) -> Answer {
     }
 }
 
-fn count_reports(metrics: &Metrics, outcome: &str, n: usize) {
-    metrics.add(
-        "divvi_serve_reports_total",
-        "Reports uploaded: accepted (durable in the journal) or refused",
-        &[("outcome", outcome)],
-        n as u64,
-    );
-}
-
 /// Flushes each sealed segment as it comes, retrying one that fails (storage down) with
 /// a growing pause; never skips one. Ends when the log's writer has gone and every
 /// segment is flushed.
@@ -363,11 +340,12 @@ fn flush_all(
     task: &Task,
     options: &ServeOptions,
     segments: &SealedReceiver,
-    metrics: &Metrics,
+    metrics: &ServeMetrics,
 ) {
     while let Some(segment) = segments.next() {
         let mut pause = Duration::from_millis(200);
         loop {
+            let started = std::time::Instant::now();
             let flushed = flush_segment(
                 ingestor,
                 task,
@@ -379,25 +357,14 @@ fn flush_all(
                 remove_sealed(&segment)?;
                 Ok(f)
             });
+            metrics.flush(flushed.is_ok(), started.elapsed());
             match flushed {
                 Ok(f) => {
                     segments.flushed();
                     tracing::info!(segment = %f.segment, uploaded = f.uploaded, repeats = f.repeats, "segment flushed");
-                    metrics.add(
-                        "divvi_serve_segments_flushed_total",
-                        "Journal segments written into ingestion batches and removed",
-                        &[],
-                        1,
-                    );
                     break;
                 }
                 Err(e) => {
-                    metrics.add(
-                        "divvi_serve_flush_failures_total",
-                        "Failed attempts to flush a segment (each is retried)",
-                        &[],
-                        1,
-                    );
                     tracing::error!(segment = %segment.display(), "flush failed, will retry: {e:#}");
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_secs(60));

@@ -9,5 +9,6 @@ pub mod backlog;
 pub mod durable;
 pub mod flush;
 pub mod http;
+pub mod metrics;
 pub mod routes;
 pub mod segments;

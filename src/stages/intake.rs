@@ -117,12 +117,14 @@ pub fn intake_batches(
     server: &Server,
     ids: &[BatchId],
     tick: Tick,
-    done: impl Fn(&BatchId, Result<IntakeReport>) + Sync,
+    done: impl Fn(&BatchId, Result<IntakeReport>, std::time::Duration) + Sync,
 ) {
     use rayon::prelude::*;
-    ids.par_iter()
-        .with_max_len(1)
-        .for_each(|id| done(id, intake(server, id, tick)));
+    ids.par_iter().with_max_len(1).for_each(|id| {
+        let started = std::time::Instant::now();
+        let result = intake(server, id, tick);
+        done(id, result, started.elapsed())
+    });
 }
 
 fn intake_of<'s, J: ReportJudge<'s>>(

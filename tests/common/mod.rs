@@ -32,6 +32,36 @@ pub fn kill_after(args: &[&str], delay: std::time::Duration) -> bool {
     child.wait().unwrap().signal() == Some(9)
 }
 
+/// Samples of a Prometheus text body as Python's prometheus_client parser reads them:
+/// "name{labels as sorted JSON}" to value.
+pub fn prometheus_samples(body: &str) -> std::collections::HashMap<String, f64> {
+    use std::io::Write;
+    const PARSE: &str = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+print(json.dumps({s.name + json.dumps(s.labels, sort_keys=True): s.value
+    for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples}))
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", PARSE])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus_client cannot parse:\n{body}"
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Runs the `divvi` binary, which must succeed; returns its standard output.
 pub fn ok(args: &[&str]) -> String {
     let out = divvi(args);

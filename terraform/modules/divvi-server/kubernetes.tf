@@ -191,6 +191,23 @@ resource "kubernetes_cron_job_v1" "job" {
                   value = env.value
                 }
               }
+              # Basic-auth credentials for the Pushgateway, from a Secret (never in
+              # the job's arguments).
+              dynamic "env" {
+                for_each = var.pushgateway_credentials_secret == null ? {} : {
+                  DIVVI_PUSHGATEWAY_USERNAME = "username"
+                  DIVVI_PUSHGATEWAY_PASSWORD = "password"
+                }
+                content {
+                  name = env.key
+                  value_from {
+                    secret_key_ref {
+                      name = var.pushgateway_credentials_secret
+                      key  = env.value
+                    }
+                  }
+                }
+              }
               dynamic "port" {
                 for_each = var.metrics_port == null ? [] : [var.metrics_port]
                 content {

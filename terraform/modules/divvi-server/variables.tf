@@ -301,6 +301,16 @@ variable "pushgateway_url" {
   default     = null
 }
 
+variable "pushgateway_credentials_secret" {
+  description = "Kubernetes Secret (keys username and password) with basic-auth credentials for an https:// Pushgateway; null for none."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.pushgateway_credentials_secret == null ? true : can(regex("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", var.pushgateway_credentials_secret))
+    error_message = "The pushgateway_credentials_secret must be a Kubernetes Secret name (lower-case letters, digits, '-', '.')."
+  }
+}
+
 variable "metrics_port" {
   description = "Port on which each job pod serves Prometheus /metrics while it runs (for a PodMonitor); null for none."
   type        = number
