@@ -147,6 +147,27 @@ fn skipped(line: &str, format: FileFormat, form: ReportForm) -> bool {
     line.starts_with('#') || (line.is_empty() && !empty_report)
 }
 
+/// How many reports a file holds (its lines that are not skipped), for a progress bar's
+/// total; None for standard input, which can be read only once. Lines are not parsed:
+/// a line that is not a valid report counts, and fails when it is read.
+pub fn count_reports(
+    source: &ReportSource,
+    format: FileFormat,
+    form: ReportForm,
+) -> Result<Option<u64>> {
+    if *source == ReportSource::Stdin {
+        return Ok(None);
+    }
+    let mut count = 0;
+    for line in source.open()?.lines() {
+        let line = line.with_context(|| format!("reading {}", source.name()))?;
+        if !skipped(line.trim(), format, form) {
+            count += 1;
+        }
+    }
+    Ok(Some(count))
+}
+
 /// Streams the reports of a file or of standard input.
 pub fn read_reports(
     source: &ReportSource,
@@ -173,6 +194,38 @@ pub fn read_reports(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_count_of_a_file_is_the_number_of_reports_read() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, format, form) in [
+            (
+                "# header\n1,0\n\n0,1\n  \n1,1\n",
+                FileFormat::Csv,
+                ReportForm::Vector,
+            ),
+            // In CSV indices a blank line is the report with no bin set.
+            ("# header\n1\n\n0\n", FileFormat::Csv, ReportForm::Indices),
+            (
+                "[1]\n\n# x\n[]\n[0,1]",
+                FileFormat::Jsonl,
+                ReportForm::Indices,
+            ),
+        ] {
+            let path = dir.path().join("reports");
+            std::fs::write(&path, text).unwrap();
+            let source = ReportSource::File(path);
+            let read = read_reports(&source, format, form, 2).unwrap().count() as u64;
+            assert_eq!(
+                count_reports(&source, format, form).unwrap(),
+                Some(read),
+                "{text:?}"
+            );
+        }
+        let stdin = ReportSource::Stdin;
+        let counted = count_reports(&stdin, FileFormat::Csv, ReportForm::Vector).unwrap();
+        assert_eq!(counted, None);
+    }
 
     #[test]
     fn forms() {

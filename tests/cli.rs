@@ -42,10 +42,9 @@ fn demo_prints_a_matching_histogram() {
     );
 }
 
-#[test]
-fn each_command_by_hand() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("deploy");
+/// `keygen` of an ECIES (ENPA) deployment in `dir/deploy`, any batch size allowed.
+fn ecies_deployment(dir: &Path) -> std::path::PathBuf {
+    let d = dir.join("deploy");
     ok(&[
         "keygen",
         "--out",
@@ -55,6 +54,13 @@ fn each_command_by_hand() {
         "--min-clients",
         "1",
     ]);
+    d
+}
+
+#[test]
+fn each_command_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = ecies_deployment(dir.path());
     let cfg = |name: &str| d.join(name).display().to_string();
     let ingestor = cfg("ingestor.toml");
 
@@ -180,6 +186,35 @@ fn each_command_by_hand() {
     // Without keys the signature is reported unchecked, not valid.
     let out = ok(&["inspect", p(&sig)]);
     assert!(out.contains("not checked"), "{out}");
+}
+
+/// On a terminal, ingest draws a bar whose total is the file's number of reports (it
+/// once read "512/0"). Run under `script`, which gives the command a pseudo-terminal.
+#[test]
+fn ingest_on_a_terminal_shows_the_files_real_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = ecies_deployment(dir.path());
+    let input = dir.path().join("reports.csv");
+    let mut text = String::from("# bins: 2\n");
+    for i in 0..5000 {
+        text.push_str(if i % 2 == 0 { "1,0\n" } else { "0,1\n" });
+    }
+    std::fs::write(&input, text).unwrap();
+    let command = format!(
+        "{} ingest --config {} --input {} --aggregation tty --bins 2 --time {}",
+        env!("CARGO_BIN_EXE_divvi"),
+        p(&d.join("ingestor.toml")),
+        p(&input),
+        test_time()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script (util-linux) runs");
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{terminal}");
+    assert!(terminal.contains("/5000 reports"), "{terminal}");
+    assert!(!terminal.contains("/0 "), "{terminal}");
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

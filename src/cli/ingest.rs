@@ -9,7 +9,7 @@ use chrono::Utc;
 use clap::Args;
 use divvi::batch::parse_time;
 use divvi::config::Ingestor;
-use divvi::reports::{read_reports, FileFormat, ReportForm, ReportSource};
+use divvi::reports::{count_reports, read_reports, FileFormat, ReportForm, ReportSource};
 use divvi::stages::ingest;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -107,7 +107,15 @@ pub(super) fn ingest_command(a: IngestArgs) -> Result<ExitCode> {
     let written: Vec<_> = ingestor.targets.iter().map(|t| t.store.as_ref()).collect();
     divvi::stages::remove_stale_temporaries(&written);
     let reports = read_reports(&source, format, a.form, bins)?;
-    let bar = progress::counter("ingest", "reports");
+    // A file is read twice for the bar's total, but only when a bar is drawn.
+    let total = match std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        true => count_reports(&source, format, a.form)?,
+        false => None,
+    };
+    let bar = match total {
+        Some(total) => progress::bar("ingest", total, "reports"),
+        None => progress::counter("ingest", "reports"),
+    };
     let report = ingest::ingest(&ingestor, &options, reports, journal.as_mut(), &|n| {
         bar.inc(n)
     })?;

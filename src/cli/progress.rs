@@ -36,14 +36,15 @@ pub fn batches(stage: &str, total: u64) -> ProgressBar {
     bar
 }
 
-/// A bar of `total` packets (the demo knows how many it made).
-pub fn bar(stage: &str, total: u64) -> ProgressBar {
+/// A bar of `total` units (the demo knows how many packets it made; ingest counts the
+/// reports of its file).
+pub fn bar(stage: &str, total: u64, unit: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);
-    let style = ProgressStyle::with_template(
-        "{prefix:>12} [{bar:30}] {pos}/{len} packets ({per_sec}, {elapsed})",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
+    let template =
+        format!("{{prefix:>12}} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{per_sec}}, {{elapsed}})");
+    let style = ProgressStyle::with_template(&template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(stage.to_string());
     bar
@@ -52,7 +53,7 @@ pub fn bar(stage: &str, total: u64) -> ProgressBar {
 impl Progress for Bars {
     fn begin(&self, stage: &str, total: u64) {
         if let Ok(mut c) = self.current.lock() {
-            *c = Some(bar(stage, total));
+            *c = Some(bar(stage, total, "packets"));
         }
     }
     fn tick(&self, n: u64) {
