@@ -3,7 +3,8 @@
 # (Python fastavro for the cross-implementation test, prometheus-client for the metrics
 # format, SeaweedFS for the S3 tests, kubernetes-validate for the job manifests,
 # Terraform 1.0.3, python-hcl2 and checkov for terraform/, and the deployed DAP-09
-# clients: @divviup/dap from npm and a program around the janus_client crate), then
+# clients: @divviup/dap from npm and a program around the janus_client crate, and
+# Chromium for the plot page), then
 # formatting, lints, tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,11 @@ if ! command -v groff >/dev/null 2>&1; then
     echo "installing groff (the man pages are rendered in a test)"
     as_root=$([ "$(id -u)" -eq 0 ] || echo sudo)
     $as_root apt-get install -y -qq groff-base >/dev/null
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "installing Chromium (the plot test opens divvi's HTML page in a real browser)"
+    as_root=$([ "$(id -u)" -eq 0 ] || echo sudo)
+    $as_root apt-get install -y -qq chromium >/dev/null
 fi
 if ! command -v npm >/dev/null 2>&1; then
     echo "installing Node.js and npm (the @divviup/dap client the upload tests run)"

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod inspect;
 pub mod keygen;
 pub mod metrics;
+pub mod plot;
 pub mod reports;
 pub mod schedule;
 pub mod serve;

@@ -191,6 +191,95 @@ fn collect_pending_builds_the_series_once_per_run_and_goes_on_past_a_bad_part() 
     assert_eq!(code, 1);
     assert!(err.contains(&fourth.name()), "{err}");
     assert_eq!(series(&d, "ts").len(), 4);
+
+    // The series drawn: a line per bin with a point per collected run, a bar per bin of
+    // the latest run, and both in a page that stands alone.
+    let pictures = d.paths.dir.join("pictures");
+    let config = portal(&d);
+    let out = ok(&[
+        "plot",
+        "--config",
+        &config,
+        "--aggregation",
+        "ts",
+        "--out",
+        pictures.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    let written: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(written["runs"], 4, "{out}");
+    let over_time = std::fs::read_to_string(pictures.join("ts-over-time.svg")).unwrap();
+    assert_eq!(
+        divvi::plot::line_points(&over_time),
+        [4, 4, 4],
+        "{over_time}"
+    );
+    let latest = std::fs::read_to_string(pictures.join("ts-latest.svg")).unwrap();
+    assert!(latest.starts_with("<svg") && latest.matches("<rect").count() >= 3);
+    let html = std::fs::read_to_string(pictures.join("ts.html")).unwrap();
+    assert_eq!(html.matches("<svg").count(), 2);
+    assert_eq!(html.matches("<tr><td>").count(), 4, "a table row per run");
+    // A real browser opens the page offline: no console message, both charts drawn.
+    let (dom, console) = open_in_browser(&pictures.join("ts.html"));
+    assert!(console.is_empty(), "{console:?}");
+    assert_eq!(dom.matches("<svg").count(), 2, "{dom}");
+    assert!(dom.matches("<polyline").count() >= 3, "{dom}");
+    // The console check itself: a page that errs is caught.
+    let broken = pictures.join("broken.html");
+    std::fs::write(
+        &broken,
+        "<!DOCTYPE html><p>x</p><script>missingFunction();</script>",
+    )
+    .unwrap();
+    let (_, console) = open_in_browser(&broken);
+    assert!(
+        console.iter().any(|l| l.contains("missingFunction")),
+        "{console:?}"
+    );
+    // An aggregation with nothing collected: an error that names it, no pictures.
+    let out = divvi(&[
+        "plot",
+        "--config",
+        &config,
+        "--aggregation",
+        "never",
+        "--out",
+        pictures.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("never") && err.contains("no results yet"),
+        "{err}"
+    );
+    assert!(!pictures.join("never.html").exists());
+}
+
+/// Opens a page in headless Chromium (Debian's package; scripts/test.sh installs it):
+/// the DOM once loaded, and the lines the page wrote to its console.
+fn open_in_browser(page: &std::path::Path) -> (String, Vec<String>) {
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
+        .args(["--enable-logging=stderr", "--v=0", "--dump-dom"])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs (scripts/test.sh installs Debian's chromium)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let console = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(str::to_owned)
+        .collect();
+    (String::from_utf8(out.stdout).unwrap(), console)
 }
 
 #[test]

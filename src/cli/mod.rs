@@ -24,6 +24,7 @@ mod keygen;
 mod outcome;
 mod output;
 mod passes;
+mod plot;
 mod runs;
 mod serve;
 mod vdaf_args;
@@ -65,7 +66,8 @@ struct Cli {
     #[arg(long, global = true, env = "DIVVI_LOG_FORMAT", default_value = "auto")]
     log_format: logging::LogFormat,
     /// Push the job's metrics to this Prometheus Pushgateway when it ends (http://host:port,
-    /// or https:// with basic auth from DIVVI_PUSHGATEWAY_USERNAME and _PASSWORD).
+    /// or https:// with basic auth from the environment: DIVVI_PUSHGATEWAY_USERNAME and
+    /// DIVVI_PUSHGATEWAY_PASSWORD).
     #[arg(long, global = true, env = "DIVVI_PUSHGATEWAY")]
     pushgateway: Option<String>,
     /// Serve the job's metrics at http://0.0.0.0:PORT/metrics while it runs.
@@ -99,6 +101,9 @@ enum Command {
     Passes(passes::PassesArgs),
     /// (portal) Combine both servers' sum parts into the result.
     Collect(collect::CollectArgs),
+    /// (portal) Draw an aggregation's results over time and its latest run: SVG files
+    /// and an HTML page that opens offline.
+    Plot(plot::PlotArgs),
     /// (server) Per window: open, pending, done, late or failed.
     Status(runs::StatusArgs),
     /// (server 0) Leave a batch out of every run of its aggregation (server 1 follows):
@@ -147,6 +152,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Status(a) => runs::status_command(a),
         Command::Exclude(a) => runs::exclude_command(a),
         Command::Collect(a) => collect::collect_command(a, exit_codes),
+        Command::Plot(a) => plot::plot_command(a),
         Command::Bench(a) => bench::bench(a),
         Command::Check(a) => check::check_command(a),
         Command::Client(a) => client::client_command(a),

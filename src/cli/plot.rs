@@ -1,0 +1,69 @@
+//! `divvi plot` (portal): pictures of an aggregation's series, as SVG files and an HTML
+//! page that opens offline.
+
+use super::outcome::config;
+use super::output::{print_one, Output};
+use anyhow::{Context, Result};
+use clap::Args;
+use divvi::config::Portal;
+use divvi::stages::series::read_series;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The portal's config, an aggregation, and where the pictures go.
+#[derive(Args)]
+pub(super) struct PlotArgs {
+    /// The portal's config (portal.toml, as keygen writes it).
+    #[arg(long)]
+    config: PathBuf,
+    /// The aggregation whose series to draw (`collect` adds every run it collects).
+    #[arg(long, allow_hyphen_values = true)]
+    aggregation: String,
+    /// The folder the pictures are written to (made if missing): AGGREGATION.html,
+    /// AGGREGATION-over-time.svg and AGGREGATION-latest.svg.
+    #[arg(long)]
+    out: PathBuf,
+    /// How the written files are listed.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+#[derive(serde::Serialize)]
+struct Written {
+    aggregation: String,
+    runs: usize,
+    html: String,
+    over_time_svg: String,
+    latest_svg: String,
+}
+
+pub fn plot_command(a: PlotArgs) -> Result<ExitCode> {
+    let portal = config(Portal::load(&a.config))?;
+    let rows = read_series(portal.results.as_ref(), &a.aggregation)?;
+    let charts = divvi::plot::charts(&a.aggregation, &rows)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    // A task id in base64url may hold '-' and '_' only: safe as a file name.
+    let file = |suffix: &str| a.out.join(format!("{}{suffix}", a.aggregation));
+    let written = Written {
+        aggregation: a.aggregation.clone(),
+        runs: rows.len(),
+        html: write(&file(".html"), &charts.html)?,
+        over_time_svg: write(&file("-over-time.svg"), &charts.over_time_svg)?,
+        latest_svg: write(&file("-latest.svg"), &charts.latest_svg)?,
+    };
+    print_one(a.output, &written)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` whole or not at all (a reader never sees half a picture).
+fn write(path: &Path, text: &str) -> Result<String> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temporary = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::io::Write::write_all(&mut temporary, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    temporary
+        .persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path.display().to_string())
+}
