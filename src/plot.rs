@@ -100,7 +100,6 @@ fn over_time(aggregation: &str, rows: &[SeriesRow]) -> Result<String> {
     };
     let mut svg = String::new();
     {
-        let failed = drawing_error("the series over time");
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(drawing_error("the background"))?;
         // One run alone still gets an x range to stand in.
@@ -138,7 +137,7 @@ fn over_time(aggregation: &str, rows: &[SeriesRow]) -> Result<String> {
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
-            .map_err(failed)?;
+            .map_err(drawing_error("the legend"))?;
         root.present().map_err(drawing_error("the chart"))?;
     }
     Ok(svg)
