@@ -19,6 +19,18 @@ pub struct Deployment {
     pub portal: PathBuf,
 }
 
+impl Deployment {
+    /// The config files keygen writes into `dir`.
+    pub fn in_folder(dir: &Path) -> Deployment {
+        Deployment {
+            dir: dir.to_path_buf(),
+            ingestor: dir.join("ingestor.toml"),
+            servers: [dir.join("server0.toml"), dir.join("server1.toml")],
+            portal: dir.join("portal.toml"),
+        }
+    }
+}
+
 /// Writes a secret readable by its owner only.
 pub fn write_secret(path: &Path, text: &str) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -269,12 +281,7 @@ pub fn keygen_with_dap(
         signing_key: Some(portal_key),
         dap: dap.as_ref().map(|d| d.portal.clone()),
     };
-    let d = Deployment {
-        dir: dir.to_path_buf(),
-        ingestor: dir.join("ingestor.toml"),
-        servers: [dir.join("server0.toml"), dir.join("server1.toml")],
-        portal: dir.join("portal.toml"),
-    };
+    let d = Deployment::in_folder(dir);
     write_config(&d.ingestor, "ingestor", &ingestor)?;
     write_config(&d.servers[0], "server 0 (PHA)", &server_config(0))?;
     write_config(&d.servers[1], "server 1 (facilitator)", &server_config(1))?;

@@ -139,6 +139,27 @@ fn dap09_tasks_run_with_vdaf08() {
     }
 }
 
+/// A heavy-hitters demo of 2,000 poplar1:32 strings that passed: its heavy hitters are
+/// the true ones with their counts, and the spoiled reports were found. Its output.
+fn passing_heavy_demo(out: &std::process::Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("OK: the heavy hitters matches the truth"),
+        "{text}"
+    );
+    assert!(text.contains("invalid found 6 (spoiled 6)"), "{text}");
+    let pairs = results_and_truths(&text);
+    // w0 (about 13%) and w1 (about 7%) reach the threshold of 100 reports.
+    assert!(pairs.len() >= 2, "{text}");
+    assert!(pairs.iter().all(|(r, t)| r == t && *r >= 100), "{text}");
+    text
+}
+
 /// Heavy hitters: the whole traversal through the buckets, each pass asked by the portal
 /// and run by both servers; the strings found are the true ones, with their counts.
 #[test]
@@ -156,21 +177,7 @@ fn poplar1_finds_the_true_heavy_hitters_through_the_buckets() {
         "--batch-size",
         "700",
     ]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text.contains("OK: the heavy hitters matches the truth"),
-        "{text}"
-    );
-    assert!(text.contains("invalid found 6 (spoiled 6)"), "{text}");
-    let pairs = results_and_truths(&text);
-    // w0 (about 13%) and w1 (about 7%) reach the threshold of 100 reports.
-    assert!(pairs.len() >= 2, "{text}");
-    assert!(pairs.iter().all(|(r, t)| r == t && *r >= 100), "{text}");
+    let text = passing_heavy_demo(&out);
     assert!(text.contains("pass 7 (level 31"), "{text}");
     for reason in ["round 1", "round 2", "outside the window", "a duplicate"] {
         assert!(text.contains(reason), "{reason}: {text}");
@@ -260,4 +267,110 @@ fn demos_on_an_s3_endpoint_share_its_buckets() {
             "{run}: {text}"
         );
     }
+}
+
+/// The passes a heavy-hitters demo's record has timed so far.
+fn recorded_passes(record: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(record) else {
+        return Vec::new();
+    };
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Vec::new();
+    };
+    json["stages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["stage"].as_str())
+        .filter(|s| s.starts_with("pass "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A heavy-hitters demo killed during its traversal finishes with `--resume`: the record
+/// in its folder keeps the truth and the passes timed so far, the traversal goes on from
+/// where it stands, and the answer is judged against the first run's truth (a record
+/// whose truth is changed fails).
+#[test]
+fn a_killed_heavy_hitters_demo_finishes_with_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("demo");
+    let record = d.join("heavy-demo.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_divvi"))
+        .args(["demo", "--dir", d.to_str().unwrap(), "--vdaf", "poplar1:32"])
+        .args(["--reports", "2000", "--batch-size", "700"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while recorded_passes(&record).len() < 2 {
+        assert!(child.try_wait().unwrap().is_none(), "the demo ended early");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no two passes in time"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = recorded_passes(&record);
+    assert!(
+        !before.iter().any(|p| p.starts_with("pass 7 ")),
+        "{before:?}"
+    );
+
+    // A copy of the stopped folder whose truth says one more report of the commonest
+    // string: the same traversal must then fail the comparison.
+    let tampered = dir.path().join("tampered");
+    assert!(std::process::Command::new("cp")
+        .args(["-a", d.to_str().unwrap(), tampered.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
+    let path = tampered.join("heavy-demo.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let strings = json["strings"].as_object_mut().unwrap();
+    let commonest = strings
+        .iter()
+        .max_by_key(|(_, c)| c.as_u64())
+        .map(|(s, _)| s.clone())
+        .unwrap();
+    let count = strings[&commonest].as_u64().unwrap();
+    strings.insert(commonest, (count + 1).into());
+    std::fs::write(&path, serde_json::to_string(&json).unwrap()).unwrap();
+
+    let out = divvi(&["demo", "--resume", d.to_str().unwrap()]);
+    let text = passing_heavy_demo(&out);
+    // The summary keeps the stages timed before the kill and adds the rest.
+    let after = recorded_passes(&record);
+    assert_eq!(after[..before.len()], before[..], "{after:?}");
+    assert!(
+        after.iter().any(|p| p.starts_with("pass 7 (level 31")),
+        "{after:?}"
+    );
+    assert!(
+        text.contains("client") && text.contains("pass 7 (level 31"),
+        "{text}"
+    );
+
+    let out = divvi(&["demo", "--resume", tampered.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("<-- differs") && text.contains("FAILED"),
+        "{text}"
+    );
+
+    // Nothing to resume, and a resume that is also asked for a new demo's settings.
+    let out = divvi(&["demo", "--resume", dir.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("heavy-demo.json") && err.contains("--resume"),
+        "{err}"
+    );
+    let out = divvi(&["demo", "--resume", d.to_str().unwrap(), "--reports", "5"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
 }

@@ -9,6 +9,7 @@ pub mod upload;
 
 use crate::crypto::PacketScheme;
 use crate::demo::{DemoVdaf, Progress};
+use crate::process::{cpu_seconds, reset_peak_rss};
 use crate::stages::{aggregate, intake, Tick};
 use anyhow::{bail, Result};
 use std::path::Path;
@@ -53,30 +54,6 @@ pub struct BenchReport {
 /// figure, few enough to take under a second at 2048 bins.
 const FLOOR_SAMPLE: usize = 2000;
 
-/// User plus system CPU time of this process so far, in seconds.
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes into the struct we pass and reads nothing else.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return 0.0;
-    }
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(usage.ru_utime) + t(usage.ru_stime)
-}
-
-/// Resets the kernel's peak-RSS mark to the current RSS (Linux: `clear_refs` value 5), so
-/// each stage's peak can be read on its own. False where that is not possible.
-fn reset_peak_rss() -> bool {
-    // Hands the heap that earlier stages freed (making 100,000 reports frees hundreds of
-    // MiB) back to the kernel first, or it would count in this stage's peak.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory of the allocator's own arenas.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
 /// One timed run of a stage.
 fn measure_once(
     stage: &str,
@@ -103,7 +80,7 @@ fn measure_once(
         packets_per_second_max: rate,
         cpu_percent: 100.0 * cpu / seconds.max(1e-9),
         peak_rss_mib: resettable
-            .then(crate::demo::peak_rss)
+            .then(crate::process::peak_rss)
             .flatten()
             .map(|b| b as f64 / (1024.0 * 1024.0)),
         floor_us: None,

@@ -165,7 +165,7 @@ pub fn run_upload_bench(
         .enable_all()
         .build()?;
     let commits_before = runtime.block_on(journal_commits(metrics))?;
-    let cpu_before = super::cpu_seconds();
+    let cpu_before = crate::process::cpu_seconds();
     let started = Instant::now();
     let outcome = runtime.block_on(drive(
         bound.listening,
@@ -174,7 +174,7 @@ pub fn run_upload_bench(
         load,
     ))?;
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = super::cpu_seconds() - cpu_before;
+    let cpu = crate::process::cpu_seconds() - cpu_before;
     let commits = runtime.block_on(journal_commits(metrics))? - commits_before;
 
     let stopping = Instant::now();
@@ -423,5 +423,5 @@ fn fsync_rate(dir: &Path, period: Duration) -> Result<f64> {
 }
 
 fn current_rss_mib() -> Option<f64> {
-    crate::demo::current_rss().map(|bytes| bytes as f64 / (1 << 20) as f64)
+    crate::process::current_rss().map(|bytes| bytes as f64 / (1 << 20) as f64)
 }

@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use divvi::dap::{encode_reports, DapClient, Measurement, Task};
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -52,22 +52,6 @@ fn read_lines(path: &Path) -> Result<Vec<String>> {
         .with_context(|| format!("reading input {}", path.display()))
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", tmp.path().display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
-}
-
 pub fn client_command(a: ClientArgs) -> Result<ExitCode> {
     let task = Task::load(&a.task)?;
     let time = unix_seconds(a.time.as_deref())?;
@@ -89,7 +73,7 @@ pub fn client_command(a: ClientArgs) -> Result<ExitCode> {
         reports.push(report);
     }
     let body = encode_reports(task.version(), &reports)?;
-    write_atomically(&a.output, &body)?;
+    divvi::files::write_atomically(&a.output, &body)?;
     let summary = serde_json::json!({
         "task_id": task.task_id().to_base64url(),
         "vdaf": task.vdaf().name(),

@@ -6,7 +6,8 @@ use super::vdaf_args::VdafArgs;
 use anyhow::{bail, Result};
 use chrono::Utc;
 use clap::Args;
-use divvi::demo::{peak_rss, run_demo, DemoOptions, DemoReport, DemoVdaf};
+use divvi::demo::{resume_demo, run_demo, DemoOptions, DemoReport, DemoVdaf};
+use divvi::process::peak_rss;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,6 +16,13 @@ pub(super) struct DemoArgs {
     /// Folder for keys, configs and buckets (default: a fresh ./divvi-demo/<time>).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Finish the heavy-hitters demo (poplar1) that was stopped in this folder: its
+    /// traversal goes on from where it stands, then is compared with the truth.
+    #[arg(long, value_name = "DIR", conflicts_with_all = [
+        "dir", "vdaf", "bins", "dap_version", "scheme", "reports", "batch_size", "invalid",
+        "threshold", "step",
+    ])]
+    resume: Option<PathBuf>,
     #[command(flatten)]
     what: VdafArgs,
     /// How many reports the clients make [default: 100000; 5000 for poplar1, whose
@@ -41,6 +49,22 @@ pub(super) struct DemoArgs {
 }
 
 pub(super) fn demo(a: DemoArgs) -> Result<ExitCode> {
+    let bars = progress::Bars::default();
+    let report = match &a.resume {
+        Some(dir) => {
+            out!(
+                "divvi demo: resuming the heavy-hitters traversal in {}",
+                dir.display()
+            );
+            resume_demo(dir, &bars)?
+        }
+        None => run(a, &bars)?,
+    };
+    Ok(print_summary(&report))
+}
+
+/// A fresh demo, from keygen to the comparison with the truth.
+fn run(a: DemoArgs, bars: &progress::Bars) -> Result<DemoReport> {
     let (vdaf, scheme) = a.what.resolve()?;
     let dir = a.dir.unwrap_or_else(|| {
         PathBuf::from("divvi-demo").join(Utc::now().format("%Y%m%d-%H%M%S").to_string())
@@ -84,10 +108,19 @@ pub(super) fn demo(a: DemoArgs) -> Result<ExitCode> {
         options.invalid,
         options.dir.display()
     );
-    let bars = progress::Bars::default();
-    let report = run_demo(&options, &bars)?;
+    if options.vdaf.is_heavy_hitters() {
+        out!(
+            "(stopped before the end, it goes on with: divvi demo --resume {})",
+            options.dir.display()
+        );
+    }
+    run_demo(&options, bars)
+}
+
+/// The result beside the truth, each stage's time, and OK or FAILED (the exit code).
+fn print_summary(report: &DemoReport) -> ExitCode {
     out!();
-    print_result(&report);
+    print_result(report);
     out!();
     let width = report
         .stages
@@ -96,14 +129,26 @@ pub(super) fn demo(a: DemoArgs) -> Result<ExitCode> {
         .max()
         .unwrap_or(0)
         .max(12);
-    out!("{:>width$}  {:>9}  {:>12}", "stage", "seconds", "reports/s");
+    out!(
+        "{:>width$}  {:>9}  {:>11}  {:>12}",
+        "stage",
+        "seconds",
+        "CPU seconds",
+        "reports/s"
+    );
     for s in &report.stages {
         // Collect reads two small sum parts: a rate means nothing there.
         let rate = match s.packets {
             0 => "-".to_string(),
             _ => format!("{:.0}", s.packets_per_second()),
         };
-        out!("{:>width$}  {:>9.2}  {:>12}", s.stage, s.seconds, rate);
+        out!(
+            "{:>width$}  {:>9.2}  {:>11.2}  {:>12}",
+            s.stage,
+            s.seconds,
+            s.cpu_seconds,
+            rate
+        );
     }
     if let Some(rss) = peak_rss() {
         out!("peak RSS {:.0} MiB", rss as f64 / (1024.0 * 1024.0));
@@ -121,10 +166,10 @@ pub(super) fn demo(a: DemoArgs) -> Result<ExitCode> {
     let what = report.vdaf.what();
     if report.matches() {
         out!("OK: the {what} matches the truth");
-        Ok(ExitCode::SUCCESS)
+        ExitCode::SUCCESS
     } else {
         out!("FAILED: the {what} or the invalid count differs from the truth");
-        Ok(ExitCode::FAILURE)
+        ExitCode::FAILURE
     }
 }
 

@@ -57,13 +57,6 @@ pub fn plot_command(a: PlotArgs) -> Result<ExitCode> {
 
 /// Writes `text` whole or not at all (a reader never sees half a picture).
 fn write(path: &Path, text: &str) -> Result<String> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temporary = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("writing {}", path.display()))?;
-    std::io::Write::write_all(&mut temporary, text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    temporary
-        .persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    divvi::files::write_atomically(path, text.as_bytes())?;
     Ok(path.display().to_string())
 }

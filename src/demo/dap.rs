@@ -146,13 +146,16 @@ pub(super) fn run(
         )
     })?;
     if options.vdaf.is_heavy_hitters() {
+        let record =
+            super::heavy::HeavyRecord::new(options, &aggregation, window, &uploads, stages);
         let run = super::heavy::HeavyRun {
             servers: &servers,
             portal: &portal,
             aggregation: &aggregation,
             window,
+            dir: &d.dir,
         };
-        return run.finish(options, d.dir, uploads, stages, progress);
+        return run.finish(record, progress);
     }
     let invalid =
         intake_and_aggregate(&servers, &aggregation, window, total, progress, &mut stages)?;

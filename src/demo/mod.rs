@@ -58,11 +58,15 @@ impl Progress for NoProgress {
     fn end(&self) {}
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StageTiming {
     pub stage: String,
     pub packets: u64,
     pub seconds: f64,
+    /// CPU time of the whole process during the stage (all threads, user and system):
+    /// what the stage cost even on a machine busy with other work.
+    #[serde(default)]
+    pub cpu_seconds: f64,
 }
 
 impl StageTiming {
@@ -121,6 +125,13 @@ pub fn run_demo(options: &DemoOptions, progress: &dyn Progress) -> Result<DemoRe
     }
 }
 
+/// Finishes a heavy-hitters demo that was stopped (killed, or its machine shut down) in
+/// `dir`: the traversal goes on from where it stands, and the heavy hitters found are
+/// compared with the truth the first run recorded.
+pub fn resume_demo(dir: &std::path::Path, progress: &dyn Progress) -> Result<DemoReport> {
+    heavy::resume(dir, progress)
+}
+
 /// Which spoiled report, if any, report `i` is (0 for the first spoiled, 1 for the next):
 /// the `invalid` spoiled reports are spread evenly through the run.
 fn spoiled_at(options: &DemoOptions, i: usize) -> Option<usize> {
@@ -140,7 +151,7 @@ fn timed<T>(
     f: impl FnOnce(&(dyn Fn(u64) + Sync)) -> Result<T>,
 ) -> Result<T> {
     progress.begin(stage, total);
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), crate::process::cpu_seconds());
     let tick = |n| progress.tick(n);
     let out = f(&tick);
     progress.end();
@@ -148,27 +159,7 @@ fn timed<T>(
         stage: stage.to_string(),
         packets: total,
         seconds: start.elapsed().as_secs_f64(),
+        cpu_seconds: crate::process::cpu_seconds() - cpu,
     });
     out
-}
-
-/// Peak resident memory of this process so far (VmHWM), if the platform tells.
-pub fn peak_rss() -> Option<u64> {
-    memory_status("VmHWM")
-}
-
-/// Resident memory of this process now (VmRSS), if the platform tells.
-pub fn current_rss() -> Option<u64> {
-    memory_status("VmRSS")
-}
-
-/// One memory figure of /proc/self/status (given in KiB there), in bytes.
-fn memory_status(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| {
-        l.strip_prefix(field)
-            .is_some_and(|rest| rest.starts_with(':'))
-    })?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
