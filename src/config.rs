@@ -129,7 +129,7 @@ impl SigningKeyConfig {
 }
 
 /// A trusted public signing key (base64 SPKI or raw point).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublicKeyConfig {
     pub id: String,

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{divvi, kill_after};
+use common::{divvi, files_ending, kill_after};
 use divvi::batch::{open_batch, BatchId, BatchKind};
 use divvi::config::Server;
 use divvi::dap::DapVersion;
@@ -795,24 +795,6 @@ fn invalid_reports_are_listed_and_left_out(with_stash: bool) {
         "{result}"
     );
     assert_eq!(result["invalid_reports"], reasons.len(), "{result}");
-}
-
-/// Every file of `dir` (recursively) whose name ends with `suffix`.
-fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-            } else if path.to_string_lossy().ends_with(suffix) {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]

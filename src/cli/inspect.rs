@@ -71,27 +71,12 @@ pub(super) fn inspect_trust(a: &InspectArgs) -> Result<Option<TrustSet>> {
 pub fn inspect_command(a: InspectArgs) -> Result<ExitCode> {
     let trust = inspect_trust(&a)?;
     let text = a.file.to_string_lossy();
-    let out = match text.strip_prefix("s3://") {
+    let out = match a.s3.object(&text, a.s3_profile.clone())? {
         None => divvi::inspect::inspect(&a.file, trust.as_ref(), a.limit)?,
-        Some(rest) => {
-            let (bucket, key) = rest
-                .split_once('/')
-                .filter(|(b, k)| !b.is_empty() && !k.is_empty())
-                .ok_or_else(|| anyhow!("{text}: an object on S3 is s3://BUCKET/KEY"))?;
-            let settings = divvi::store::LocationSettings {
-                url: format!("s3://{bucket}"),
-                region: a.s3.s3_region.clone(),
-                endpoint: a.s3.s3_endpoint.clone(),
-                path_style: a.s3.s3_path_style,
-                profile: a.s3_profile.clone(),
-                role_arn: None,
-            };
-            let location = divvi::store::LocationConfig::Detailed(settings);
-            let store = divvi::store::open_location(&location, std::path::Path::new("."))
-                .map_err(|e| anyhow!("{text}: {e}"))?;
+        Some((store, key)) => {
             let source = divvi::inspect::Source::Object {
                 store: store.as_ref(),
-                key: key.to_string(),
+                key,
             };
             divvi::inspect::inspect_source(&source, trust.as_ref(), a.limit)?
         }

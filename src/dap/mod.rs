@@ -38,6 +38,6 @@ pub use prio3::{
     dap_context, AggregateResult, Prio3Aggregator, Prio3Vdaf, Provisional, TaskAggregator,
     TaskVdaf, VerifyInput, VerifyState,
 };
-pub use secrets::{SecretError, VerifyKey, VERIFY_KEY_LEN};
+pub use secrets::{SecretError, VerifyKey, VerifyKeyAgreement, VERIFY_KEY_LEN};
 pub use step_error::VdafStepError;
 pub use task::{DapVersion, HpkeConfig, Task, TaskError, TaskId, TaskParams, VdafConfig};

@@ -80,6 +80,95 @@ impl VerifyKey {
     }
 }
 
+/// A server's X25519 key for agreeing on the verify key with its peer when each server
+/// makes its own keys (`keygen --party`): each publishes the public half, and both derive
+/// the same verify key from the Diffie-Hellman secret and the task id, so the verify key
+/// itself never travels.
+pub struct VerifyKeyAgreement(aws_lc_rs::agreement::PrivateKey);
+
+impl std::fmt::Debug for VerifyKeyAgreement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VerifyKeyAgreement(..)")
+    }
+}
+
+/// What the agreement's key-derivation step binds the verify key to, besides the task id.
+const VERIFY_KEY_AGREEMENT_LABEL: &[u8] = b"divvi verify key agreement v1";
+
+impl VerifyKeyAgreement {
+    pub fn generate() -> Result<Self, SecretError> {
+        aws_lc_rs::agreement::PrivateKey::generate(&aws_lc_rs::agreement::X25519)
+            .map(VerifyKeyAgreement)
+            .map_err(|_| agreement_error("no randomness"))
+    }
+
+    pub fn from_text(text: &str) -> Result<Self, SecretError> {
+        let bytes = decode("verify key agreement key", text)?;
+        aws_lc_rs::agreement::PrivateKey::from_private_key(&aws_lc_rs::agreement::X25519, &bytes)
+            .map(VerifyKeyAgreement)
+            .map_err(|_| agreement_error("not an X25519 private key (the text is not shown)"))
+    }
+
+    pub fn to_text(&self) -> Result<String, SecretError> {
+        use aws_lc_rs::encoding::{AsBigEndian, Curve25519SeedBin};
+        let seed: Curve25519SeedBin = self
+            .0
+            .as_be_bytes()
+            .map_err(|_| agreement_error("the key cannot be written out"))?;
+        Ok(URL_SAFE_NO_PAD.encode(seed.as_ref()))
+    }
+
+    /// The public half, as a manifest carries it (base64url).
+    pub fn public_text(&self) -> Result<String, SecretError> {
+        let public = self
+            .0
+            .compute_public_key()
+            .map_err(|_| agreement_error("no public key"))?;
+        Ok(URL_SAFE_NO_PAD.encode(public.as_ref()))
+    }
+
+    /// The verify key of task `task_id` (of draft `version`) both servers derive: HKDF-SHA256
+    /// of the X25519 secret with this server's key and the peer's public half, salted with
+    /// a label and the task id, so each task gets its own key.
+    pub fn verify_key(
+        &self,
+        peer_public_text: &str,
+        version: DapVersion,
+        task_id: &[u8],
+    ) -> Result<VerifyKey, SecretError> {
+        use aws_lc_rs::{agreement, hkdf};
+        struct Len(usize);
+        impl hkdf::KeyType for Len {
+            fn len(&self) -> usize {
+                self.0
+            }
+        }
+        let peer = decode("the peer's verify key agreement key", peer_public_text)?;
+        let mut key = vec![0u8; version.verify_key_len()];
+        let salt = [VERIFY_KEY_AGREEMENT_LABEL, task_id].concat();
+        agreement::agree(
+            &self.0,
+            agreement::UnparsedPublicKey::new(&agreement::X25519, &peer),
+            agreement_error("the peer's public key is not an X25519 key"),
+            |secret| {
+                hkdf::Salt::new(hkdf::HKDF_SHA256, &salt)
+                    .extract(secret)
+                    .expand(&[version.label().as_bytes()], Len(key.len()))
+                    .and_then(|okm| okm.fill(&mut key))
+                    .map_err(|_| agreement_error("key derivation failed"))
+            },
+        )?;
+        Ok(VerifyKey(key))
+    }
+}
+
+fn agreement_error(reason: &str) -> SecretError {
+    SecretError {
+        what: "verify key agreement",
+        reason: reason.into(),
+    }
+}
+
 /// The text form of a key pair's private key (for keygen to write to a secret file).
 pub fn hpke_private_key_text(keypair: &HpkeKeypair) -> String {
     URL_SAFE_NO_PAD.encode(keypair.private_key_bytes())
@@ -98,6 +187,34 @@ pub fn hpke_keypair_from_text(config: &HpkeConfig, text: &str) -> Result<HpkeKey
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_servers_agree_on_a_verify_key_of_the_task_and_no_one_else_does() {
+        let (a, b, c) = (
+            VerifyKeyAgreement::generate().unwrap(),
+            VerifyKeyAgreement::generate().unwrap(),
+            VerifyKeyAgreement::generate().unwrap(),
+        );
+        let task = [9u8; 32];
+        let key = |me: &VerifyKeyAgreement, peer: &VerifyKeyAgreement, task: &[u8]| {
+            me.verify_key(&peer.public_text().unwrap(), DapVersion::Dap18, task)
+                .unwrap()
+        };
+        let ab = key(&a, &b, &task);
+        assert_eq!(ab, key(&b, &a, &task));
+        assert_eq!(ab.as_bytes().len(), VERIFY_KEY_LEN);
+        assert_ne!(ab, key(&a, &c, &task), "another peer");
+        assert_ne!(ab, key(&a, &b, &[8u8; 32]), "another task");
+        let dap09 = a
+            .verify_key(&b.public_text().unwrap(), DapVersion::Dap09, &task)
+            .unwrap();
+        assert_eq!(dap09.as_bytes().len(), DapVersion::Dap09.verify_key_len());
+        // The private key survives its text form.
+        let again = VerifyKeyAgreement::from_text(&a.to_text().unwrap()).unwrap();
+        assert_eq!(again.public_text().unwrap(), a.public_text().unwrap());
+        assert!(a.verify_key("AAAA", DapVersion::Dap18, &task).is_err());
+        assert!(VerifyKeyAgreement::from_text("AAAA").is_err());
+    }
 
     #[test]
     fn verify_key_round_trips_and_refuses_other_lengths() {

@@ -120,6 +120,11 @@ impl HpkeConfig {
         }
     }
 
+    /// The config as a task file writes it (`{"id": .., "kem_id": .., "public_key": ..}`).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(HpkeConfigFile::from(self)).unwrap_or_default()
+    }
+
     /// Refuses suites other than the one divvi implements, and keys of the wrong size.
     pub fn validate(&self, field: &str) -> Result<(), TaskError> {
         let suite = (self.kem_id, self.kdf_id, self.aead_id);

@@ -18,6 +18,25 @@ pub fn divvi(args: &[&str]) -> std::process::Output {
         .expect("run divvi")
 }
 
+/// Every file of `dir` (recursively) whose name ends with `suffix` ("" for all), sorted.
+#[allow(dead_code)]
+pub fn files_ending(dir: &std::path::Path, suffix: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.to_string_lossy().ends_with(suffix) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Starts `divvi ARGS`, kills it with SIGKILL after `delay`; true if it was still running.
 pub fn kill_after(args: &[&str], delay: std::time::Duration) -> bool {
     use std::os::unix::process::ExitStatusExt;

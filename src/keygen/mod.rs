@@ -10,6 +10,10 @@ use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+pub mod manifest;
+pub mod party;
+pub mod rotate;
+
 /// The config files keygen writes, by party.
 #[derive(Debug, Clone)]
 pub struct Deployment {
@@ -77,7 +81,7 @@ pub struct S3Layout {
 }
 
 impl Layout {
-    fn location(&self, name: &str, party: &str) -> LocationConfig {
+    pub(crate) fn location(&self, name: &str, party: &str) -> LocationConfig {
         match self {
             Layout::Local => LocationConfig::Url(format!("buckets/{name}")),
             Layout::S3(s3) => LocationConfig::Detailed(LocationSettings {
@@ -302,6 +306,32 @@ pub struct DapTaskOptions {
     pub dp: Option<crate::dap::dp::DpStrategy>,
 }
 
+impl DapTaskOptions {
+    /// The task of these options with id `task_id` and the HPKE configs of the leader,
+    /// the helper and the collector, checked.
+    pub fn task(
+        &self,
+        task_id: crate::dap::TaskId,
+        [leader, helper, collector]: [&crate::dap::HpkeConfig; 3],
+    ) -> Result<crate::dap::Task> {
+        Ok(crate::dap::Task::new(crate::dap::TaskParams {
+            dap_version: self.dap_version,
+            task_id,
+            task_info: b"divvi".to_vec(),
+            leader_aggregator_endpoint: self.leader_endpoint.clone(),
+            helper_aggregator_endpoint: self.helper_endpoint.clone(),
+            time_precision: self.time_precision,
+            min_batch_size: self.min_batch_size,
+            batch_mode: crate::dap::task::BatchMode::TimeInterval,
+            vdaf: self.vdaf.clone(),
+            leader_hpke_config: leader.clone(),
+            helper_hpke_config: helper.clone(),
+            collector_hpke_config: collector.clone(),
+            dp: self.dp,
+        })?)
+    }
+}
+
 /// Each party's `[dap]` section for a task keygen wrote.
 struct DapSections {
     servers: [ServerDapConfig; 2],
@@ -322,8 +352,7 @@ const COLLECTOR_CONFIG_ID: u8 = 3;
 /// public to a secret).
 fn write_dap_task(dir: &Path, o: &DapTaskOptions) -> Result<DapSections> {
     use crate::dap::secrets::hpke_private_key_text;
-    use crate::dap::task::BatchMode;
-    use crate::dap::{HpkeKeypair, Task, TaskId, TaskParams, VerifyKey};
+    use crate::dap::{HpkeKeypair, TaskId, VerifyKey};
     let secret_file = |name: &str, text: &str| -> Result<SecretSource> {
         let file = PathBuf::from("keys").join(name);
         write_secret(&dir.join(&file), text)?;
@@ -337,21 +366,10 @@ fn write_dap_task(dir: &Path, o: &DapTaskOptions) -> Result<DapSections> {
     let helper = keypair(HELPER_CONFIG_ID)?;
     let collector = keypair(COLLECTOR_CONFIG_ID)?;
     let verify_key = VerifyKey::generate(o.dap_version)?;
-    let task = Task::new(TaskParams {
-        dap_version: o.dap_version,
-        task_id: TaskId::random()?,
-        task_info: b"divvi".to_vec(),
-        leader_aggregator_endpoint: o.leader_endpoint.clone(),
-        helper_aggregator_endpoint: o.helper_endpoint.clone(),
-        time_precision: o.time_precision,
-        min_batch_size: o.min_batch_size,
-        batch_mode: BatchMode::TimeInterval,
-        vdaf: o.vdaf.clone(),
-        leader_hpke_config: leader.config().clone(),
-        helper_hpke_config: helper.config().clone(),
-        collector_hpke_config: collector.config().clone(),
-        dp: o.dp,
-    })?;
+    let task = o.task(
+        TaskId::random()?,
+        [leader.config(), helper.config(), collector.config()],
+    )?;
     let task_file = PathBuf::from("task.json");
     std::fs::write(dir.join(&task_file), task.to_json())
         .with_context(|| format!("writing {}", dir.join(&task_file).display()))?;
