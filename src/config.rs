@@ -134,16 +134,36 @@ impl SigningKeyConfig {
 pub struct PublicKeyConfig {
     pub id: String,
     pub public_key: String,
+    /// The end of the key's trust (RFC 3339), as its party announced when it moved to a
+    /// new key: after it, what the key signs is refused, with or without a new import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
 }
 
 /// The trusted keys of the config field `field`; two with one id are refused.
 pub fn trust_set(keys: &[PublicKeyConfig], field: &str) -> Result<TrustSet> {
     refuse_duplicate_ids(field, keys.iter().map(|k| k.id.as_str()))?;
     let mut set = TrustSet::new();
+    let now = chrono::Utc::now();
     for k in keys {
         let key = VerifyingKey::from_base64(&k.public_key)
             .with_context(|| format!("{field} key {}", k.id))?;
-        set.insert(&k.id, key);
+        match &k.not_after {
+            Some(text) => {
+                let end = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| {
+                    anyhow!(
+                        "{field} key {}: not_after {text:?} is not an RFC 3339 time: {e}",
+                        k.id
+                    )
+                })?;
+                if now >= end {
+                    set.insert_expired(&k.id, text);
+                } else {
+                    set.insert(&k.id, key);
+                }
+            }
+            None => set.insert(&k.id, key),
+        }
     }
     Ok(set)
 }
@@ -543,5 +563,45 @@ impl Portal {
                 .transpose()?,
             dap: c.dap.as_ref().map(|d| d.load(base)).transpose()?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str, not_after: Option<&str>) -> (PublicKeyConfig, SigningKey) {
+        let (signing, _) = SigningKey::generate(id).expect("key");
+        let config = PublicKeyConfig {
+            id: id.into(),
+            public_key: signing.verifying_key().to_base64(),
+            not_after: not_after.map(str::to_string),
+        };
+        (config, signing)
+    }
+
+    #[test]
+    fn a_trusted_key_past_its_not_after_is_refused_naming_when_its_trust_ended() {
+        let (ended, old) = key("old", Some("2020-01-01T00:00:00Z"));
+        let (current, new) = key("new", Some("2999-01-01T00:00:00Z"));
+        let trust = trust_set(&[ended, current], "trust.ingestors").expect("trust");
+        trust
+            .verify("new", b"m", &new.sign(b"m").expect("sign"))
+            .expect("still trusted");
+        let e = trust
+            .verify("old", b"m", &old.sign(b"m").expect("sign"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"old\"") && e.contains("2020-01-01T00:00:00Z"),
+            "{e}"
+        );
+
+        let (bad, _) = key("odd", Some("next tuesday"));
+        let e = format!("{:#}", trust_set(&[bad], "trust.peer").unwrap_err());
+        assert!(
+            e.contains("trust.peer key odd") && e.contains("RFC 3339"),
+            "{e}"
+        );
     }
 }

@@ -29,6 +29,7 @@ fn public(id: &str, pkcs8: &str) -> PublicKeyConfig {
             .unwrap()
             .verifying_key()
             .to_base64(),
+        not_after: None,
     }
 }
 

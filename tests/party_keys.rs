@@ -474,7 +474,22 @@ fn keys_rotate_with_an_overlap_and_no_report_is_lost() {
     }
 
     // 2. The ingestor signs with the new key; a batch under the new keys.
-    rotate(root, "ingestor", &["--use-key", "ingestor-signing-2"]);
+    let out = rotate(root, "ingestor", &["--use-key", "ingestor-signing-2"]);
+    assert!(out.contains("96 h more"), "{out}");
+    // The old key's end of trust is announced and, once imported, in the servers' configs.
+    for party in PARTIES {
+        import_all(root, party);
+    }
+    let announced: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(manifest(root, "ingestor")).unwrap()).unwrap();
+    let ends: Vec<bool> = announced["signing_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.get("not_after").is_some())
+        .collect();
+    assert_eq!(ends, [true, false], "{announced}");
+    assert!(config_text(root, "server1").contains("not_after = "));
     let out = ingest_enpa(root, &ingestor, "b.csv", "0,0,0,1\n0,0,0,0\n1,1,1,1\n");
     assert!(out.status.success(), "{out:?}");
     let config = |party: &str| folder(root, party).join(format!("{party}.toml"));

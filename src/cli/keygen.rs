@@ -100,6 +100,11 @@ pub(super) struct KeygenArgs {
     /// that lists it).
     #[arg(long, value_name = "ID", requires = "dir", conflicts_with_all = ["import", "retire_key"])]
     use_key: Option<String>,
+    /// With --use-key: how many hours the key signed with until now stays trusted (its
+    /// not_after in the manifest). Cover every batch it signed until both servers have
+    /// aggregated it: the aggregate lookback (72 h) and a day by default.
+    #[arg(long, value_name = "HOURS", default_value_t = 96, requires = "use_key")]
+    overlap_hours: u32,
     /// Rotation, step 3: after the overlap, drop this key from the manifest and delete its
     /// secret; hand the new manifest to the others.
     #[arg(long, value_name = "ID", requires = "dir", conflicts_with = "import")]
@@ -293,8 +298,13 @@ fn party_folder(a: &KeygenArgs, dir: &std::path::Path) -> Result<ExitCode> {
         out!("new key {id}, beside the old; hand the manifest to the others");
         state
     } else if let Some(id) = &a.use_key {
-        let state = rotate::use_key(dir, id)?;
-        out!("{} now signs with {id}", state.party);
+        let overlap = chrono::Duration::hours(i64::from(a.overlap_hours));
+        let state = rotate::use_key(dir, id, overlap)?;
+        out!(
+            "{} now signs with {id}; the key before stays trusted {} h more; hand the manifest to the others",
+            state.party,
+            a.overlap_hours
+        );
         state
     } else if let Some(id) = &a.retire_key {
         let state = rotate::retire_key(dir, id)?;

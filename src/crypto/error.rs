@@ -16,6 +16,10 @@ pub enum CryptoError {
     #[error("no trusted key with identifier {0:?}")]
     UnknownKeyId(String),
 
+    /// The key was trusted until a time now past (its party rotated it).
+    #[error("the key with identifier {key_id:?} was trusted until {not_after} (rotated out)")]
+    ExpiredKey { key_id: String, not_after: String },
+
     /// A sealed payload is too short to even hold the scheme's overhead.
     #[error("encrypted payload of {len} bytes is shorter than the minimum {min}")]
     PayloadTooShort { len: usize, min: usize },

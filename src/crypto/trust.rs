@@ -8,6 +8,9 @@ use super::{CryptoError, VerifyingKey};
 #[derive(Clone, Debug, Default)]
 pub struct TrustSet {
     keys: HashMap<String, VerifyingKey>,
+    /// Keys whose trust has ended, with the time it ended (as configured): named in the
+    /// error instead of "unknown".
+    expired: HashMap<String, String>,
 }
 
 impl TrustSet {
@@ -18,6 +21,12 @@ impl TrustSet {
     /// Trusts `key` under `key_id`, replacing any key already under that id.
     pub fn insert(&mut self, key_id: &str, key: VerifyingKey) {
         self.keys.insert(key_id.to_owned(), key);
+    }
+
+    /// Remembers that `key_id` was trusted until `not_after`, now past.
+    pub fn insert_expired(&mut self, key_id: &str, not_after: &str) {
+        self.keys.remove(key_id);
+        self.expired.insert(key_id.to_owned(), not_after.to_owned());
     }
 
     pub fn is_empty(&self) -> bool {
@@ -41,7 +50,13 @@ impl TrustSet {
         let key = self
             .keys
             .get(key_id)
-            .ok_or_else(|| CryptoError::UnknownKeyId(key_id.to_owned()))?;
+            .ok_or_else(|| match self.expired.get(key_id) {
+                Some(not_after) => CryptoError::ExpiredKey {
+                    key_id: key_id.to_owned(),
+                    not_after: not_after.clone(),
+                },
+                None => CryptoError::UnknownKeyId(key_id.to_owned()),
+            })?;
         key.verify(message, signature_der)
             .map_err(|_| CryptoError::BadSignature {
                 key_id: key_id.to_owned(),
@@ -75,6 +90,18 @@ mod tests {
             other => panic!("expected UnknownKeyId, got {other:?}"),
         }
         trust.verify("a", b"msg", &a.sign(b"msg").unwrap()).unwrap();
+        // A key whose trust ended is named with the time it ended, not as unknown.
+        let mut ended = trust.clone();
+        ended.insert_expired("a", "2026-01-01T00:00:00Z");
+        match ended.verify("a", b"msg", &a.sign(b"msg").unwrap()) {
+            Err(CryptoError::ExpiredKey { key_id, not_after }) => {
+                assert_eq!(
+                    (key_id.as_str(), not_after.as_str()),
+                    ("a", "2026-01-01T00:00:00Z")
+                )
+            }
+            other => panic!("expected ExpiredKey, got {other:?}"),
+        }
         assert!(matches!(
             trust.verify("a", b"msg", b"\x30\x00"),
             Err(CryptoError::BadSignature { .. })

@@ -165,6 +165,7 @@ pub fn keygen_with_dap(
             PublicKeyConfig {
                 id,
                 public_key: key.verifying_key().to_base64(),
+                not_after: None,
             },
         ))
     };

@@ -134,6 +134,7 @@ pub fn keygen_party(dir: &Path, o: &PartyOptions) -> Result<PartyState> {
         signing_keys: vec![PublicKeyConfig {
             id: signing_id,
             public_key: signing.verifying_key().to_base64(),
+            not_after: None,
         }],
         packet_keys: Vec::new(),
         locations: None,

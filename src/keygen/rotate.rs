@@ -47,6 +47,7 @@ pub fn new_key(dir: &Path, kind: KeyKind) -> Result<(String, PartyState)> {
             mine.signing_keys.push(PublicKeyConfig {
                 id: id.clone(),
                 public_key: key.verifying_key().to_base64(),
+                not_after: None,
             });
         }
         KeyKind::Packet => {
@@ -81,10 +82,12 @@ fn next_id(mine: &Manifest, retired: &[String], stem: &str) -> String {
         .unwrap_or_else(|| format!("{stem}-{}", uuid::Uuid::new_v4().simple()))
 }
 
-/// Step 2: sign with `id`, one of this party's published signing keys.
-pub fn use_key(dir: &Path, id: &str) -> Result<PartyState> {
+/// Step 2: sign with `id`, one of this party's published signing keys. The key signed
+/// with until now stays trusted for `overlap` more (its `not_after` in the manifest):
+/// after that the others refuse what it signs even if they never import again.
+pub fn use_key(dir: &Path, id: &str, overlap: chrono::Duration) -> Result<PartyState> {
     let mut draft = load_draft(dir)?;
-    let mine = own_manifest(dir, draft.party)?;
+    let mut mine = own_manifest(dir, draft.party)?;
     if !mine.signing_keys.iter().any(|k| k.id == id) {
         bail!(
             "{id} is not one of {}'s signing keys ({})",
@@ -92,8 +95,22 @@ pub fn use_key(dir: &Path, id: &str) -> Result<PartyState> {
             ids(mine.signing_keys.iter().map(|k| k.id.as_str()))
         );
     }
+    let before = draft
+        .signing_key
+        .clone()
+        .or_else(|| mine.signing_keys.first().map(|k| k.id.clone()));
+    let not_after =
+        (chrono::Utc::now() + overlap).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for key in &mut mine.signing_keys {
+        if key.id == id {
+            key.not_after = None;
+        } else if before.as_deref() == Some(key.id.as_str()) && key.not_after.is_none() {
+            key.not_after = Some(not_after.clone());
+        }
+    }
     draft.signing_key = Some(id.to_string());
     save_draft(dir, &draft)?;
+    save_own_manifest(dir, &mine)?;
     render(dir, &draft)?;
     state(dir)
 }
