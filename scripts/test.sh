@@ -38,6 +38,11 @@ if ! command -v chromium >/dev/null 2>&1; then
     as_root=$([ "$(id -u)" -eq 0 ] || echo sudo)
     $as_root apt-get install -y -qq chromium >/dev/null
 fi
+if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+    echo "installing fonts-dejavu-core (divvi plot draws its charts' text with DejaVu Sans)"
+    as_root=$([ "$(id -u)" -eq 0 ] || echo sudo)
+    $as_root apt-get install -y -qq fonts-dejavu-core >/dev/null
+fi
 if ! command -v npm >/dev/null 2>&1; then
     echo "installing Node.js and npm (the @divviup/dap client the upload tests run)"
     as_root=$([ "$(id -u)" -eq 0 ] || echo sudo)

@@ -217,6 +217,20 @@ fn collect_pending_builds_the_series_once_per_run_and_goes_on_past_a_bad_part() 
     );
     let latest = std::fs::read_to_string(pictures.join("ts-latest.svg")).unwrap();
     assert!(latest.starts_with("<svg") && latest.matches("<rect").count() >= 3);
+    // The same two charts as PNG pictures of the chart's size.
+    for name in ["ts-over-time.png", "ts-latest.png"] {
+        let bytes = std::fs::read(pictures.join(name)).unwrap();
+        let info = png::Decoder::new(std::io::Cursor::new(bytes))
+            .read_info()
+            .unwrap()
+            .info()
+            .clone();
+        assert_eq!((info.width, info.height), (960, 480), "{name}");
+        assert_eq!(
+            written[name.replace("ts-", "").replace(['-', '.'], "_")],
+            pictures.join(name).display().to_string()
+        );
+    }
     let html = std::fs::read_to_string(pictures.join("ts.html")).unwrap();
     assert_eq!(html.matches("<svg").count(), 2);
     assert_eq!(html.matches("<tr><td>").count(), 4, "a table row per run");
