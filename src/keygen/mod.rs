@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub mod manifest;
 pub mod party;
+mod party_config;
 pub mod rotate;
 
 /// The config files keygen writes, by party.

@@ -14,8 +14,9 @@
 
 use super::manifest::{Manifest, PublishedPacketKey};
 use super::party::{
-    load_draft, own_manifest, render, save_draft, save_own_manifest, secret_path, state, PartyState,
+    load_draft, own_manifest, save_draft, save_own_manifest, secret_path, state, PartyState,
 };
+use super::party_config::render;
 use super::write_secret;
 use crate::config::PublicKeyConfig;
 use crate::crypto::{PacketPrivateKey, SigningKey};
