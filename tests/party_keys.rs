@@ -273,6 +273,43 @@ fn four_parties_make_their_own_keys_exchange_manifests_and_collect_the_truth() {
         serde_json::json!([1, 1, 1, 3]),
         "{result}"
     );
+
+    // A portal's manifest of another task, imported once the task is made, is refused
+    // and not kept: the folder stays as it was.
+    let other = root.join("other-portal");
+    run_ok(&[
+        "keygen",
+        "--party",
+        "portal",
+        "--out",
+        p(&other),
+        "--vdaf",
+        "count",
+    ]);
+    let kept = std::fs::read(folder(root, "server0").join("peers/portal.manifest.json")).unwrap();
+    let before = config_text(root, "server0");
+    let m = other.join("portal.manifest.json");
+    let out = divvi(&[
+        "keygen",
+        "--import",
+        p(&m),
+        "--dir",
+        p(&folder(root, "server0")),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("not imported") && err.contains("differs"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(folder(root, "server0").join("peers/portal.manifest.json")).unwrap(),
+        kept
+    );
+    assert_eq!(config_text(root, "server0"), before);
+    assert_eq!(
+        std::fs::read(folder(root, "server0").join("task.json")).unwrap(),
+        task
+    );
 }
 
 #[test]

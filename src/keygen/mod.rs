@@ -56,7 +56,8 @@ fn write_config<T: serde::Serialize>(path: &Path, what: &str, config: &T) -> Res
         "# divvi {what} configuration, written by `divvi keygen`.\n\
          # Relative paths are relative to this file's folder.\n\n{body}"
     );
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    // Whole or not at all: keygen --import rewrites a config that jobs may be reading.
+    crate::files::write_atomically(path, text.as_bytes())
 }
 
 /// Where the deployment's locations live.

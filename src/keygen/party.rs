@@ -291,8 +291,17 @@ pub fn import(
         );
     }
     let path = dir.join(PEERS).join(manifest::file_name(theirs.party));
+    let previous = std::fs::read(&path).ok();
     crate::files::write_atomically(&path, bytes)?;
-    super::party_config::render(dir, &draft)?;
+    if let Err(e) = super::party_config::render(dir, &draft) {
+        // A manifest the config cannot be made with is not kept: the folder stays as it was.
+        match previous {
+            Some(old) => crate::files::write_atomically(&path, &old)?,
+            None => std::fs::remove_file(&path)
+                .with_context(|| format!("removing {}", path.display()))?,
+        }
+        return Err(e.context(format!("manifest {source}: not imported")));
+    }
     state(dir)
 }
 
