@@ -88,7 +88,8 @@ enum Command {
     /// Run the whole pipeline on a fresh deployment (a Prio3 histogram, or --vdaf) and
     /// compare the result with the truth.
     Demo(demo::DemoArgs),
-    /// Make every key and a matching set of configs for a new deployment.
+    /// Make keys and configs: every party's at once, or one party's with a manifest for the
+    /// others (--party), their imports (--import) and key rotation.
     Keygen(keygen::KeygenArgs),
     /// (ingestor) Turn measurements into signed ingestion batches for both servers.
     Ingest(ingest::IngestArgs),
