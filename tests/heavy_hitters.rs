@@ -215,6 +215,18 @@ fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
 
+/// Today's heavy-hitters result, once the portal has written it.
+fn heavy_hitters_result(d: &Deployment) -> Option<serde_json::Value> {
+    let (start, end) = today();
+    let file = d
+        .dir
+        .join("buckets/portal-results")
+        .join(d.aggregation())
+        .join(format!("{start}-{end}.heavy-hitters.json"));
+    let bytes = std::fs::read(file).ok()?;
+    Some(serde_json::from_slice(&bytes).unwrap())
+}
+
 /// One turn of every party: the portal's collect step, then each server's passes.
 /// Returns the heavy-hitters result once the portal wrote it.
 fn turn(d: &Deployment, threshold: u64, step: usize) -> Option<serde_json::Value> {
@@ -222,14 +234,8 @@ fn turn(d: &Deployment, threshold: u64, step: usize) -> Option<serde_json::Value
     // 0: asked a pass or done; 4: waiting for the servers.
     let code = out.status.code();
     assert!(matches!(code, Some(0) | Some(4)), "collect: {out:?}");
-    let (start, end) = today();
-    let file = d
-        .dir
-        .join("buckets/portal-results")
-        .join(d.aggregation())
-        .join(format!("{start}-{end}.heavy-hitters.json"));
-    if let Ok(bytes) = std::fs::read(&file) {
-        return Some(serde_json::from_slice(&bytes).unwrap());
+    if let Some(result) = heavy_hitters_result(d) {
+        return Some(result);
     }
     for server in [0, 1] {
         let out = divvi(&strs(&passes_args(d, server)));
@@ -680,5 +686,86 @@ fn check_shows_the_portal_key_on_both_sides() {
     assert!(
         server.contains("none: its heavy-hitters queries are refused"),
         "{server}"
+    );
+}
+
+/// Passes scale out like intake: each server's turn is two workers at once
+/// (`--shard 0/2` and `1/2`, the second as a Kubernetes Indexed Job finds it), each
+/// preparing the batches it owns; worker 0 alone writes each sum part. The heavy hitters
+/// are the true ones with their counts, every batch was prepared by its owner only, and
+/// no worker 1 ever wrote a sum part.
+#[test]
+fn passes_split_between_workers_find_the_true_heavy_hitters() {
+    let d = deployment(32);
+    let strings = poplar1_common::zipf_strings(400, 20, 11);
+    d.ingest(&d.reports(&strings), 50); // 8 batches
+    let threshold = 20;
+    let mut result = None;
+    let mut round_one = std::collections::HashMap::<String, Vec<String>>::new();
+    let mut sum_parts_by = vec![0usize; 2];
+    for _ in 0..40 {
+        let out = divvi(&strs(&collect_args(&d, threshold, 4)));
+        assert!(
+            matches!(out.status.code(), Some(0) | Some(4)),
+            "collect: {out:?}"
+        );
+        if let Some(found) = heavy_hitters_result(&d) {
+            result = Some(found);
+            break;
+        }
+        for server in [0u8, 1] {
+            let workers: Vec<std::process::Child> = (0..2)
+                .map(|i| {
+                    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_divvi"));
+                    cmd.args(strs(&passes_args(&d, server)));
+                    if i == 0 {
+                        cmd.args(["--shard", "0/2"]);
+                    } else {
+                        cmd.env("JOB_COMPLETION_INDEX", "1")
+                            .env("DIVVI_SHARD_COUNT", "2");
+                    }
+                    cmd.stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            for (i, w) in workers.into_iter().enumerate() {
+                let out = w.wait_with_output().unwrap();
+                assert!(
+                    matches!(out.status.code(), Some(0) | Some(3) | Some(4)),
+                    "passes {server} shard {i}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                for line in String::from_utf8_lossy(&out.stdout).lines() {
+                    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                    for batch in v["round_one"].as_array().into_iter().flatten() {
+                        let key = format!("server {server} pass {} {batch}", v["pass"]);
+                        round_one.entry(key).or_default().push(format!("shard {i}"));
+                    }
+                    if !v["sum_part"].is_null() {
+                        sum_parts_by[i] += 1;
+                    }
+                }
+            }
+        }
+    }
+    let result = result.expect("the traversal ended");
+    let truth = poplar1_common::truth(&strings, threshold);
+    assert!(truth.len() >= 2, "a weak test: {truth:?}");
+    assert_eq!(hitters(&result), truth, "{result}");
+    assert_eq!(result["reports"], 400, "{result}");
+    // 8 passes × 8 batches × 2 servers, each by exactly one worker, and both worked.
+    assert_eq!(round_one.len(), 8 * 8 * 2, "{round_one:?}");
+    assert!(
+        round_one.values().all(|who| who.len() == 1),
+        "{round_one:?}"
+    );
+    let by_shard = |s: &str| round_one.values().filter(|w| w[0] == s).count();
+    assert!(by_shard("shard 0") > 0 && by_shard("shard 1") > 0);
+    assert_eq!(
+        sum_parts_by,
+        [16, 0],
+        "8 passes × 2 servers, all by worker 0"
     );
 }

@@ -6,6 +6,7 @@ mod heavy;
 mod names;
 mod pass_record;
 mod peek;
+mod shard;
 mod signature;
 mod signed;
 mod sum_part;
@@ -21,6 +22,7 @@ pub use peek::peek_record_name;
 pub use crate::ids::{
     parse_time, run_name, truncate_to_minute, validate_name, BatchId, SumPartId, Window,
 };
+pub use shard::Shard;
 pub use signature::{check_signature, sign_json, signature_over, verify_json};
 pub use signed::{
     hex, open_batch, write_batch_unless_signed, BatchHeader, BatchWriter, OpenedBatch,

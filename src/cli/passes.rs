@@ -32,6 +32,11 @@ pub(super) struct PassesArgs {
     /// Allow a window longer than 31 days.
     #[arg(long)]
     force: bool,
+    /// This worker's part of each pass, i/N: both rounds of the batches it owns (the same
+    /// split as intake's); worker 0 also writes the sum part once every batch's rounds are
+    /// in (default: from Kubernetes JOB_COMPLETION_INDEX and DIVVI_SHARD_COUNT, else all).
+    #[arg(long)]
+    shard: Option<String>,
     /// How the result is printed: a JSON object per line, CSV, or a table.
     #[arg(long, default_value = "json")]
     output: super::output::Output,
@@ -59,10 +64,20 @@ pub(super) fn passes_command(a: PassesArgs) -> Result<Ended> {
         return Ok(Ended::NothingToDo);
     }
     config(heavy::check_server(&server))?;
+    let shard = match &a.shard {
+        Some(text) => divvi::batch::Shard::parse(text)?,
+        None => divvi::batch::Shard::from_env()?.unwrap_or(divvi::batch::Shard::ALL),
+    };
     let (mut worked, mut waiting) = (false, false);
     let mut printer = super::output::Printer::new(a.output);
     for window in &windows {
-        let progress = heavy::advance(&server, &a.aggregation, window, &divvi::stages::no_tick)?;
+        let progress = heavy::advance(
+            &server,
+            &a.aggregation,
+            window,
+            shard,
+            &divvi::stages::no_tick,
+        )?;
         printer.record(&progress)?;
         worked |= !progress.round_one.is_empty()
             || !progress.round_two.is_empty()

@@ -9,7 +9,7 @@
 
 use super::clients::Uploads;
 use super::{timed, DemoOptions, DemoReport, DemoVdaf, Progress, StageTiming};
-use crate::batch::{read_pass_sum_part, PassId, Window};
+use crate::batch::{read_pass_sum_part, PassId, Shard, Window};
 use crate::config::{Portal, Server};
 use crate::keygen::Deployment;
 use crate::stages::collect_heavy::{self, HeavyProgress, HeavySettings};
@@ -214,7 +214,7 @@ impl HeavyRun<'_> {
             timed(progress, &name, 0, &mut record.stages, |tick| {
                 // Each server twice: a round waits for the peer's previous one.
                 for server in self.servers.iter().chain(self.servers) {
-                    heavy::advance(server, self.aggregation, &self.window, tick)?;
+                    heavy::advance(server, self.aggregation, &self.window, Shard::ALL, tick)?;
                 }
                 Ok(())
             })?;

@@ -23,13 +23,15 @@ mod plan;
 mod status;
 mod windows;
 
+/// Intake's and the passes' split of batches between workers.
+pub use crate::batch::Shard;
 pub use collectable::collectable_runs;
 pub use exclusion::{exclude, exclusions, Exclusion};
 pub use execute::{execute_run, RunOutcome};
 pub(crate) use history::summed_by;
 pub use manifest::{read_manifest, Manifest, SignedManifest};
 pub use pending::{
-    parse_duration, pending_intake, scan_ingestion, scan_ingestion_between, Incomplete, Scan, Shard,
+    parse_duration, pending_intake, scan_ingestion, scan_ingestion_between, Incomplete, Scan,
 };
 pub use plan::{
     decide_late_run, decide_run, leader_pending, missing_validations, read_decided, scan_window,

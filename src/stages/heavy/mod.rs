@@ -22,7 +22,9 @@ mod rounds;
 use super::judges::TIME_LEN;
 use super::pass_ledger::PassLedger;
 use super::Tick;
-use crate::batch::{read_pass_query, read_pass_sum_part, BatchId, BatchKind, PassId, Window};
+use crate::batch::{
+    read_pass_query, read_pass_sum_part, BatchId, BatchKind, PassId, Shard, Window,
+};
 use crate::config::{dap::ServerDap, Server};
 use crate::crypto::StashKey;
 use crate::dap::poplar1::{Pass, Poplar1Aggregator, Poplar1Vdaf};
@@ -62,7 +64,8 @@ pub struct PassProgress {
 /// Whether [`advance`] does the work it finds or only says what it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    Run,
+    /// Do this worker's part.
+    Run(Shard),
     Look,
 }
 
@@ -86,14 +89,16 @@ pub(crate) struct PassRun<'s> {
 }
 
 /// Does the work of the portal's latest pass over `aggregation`'s reports in `window`
-/// that this server can do now.
+/// that this server can do now: both rounds of the batches `shard` owns, and (shard 0
+/// only, so no two workers write it) the pass's sum part once every batch's rounds are in.
 pub fn advance(
     server: &Server,
     aggregation: &str,
     window: &Window,
+    shard: Shard,
     tick: Tick,
 ) -> Result<PassProgress> {
-    progress_of(server, aggregation, window, tick, Mode::Run)
+    progress_of(server, aggregation, window, tick, Mode::Run(shard))
 }
 
 /// Where the traversal of `window` stands on this server, nothing done: the latest pass,
@@ -158,7 +163,27 @@ fn progress_of(
     let peer = server.index.peer();
     let mut all_exchanged = true;
     let look = mode == Mode::Look;
+    let shard = match mode {
+        Mode::Run(shard) => shard,
+        Mode::Look => Shard::ALL,
+    };
     for id in &batches {
+        if !shard.owns(id) {
+            // Another worker's batch: only whether both servers' rounds are in.
+            for (store, from) in [
+                (server.own.as_ref(), server.index),
+                (server.peer_inbox.as_ref(), peer),
+            ] {
+                if !run.round_written(store, id, from, 2)? {
+                    progress.waiting.push(format!(
+                        "server {from}'s round two of {id} (shard {})",
+                        shard_of(id, shard)
+                    ));
+                    all_exchanged = false;
+                }
+            }
+            continue;
+        }
         if !run.round_written(server.own.as_ref(), id, server.index, 1)? {
             if look {
                 progress.ready.push(format!("round one of {id}"));
@@ -194,11 +219,22 @@ fn progress_of(
         progress
             .ready
             .push(format!("the sum part of pass {}", run.id.index));
-    } else if all_exchanged {
+    } else if all_exchanged && shard.index == 0 {
         progress.sum_part = Some(run.finish(&batches, &left_out, tick)?);
         progress.done = true;
+    } else if all_exchanged {
+        progress.waiting.push(format!(
+            "shard 0/{} to write the sum part of pass {}",
+            shard.count, run.id.index
+        ));
     }
     Ok(progress)
+}
+
+/// The shard of `shard.count` that owns `id`, as `i/N`.
+fn shard_of(id: &BatchId, shard: Shard) -> String {
+    let index = (id.uuid.as_u128() % u128::from(shard.count)) as u32;
+    Shard { index, ..shard }.to_string()
 }
 
 impl<'s> PassRun<'s> {
