@@ -149,7 +149,7 @@ fn passing_heavy_demo(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("OK: the heavy hitters matches the truth"),
+        text.contains("OK: the list of heavy hitters matches the truth"),
         "{text}"
     );
     assert!(text.contains("invalid found 6 (spoiled 6)"), "{text}");

@@ -115,6 +115,9 @@ impl ObjectStore for Faulty {
     fn create_new(&self, key: &str, bytes: &[u8]) -> Result<bool, StoreError> {
         self.inner.create_new(key, bytes)
     }
+    fn discard(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.discard(key)
+    }
 }
 
 struct Switches {

@@ -12,7 +12,7 @@ mod dap_common;
 #[allow(dead_code)]
 mod poplar1_common;
 
-use common::{divvi, kill_after};
+use common::{divvi, files_ending, kill_after};
 use divvi::batch::{create_pass_query, PassId, PassQuery, Window};
 use divvi::config::{Portal, Server};
 use divvi::dap::poplar1::{Pass, Prefix};
@@ -477,6 +477,37 @@ fn passes(d: &Deployment, server: u8) {
     );
 }
 
+/// The Poplar1 round states a server keeps in its own folder (under `rounds/`). Not the
+/// temporary files of writes killed by a test: `remove_stale_temporaries` removes those
+/// by age, as everywhere else.
+fn round_states(d: &Deployment, server: u8) -> Vec<PathBuf> {
+    let rounds = d
+        .dir
+        .join(format!("buckets/server{server}-own"))
+        .join(divvi::batch::ROUND_STASH_PREFIX);
+    if !rounds.exists() {
+        return Vec::new();
+    }
+    let mut states = files_ending(&rounds, "");
+    states.retain(|f| !f.to_string_lossy().contains("/.divvi-tmp-"));
+    states
+}
+
+/// The S3 side of giving up round states: the own bucket's lifecycle rule in terraform/
+/// must expire the prefix divvi writes them under, or they stay for the own bucket's
+/// whole retention.
+#[test]
+fn the_own_buckets_short_lived_prefix_is_where_round_states_live() {
+    let buckets =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform/modules/divvi-server/buckets.tf");
+    let text = std::fs::read_to_string(&buckets).unwrap();
+    let rule = format!(
+        "short_lived = each.key == \"own\" ? {{ prefix = {:?},",
+        divvi::batch::ROUND_STASH_PREFIX
+    );
+    assert!(text.contains(&rule), "{} lacks {rule}", buckets.display());
+}
+
 #[test]
 fn status_shows_where_a_traversal_stands() {
     let d = deployment(16);
@@ -502,6 +533,12 @@ fn status_shows_where_a_traversal_stands() {
     passes(&d, 0);
     let s0 = status(&d, 0);
     assert!(s0.contains("waiting for server 1's round one of"), "{s0}");
+    let kept = round_states(&d, 0);
+    assert!(
+        kept.iter()
+            .any(|f| f.to_string_lossy().ends_with(".pass0r1.shares_0")),
+        "round one's states are kept for round two: {kept:?}"
+    );
     passes(&d, 1);
     passes(&d, 0);
     assert!(
@@ -509,6 +546,19 @@ fn status_shows_where_a_traversal_stands() {
         "{}",
         status(&d, 0)
     );
+    // Once its sum part is written, a server gives up the pass's round states; the
+    // peer, whose sum part is still to write, keeps both rounds' states.
+    assert_eq!(round_states(&d, 0), Vec::<PathBuf>::new());
+    let peer_kept = round_states(&d, 1);
+    for round in ["r1", "r2"] {
+        let name = format!(".pass0{round}.shares_1");
+        assert!(
+            peer_kept
+                .iter()
+                .any(|f| f.to_string_lossy().ends_with(&name)),
+            "{name}: {peer_kept:?}"
+        );
+    }
     let s1 = status(&d, 1);
     assert!(s1.contains("ready: the sum part of pass 0"), "{s1}");
     // Nothing was done by looking: server 1's sum part is still to write.
@@ -520,10 +570,15 @@ fn status_shows_where_a_traversal_stands() {
             && s1.contains("waiting for the portal's query after pass 0"),
         "{s1}"
     );
-    // Run to the end: at the last level nothing more is awaited.
+    assert_eq!(round_states(&d, 1), Vec::<PathBuf>::new());
+    // Run to the end: at the last level nothing more is awaited, and no round state is
+    // left on either server.
     traverse(&d, 2, 2, 40);
     let s0 = status(&d, 0);
     assert!(s0.contains("(level 15") && !s0.contains("waiting"), "{s0}");
+    for server in [0, 1] {
+        assert_eq!(round_states(&d, server), Vec::<PathBuf>::new(), "{server}");
+    }
 }
 
 #[test]
@@ -592,6 +647,12 @@ fn passes_killed_at_any_point_finish_on_rerun_with_the_true_heavy_hitters() {
         "{result}"
     );
     assert_eq!(result["reports"], 3000, "{result}");
+    // A kill between a sum part and the discarding of its pass's round states leaves
+    // them to a later run: of that pass, which finds it done, or of the next.
+    for server in [0, 1] {
+        divvi(&strs(&passes_args(&d, server)));
+        assert_eq!(round_states(&d, server), Vec::<PathBuf>::new(), "{server}");
+    }
 }
 
 #[test]

@@ -504,6 +504,64 @@ fn the_demo_runs_on_an_s3_endpoint() {
     assert_eq!(results.list(&format!("{aggregation}/")).unwrap().len(), 2);
 }
 
+/// A whole heavy-hitters traversal on SeaweedFS: every pass's rounds and sum parts
+/// through S3. Each server's round states are all under the one prefix its own bucket's
+/// lifecycle rule expires (divvi's roles may not delete), and nothing else is.
+#[test]
+fn the_heavy_hitters_demo_runs_on_an_s3_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let weed = Seaweed::start(&dir.path().join("weed"), "heavy-");
+    let mut args = [
+        "demo",
+        "--dir",
+        &s(&dir.path().join("demo")),
+        "--vdaf",
+        "poplar1:16",
+        "--reports",
+        "400",
+        "--threshold",
+        "100",
+        "--batch-size",
+        "150",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(weed.keygen_flags());
+    let out = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.contains("OK: the list of heavy hitters matches the truth"),
+        "{out}"
+    );
+    let prefix = divvi::batch::ROUND_STASH_PREFIX;
+    for server in 0..2 {
+        let own = weed.location(&format!("server{server}-own"), &format!("server{server}"));
+        let own = divvi::store::open_location(&own, dir.path()).unwrap();
+        let keys = own.list("").unwrap();
+        let (states, others): (Vec<_>, Vec<_>) = keys.iter().partition(|k| k.starts_with(prefix));
+        // Per batch: four passes (levels 3, 7, 11, 15), two rounds each.
+        let batches: std::collections::BTreeSet<&str> = states
+            .iter()
+            .filter_map(|k| k.rsplit('/').next()?.split('.').next())
+            .collect();
+        assert!(batches.len() >= 3, "server {server}: {states:?}");
+        assert_eq!(
+            states.len(),
+            batches.len() * 4 * 2,
+            "server {server}: {states:?}"
+        );
+        assert!(
+            states
+                .iter()
+                .all(|k| k.contains(&format!(".shares_{server}"))),
+            "{states:?}"
+        );
+        assert!(
+            !others.iter().any(|k| k.contains(".shares_")),
+            "server {server}: a state outside {prefix}: {others:?}"
+        );
+    }
+}
+
 #[test]
 fn four_intake_workers_share_the_pending_batches_exactly_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,11 @@ use crate::ids::{run_name, validate_name, BatchId, RunId, ServerIndex, SumPartId
 use chrono::NaiveDateTime;
 use uuid::Uuid;
 
+/// Where in a server's own location the Poplar1 round states live: a prefix of their
+/// own, so a bucket lifecycle rule expires them within days (terraform/'s
+/// `round_state_days`) while the rest of the location is kept for its retention.
+pub const ROUND_STASH_PREFIX: &str = "rounds/";
+
 /// Which kind of batch: what the ingestor wrote, or a server's validation of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchKind {
@@ -71,10 +76,12 @@ impl BatchId {
         )
     }
 
-    /// Key of this server's sealed Poplar1 state after `round` of pass `pass`.
+    /// Key of this server's sealed Poplar1 state after `round` of pass `pass`: under
+    /// [`ROUND_STASH_PREFIX`], apart from what must be kept, since it is dead once the
+    /// pass's sum part exists.
     pub fn round_stash_name(&self, server: ServerIndex, pass: u32, round: u8) -> String {
         format!(
-            "{}/{}/{}.pass{pass}r{round}.shares_{server}",
+            "{ROUND_STASH_PREFIX}{}/{}/{}.pass{pass}r{round}.shares_{server}",
             self.aggregation,
             self.date_path(),
             self.uuid

@@ -87,7 +87,7 @@ impl DemoVdaf {
                 VdafConfig::SumVec { .. } => "vector sum",
                 VdafConfig::Histogram { .. } => "histogram",
                 VdafConfig::MultihotCountVec { .. } => "count vector",
-                VdafConfig::Poplar1 { .. } => "heavy hitters",
+                VdafConfig::Poplar1 { .. } => "list of heavy hitters",
             },
         }
     }

@@ -124,6 +124,14 @@ impl ObjectStore for LocalStore {
         }
     }
 
+    fn discard(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path("discarding", key)?;
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(self.error("discarding", key, e)),
+            _ => Ok(()),
+        }
+    }
+
     fn exists(&self) -> Result<bool, StoreError> {
         match fs::metadata(&self.root) {
             Ok(m) => Ok(m.is_dir()),
@@ -377,6 +385,20 @@ mod tests {
         assert_eq!(s.list("").unwrap(), vec!["a/b/kept.x"]);
         let missing = LocalStore::new(dir.path().join("none"));
         assert_eq!(missing.remove_stale_temporaries(Duration::ZERO).unwrap(), 0);
+    }
+
+    #[test]
+    fn discard_deletes_once_and_then_is_a_no_op() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::new(dir.path());
+        put_bytes(&s, "a/1.x", b"one").unwrap();
+        put_bytes(&s, "a/2.x", b"two").unwrap();
+        s.discard("a/1.x").unwrap();
+        assert_eq!(s.list("a/").unwrap(), vec!["a/2.x"]);
+        s.discard("a/1.x").unwrap();
+        let e = s.discard("../a/2.x").unwrap_err();
+        assert!(matches!(e.kind, StoreErrorKind::BadKey(_)), "{e}");
+        assert_eq!(s.head("a/2.x").unwrap(), Some(3));
     }
 
     #[test]

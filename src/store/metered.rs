@@ -73,6 +73,10 @@ impl ObjectStore for Metered {
         Ok(created)
     }
 
+    fn discard(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.discard(key)
+    }
+
     fn remove_stale_temporaries(&self, age: std::time::Duration) -> Result<usize, StoreError> {
         self.inner.remove_stale_temporaries(age)
     }

@@ -71,6 +71,12 @@ pub trait ObjectStore: Send + Sync {
     /// Writes a small object only if no object of that key exists, atomically even when
     /// several writers race: true if this call created it, false if one existed.
     fn create_new(&self, key: &str, bytes: &[u8]) -> Result<bool, StoreError>;
+    /// Gives up an object nothing will read again (a Poplar1 pass's round states once
+    /// its sum part exists). A local folder deletes it; S3 leaves it to the bucket's
+    /// lifecycle rule for its prefix, since divvi's job roles hold no `s3:DeleteObject`
+    /// (and in a versioned bucket a delete frees nothing before that rule runs anyway).
+    /// An object already gone is no error.
+    fn discard(&self, key: &str) -> Result<(), StoreError>;
     /// Removes what killed writers left behind (temporary files) older than `age`, and
     /// says how many. Younger ones may belong to a writer still at work, so they stay.
     /// Stores whose writes leave nothing visible when killed have nothing to remove.

@@ -171,6 +171,12 @@ impl ObjectStore for S3Store {
         Ok(keys)
     }
 
+    fn discard(&self, key: &str) -> Result<(), StoreError> {
+        // The bucket's lifecycle rule for the key's prefix expires it (terraform/:
+        // `rounds/` in each server's own bucket); the job's role may not delete.
+        self.full_key("discarding", key).map(|_| ())
+    }
+
     fn create_new(&self, key: &str, bytes: &[u8]) -> Result<bool, StoreError> {
         let full = self.full_key("creating", key)?;
         let mut attempt = 0;

@@ -29,7 +29,8 @@ const GRANTS: &[(&str, &[Grant])] = &[
             ("server0-ingestion", &["Read", "List"]),
             ("server0-own", &["Read", "Write", "List"]),
             ("server0-peer-inbox", &["Read", "List"]),
-            ("server0-sum-parts", &["Write"]),
+            // Read too: the portal's heavy-hitters queries, and its own earlier passes.
+            ("server0-sum-parts", &["Read", "Write", "List"]),
         ],
     ),
     ("server0-to-server1", &[("server1-peer-inbox", &["Write"])]),
@@ -39,15 +40,19 @@ const GRANTS: &[(&str, &[Grant])] = &[
             ("server1-ingestion", &["Read", "List"]),
             ("server1-own", &["Read", "Write", "List"]),
             ("server1-peer-inbox", &["Read", "List"]),
-            ("server1-sum-parts", &["Write"]),
+            // Read too: the portal's heavy-hitters queries, and its own earlier passes.
+            ("server1-sum-parts", &["Read", "Write", "List"]),
         ],
     ),
     ("server1-to-server0", &[("server0-peer-inbox", &["Write"])]),
     (
         "portal",
         &[
-            ("server0-sum-parts", &["Read", "List"]),
-            ("server1-sum-parts", &["Read", "List"]),
+            // Write: the heavy-hitters queries. Terraform grants only the creation of
+            // `*.query` keys where none exists (terraform/tests/test_iam.py checks it);
+            // SeaweedFS's grants cannot name a key suffix.
+            ("server0-sum-parts", &["Read", "Write", "List"]),
+            ("server1-sum-parts", &["Read", "Write", "List"]),
             ("portal-results", &["Read", "Write", "List"]),
         ],
     ),

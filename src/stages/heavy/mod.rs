@@ -10,7 +10,8 @@
 //!    shares, keep the new state sealed, send the second verifier shares;
 //! 3. **finish** (once both servers' round two of every batch are there): decide each
 //!    report from both second shares, sum the valid reports' counts per prefix, and write
-//!    the pass's sum part, sealed to the collector.
+//!    the pass's sum part, sealed to the collector; the pass's round states are then
+//!    given up (deleted from a folder; in S3 a lifecycle rule on `rounds/` expires them).
 //!
 //! Pass 0 takes the window's batches and refuses replayed reports (as Prio3's intake
 //! does); every later pass takes exactly the batches the previous pass summed and leaves
@@ -150,8 +151,18 @@ fn progress_of(
     progress.prefixes = Some(run.pass.len());
     let (batches, left_out) = run.batches_and_left_out()?;
     progress.batches = batches.len();
+    // Worker 0 gives up round states once their pass's sum part exists: right after
+    // writing it, and again at later runs (of this pass, or of the next, whose batches
+    // are the ones this pass summed) for a run killed in between.
+    let discards = matches!(mode, Mode::Run(shard) if shard.index == 0);
+    if discards && run.id.index > 0 {
+        run.discard_round_states(&batches, run.id.index - 1);
+    }
     if run.own_sum_part_exists()? {
         progress.done = true;
+        if discards {
+            run.discard_round_states(&batches, run.id.index);
+        }
         // After the last level the traversal is over: nothing more will be asked.
         if run.pass.level() < run.last_level {
             progress
@@ -222,6 +233,7 @@ fn progress_of(
     } else if all_exchanged && shard.index == 0 {
         progress.sum_part = Some(run.finish(&batches, &left_out, tick)?);
         progress.done = true;
+        run.discard_round_states(&batches, run.id.index);
     } else if all_exchanged {
         progress.waiting.push(format!(
             "shard 0/{} to write the sum part of pass {}",
@@ -352,6 +364,22 @@ impl<'s> PassRun<'s> {
             .head(&names.signature)
             .with_context(|| format!("{id}"))?
             .is_some())
+    }
+
+    /// Gives up this server's round states of pass `pass` over `batches`, dead once the
+    /// pass's sum part exists (each store by its own rule:
+    /// [`crate::store::ObjectStore::discard`]). A failure costs only space, so it is
+    /// logged, not raised.
+    fn discard_round_states(&self, batches: &[BatchId], pass: u32) {
+        let own = self.server.own.as_ref();
+        for id in batches {
+            for round in [1, 2] {
+                let name = id.round_stash_name(self.server.index, pass, round);
+                if let Err(e) = own.discard(&name) {
+                    tracing::warn!(error = %e, "a round state is left in place");
+                }
+            }
+        }
     }
 
     fn round_kind(&self, server: ServerIndex, round: u8) -> BatchKind {

@@ -2,7 +2,8 @@
 # logged (modules/private-bucket), plus the bucket their access logs go to.
 #
 #   ingestion   the ingestor puts report batches here (through its access role)
-#   own         this server's validations, share stash, run records and replay set
+#   own         this server's validations, share stash, run records and replay set;
+#               Poplar1 round states under rounds/, expiring after round_state_days
 #   peer_inbox  the peer puts its validations (and server 0 its run manifests) here
 #   sum_parts   this server's signed sum parts; the portal reads them
 
@@ -26,6 +27,10 @@ module "bucket" {
   access_log_prefix = "${each.value}/"
   force_destroy     = var.force_destroy
   tags              = var.tags
+
+  # Poplar1 round states (divvi's `rounds/` prefix) are dead once their pass's sum part
+  # exists, and the jobs may not delete: they expire here.
+  short_lived = each.key == "own" ? { prefix = "rounds/", days = var.round_state_days } : null
 }
 
 # --- Access logs ----------------------------------------------------------------------

@@ -161,6 +161,16 @@ variable "retention_days" {
   }
 }
 
+variable "round_state_days" {
+  description = "Days a Poplar1 pass's round states (the own bucket's rounds/ prefix) are kept: longer than a pass can take from its round one to its sum part, on both servers."
+  type        = number
+  default     = 2
+  validation {
+    condition     = var.round_state_days >= 1 && var.round_state_days == floor(var.round_state_days)
+    error_message = "The round_state_days must be a whole number of days, at least 1."
+  }
+}
+
 variable "kms_deletion_window_days" {
   description = "Days a deleted KMS key can still be restored (7 to 30)."
   type        = number

@@ -66,6 +66,27 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
       days_after_initiation = 1
     }
   }
+  # Objects dead soon after they are written (Poplar1 round states): where two
+  # expirations overlap, S3 honours the shorter.
+  dynamic "rule" {
+    for_each = var.short_lived == null ? [] : [var.short_lived]
+    content {
+      id     = "expire-short-lived"
+      status = "Enabled"
+      filter {
+        prefix = rule.value.prefix
+      }
+      expiration {
+        days = rule.value.days
+      }
+      noncurrent_version_expiration {
+        noncurrent_days = 1
+      }
+      abort_incomplete_multipart_upload {
+        days_after_initiation = 1
+      }
+    }
+  }
   depends_on = [aws_s3_bucket_versioning.this]
 }
 

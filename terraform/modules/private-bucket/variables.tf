@@ -25,6 +25,19 @@ variable "retention_days" {
   }
 }
 
+variable "short_lived" {
+  description = "Objects under this key prefix expire this many days after they were written (before retention_days); null for none."
+  type = object({
+    prefix = string
+    days   = number
+  })
+  default = null
+  validation {
+    condition     = var.short_lived == null ? true : (length(var.short_lived.prefix) > 0 && var.short_lived.days >= 1 && var.short_lived.days == floor(var.short_lived.days))
+    error_message = "The short_lived prefix must not be empty (that is every object) and its days a whole number, at least 1."
+  }
+}
+
 variable "access_log_bucket" {
   description = "Name of the bucket that receives this bucket's S3 server access logs."
   type        = string
