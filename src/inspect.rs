@@ -6,7 +6,7 @@
 //! the named one or a neighbour it opens itself, than the cap for its kind.
 
 use crate::batch::{hex, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES};
-use crate::crypto::{sha256, TrustSet};
+use crate::crypto::{PacketDigest, TrustSet};
 use crate::store::ObjectStore;
 use crate::wire::{self, *};
 use anyhow::{bail, Context, Result};
@@ -244,9 +244,14 @@ fn packet_file_of(header: &str) -> String {
     format!("{header}.avro")
 }
 
-fn digest_of_header(header_bytes: &[u8]) -> Option<Vec<u8>> {
+/// The packet-file digest a header carries, and the hash it is made with.
+fn digest_of_header(header_bytes: &[u8]) -> Option<(PacketDigest, Vec<u8>)> {
     let name = wire::record_name(header_bytes).ok()?;
-    match name.as_str() {
+    if name == "DapIngestionHeader" {
+        let h = decode_single::<DapIngestionHeader>(header_bytes).ok()?;
+        return Some((h.packet_file_digest_algorithm, h.packet_file_digest));
+    }
+    let sha256 = match name.as_str() {
         "PrioIngestionHeader" => decode_single::<IngestionHeader>(header_bytes)
             .ok()
             .map(|h| h.packet_file_digest),
@@ -254,9 +259,6 @@ fn digest_of_header(header_bytes: &[u8]) -> Option<Vec<u8>> {
             .ok()
             .map(|h| h.packet_file_digest),
         "PrioSumPart" => decode_single::<SumPart>(header_bytes)
-            .ok()
-            .map(|h| h.packet_file_digest),
-        "DapIngestionHeader" => decode_single::<DapIngestionHeader>(header_bytes)
             .ok()
             .map(|h| h.packet_file_digest),
         "DapSumPart" => decode_single::<DapSumPart>(header_bytes)
@@ -269,11 +271,12 @@ fn digest_of_header(header_bytes: &[u8]) -> Option<Vec<u8>> {
             .ok()
             .map(|h| h.packet_file_digest),
         _ => None,
-    }
+    };
+    sha256.map(|digest| (PacketDigest::Sha256, digest))
 }
 
 fn digest_verdict(header_bytes: &[u8], packets: Option<&[u8]>, packet_file: &Source) -> Value {
-    let Some(expected) = digest_of_header(header_bytes) else {
+    let Some((algorithm, expected)) = digest_of_header(header_bytes) else {
         return json!({"verdict": "not a batch header"});
     };
     let owned;
@@ -287,9 +290,10 @@ fn digest_verdict(header_bytes: &[u8], packets: Option<&[u8]>, packet_file: &Sou
             Err(e) => return json!({"verdict": "not checked", "reason": format!("{e:#}")}),
         },
     };
-    let actual = sha256(packets);
+    let actual = algorithm.digest(packets);
     json!({
         "verdict": if actual[..] == expected[..] { "matches" } else { "MISMATCH" },
+        "algorithm": algorithm.name(),
         "expected": hex(&expected),
         "actual": hex(&actual),
         "packet_file": packet_file.display(),
@@ -374,7 +378,10 @@ mod tests {
             cap_of(&wire::record_name(&bytes).unwrap()),
             MAX_HEADER_BYTES
         );
-        assert_eq!(digest_of_header(&bytes), Some(vec![0xe3; 32]));
+        assert_eq!(
+            digest_of_header(&bytes),
+            Some((PacketDigest::Sha256, vec![0xe3; 32]))
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dap.sum_0");
         std::fs::write(&path, &bytes).unwrap();

@@ -281,6 +281,55 @@ fn enpa_flags_are_refused_with_a_task() {
     }
 }
 
+/// A DAP ingestion header names its packet file's digest, BLAKE3, and both a server
+/// (reading the batch) and `inspect` check it: a changed byte of a share is found.
+#[test]
+fn the_packet_file_digest_is_blake3_and_checked() {
+    let s = setup();
+    let out = ingest_ok(&s, &["--batch-size", "5"]);
+    let id = &batch_ids(&out, "batches")[0];
+    let server = Server::load(&s.d.paths.servers[0]).unwrap();
+    let names = id.names(BatchKind::Ingestion);
+    let read = || {
+        let batch = open_batch::<DapIngestionHeader>(
+            server.ingestion.as_ref(),
+            &names,
+            &server.ingestor_trust,
+            u64::MAX,
+        )
+        .unwrap();
+        assert_eq!(
+            batch.header.packet_file_digest_algorithm,
+            divvi::crypto::PacketDigest::Blake3
+        );
+        batch
+            .packets()
+            .unwrap()
+            .collect::<Result<Vec<DapReportShare>, _>>()
+    };
+    assert_eq!(read().unwrap().len(), 5);
+    let path = |key: &str| {
+        let url = server.ingestion.describe(key);
+        PathBuf::from(url.strip_prefix("file://").unwrap())
+    };
+    let signature = path(&names.signature);
+    let digest = |v: &serde_json::Value| v["digest"].clone();
+    let shown = divvi::inspect::inspect(&signature, None, 0).unwrap();
+    assert_eq!(digest(&shown)["verdict"], "matches", "{shown}");
+    assert_eq!(digest(&shown)["algorithm"], "BLAKE3", "{shown}");
+    // One byte of the last share's ciphertext (just before the file's closing sync
+    // marker): the records still decode, the digest does not match.
+    let packets = path(&names.packets);
+    let mut bytes = std::fs::read(&packets).unwrap();
+    let at = bytes.len() - 17;
+    bytes[at] ^= 1;
+    std::fs::write(&packets, bytes).unwrap();
+    let e = read().unwrap_err().to_string();
+    assert!(e.contains("digest") && e.contains(&names.packets), "{e}");
+    let shown = divvi::inspect::inspect(&signature, None, 0).unwrap();
+    assert_eq!(digest(&shown)["verdict"], "MISMATCH", "{shown}");
+}
+
 #[test]
 fn fastavro_reads_dap_ingestion_files_as_the_same_records() {
     let s = setup();

@@ -4,7 +4,7 @@
 
 use super::BatchError;
 use crate::batch::ObjectNames;
-use crate::crypto::{HashingWriter, SigningKey, TrustSet};
+use crate::crypto::{DigestStream, HashingWriter, PacketDigest, SigningKey, TrustSet};
 use crate::store::{get_bytes, ObjectStore, ObjectWriter, StoreError, StoreErrorKind};
 use crate::wire::{self, BatchSignature, Record, RecordReader, RecordWriter};
 use std::io::{self, Read, Seek, Write};
@@ -20,6 +20,10 @@ pub const MAX_SIGNATURE_BYTES: u64 = 1 << 30;
 /// Records that head a batch and carry the digest of its packet file.
 pub trait BatchHeader: Record {
     fn packet_file_digest(&self) -> &[u8];
+    /// The hash of that digest: SHA-256 unless the header names another.
+    fn packet_file_digest_algorithm(&self) -> PacketDigest {
+        PacketDigest::Sha256
+    }
 }
 
 impl BatchHeader for wire::IngestionHeader {
@@ -30,6 +34,9 @@ impl BatchHeader for wire::IngestionHeader {
 impl BatchHeader for wire::DapIngestionHeader {
     fn packet_file_digest(&self) -> &[u8] {
         &self.packet_file_digest
+    }
+    fn packet_file_digest_algorithm(&self) -> PacketDigest {
+        self.packet_file_digest_algorithm
     }
 }
 impl BatchHeader for wire::DapValidationHeader {
@@ -220,20 +227,31 @@ fn sign_header<H: Record>(
 /// Writes a three-object batch held whole in memory, for a writer that may not read the
 /// store: packet file and header are the same bytes however often they are written (the
 /// encoding is deterministic), and the signature is created only if none is there. False:
-/// the batch was complete already, and nothing of it changed.
-pub fn write_batch_unless_signed<P: Record, H: Record>(
+/// the batch was complete already, and nothing of it changed. The header is made from
+/// the packet file's digest by `algorithm`, which it must name.
+pub fn write_batch_unless_signed<P: Record, H: BatchHeader>(
     store: &dyn ObjectStore,
     names: &ObjectNames,
     packets: &[P],
-    make_header: impl FnOnce(Vec<u8>) -> H,
+    (algorithm, make_header): (PacketDigest, impl FnOnce(Vec<u8>) -> H),
     key: &SigningKey,
 ) -> Result<bool, BatchError> {
     let packet_bytes = wire::encode_all(packets).map_err(|e| BatchError::Wire {
         object: store.describe(&names.packets),
         source: e,
     })?;
-    let digest = crate::crypto::sha256(&packet_bytes);
-    let (header_bytes, record) = sign_header(&make_header(digest.to_vec()), key, names)?;
+    let header = make_header(algorithm.digest(&packet_bytes).to_vec());
+    if header.packet_file_digest_algorithm() != algorithm {
+        return Err(BatchError::Other {
+            object: names.header.clone(),
+            reason: format!(
+                "the header names {} for a digest made with {}",
+                header.packet_file_digest_algorithm().name(),
+                algorithm.name()
+            ),
+        });
+    }
+    let (header_bytes, record) = sign_header(&header, key, names)?;
     crate::store::put_bytes(store, &names.packets, &packet_bytes)?;
     crate::store::put_bytes(store, &names.header, &header_bytes)?;
     let sig_bytes = encode_signature(&record, names)?;
@@ -427,7 +445,12 @@ impl<'s, H: BatchHeader> OpenedBatch<'s, H> {
                 (packets, store.describe(key))
             }
         };
-        PacketStream::new(reader, object, self.header.packet_file_digest().to_vec())
+        PacketStream::new(
+            reader,
+            object,
+            self.header.packet_file_digest_algorithm(),
+            self.header.packet_file_digest().to_vec(),
+        )
     }
 
     /// A description of where the packets come from, for messages.
@@ -450,7 +473,7 @@ impl AsRef<[u8]> for SharedBytes {
 /// and counts the bytes.
 struct TeeHash<R> {
     inner: R,
-    hasher: Arc<Mutex<crate::crypto::Sha256Stream>>,
+    hasher: Arc<Mutex<DigestStream>>,
     read: Arc<AtomicU64>,
 }
 
@@ -468,7 +491,7 @@ impl<R: Read> Read for TeeHash<R> {
 /// Packets of a batch, streamed; the digest is checked when the records run out.
 pub struct PacketStream<P: Record> {
     records: Option<RecordReader<P, TeeHash<Box<dyn Read + Send>>>>,
-    hasher: Arc<Mutex<crate::crypto::Sha256Stream>>,
+    hasher: Arc<Mutex<DigestStream>>,
     /// Bytes of the file read so far.
     read: Arc<AtomicU64>,
     expected: Vec<u8>,
@@ -479,9 +502,10 @@ impl<P: Record> PacketStream<P> {
     fn new(
         reader: Box<dyn Read + Send>,
         object: String,
+        algorithm: PacketDigest,
         expected: Vec<u8>,
     ) -> Result<Self, BatchError> {
-        let hasher = Arc::new(Mutex::new(crate::crypto::Sha256Stream::new()));
+        let hasher = Arc::new(Mutex::new(algorithm.stream()));
         let read = Arc::new(AtomicU64::new(0));
         let tee = TeeHash {
             inner: reader,
@@ -526,7 +550,7 @@ impl<P: Record> PacketStream<P> {
 
     fn check_digest(&mut self) -> Result<(), BatchError> {
         let digest = match self.hasher.lock() {
-            Ok(mut h) => std::mem::take(&mut *h).finish(),
+            Ok(mut h) => std::mem::replace(&mut *h, PacketDigest::Sha256.stream()).finish(),
             Err(_) => {
                 return Err(BatchError::Other {
                     object: self.object.clone(),

@@ -19,7 +19,7 @@ mod interop_tests;
 #[cfg(test)]
 mod packet_tests;
 
-pub use digest::{sha256, HashingReader, HashingWriter, Sha256Stream};
+pub use digest::{sha256, DigestStream, HashingReader, HashingWriter, PacketDigest, Sha256Stream};
 pub use error::CryptoError;
 pub use packet::{min_payload_len, PacketPrivateKey, PacketPublicKey};
 pub use scheme::PacketScheme;

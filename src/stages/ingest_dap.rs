@@ -13,7 +13,7 @@
 
 use crate::batch::{write_batch_unless_signed, BatchId, BatchKind};
 use crate::config::Ingestor;
-use crate::crypto::sha256;
+use crate::crypto::{sha256, PacketDigest};
 use crate::dap::{decode_reports, Report, ReportId, Task};
 use crate::wire::{DapIngestionHeader, DapReportShare};
 use anyhow::{anyhow, bail, Context, Result};
@@ -24,6 +24,10 @@ use uuid::Uuid;
 /// How far ahead of the ingestor's clock a report's time may be (DAP-18 lets aggregators
 /// refuse reports from the future as `report_too_early`; divvi refuses them at the door).
 pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
+
+/// The digest of the ingestion batches' packet files: every server hashes its whole
+/// file on the way in, and the leader's shares are large.
+const PACKET_DIGEST: PacketDigest = PacketDigest::Blake3;
 
 #[derive(Debug, Clone)]
 pub struct DapIngestOptions {
@@ -120,13 +124,19 @@ pub fn ingest_reports(
                 precision,
             ),
             packet_file_digest,
+            packet_file_digest_algorithm: PACKET_DIGEST,
         };
         let mut wrote = false;
         for (server, target) in ingestor.targets.iter().enumerate() {
             let store = target.store.as_ref();
             let shares: Vec<DapReportShare> = chunk.iter().map(|r| share_for(r, server)).collect();
-            wrote |=
-                write_batch_unless_signed(store, &names, &shares, header, &ingestor.signing_key)?;
+            wrote |= write_batch_unless_signed(
+                store,
+                &names,
+                &shares,
+                (PACKET_DIGEST, header),
+                &ingestor.signing_key,
+            )?;
         }
         match wrote {
             true => out.batches.push(id.to_string()),

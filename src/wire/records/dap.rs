@@ -5,6 +5,7 @@
 //! `Prio` (ENPA) records.
 
 use super::{record, AvroBytes, Record};
+use crate::crypto::PacketDigest;
 use crate::dap::aggregate_share::REPORT_ID_CHECKSUM_LEN;
 use crate::dap::messages::REPORT_ID_LEN;
 use crate::dap::task::TASK_ID_LEN;
@@ -27,9 +28,11 @@ pub struct DapIngestionHeader {
     pub batch_start_time: i64,
     /// Milliseconds since the Unix epoch: the end of the latest report's time unit.
     pub batch_end_time: i64,
-    /// SHA-256 of the packet file.
+    /// The packet file's digest, by `packet_file_digest_algorithm`.
     #[serde(serialize_with = "hex::bytes")]
     pub packet_file_digest: Vec<u8>,
+    /// BLAKE3 as divvi writes them now; SHA-256 in batches written before the field.
+    pub packet_file_digest_algorithm: PacketDigest,
 }
 
 impl Record for DapIngestionHeader {
@@ -57,19 +60,38 @@ impl Record for DapIngestionHeader {
                 "packet_file_digest",
                 Value::Bytes(self.packet_file_digest.clone()),
             ),
+            (
+                "packet_file_digest_algorithm",
+                Value::String(self.packet_file_digest_algorithm.name().into()),
+            ),
         ])
     }
 
     fn from_avro(value: Value) -> Result<Self, WireError> {
         let mut f = Fields::new(Self::NAME, value)?;
+        let batch_uuid = f.uuid(0, "batch_uuid")?;
+        let name = f.string(1, "name")?;
+        let task_id = fixed_len(Self::NAME, "task_id", f.bytes(2, "task_id")?, TASK_ID_LEN)?;
+        let report_count = f.long(3, "report_count")?;
+        let batch_start_time = f.millis(4, "batch_start_time")?;
+        let batch_end_time = f.millis(5, "batch_end_time")?;
+        let packet_file_digest = f.bytes(6, "packet_file_digest")?;
+        let algorithm = f.string(7, "packet_file_digest_algorithm")?;
+        let packet_file_digest_algorithm =
+            PacketDigest::from_name(&algorithm).ok_or_else(|| WireError::BadField {
+                record: Self::NAME,
+                field: "packet_file_digest_algorithm",
+                reason: format!("{algorithm:?} is not a digest divvi knows (SHA-256, BLAKE3)"),
+            })?;
         Ok(Self {
-            batch_uuid: f.uuid(0, "batch_uuid")?,
-            name: f.string(1, "name")?,
-            task_id: fixed_len(Self::NAME, "task_id", f.bytes(2, "task_id")?, TASK_ID_LEN)?,
-            report_count: f.long(3, "report_count")?,
-            batch_start_time: f.millis(4, "batch_start_time")?,
-            batch_end_time: f.millis(5, "batch_end_time")?,
-            packet_file_digest: f.bytes(6, "packet_file_digest")?,
+            batch_uuid,
+            name,
+            task_id,
+            report_count,
+            batch_start_time,
+            batch_end_time,
+            packet_file_digest,
+            packet_file_digest_algorithm,
         })
     }
 }

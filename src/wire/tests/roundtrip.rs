@@ -56,6 +56,7 @@ fn every_record_roundtrips() {
         batch_start_time: 1_700_000_000_000,
         batch_end_time: 1_700_000_300_000,
         packet_file_digest: vec![1; 32],
+        packet_file_digest_algorithm: crate::crypto::PacketDigest::Blake3,
     }]);
     roundtrip(&[Poplar1RoundHeader {
         batch_uuid: uuid::Uuid::from_u128(9),
@@ -248,6 +249,59 @@ fn a_different_writer_schema_is_resolved_against_ours() {
             hamming_weight: None,
             packet_file_digest: vec![1],
         }
+    );
+}
+
+/// DAP ingestion headers written before the digest algorithm field read as SHA-256;
+/// a header naming a digest divvi does not know is refused by name.
+#[test]
+fn dap_ingestion_headers_name_their_digest_and_older_ones_are_sha256() {
+    use crate::crypto::PacketDigest;
+    use apache_avro::{types::Value, Schema};
+    let header = |algorithm: Option<&str>| {
+        let extra = match algorithm {
+            Some(_) => r#",{"name":"packet_file_digest_algorithm","type":"string"}"#,
+            None => "",
+        };
+        let writer = Schema::parse_str(&format!(
+            r#"{{"type":"record","name":"DapIngestionHeader","namespace":"org.abetterinternet.prio.v1",
+                "fields":[{{"name":"batch_uuid","type":"string"}},
+                          {{"name":"name","type":"string"}},
+                          {{"name":"task_id","type":"bytes"}},
+                          {{"name":"report_count","type":"long"}},
+                          {{"name":"batch_start_time","type":"long"}},
+                          {{"name":"batch_end_time","type":"long"}},
+                          {{"name":"packet_file_digest","type":"bytes"}}{extra}]}}"#
+        ))
+        .expect("schema");
+        let mut fields = vec![
+            (
+                "batch_uuid".to_string(),
+                Value::String("ba097344-2b4e-45db-a002-c83f4a9adc63".into()),
+            ),
+            ("name".into(), Value::String("dap".into())),
+            ("task_id".into(), Value::Bytes(vec![9; 32])),
+            ("report_count".into(), Value::Long(2)),
+            ("batch_start_time".into(), Value::Long(0)),
+            ("batch_end_time".into(), Value::Long(300_000)),
+            ("packet_file_digest".into(), Value::Bytes(vec![1; 32])),
+        ];
+        if let Some(name) = algorithm {
+            fields.push((
+                "packet_file_digest_algorithm".into(),
+                Value::String(name.into()),
+            ));
+        }
+        decode_single::<DapIngestionHeader>(&write_raw(&writer, vec![Value::Record(fields)]))
+    };
+    let old = header(None).expect("an older header");
+    assert_eq!(old.packet_file_digest_algorithm, PacketDigest::Sha256);
+    let new = header(Some("BLAKE3")).expect("a header naming BLAKE3");
+    assert_eq!(new.packet_file_digest_algorithm, PacketDigest::Blake3);
+    let e = header(Some("MD5")).unwrap_err().to_string();
+    assert!(
+        e.contains("packet_file_digest_algorithm") && e.contains("\"MD5\""),
+        "{e}"
     );
 }
 
