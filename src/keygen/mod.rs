@@ -217,11 +217,7 @@ pub fn keygen_with_dap(
         let me = format!("server{n}");
         let peer = format!("server{}", 1 - n);
         ServerConfig {
-            server_index: if n == 0 {
-                ServerIndex::Zero
-            } else {
-                ServerIndex::One
-            },
+            server_index: ServerIndex::BOTH[n],
             instance: instance.to_string(),
             locations: ServerLocations {
                 ingestion: bucket(&format!("{me}-ingestion"), &me),
@@ -256,11 +252,7 @@ pub fn keygen_with_dap(
         signing_key: ingestor_key,
         servers: (0..2)
             .map(|n| IngestorServerConfig {
-                server_index: if n == 0 {
-                    ServerIndex::Zero
-                } else {
-                    ServerIndex::One
-                },
+                server_index: ServerIndex::BOTH[n],
                 ingestion: bucket(&format!("server{n}-ingestion"), "ingestor"),
                 packet_key_id: packet_public[n].0.clone(),
                 packet_scheme: scheme,

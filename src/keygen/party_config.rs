@@ -133,7 +133,7 @@ fn ingestor_config(
                 .last()
                 .ok_or_else(|| anyhow!("{}: no packet key", m.party))?;
             Ok(IngestorServerConfig {
-                server_index: server_index(n),
+                server_index: ServerIndex::BOTH[n],
                 ingestion: reached_by(&locations.ingestion, "ingestor", draft.profiles),
                 packet_key_id: key.id.clone(),
                 packet_scheme: key.scheme,
@@ -158,7 +158,7 @@ fn portal_config(
         .map(|n| {
             let (m, locations) = server_manifest(have, n)?;
             Ok(PortalServerConfig {
-                server_index: server_index(n),
+                server_index: ServerIndex::BOTH[n],
                 instance: m.instance.clone(),
                 sum_parts: reached_by(&locations.sum_parts, "portal", draft.profiles),
                 signing_keys: m.signing_keys.clone(),
@@ -201,7 +201,7 @@ fn server_config(
         None => None,
     };
     Ok(ServerConfig {
-        server_index: server_index(n),
+        server_index: ServerIndex::BOTH[n],
         instance: draft.instance.clone(),
         locations: ServerLocations {
             ingestion: own_location(draft, "ingestion")?,
@@ -295,14 +295,6 @@ fn own_location(draft: &Draft, name: &str) -> Result<LocationConfig> {
         .get(name)
         .cloned()
         .ok_or_else(|| anyhow!("{DRAFT}: no location {name}"))
-}
-
-fn server_index(n: usize) -> ServerIndex {
-    if n == 0 {
-        ServerIndex::Zero
-    } else {
-        ServerIndex::One
-    }
 }
 
 /// A published location as `who` reaches it: with `who`'s own AWS profile if this party
