@@ -20,7 +20,7 @@ pub const MAX_SIGNATURE_BYTES: u64 = 1 << 30;
 /// Records that head a batch and carry the digest of its packet file.
 pub trait BatchHeader: Record {
     fn packet_file_digest(&self) -> &[u8];
-    /// The hash of that digest: SHA-256 unless the header names another.
+    /// The hash that digest is made with: SHA-256 unless the header names another.
     fn packet_file_digest_algorithm(&self) -> PacketDigest {
         PacketDigest::Sha256
     }
