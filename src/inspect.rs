@@ -5,7 +5,7 @@
 //! its type before it is opened, and opening never blocks), and never more of an object,
 //! the named one or a neighbour it opens itself, than the cap for its kind.
 
-use crate::batch::{hex, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES};
+use crate::batch::{hex, BatchHeader, MAX_HEADER_BYTES, MAX_SIGNATURE_BYTES};
 use crate::crypto::{PacketDigest, TrustSet};
 use crate::store::ObjectStore;
 use crate::wire::{self, *};
@@ -244,35 +244,26 @@ fn packet_file_of(header: &str) -> String {
     format!("{header}.avro")
 }
 
-/// The packet-file digest a header carries, and the hash it is made with.
+/// The packet-file digest a header carries, and the hash it is made with (each header
+/// type says which, through `BatchHeader`).
 fn digest_of_header(header_bytes: &[u8]) -> Option<(PacketDigest, Vec<u8>)> {
-    let name = wire::record_name(header_bytes).ok()?;
-    if name == "DapIngestionHeader" {
-        let h = decode_single::<DapIngestionHeader>(header_bytes).ok()?;
-        return Some((h.packet_file_digest_algorithm, h.packet_file_digest));
+    fn digest_of<H: BatchHeader>(bytes: &[u8]) -> Option<(PacketDigest, Vec<u8>)> {
+        let h = decode_single::<H>(bytes).ok()?;
+        Some((
+            h.packet_file_digest_algorithm(),
+            h.packet_file_digest().to_vec(),
+        ))
     }
-    let sha256 = match name.as_str() {
-        "PrioIngestionHeader" => decode_single::<IngestionHeader>(header_bytes)
-            .ok()
-            .map(|h| h.packet_file_digest),
-        "PrioValidityHeader" => decode_single::<ValidityHeader>(header_bytes)
-            .ok()
-            .map(|h| h.packet_file_digest),
-        "PrioSumPart" => decode_single::<SumPart>(header_bytes)
-            .ok()
-            .map(|h| h.packet_file_digest),
-        "DapSumPart" => decode_single::<DapSumPart>(header_bytes)
-            .ok()
-            .map(|h| h.packet_file_digest),
-        "DapValidationHeader" => decode_single::<DapValidationHeader>(header_bytes)
-            .ok()
-            .map(|h| h.packet_file_digest),
-        "Poplar1RoundHeader" => decode_single::<Poplar1RoundHeader>(header_bytes)
-            .ok()
-            .map(|h| h.packet_file_digest),
+    match wire::record_name(header_bytes).ok()?.as_str() {
+        "PrioIngestionHeader" => digest_of::<IngestionHeader>(header_bytes),
+        "PrioValidityHeader" => digest_of::<ValidityHeader>(header_bytes),
+        "PrioSumPart" => digest_of::<SumPart>(header_bytes),
+        "DapIngestionHeader" => digest_of::<DapIngestionHeader>(header_bytes),
+        "DapSumPart" => digest_of::<DapSumPart>(header_bytes),
+        "DapValidationHeader" => digest_of::<DapValidationHeader>(header_bytes),
+        "Poplar1RoundHeader" => digest_of::<Poplar1RoundHeader>(header_bytes),
         _ => None,
-    };
-    sha256.map(|digest| (PacketDigest::Sha256, digest))
+    }
 }
 
 fn digest_verdict(header_bytes: &[u8], packets: Option<&[u8]>, packet_file: &Source) -> Value {
