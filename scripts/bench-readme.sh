@@ -5,9 +5,11 @@
 # bench markers; the "vs original" column divides by the original ENPA aggregator's
 # rates on the same kind of machine (issue 3); "of 2-core floor" divides intake by
 # cores / floor, where the floor is one core's time per packet for the per-packet work
-# alone, which `divvi bench` measures on the batch just before each intake (criterion's
+# alone, which `divvi bench` measures on the batch just before and just after each run:
+# once with the other core idle, as the issue's target defines it, and once with both
+# cores doing that work at once ("all busy": the most two cores reach together). Criterion's
 # open + verify, measured minutes apart, is shown beside it for reference: a shared
-# machine's speed drifts by several percent between the two).
+# machine's speed drifts by several percent between the two.
 # Each stage runs REPEAT times (default 3); the table shows the median run and, beside
 # its rate, the slowest and fastest.
 # A second table, between the DAP bench markers, does the same for DAP-18 tasks of Prio3
@@ -57,9 +59,15 @@ def criterion_floor_us(bins, scheme, server):
     if server == "0":
         return median_us(f"open_{scheme}", f"bins{bins}") + median_us("verify_leader", f"bins{bins}")
     return median_us(f"open_{scheme}", "helper") + median_us("verify_helper", f"bins{bins}")
+def percent(p):
+    return f"{p:.0f}%" if p is not None else "-"
+
 def cells(s):
-    """A stage's rate, range, share of its floor, CPU and peak memory, as table cells."""
-    of_floor = f"{s['of_floor_percent']:.0f}%" if s["of_floor_percent"] is not None else "-"
+    """A stage's rate, range, share of its floors (other cores idle / all busy), CPU and
+    peak memory, as table cells."""
+    of_floor = f"{percent(s['of_floor_percent'])} / {percent(s['of_all_busy_floor_percent'])}"
+    if s["of_floor_percent"] is None:
+        of_floor = "-"
     rss = f"{s['peak_rss_mib']:.0f} MiB" if s["peak_rss_mib"] is not None else "-"
     spread = f"{s['packets_per_second_min'] / 1000:,.1f}k–{s['packets_per_second_max'] / 1000:,.1f}k"
     return f"{s['packets_per_second']:,.0f}", spread, of_floor, f"{s['cpu_percent']:.0f}%", rss
@@ -68,9 +76,9 @@ def cells(s):
 ORIGINAL = {16: {"intake": 14500, "aggregate": 8100},
             256: {"intake": 3500, "aggregate": 3000},
             2048: {"intake": 450, "aggregate": 410}}
-rows = ["| bins | scheme | stage | packets/s | range | vs original | of 2-core floor | CPU | peak RSS |",
+rows = ["| bins | scheme | stage | packets/s | range | vs original | of 2-core floor: alone / all busy | CPU | peak RSS |",
         "|---|---|---|---|---|---|---|---|---|"]
-server_rows = ["| bins | scheme | server | floor (in the run) | criterion open + verify | intake + aggregate, CPU time |",
+server_rows = ["| bins | scheme | server | floor (in the run): alone / all busy | criterion open + verify | intake + aggregate, CPU time |",
                "|---|---|---|---|---|---|"]
 packets = None
 for line in open(os.environ["RESULTS"]):
@@ -83,7 +91,7 @@ for line in open(os.environ["RESULTS"]):
         base = ORIGINAL.get(r["bins"], {}).get(kind)
         ratio = f"{s['packets_per_second'] / base:.1f}x" if base and r["scheme"] == "ecies" else "-"
         if kind == "intake":
-            floors[server] = s["floor_us"]
+            floors[server] = (s["floor_us"], s["all_busy_floor_us"])
         rate, spread, of_floor, cpu, rss = cells(s)
         rows.append(f"| {r['bins']} | {r['scheme']} | {s['stage']} | {rate} | {spread} | {ratio} "
                     f"| {of_floor} | {cpu} | {rss} |")
@@ -92,18 +100,18 @@ for line in open(os.environ["RESULTS"]):
         cpu_us = 1e6 * s["seconds"] * s["cpu_percent"] / 100 / s["packets"]
         per_packet[server] = per_packet.get(server, 0.0) + cpu_us
     for server, spent in sorted(per_packet.items()):
-        floor = floors[server]
+        floor, all_busy = floors[server]
         reference = criterion_floor_us(r["bins"], r["scheme"], server)
-        server_rows.append(f"| {r['bins']} | {r['scheme']} | {server} | {floor:.0f} µs | {reference:.0f} µs "
+        server_rows.append(f"| {r['bins']} | {r['scheme']} | {server} | {floor:.0f} / {all_busy:.0f} µs | {reference:.0f} µs "
                            f"| {spent:.0f} µs ({spent / floor:.2f}x the floor) |")
 def criterion_prio3_us(vdaf, step, role):
     """Criterion's median for one report's `step` (intake or finish) on one server."""
     group = "prio3_" + vdaf.replace(":", "_")
     return median_us(group, f"{step}_{role}")
 
-dap_rows = ["| VDAF | stage | reports/s | range | of 2-core floor | CPU | peak RSS |",
+dap_rows = ["| VDAF | stage | reports/s | range | of 2-core floor: alone / all busy | CPU | peak RSS |",
             "|---|---|---|---|---|---|---|"]
-dap_server_rows = ["| VDAF | server | floor (in the run) | criterion intake | criterion decision | aggregate ÷ intake |",
+dap_server_rows = ["| VDAF | server | floor (in the run): alone / all busy | criterion intake | criterion decision | aggregate ÷ intake |",
                    "|---|---|---|---|---|---|"]
 for line in open(os.environ["DAP_RESULTS"]):
     r = json.loads(line)
@@ -115,14 +123,15 @@ for line in open(os.environ["DAP_RESULTS"]):
         kind, server = s["stage"].split()
         rates[(kind, server)] = s["packets_per_second"]
         if kind == "intake":
-            floors[server] = s["floor_us"]
+            floors[server] = (s["floor_us"], s["all_busy_floor_us"])
         rate, spread, of_floor, cpu, rss = cells(s)
         dap_rows.append(f"| {vdaf} | {s['stage']} | {rate} | {spread} | {of_floor} | {cpu} | {rss} |")
     for server, role in [("0", "leader"), ("1", "helper")]:
         intake_us = criterion_prio3_us(vdaf, "intake", role)
         finish_us = criterion_prio3_us(vdaf, "finish", role)
         ratio = rates[("aggregate", server)] / rates[("intake", server)]
-        dap_server_rows.append(f"| {vdaf} | {server} ({role}) | {floors[server]:.0f} µs | {intake_us:.0f} µs "
+        floor, all_busy = floors[server]
+        dap_server_rows.append(f"| {vdaf} | {server} ({role}) | {floor:.0f} / {all_busy:.0f} µs | {intake_us:.0f} µs "
                                f"| {finish_us:.1f} µs | {ratio:.1f}x |")
 
 def replace_between(text, start, end, body):

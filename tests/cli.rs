@@ -266,18 +266,22 @@ fn bench_reports_every_stage_as_json() {
                     && rate("packets_per_second") <= rate("packets_per_second_max"),
                 "{s}"
             );
-            // Intake is measured against its floor, measured in the same run; aggregate
-            // has none. The share is the rate times the floor over the cores.
+            // Intake is measured against its floors (the other cores idle, and all of
+            // them busy), measured in the same run; aggregate has none. Each share is the
+            // rate times the floor over the cores.
             let cores = v["cores"].as_f64().unwrap();
-            if s["stage"].as_str().unwrap().starts_with("intake") {
-                let expected = rate("packets_per_second") * rate("floor_us") / 1e4 / cores;
-                assert!(rate("floor_us") > 0.0, "{s}");
-                assert!((rate("of_floor_percent") - expected).abs() < 1e-6, "{s}");
-            } else {
-                assert!(
-                    s["floor_us"].is_null() && s["of_floor_percent"].is_null(),
-                    "{s}"
-                );
+            let floors = [
+                ("floor_us", "of_floor_percent"),
+                ("all_busy_floor_us", "of_all_busy_floor_percent"),
+            ];
+            for (floor, share) in floors {
+                if s["stage"].as_str().unwrap().starts_with("intake") {
+                    let expected = rate("packets_per_second") * rate(floor) / 1e4 / cores;
+                    assert!(rate(floor) > 0.0, "{s}");
+                    assert!((rate(share) - expected).abs() < 1e-6, "{s}");
+                } else {
+                    assert!(s[floor].is_null() && s[share].is_null(), "{s}");
+                }
             }
         }
     }

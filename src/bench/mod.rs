@@ -31,11 +31,19 @@ pub struct StageResult {
     /// Peak resident memory during the stage (the highest of the runs), if the platform
     /// lets it be measured.
     pub peak_rss_mib: Option<f64>,
-    /// Intake only: one core's time per packet for the per-packet work alone, measured
-    /// just before the stage on the same packets (`intake::sequential_floor`).
+    /// Intake only: one core's time per packet for the per-packet work alone, on the
+    /// batch's own packets, the other cores idle (`intake::per_packet_floor`): the mean of
+    /// two measurements, just before and just after the reported run, so that both see
+    /// the machine the run saw.
     pub floor_us: Option<f64>,
     /// Intake only: the rate as a share of all cores at that floor, in percent.
     pub of_floor_percent: Option<f64>,
+    /// Intake only: the same floor with every core doing that work at once (the most
+    /// all cores together can reach, since cores sharing a clock budget, caches and
+    /// memory are each slower busy together than one alone).
+    pub all_busy_floor_us: Option<f64>,
+    /// Intake only: the rate as a share of all cores at the all-busy floor, in percent.
+    pub of_all_busy_floor_percent: Option<f64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -54,13 +62,37 @@ pub struct BenchReport {
 /// figure, few enough to take under a second at 2048 bins.
 const FLOOR_SAMPLE: usize = 2000;
 
-/// One timed run of a stage.
+/// One core's seconds per packet for a stage's per-packet work alone: with the other
+/// cores idle, and with all of them doing the same work at once.
+#[derive(Clone, Copy)]
+struct Floors {
+    alone: f64,
+    all_busy: f64,
+}
+
+impl Floors {
+    fn mean(self, other: Floors) -> Floors {
+        Floors {
+            alone: (self.alone + other.alone) / 2.0,
+            all_busy: (self.all_busy + other.all_busy) / 2.0,
+        }
+    }
+}
+
+/// Measures a stage's [`Floors`]; `None` when there is nothing to time.
+type FloorProbe<'a> = &'a dyn Fn() -> Result<Option<Floors>>;
+
+/// One timed run of a stage; with a floor probe, the floor is taken just before and just
+/// after the run (this shared machine's speed drifts by several percent within minutes:
+/// a floor taken once per stage made the same binary's leader 82% one time, 99% the next).
 fn measure_once(
     stage: &str,
     packets: u64,
     progress: &dyn Progress,
     f: &mut dyn FnMut(Tick) -> Result<()>,
+    floor: Option<FloorProbe>,
 ) -> Result<StageResult> {
+    let floor_before = floor.map(|probe| probe()).transpose()?.flatten();
     let resettable = reset_peak_rss();
     progress.begin(stage, packets);
     let (cpu0, wall) = (cpu_seconds(), Instant::now());
@@ -69,7 +101,16 @@ fn measure_once(
     let seconds = wall.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     progress.end();
+    let peak_rss_mib = resettable
+        .then(crate::process::peak_rss)
+        .flatten()
+        .map(|b| b as f64 / (1024.0 * 1024.0));
+    let floor_after = floor.map(|probe| probe()).transpose()?.flatten();
+    let floors = floor_before
+        .zip(floor_after)
+        .map(|(before, after)| before.mean(after));
     let rate = packets as f64 / seconds.max(1e-9);
+    let of_cores = |floor: f64| 100.0 * rate * floor / available_cores() as f64;
     Ok(StageResult {
         stage: stage.to_string(),
         packets,
@@ -79,28 +120,31 @@ fn measure_once(
         packets_per_second_min: rate,
         packets_per_second_max: rate,
         cpu_percent: 100.0 * cpu / seconds.max(1e-9),
-        peak_rss_mib: resettable
-            .then(crate::process::peak_rss)
-            .flatten()
-            .map(|b| b as f64 / (1024.0 * 1024.0)),
-        floor_us: None,
-        of_floor_percent: None,
+        peak_rss_mib,
+        floor_us: floors.map(|f| f.alone * 1e6),
+        of_floor_percent: floors.map(|f| of_cores(f.alone)),
+        all_busy_floor_us: floors.map(|f| f.all_busy * 1e6),
+        of_all_busy_floor_percent: floors.map(|f| of_cores(f.all_busy)),
     })
 }
 
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// `repeat` runs of a stage, reported as the median run (the lower middle one for an even
-/// count), with the range of rates and the highest peak memory.
+/// count, with its own floor), with the range of rates and the highest peak memory.
 fn measure(
     stage: &str,
     packets: u64,
-    repeat: usize,
+    (repeat, floor): (usize, Option<FloorProbe>),
     progress: &dyn Progress,
     mut f: impl FnMut(Tick) -> Result<()>,
 ) -> Result<StageResult> {
     let repeat = repeat.max(1);
     let mut runs = Vec::with_capacity(repeat);
     for _ in 0..repeat {
-        runs.push(measure_once(stage, packets, progress, &mut f)?);
+        runs.push(measure_once(stage, packets, progress, &mut f, floor)?);
     }
     runs.sort_by(|a, b| a.packets_per_second.total_cmp(&b.packets_per_second));
     let peak = runs.iter().filter_map(|r| r.peak_rss_mib).reduce(f64::max);
@@ -139,20 +183,26 @@ pub fn run_bench(
     let batches::Prepared { servers, window } = &prepared;
     let aggregation = batches::AGGREGATION;
 
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = available_cores();
     let mut stages = Vec::new();
     for server in servers {
         let ids = intake::pending_batches(server, aggregation)?;
         // Measured here rather than taken from criterion: a shared machine's speed
         // drifts by several percent between runs, and the ratio must not.
-        let floor = match ids.first() {
-            Some(id) => intake::sequential_floor(server, id, FLOOR_SAMPLE)?,
-            None => None,
+        let floor = || -> Result<Option<Floors>> {
+            let Some(id) = ids.first() else {
+                return Ok(None);
+            };
+            let alone = intake::per_packet_floor(server, id, FLOOR_SAMPLE, 1)?;
+            let all_busy = intake::per_packet_floor(server, id, FLOOR_SAMPLE, cores)?;
+            Ok(alone
+                .zip(all_busy)
+                .map(|(alone, all_busy)| Floors { alone, all_busy }))
         };
-        let mut stage = measure(
+        stages.push(measure(
             &format!("intake {}", server.index),
             packets,
-            repeat,
+            (repeat, Some(&floor)),
             progress,
             |tick| {
                 let failures = std::sync::Mutex::new(Vec::new());
@@ -165,16 +215,13 @@ pub fn run_bench(
                 let failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
                 failures.into_iter().next().map_or(Ok(()), Err)
             },
-        )?;
-        stage.floor_us = floor.map(|s| s * 1e6);
-        stage.of_floor_percent = floor.map(|s| 100.0 * stage.packets_per_second * s / cores as f64);
-        stages.push(stage);
+        )?);
     }
     for server in servers {
         stages.push(measure(
             &format!("aggregate {}", server.index),
             packets,
-            repeat,
+            (repeat, None),
             progress,
             |tick| {
                 let report = aggregate::aggregate(server, aggregation, window, tick)?;
@@ -202,20 +249,19 @@ impl BenchReport {
     /// A markdown table, one row per stage.
     pub fn markdown(&self) -> String {
         let mut t = String::from(
-            "| vdaf | scheme | stage | reports/s | of floor | CPU | peak RSS |\n|---|---|---|---|---|---|---|\n",
+            "| vdaf | scheme | stage | reports/s | of floor | of all-busy floor | CPU | peak RSS |\n|---|---|---|---|---|---|---|---|\n",
         );
         for s in &self.stages {
             let rss = s.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0} MiB"));
-            let of_floor = s
-                .of_floor_percent
-                .map_or("-".into(), |p| format!("{p:.0}%"));
+            let percent = |p: Option<f64>| p.map_or("-".into(), |p| format!("{p:.0}%"));
             t.push_str(&format!(
-                "| {} | {} | {} | {:.0} | {} | {:.0}% | {} |\n",
+                "| {} | {} | {} | {:.0} | {} | {} | {:.0}% | {} |\n",
                 self.vdaf,
                 self.scheme.map_or("-".into(), |s| s.to_string()),
                 s.stage,
                 s.packets_per_second,
-                of_floor,
+                percent(s.of_floor_percent),
+                percent(s.of_all_busy_floor_percent),
                 s.cpu_percent,
                 rss
             ));

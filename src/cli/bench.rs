@@ -81,14 +81,15 @@ pub(super) fn bench(a: BenchArgs) -> Result<ExitCode> {
                 r.generate_seconds
             );
             out!(
-                "{:>12}  {:>9}  {:>10}  {:>6}  {:>9}  {:>19}  {:>16}",
+                "{:>12}  {:>9}  {:>10}  {:>6}  {:>9}  {:>19}  {:>16}  {:>16}",
                 "stage",
                 "seconds",
                 "reports/s",
                 "CPU",
                 "peak RSS",
                 "range (runs)",
-                "of floor (µs)"
+                "of floor (µs)",
+                "all busy (µs)"
             );
             for s in &r.stages {
                 let rss = s.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0} MiB"));
@@ -96,19 +97,20 @@ pub(super) fn bench(a: BenchArgs) -> Result<ExitCode> {
                     "{:.0}-{:.0} ({})",
                     s.packets_per_second_min, s.packets_per_second_max, s.runs
                 );
-                let of_floor = match (s.of_floor_percent, s.floor_us) {
+                let share = |percent: Option<f64>, us: Option<f64>| match (percent, us) {
                     (Some(pct), Some(us)) => format!("{pct:.0}% ({us:.0})"),
                     _ => "-".into(),
                 };
                 out!(
-                    "{:>12}  {:>9.2}  {:>10.0}  {:>5.0}%  {:>9}  {:>19}  {:>16}",
+                    "{:>12}  {:>9.2}  {:>10.0}  {:>5.0}%  {:>9}  {:>19}  {:>16}  {:>16}",
                     s.stage,
                     s.seconds,
                     s.packets_per_second,
                     s.cpu_percent,
                     rss,
                     range,
-                    of_floor
+                    share(s.of_floor_percent, s.floor_us),
+                    share(s.of_all_busy_floor_percent, s.all_busy_floor_us)
                 );
             }
         }

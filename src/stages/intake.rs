@@ -39,11 +39,19 @@ pub fn pending_batches(server: &Server, aggregation: &str) -> Result<Vec<BatchId
 /// The floor intake's rate is measured against: one core's time per packet for the
 /// per-packet work alone (open, verifier share, kept share, fingerprint), judging the
 /// first `sample` packets of a batch one after another. Reading, recording and writing
-/// are left out: they are what intake adds. None for an empty batch.
-pub fn sequential_floor(server: &Server, id: &BatchId, sample: usize) -> Result<Option<f64>> {
+/// are left out: they are what intake adds. With `threads` > 1, that many threads judge
+/// the same packets at once and the time is their mean: what each core manages with all
+/// of them busy (cores that share a clock budget, caches and memory run slower together
+/// than one alone). None for an empty batch.
+pub fn per_packet_floor(
+    server: &Server,
+    id: &BatchId,
+    sample: usize,
+    threads: usize,
+) -> Result<Option<f64>> {
     match ingestion_kind(server, id)? {
-        IngestionKind::Prio2 => floor_of::<Prio2Judge>(server, id, sample),
-        IngestionKind::Dap => floor_of::<DapJudge>(server, id, sample),
+        IngestionKind::Prio2 => floor_of::<Prio2Judge>(server, id, sample, threads),
+        IngestionKind::Dap => floor_of::<DapJudge>(server, id, sample, threads),
     }
 }
 
@@ -51,6 +59,7 @@ fn floor_of<'s, J: ReportJudge<'s>>(
     server: &'s Server,
     id: &BatchId,
     sample: usize,
+    threads: usize,
 ) -> Result<Option<f64>> {
     let (batch, judge, _) = J::open(server, id)?;
     let packets = batch.packets::<J::Report>()?.next_chunk(sample)?;
@@ -60,9 +69,25 @@ fn floor_of<'s, J: ReportJudge<'s>>(
     if timed.is_empty() {
         return Ok(None);
     }
-    let start = std::time::Instant::now();
-    timed.iter().for_each(|p| drop(judge.verify(p)));
-    Ok(Some(start.elapsed().as_secs_f64() / timed.len() as f64))
+    let judge_all = || {
+        let start = std::time::Instant::now();
+        timed.iter().for_each(|p| drop(judge.verify(p)));
+        start.elapsed().as_secs_f64()
+    };
+    let seconds = match threads {
+        0 | 1 => judge_all(),
+        n => std::thread::scope(|scope| {
+            let running: Vec<_> = (0..n).map(|_| scope.spawn(judge_all)).collect();
+            let mut total = 0.0;
+            for thread in running {
+                total += thread
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a thread timing the floor panicked"))?;
+            }
+            Ok::<_, anyhow::Error>(total / n as f64)
+        })?,
+    };
+    Ok(Some(seconds / timed.len() as f64))
 }
 
 /// Each reason packets were refused for, with how many: one line per reason, not one
