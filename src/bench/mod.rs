@@ -58,9 +58,9 @@ pub struct BenchReport {
     pub stages: Vec<StageResult>,
 }
 
-/// Packets of the batch judged one by one for intake's floor: enough for a steady
-/// figure, few enough to take under a second at 2048 bins.
-const FLOOR_SAMPLE: usize = 2000;
+/// Packets of the batch judged one by one for intake's floor, over and over for at
+/// least the given seconds (a steady figure at 16 bins, whose 2,000 packets take 0.1 s).
+const FLOOR_SAMPLE: (usize, f64) = (2000, 1.0);
 
 /// One core's seconds per packet for a stage's per-packet work alone: with the other
 /// cores idle, and with all of them doing the same work at once.

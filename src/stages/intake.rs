@@ -38,7 +38,9 @@ pub fn pending_batches(server: &Server, aggregation: &str) -> Result<Vec<BatchId
 
 /// The floor intake's rate is measured against: one core's time per packet for the
 /// per-packet work alone (open, verifier share, kept share, fingerprint), judging the
-/// first `sample` packets of a batch one after another. Reading, recording and writing
+/// first `sample` packets of a batch one after another, over and over for at least
+/// `min_seconds` (a fraction of a second is too short a sample on a shared machine).
+/// Reading, recording and writing
 /// are left out: they are what intake adds. With `threads` > 1, that many threads judge
 /// the same packets at once and the time is their mean: what each core manages with all
 /// of them busy (cores that share a clock budget, caches and memory run slower together
@@ -46,19 +48,19 @@ pub fn pending_batches(server: &Server, aggregation: &str) -> Result<Vec<BatchId
 pub fn per_packet_floor(
     server: &Server,
     id: &BatchId,
-    sample: usize,
+    (sample, min_seconds): (usize, f64),
     threads: usize,
 ) -> Result<Option<f64>> {
     match ingestion_kind(server, id)? {
-        IngestionKind::Prio2 => floor_of::<Prio2Judge>(server, id, sample, threads),
-        IngestionKind::Dap => floor_of::<DapJudge>(server, id, sample, threads),
+        IngestionKind::Prio2 => floor_of::<Prio2Judge>(server, id, (sample, min_seconds), threads),
+        IngestionKind::Dap => floor_of::<DapJudge>(server, id, (sample, min_seconds), threads),
     }
 }
 
 fn floor_of<'s, J: ReportJudge<'s>>(
     server: &'s Server,
     id: &BatchId,
-    sample: usize,
+    (sample, min_seconds): (usize, f64),
     threads: usize,
 ) -> Result<Option<f64>> {
     let (batch, judge, _) = J::open(server, id)?;
@@ -69,10 +71,14 @@ fn floor_of<'s, J: ReportJudge<'s>>(
     if timed.is_empty() {
         return Ok(None);
     }
+    // Seconds per packet, judging the sample over and over for at least min_seconds.
     let judge_all = || {
-        let start = std::time::Instant::now();
-        timed.iter().for_each(|p| drop(judge.verify(p)));
-        start.elapsed().as_secs_f64()
+        let (start, mut judged) = (std::time::Instant::now(), 0);
+        while judged == 0 || start.elapsed().as_secs_f64() < min_seconds {
+            timed.iter().for_each(|p| drop(judge.verify(p)));
+            judged += timed.len();
+        }
+        start.elapsed().as_secs_f64() / judged as f64
     };
     let seconds = match threads {
         0 | 1 => judge_all(),
@@ -87,7 +93,7 @@ fn floor_of<'s, J: ReportJudge<'s>>(
             Ok::<_, anyhow::Error>(total / n as f64)
         })?,
     };
-    Ok(Some(seconds / timed.len() as f64))
+    Ok(Some(seconds))
 }
 
 /// Each reason packets were refused for, with how many: one line per reason, not one
