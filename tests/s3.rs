@@ -597,7 +597,19 @@ fn four_intake_workers_share_the_pending_batches_exactly_once() {
         let mut done = Vec::new();
         for w in workers {
             let out = w.wait_with_output().unwrap();
-            assert!(out.status.success());
+            // Shards are drawn from batch ids: a worker's share of 16 batches can be empty
+            // (about 1 run in 100), and it then exits 3, nothing to do, writing nothing.
+            let code = out.status.code();
+            assert!(
+                matches!(code, Some(0) | Some(3)),
+                "a worker exited {code:?}"
+            );
+            if code == Some(3) {
+                assert!(
+                    out.stdout.is_empty(),
+                    "nothing to do, yet it validated batches"
+                );
+            }
             for line in String::from_utf8(out.stdout).unwrap().lines() {
                 let v: serde_json::Value = serde_json::from_str(line).unwrap();
                 done.push(v["batch"].as_str().unwrap().to_string());
