@@ -65,9 +65,8 @@ def percent(p):
 def cells(s):
     """A stage's rate, range, share of its floors (other cores idle / all busy), CPU and
     peak memory, as table cells."""
-    of_floor = f"{percent(s['of_floor_percent'])} / {percent(s['of_all_busy_floor_percent'])}"
-    if s["of_floor_percent"] is None:
-        of_floor = "-"
+    of_floor = (f"{percent(s['of_floor_percent'])} / {percent(s['of_all_busy_floor_percent'])}"
+                if s["of_floor_percent"] is not None else "-")
     rss = f"{s['peak_rss_mib']:.0f} MiB" if s["peak_rss_mib"] is not None else "-"
     spread = f"{s['packets_per_second_min'] / 1000:,.1f}k–{s['packets_per_second_max'] / 1000:,.1f}k"
     return f"{s['packets_per_second']:,.0f}", spread, of_floor, f"{s['cpu_percent']:.0f}%", rss

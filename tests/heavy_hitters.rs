@@ -822,16 +822,18 @@ fn passes_split_between_workers_find_the_true_heavy_hitters() {
         round_one.values().all(|who| who.len() == 1),
         "{round_one:?}"
     );
-    // Each batch by the worker that owns it: its id modulo the worker count (a random
-    // draw of 8 ids leaves one worker idle about 1 run in 130, so "both worked" cannot
-    // be asserted; who did what can).
+    // Each batch by the worker that owns it (a random draw of 8 ids leaves one worker
+    // idle about 1 run in 130, so "both worked" cannot be asserted; who did what can).
     for (key, who) in &round_one {
-        let uuid: uuid::Uuid = key
-            .rsplit('/')
+        let batch = key
+            .rsplit(' ')
             .next()
-            .and_then(|u| u.trim_matches('"').parse().ok())
-            .unwrap_or_else(|| panic!("no batch id in {key}"));
-        assert_eq!(who[0], format!("shard {}", uuid.as_u128() % 2), "{key}");
+            .and_then(|b| divvi::batch::BatchId::parse(b.trim_matches('"')))
+            .unwrap_or_else(|| panic!("no batch in {key}"));
+        let owner = (0..2)
+            .find(|&index| divvi::batch::Shard { index, count: 2 }.owns(&batch))
+            .unwrap_or_else(|| panic!("no shard owns {key}"));
+        assert_eq!(who[0], format!("shard {owner}"), "{key}");
     }
     assert_eq!(
         sum_parts_by,

@@ -10,7 +10,8 @@ pub mod upload;
 use crate::crypto::PacketScheme;
 use crate::demo::{DemoVdaf, Progress};
 use crate::process::{cpu_seconds, reset_peak_rss};
-use crate::stages::{aggregate, intake, Tick};
+use crate::stages::intake::{self, PerPacketFloors};
+use crate::stages::{aggregate, Tick};
 use anyhow::{bail, Result};
 use std::path::Path;
 use std::time::Instant;
@@ -32,7 +33,7 @@ pub struct StageResult {
     /// lets it be measured.
     pub peak_rss_mib: Option<f64>,
     /// Intake only: one core's time per packet for the per-packet work alone, on the
-    /// batch's own packets, the other cores idle (`intake::per_packet_floor`): the mean of
+    /// batch's own packets, the other cores idle (`intake::per_packet_floors`): the mean of
     /// two measurements, just before and just after the reported run, so that both see
     /// the machine the run saw.
     pub floor_us: Option<f64>,
@@ -62,25 +63,15 @@ pub struct BenchReport {
 /// least the given seconds (a steady figure at 16 bins, whose 2,000 packets take 0.1 s).
 const FLOOR_SAMPLE: (usize, f64) = (2000, 1.0);
 
-/// One core's seconds per packet for a stage's per-packet work alone: with the other
-/// cores idle, and with all of them doing the same work at once.
-#[derive(Clone, Copy)]
-struct Floors {
-    alone: f64,
-    all_busy: f64,
-}
+/// Measures a stage's floors; `None` when there is nothing to time.
+type FloorProbe<'a> = &'a dyn Fn() -> Result<Option<PerPacketFloors>>;
 
-impl Floors {
-    fn mean(self, other: Floors) -> Floors {
-        Floors {
-            alone: (self.alone + other.alone) / 2.0,
-            all_busy: (self.all_busy + other.all_busy) / 2.0,
-        }
+fn mean(a: PerPacketFloors, b: PerPacketFloors) -> PerPacketFloors {
+    PerPacketFloors {
+        alone: (a.alone + b.alone) / 2.0,
+        all_busy: (a.all_busy + b.all_busy) / 2.0,
     }
 }
-
-/// Measures a stage's [`Floors`]; `None` when there is nothing to time.
-type FloorProbe<'a> = &'a dyn Fn() -> Result<Option<Floors>>;
 
 /// One timed run of a stage; with a floor probe, the floor is taken just before and just
 /// after the run (this shared machine's speed drifts by several percent within minutes:
@@ -108,7 +99,7 @@ fn measure_once(
     let floor_after = floor.map(|probe| probe()).transpose()?.flatten();
     let floors = floor_before
         .zip(floor_after)
-        .map(|(before, after)| before.mean(after));
+        .map(|(before, after)| mean(before, after));
     let rate = packets as f64 / seconds.max(1e-9);
     let of_cores = |floor: f64| 100.0 * rate * floor / available_cores() as f64;
     Ok(StageResult {
@@ -189,15 +180,9 @@ pub fn run_bench(
         let ids = intake::pending_batches(server, aggregation)?;
         // Measured here rather than taken from criterion: a shared machine's speed
         // drifts by several percent between runs, and the ratio must not.
-        let floor = || -> Result<Option<Floors>> {
-            let Some(id) = ids.first() else {
-                return Ok(None);
-            };
-            let alone = intake::per_packet_floor(server, id, FLOOR_SAMPLE, 1)?;
-            let all_busy = intake::per_packet_floor(server, id, FLOOR_SAMPLE, cores)?;
-            Ok(alone
-                .zip(all_busy)
-                .map(|(alone, all_busy)| Floors { alone, all_busy }))
+        let floor = || match ids.first() {
+            Some(id) => intake::per_packet_floors(server, id, FLOOR_SAMPLE, cores),
+            None => Ok(None),
         };
         stages.push(measure(
             &format!("intake {}", server.index),

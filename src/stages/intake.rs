@@ -36,33 +36,39 @@ pub fn pending_batches(server: &Server, aggregation: &str) -> Result<Vec<BatchId
     Ok(pending)
 }
 
-/// The floor intake's rate is measured against: one core's time per packet for the
+/// The floors intake's rate is measured against: one core's time per packet for the
 /// per-packet work alone (open, verifier share, kept share, fingerprint), judging the
 /// first `sample` packets of a batch one after another, over and over for at least
 /// `min_seconds` (a fraction of a second is too short a sample on a shared machine).
-/// Reading, recording and writing
-/// are left out: they are what intake adds. With `threads` > 1, that many threads judge
-/// the same packets at once and the time is their mean: what each core manages with all
-/// of them busy (cores that share a clock budget, caches and memory run slower together
-/// than one alone). None for an empty batch.
-pub fn per_packet_floor(
+/// Reading, recording and writing are left out: they are what intake adds. Timed twice:
+/// on one thread with the other cores idle, then on `cores` threads at once, their mean
+/// (cores that share a clock budget, caches and memory run slower together than one
+/// alone). None for an empty batch.
+pub fn per_packet_floors(
     server: &Server,
     id: &BatchId,
-    (sample, min_seconds): (usize, f64),
-    threads: usize,
-) -> Result<Option<f64>> {
+    sample: (usize, f64),
+    cores: usize,
+) -> Result<Option<PerPacketFloors>> {
     match ingestion_kind(server, id)? {
-        IngestionKind::Prio2 => floor_of::<Prio2Judge>(server, id, (sample, min_seconds), threads),
-        IngestionKind::Dap => floor_of::<DapJudge>(server, id, (sample, min_seconds), threads),
+        IngestionKind::Prio2 => floors_of::<Prio2Judge>(server, id, sample, cores),
+        IngestionKind::Dap => floors_of::<DapJudge>(server, id, sample, cores),
     }
 }
 
-fn floor_of<'s, J: ReportJudge<'s>>(
+/// Seconds per packet of the per-packet work: one core alone, and each of all cores busy.
+#[derive(Debug, Clone, Copy)]
+pub struct PerPacketFloors {
+    pub alone: f64,
+    pub all_busy: f64,
+}
+
+fn floors_of<'s, J: ReportJudge<'s>>(
     server: &'s Server,
     id: &BatchId,
     (sample, min_seconds): (usize, f64),
-    threads: usize,
-) -> Result<Option<f64>> {
+    cores: usize,
+) -> Result<Option<PerPacketFloors>> {
     let (batch, judge, _) = J::open(server, id)?;
     let packets = batch.packets::<J::Report>()?.next_chunk(sample)?;
     // A few packets first, so caches and the allocator are warm as in a long run.
@@ -80,20 +86,19 @@ fn floor_of<'s, J: ReportJudge<'s>>(
         }
         start.elapsed().as_secs_f64() / judged as f64
     };
-    let seconds = match threads {
-        0 | 1 => judge_all(),
-        n => std::thread::scope(|scope| {
-            let running: Vec<_> = (0..n).map(|_| scope.spawn(judge_all)).collect();
-            let mut total = 0.0;
-            for thread in running {
-                total += thread
-                    .join()
-                    .map_err(|_| anyhow::anyhow!("a thread timing the floor panicked"))?;
-            }
-            Ok::<_, anyhow::Error>(total / n as f64)
-        })?,
-    };
-    Ok(Some(seconds))
+    let alone = judge_all();
+    let cores = cores.max(1);
+    let all_busy = std::thread::scope(|scope| {
+        let running: Vec<_> = (0..cores).map(|_| scope.spawn(judge_all)).collect();
+        let mut total = 0.0;
+        for thread in running {
+            total += thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("a thread timing the floor panicked"))?;
+        }
+        Ok::<_, anyhow::Error>(total / cores as f64)
+    })?;
+    Ok(Some(PerPacketFloors { alone, all_busy }))
 }
 
 /// Each reason packets were refused for, with how many: one line per reason, not one
