@@ -6,6 +6,13 @@ use anyhow::anyhow;
 use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use uuid::Uuid;
 
+/// Sets and maps keyed by report id (ENPA packet UUID, DAP report id). Clients choose the
+/// ids, so the hash is keyed (a random seed per map: ids cannot be made to collide), and
+/// fast: std's SipHash on these maps was ~13% of aggregate's time for small reports.
+pub type ReportIdSet = foldhash::HashSet<Uuid>;
+/// See [`ReportIdSet`].
+pub type ReportIdMap<V> = foldhash::HashMap<Uuid, V>;
+
 /// Which of the two servers: 0 holds the leader share (PHA), 1 the helper seed (facilitator).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "u8", into = "u8")]

@@ -28,7 +28,7 @@ use divvi::batch::{
     decode_sum_part, encode_sum_part, open_batch, BatchId, BatchKind, BatchWriter, ObjectNames,
     SumPartId, Window,
 };
-use divvi::crypto::{sha256, PacketScheme, SigningKey};
+use divvi::crypto::{sha256, PacketDigest, PacketScheme, SigningKey};
 use divvi::ids::ServerIndex;
 use divvi::stages::aggregate::AggregateReport;
 use divvi::stages::ingest::{IngestionBatch, PacketMaker};
@@ -1768,7 +1768,7 @@ impl Fx {
         let (mut header, mut packets) = (self.ingestion_header(s), self.packets(s));
         edit(&mut header, &mut packets);
         let store = self.ing(s);
-        let mut w = BatchWriter::three_object(store, self.names()).unwrap();
+        let mut w = BatchWriter::three_object(store, self.names(), PacketDigest::Sha256).unwrap();
         for p in &packets {
             w.append(p).unwrap();
         }
@@ -1933,7 +1933,7 @@ impl Fx {
         let mut packets: Vec<ValidityPacket> =
             batch.packets().unwrap().map(Result::unwrap).collect();
         edit(&mut header, &mut packets);
-        let mut w = BatchWriter::single_object(names).unwrap();
+        let mut w = BatchWriter::single_object(names, PacketDigest::Sha256).unwrap();
         for p in &packets {
             w.append(p).unwrap();
         }

@@ -323,6 +323,7 @@ fn duplicate_packet_uuids_in_a_batch_are_all_refused() {
 #[test]
 fn a_single_object_ingestion_batch_is_read_like_a_three_object_one() {
     use divvi::batch::{BatchId, BatchKind, BatchWriter};
+    use divvi::crypto::PacketDigest;
     use divvi::wire::IngestionHeader;
     let d = deployment(PacketScheme::Ecies);
     let (time, window) = now_window();
@@ -330,8 +331,8 @@ fn a_single_object_ingestion_batch_is_read_like_a_three_object_one() {
     let id = BatchId::new("single", time, Uuid::new_v4()).unwrap();
     let names = id.names(BatchKind::Ingestion);
     let mut writers = [
-        BatchWriter::<DataSharePacket>::single_object(names.clone()).unwrap(),
-        BatchWriter::<DataSharePacket>::single_object(names.clone()).unwrap(),
+        BatchWriter::<DataSharePacket>::single_object(names.clone(), PacketDigest::Sha256).unwrap(),
+        BatchWriter::<DataSharePacket>::single_object(names.clone(), PacketDigest::Sha256).unwrap(),
     ];
     for m in [[1, 0, 0], [1, 1, 0], [0, 0, 1]] {
         let pair = maker.make(&m).unwrap();

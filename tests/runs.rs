@@ -1082,6 +1082,7 @@ fn a_batch_with_other_prio_parameters_is_left_out_and_summed_by_a_late_run() {
 /// a batch re-signed after intake, which no run can sum any more.
 fn resign_without_last_packet(d: &Deployment, id: &BatchId) {
     use divvi::batch::{open_batch, BatchWriter};
+    use divvi::crypto::PacketDigest;
     use divvi::wire::{DataSharePacket, IngestionHeader};
     let store = d.servers[0].ingestion.as_ref();
     let names = id.names(BatchKind::Ingestion);
@@ -1094,7 +1095,7 @@ fn resign_without_last_packet(d: &Deployment, id: &BatchId) {
         .collect();
     packets.pop();
     let header = batch.header.clone();
-    let mut w = BatchWriter::three_object(store, names).unwrap();
+    let mut w = BatchWriter::three_object(store, names, PacketDigest::Sha256).unwrap();
     for p in &packets {
         w.append(p).unwrap();
     }

@@ -43,6 +43,9 @@ impl BatchHeader for wire::DapValidationHeader {
     fn packet_file_digest(&self) -> &[u8] {
         &self.packet_file_digest
     }
+    fn packet_file_digest_algorithm(&self) -> PacketDigest {
+        self.packet_file_digest_algorithm
+    }
 }
 impl BatchHeader for wire::Poplar1RoundHeader {
     fn packet_file_digest(&self) -> &[u8] {
@@ -93,37 +96,52 @@ impl Write for Sink {
 pub struct BatchWriter<P: Record> {
     names: ObjectNames,
     packets: Option<RecordWriter<P, HashingWriter<Sink>>>,
+    /// What the packet file is hashed with: the header must name it.
+    digest: PacketDigest,
     count: u64,
     /// The description of the packet object, for errors.
     object: String,
 }
 
 impl<P: Record> BatchWriter<P> {
-    /// Single-object form: packets go inline into the signature object.
-    pub fn single_object(names: ObjectNames) -> Result<Self, BatchError> {
+    /// Single-object form: packets go inline into the signature object, hashed with
+    /// `digest` (which the header given to `finish` must name).
+    pub fn single_object(names: ObjectNames, digest: PacketDigest) -> Result<Self, BatchError> {
         let object = names.signature.clone();
         let spool = tempfile::tempfile().map_err(|e| BatchError::Other {
             object: object.clone(),
             reason: format!("creating a temporary spool file: {e}"),
         })?;
-        Self::with_sink(names, Sink::Spool(io::BufWriter::new(spool)), object)
+        let sink = Sink::Spool(io::BufWriter::new(spool));
+        Self::with_sink(names, HashingWriter::new(sink, digest), digest, object)
     }
 
-    /// Three-object form: packets stream into the packet object of `store`.
-    pub fn three_object(store: &dyn ObjectStore, names: ObjectNames) -> Result<Self, BatchError> {
+    /// Three-object form: packets stream into the packet object of `store`, hashed with
+    /// `digest`.
+    pub fn three_object(
+        store: &dyn ObjectStore,
+        names: ObjectNames,
+        digest: PacketDigest,
+    ) -> Result<Self, BatchError> {
         let sink = Sink::Object(store.put(&names.packets)?);
         let object = store.describe(&names.packets);
-        Self::with_sink(names, sink, object)
+        Self::with_sink(names, HashingWriter::new(sink, digest), digest, object)
     }
 
-    fn with_sink(names: ObjectNames, sink: Sink, object: String) -> Result<Self, BatchError> {
-        let writer = RecordWriter::new(HashingWriter::new(sink)).map_err(|e| BatchError::Wire {
+    fn with_sink(
+        names: ObjectNames,
+        sink: HashingWriter<Sink>,
+        digest: PacketDigest,
+        object: String,
+    ) -> Result<Self, BatchError> {
+        let writer = RecordWriter::new(sink).map_err(|e| BatchError::Wire {
             object: object.clone(),
             source: e,
         })?;
         Ok(BatchWriter {
             names,
             packets: Some(writer),
+            digest,
             count: 0,
             object,
         })
@@ -149,7 +167,7 @@ impl<P: Record> BatchWriter<P> {
     /// Completes the packet file, builds the header around its digest, signs it and
     /// writes the remaining objects to each store (signature last). A three-object batch
     /// goes to the one store it was created on, which must be the only one given.
-    pub fn finish<H: Record>(
+    pub fn finish<H: BatchHeader>(
         mut self,
         make_header: impl FnOnce(Vec<u8>) -> H,
         key: &SigningKey,
@@ -164,7 +182,9 @@ impl<P: Record> BatchWriter<P> {
             source: e,
         })?;
         let (sink, digest) = hashing.finish();
-        let (header_bytes, record) = sign_header(&make_header(digest.to_vec()), key, &self.names)?;
+        let header = make_header(digest.to_vec());
+        check_names_digest(&header, self.digest, &self.names)?;
+        let (header_bytes, record) = sign_header(&header, key, &self.names)?;
         match sink {
             Sink::Spool(spool) => {
                 let spool_error = |e: io::Error| BatchError::Other {
@@ -241,21 +261,31 @@ pub fn write_batch_unless_signed<P: Record, H: BatchHeader>(
         source: e,
     })?;
     let header = make_header(algorithm.digest(&packet_bytes).to_vec());
-    if header.packet_file_digest_algorithm() != algorithm {
-        return Err(BatchError::Other {
-            object: names.header.clone(),
-            reason: format!(
-                "the header names {} for a digest made with {}",
-                header.packet_file_digest_algorithm().name(),
-                algorithm.name()
-            ),
-        });
-    }
+    check_names_digest(&header, algorithm, names)?;
     let (header_bytes, record) = sign_header(&header, key, names)?;
     crate::store::put_bytes(store, &names.packets, &packet_bytes)?;
     crate::store::put_bytes(store, &names.header, &header_bytes)?;
     let sig_bytes = encode_signature(&record, names)?;
     Ok(store.create_new(&names.signature, &sig_bytes)?)
+}
+
+/// A header must name the hash its packet file's digest was made with.
+fn check_names_digest<H: BatchHeader>(
+    header: &H,
+    algorithm: PacketDigest,
+    names: &ObjectNames,
+) -> Result<(), BatchError> {
+    match header.packet_file_digest_algorithm() {
+        named if named == algorithm => Ok(()),
+        named => Err(BatchError::Other {
+            object: names.header.clone(),
+            reason: format!(
+                "the header names {} for a digest made with {}",
+                named.name(),
+                algorithm.name()
+            ),
+        }),
+    }
 }
 
 fn encode_signature(record: &BatchSignature, names: &ObjectNames) -> Result<Vec<u8>, BatchError> {
@@ -594,4 +624,62 @@ impl<P: Record> Iterator for PacketStream<P> {
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{BatchId, BatchKind};
+    use crate::store::LocalStore;
+    use crate::wire::{DapValidationHeader, DapVerifierShare};
+
+    fn header(digest: Vec<u8>, algorithm: PacketDigest) -> DapValidationHeader {
+        DapValidationHeader {
+            batch_uuid: uuid::Uuid::from_u128(7),
+            name: "dap".into(),
+            task_id: vec![3; 32],
+            packet_file_digest: digest,
+            packet_file_digest_algorithm: algorithm,
+        }
+    }
+
+    /// A validation hashed with BLAKE3 reads back with its digest checked; a header
+    /// naming another hash than the writer used is refused and nothing is written.
+    #[test]
+    fn a_batch_is_hashed_with_what_its_header_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let (key, _) = SigningKey::generate("k").unwrap();
+        let mut trust = TrustSet::new();
+        trust.insert("k", key.verifying_key());
+        let id = BatchId::new("dap", chrono::Utc::now(), uuid::Uuid::from_u128(7)).unwrap();
+        let names = id.names(BatchKind::Validation(crate::ids::ServerIndex::Zero));
+        let shares: Vec<DapVerifierShare> = (0..50u8)
+            .map(|i| DapVerifierShare {
+                report_id: vec![i; 16],
+                verifier_share: vec![i; 40],
+            })
+            .collect();
+        let write = |named: PacketDigest| {
+            let mut w = BatchWriter::single_object(names.clone(), PacketDigest::Blake3).unwrap();
+            shares.iter().for_each(|s| w.append(s).unwrap());
+            w.finish(|d| header(d, named), &key, &[&store])
+        };
+
+        let err = write(PacketDigest::Sha256).unwrap_err().to_string();
+        assert!(
+            err.contains("names SHA-256 for a digest made with BLAKE3"),
+            "{err}"
+        );
+        assert_eq!(store.head(&names.signature).unwrap(), None);
+
+        write(PacketDigest::Blake3).unwrap();
+        let batch = open_batch::<DapValidationHeader>(&store, &names, &trust, u64::MAX).unwrap();
+        assert_eq!(
+            batch.header.packet_file_digest_algorithm,
+            PacketDigest::Blake3
+        );
+        let read: Vec<DapVerifierShare> = batch.packets().unwrap().map(Result::unwrap).collect();
+        assert_eq!(read, shares);
+    }
 }

@@ -1,5 +1,5 @@
 //! The hashes of `packet_file_digest`: SHA-256 (ENPA's, and every batch header without a
-//! digest algorithm field) and BLAKE3 (DAP ingestion batches), one-shot, streaming, and
+//! digest algorithm field) and BLAKE3 (DAP ingestion and validation batches), one-shot, streaming, and
 //! (SHA-256) as I/O adapters so a packet file can be hashed while it is read or written,
 //! without a second pass.
 
@@ -148,17 +148,16 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 /// Writer adapter that hashes every byte the inner writer accepted.
-#[derive(Debug)]
 pub struct HashingWriter<W: Write> {
     inner: W,
-    hash: Sha256Stream,
+    hash: DigestStream,
 }
 
 impl<W: Write> HashingWriter<W> {
-    pub fn new(inner: W) -> Self {
+    pub fn new(inner: W, digest: PacketDigest) -> Self {
         HashingWriter {
             inner,
-            hash: Sha256Stream::new(),
+            hash: digest.stream(),
         }
     }
 
@@ -228,11 +227,13 @@ mod tests {
         assert_eq!(copy, data);
         assert_eq!(r.finish(), sha256(&data));
 
-        let mut w = HashingWriter::new(Vec::new());
-        w.write_all(&data[..17]).unwrap();
-        w.write_all(&data[17..]).unwrap();
-        let (inner, d) = w.finish();
-        assert_eq!(inner, data);
-        assert_eq!(d, sha256(&data));
+        for digest in [PacketDigest::Sha256, PacketDigest::Blake3] {
+            let mut w = HashingWriter::new(Vec::new(), digest);
+            w.write_all(&data[..17]).unwrap();
+            w.write_all(&data[17..]).unwrap();
+            let (inner, d) = w.finish();
+            assert_eq!(inner, data);
+            assert_eq!(d, digest.digest(&data), "{}", digest.name());
+        }
     }
 }

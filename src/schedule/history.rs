@@ -12,9 +12,10 @@
 use super::plan::read_decided;
 use super::{list_manifests, RunId, SignedManifest, MAX_RUN_OBJECT_BYTES};
 use crate::config::Server;
+use crate::ids::ReportIdSet;
 use crate::store::{get_bytes, put_bytes};
 use anyhow::{anyhow, bail, Result};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 fn counted_key(run: &RunId) -> String {
@@ -49,8 +50,8 @@ pub fn summed_by(server: &Server, runs: &[RunId]) -> Result<BTreeMap<String, Str
 }
 
 /// Packet UUIDs this server counted in every other run of the aggregation.
-pub fn counted_elsewhere(server: &Server, run: &RunId) -> Result<HashSet<Uuid>> {
-    let mut counted = HashSet::new();
+pub fn counted_elsewhere(server: &Server, run: &RunId) -> Result<ReportIdSet> {
+    let mut counted = ReportIdSet::default();
     let own_key = counted_key(run);
     let prefix = format!("{}/counted/", run.aggregation);
     for key in server.own.list(&prefix)? {

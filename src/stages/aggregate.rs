@@ -13,10 +13,9 @@ use super::judges::{Presum, ReportJudge, RunSum};
 use super::{judge_in_chunks, next_packets, Rejected, Tick};
 use crate::batch::{open_batch, BatchId, BatchKind, Window};
 use crate::config::Server;
-use crate::ids::RunId;
+use crate::ids::{ReportIdMap, ReportIdSet, RunId};
 use crate::stash::{StashReader, StashRecord};
 use anyhow::{bail, Context, Result};
-use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -77,7 +76,7 @@ fn read_validation<'s, J: SumJudge<'s>>(
     let batch = open_batch::<J::ValidationHeader>(store, &names, trust, max_bytes)
         .with_context(|| format!("validation of {id} by server {from}"))?;
     judge.check_validation(&batch.header, &object)?;
-    let mut map = HashMap::new();
+    let mut map = Validations::default();
     for record in batch.packets::<J::Verifier>()? {
         let (uuid, share) = J::share_of(record?);
         if map.insert(uuid, share).is_some() {
@@ -89,7 +88,7 @@ fn read_validation<'s, J: SumJudge<'s>>(
 }
 
 /// Verifier shares of a batch's reports, by report (Err: listed but unusable).
-type Validations<S> = HashMap<Uuid, Result<S, String>>;
+type Validations<S> = ReportIdMap<Result<S, String>>;
 
 /// What happened to one packet in aggregate.
 enum Outcome<O> {
@@ -196,14 +195,14 @@ struct BatchSum<S> {
     invalid: Vec<Rejected>,
     counted: Vec<Uuid>,
     /// Every packet UUID of the batch, to find validations listing packets it lacks.
-    uuids: HashSet<Uuid>,
+    uuids: ReportIdSet,
 }
 
 /// Packet UUIDs a run must not count: those of earlier runs of the aggregation (kept by
 /// the server), and those already met in this run.
 struct Seen<'a> {
-    before: &'a HashSet<Uuid>,
-    this_run: HashSet<Uuid>,
+    before: &'a ReportIdSet,
+    this_run: ReportIdSet,
 }
 
 impl<S> BatchSum<S> {
@@ -291,7 +290,7 @@ fn sum_batch<'s, J: SumJudge<'s>>(
         judged: 0,
         invalid: Vec::new(),
         counted: Vec::new(),
-        uuids: HashSet::new(),
+        uuids: ReportIdSet::default(),
     };
     match open_stash(server, id, &judge)? {
         Some(mut stash) => {
@@ -435,7 +434,7 @@ pub fn aggregate(
 ) -> Result<AggregateReport> {
     let ids = batches_in_window(server, aggregation, window)?;
     let run = RunId::new(aggregation, *window, 0)?;
-    aggregate_batches(server, &run, &ids, &HashSet::new(), tick)
+    aggregate_batches(server, &run, &ids, &ReportIdSet::default(), tick)
 }
 
 /// Sums the given batches of a run and writes the signed sum part and the invalid-UUID
@@ -447,7 +446,7 @@ pub fn aggregate_batches(
     server: &Server,
     run: &RunId,
     ids: &[BatchId],
-    counted_before: &HashSet<Uuid>,
+    counted_before: &ReportIdSet,
     tick: Tick,
 ) -> Result<AggregateReport> {
     let Some(first) = ids.first() else {
@@ -476,13 +475,13 @@ fn aggregate_of<'s, J: SumJudge<'s>>(
     server: &'s Server,
     run: &RunId,
     ids: &[BatchId],
-    counted_before: &HashSet<Uuid>,
+    counted_before: &ReportIdSet,
     tick: Tick,
 ) -> Result<AggregateReport> {
     let mut first: Option<J> = None;
     let mut seen = Seen {
         before: counted_before,
-        this_run: HashSet::new(),
+        this_run: ReportIdSet::default(),
     };
     let mut totals: Option<RunTotals<J::Sum>> = None;
     for id in ids {

@@ -6,6 +6,7 @@ use super::journal::Journal;
 use super::{Tick, CHUNK};
 use crate::batch::{BatchId, BatchKind, BatchWriter};
 use crate::config::Ingestor;
+use crate::crypto::PacketDigest;
 use crate::vdaf::{Prio2Bins, PRIME};
 use crate::wire::{DataSharePacket, IngestionHeader};
 use anyhow::{anyhow, Context, Result};
@@ -113,8 +114,16 @@ impl<'a> IngestionBatch<'a> {
         let id = BatchId::new(aggregation, time, Uuid::new_v4()).map_err(|e| anyhow!(e))?;
         let names = id.names(BatchKind::Ingestion);
         let writers = [
-            BatchWriter::three_object(ingestor.targets[0].store.as_ref(), names.clone())?,
-            BatchWriter::three_object(ingestor.targets[1].store.as_ref(), names)?,
+            BatchWriter::three_object(
+                ingestor.targets[0].store.as_ref(),
+                names.clone(),
+                PacketDigest::Sha256,
+            )?,
+            BatchWriter::three_object(
+                ingestor.targets[1].store.as_ref(),
+                names,
+                PacketDigest::Sha256,
+            )?,
         ];
         Ok(IngestionBatch {
             id,

@@ -202,7 +202,7 @@ fn intake_pass<'s, J: ReportJudge<'s>>(
     let (batch, judge, object) = J::open(server, id)?;
 
     let out_names = id.names(BatchKind::Validation(server.index));
-    let mut out = BatchWriter::<J::Verifier>::single_object(out_names)?;
+    let mut out = BatchWriter::<J::Verifier>::single_object(out_names, J::VALIDATION_DIGEST)?;
     let mut report = IntakeReport {
         batch: id.to_string(),
         packets: 0,

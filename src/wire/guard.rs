@@ -33,6 +33,10 @@ pub(crate) struct Guard<T> {
     marker: [u8; 16],
     /// Bytes checked and ready for apache-avro: the header, then one framed block.
     ready: Vec<u8>,
+    /// Where each record of the current block ends in `ready` (found by the walk), and
+    /// where the first begins: a reader decoding records itself takes them from here.
+    record_ends: Vec<usize>,
+    records_start: usize,
     pos: usize,
     ended: bool,
     slot: ErrorSlot,
@@ -51,18 +55,30 @@ impl<T: Read> Guard<T> {
             writer,
             marker,
             ready: header,
+            record_ends: Vec::new(),
+            records_start: 0,
             pos: 0,
             ended: false,
             slot,
         }
     }
 
-    /// Loads and checks the next block; `Ok(false)` at a clean end of input.
-    fn next_block(&mut self) -> Result<bool, WireError> {
+    /// Loads and checks the next block; `Ok(false)` at a clean end of input. After an
+    /// error no record of the failed block is offered.
+    pub(crate) fn next_block(&mut self) -> Result<bool, WireError> {
+        let loaded = self.load_block();
+        if loaded.is_err() {
+            self.record_ends.clear();
+        }
+        loaded
+    }
+
+    fn load_block(&mut self) -> Result<bool, WireError> {
         if self.ready.capacity() > KEEP_BUFFER_BYTES {
             self.ready = Vec::new();
         }
         self.ready.clear();
+        self.record_ends.clear();
         self.pos = 0;
         let Some(count) = varint::read_long_or_end(&mut self.input).map_err(framing)? else {
             return Ok(false);
@@ -97,18 +113,32 @@ impl<T: Read> Guard<T> {
         let mut budget = declared
             .saturating_mul(VALUES_PER_BYTE)
             .saturating_add(VALUES_ALLOWANCE);
+        self.records_start = start;
         for _ in 0..count {
             let before = data.len();
             skip(&self.writer, &mut data, &mut budget).map_err(malformed)?;
             if data.len() == before {
                 return Err(malformed("record of zero bytes".into()));
             }
+            self.record_ends.push(self.ready.len() - data.len());
         }
         if !data.is_empty() {
             return Err(malformed("trailing bytes in data block".into()));
         }
         self.ready.extend_from_slice(&marker);
         Ok(true)
+    }
+}
+
+impl<T> Guard<T> {
+    /// The bytes of record `i` of the loaded block, exactly (as the walk found them).
+    pub(crate) fn record(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.record_ends.get(i)?;
+        let start = match i {
+            0 => self.records_start,
+            _ => self.record_ends[i - 1],
+        };
+        self.ready.get(start..end)
     }
 }
 

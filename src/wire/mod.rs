@@ -2,11 +2,14 @@
 //! that carry them. Schemas are embedded from `schemas/*.avsc` and parsed once.
 //!
 //! Reading streams block by block; records are converted from `apache_avro::types::Value`
-//! by hand (not through serde) because packet files hold hundreds of thousands of records.
+//! by hand (not through serde) because packet files hold hundreds of thousands of records,
+//! and the DAP report and verifier shares, read by the million, straight from their
+//! datums (`datum`) when a file was written with exactly our schema.
 //! Untrusted input is checked by our own code (`header`, `writer_schema`, `guard`) before
 //! apache-avro parses or decodes it, because apache-avro 0.21 panics or aborts on some
 //! malformed files.
 
+mod datum;
 mod error;
 mod fields;
 mod guard;

@@ -12,13 +12,30 @@ use std::marker::PhantomData;
 ///
 /// Checks that the writer schema is `org.abetterinternet.prio.v1.<R::NAME>` and resolves
 /// against our schema when the writer's differs. Holds one data block in memory at a time
-/// (twice: the checked copy and apache-avro's). The iterator ends after the first error
+/// (twice: the checked copy and apache-avro's; once for records decoded from their
+/// datums, which skip apache-avro's values). The iterator ends after the first error
 /// that comes from the container (bad data or I/O); a record whose fields do not convert
 /// is reported and reading goes on.
 pub struct RecordReader<R: Record, T: Read> {
-    inner: Reader<'static, Guard<T>>,
-    slot: ErrorSlot,
+    decoder: Decoder<T>,
     _record: PhantomData<fn() -> R>,
+}
+
+/// How records come out of the checked blocks.
+enum Decoder<T: Read> {
+    /// Through apache-avro's values, resolved against our schema if the writer's differs.
+    Values {
+        inner: Box<Reader<'static, Guard<T>>>,
+        slot: ErrorSlot,
+    },
+    /// Written with exactly our schema, of a record that decodes its own datum
+    /// ([`Record::from_datum`]): each record straight from the guard's block, by the
+    /// bounds its walk found. `next` is the next record of the loaded block.
+    Datums {
+        guard: Box<Guard<T>>,
+        next: usize,
+        ended: bool,
+    },
 }
 
 impl<R: Record, T: Read> RecordReader<R, T> {
@@ -42,31 +59,55 @@ impl<R: Record, T: Read> RecordReader<R, T> {
             .map_err(|why| wrong(format!("{found} with an unsupported schema ({why})")))?;
 
         let slot = ErrorSlot::default();
+        // Equal canonical forms: the same fields, in the same order, of the same types,
+        // so the datums are laid out as ours.
+        let ours = R::FROM_DATUM && writer.canonical_form() == R::schema().canonical_form();
         let guard = Guard::new(input, header.raw, writer, header.marker, slot.clone());
-        let inner = Reader::with_schema(R::schema(), guard).map_err(|e| match slot.take() {
-            Some(ours) => ours,
-            None => WireError::NotAvro(e.to_string()),
-        })?;
+        let decoder = match ours {
+            true => Decoder::Datums {
+                guard: Box::new(guard),
+                next: 0,
+                ended: false,
+            },
+            false => {
+                let inner =
+                    Reader::with_schema(R::schema(), guard).map_err(|e| match slot.take() {
+                        Some(ours) => ours,
+                        None => WireError::NotAvro(e.to_string()),
+                    })?;
+                Decoder::Values {
+                    inner: Box::new(inner),
+                    slot,
+                }
+            }
+        };
         Ok(Self {
-            inner,
-            slot,
+            decoder,
             _record: PhantomData,
         })
     }
+}
 
-    fn data_error(&self, error: apache_avro::Error) -> WireError {
-        if let Some(ours) = self.slot.take() {
-            return ours;
-        }
-        match error.details() {
-            // apache-avro parses uuids while decoding, before our field checks see them.
-            Details::ConvertStrToUuid(_) | Details::ConvertSliceToUuid(_) => WireError::BadField {
-                record: R::NAME,
-                field: uuid_field(R::schema()),
-                reason: error.to_string(),
-            },
-            _ => WireError::Malformed(error.to_string()),
-        }
+#[cfg(test)]
+impl<R: Record, T: Read> RecordReader<R, T> {
+    /// Whether records come straight from their datums (not through Avro values).
+    pub(crate) fn reads_datums(&self) -> bool {
+        matches!(self.decoder, Decoder::Datums { .. })
+    }
+}
+
+fn data_error<R: Record>(slot: &ErrorSlot, error: apache_avro::Error) -> WireError {
+    if let Some(ours) = slot.take() {
+        return ours;
+    }
+    match error.details() {
+        // apache-avro parses uuids while decoding, before our field checks see them.
+        Details::ConvertStrToUuid(_) | Details::ConvertSliceToUuid(_) => WireError::BadField {
+            record: R::NAME,
+            field: uuid_field(R::schema()),
+            reason: error.to_string(),
+        },
+        _ => WireError::Malformed(error.to_string()),
     }
 }
 
@@ -74,8 +115,33 @@ impl<R: Record, T: Read> Iterator for RecordReader<R, T> {
     type Item = Result<R, WireError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let item = self.inner.next()?;
-        Some(item.map_err(|e| self.data_error(e)).and_then(R::from_avro))
+        match &mut self.decoder {
+            Decoder::Values { inner, slot } => {
+                let item = inner.next()?;
+                Some(
+                    item.map_err(|e| data_error::<R>(slot, e))
+                        .and_then(R::from_avro),
+                )
+            }
+            Decoder::Datums { guard, next, ended } => loop {
+                if let Some(datum) = guard.record(*next) {
+                    *next += 1;
+                    return Some(R::from_datum(datum));
+                }
+                if *ended {
+                    return None;
+                }
+                *next = 0;
+                match guard.next_block() {
+                    Ok(true) => {}
+                    Ok(false) => *ended = true,
+                    Err(e) => {
+                        *ended = true;
+                        return Some(Err(e));
+                    }
+                }
+            },
+        }
     }
 }
 

@@ -4,9 +4,9 @@
 
 use super::{LeftOut, PassRun};
 use crate::batch::{open_batch, BatchId, BatchWriter, OpenedBatch};
-use crate::crypto::TrustSet;
+use crate::crypto::{PacketDigest, TrustSet};
 use crate::dap::Role;
-use crate::ids::ServerIndex;
+use crate::ids::{ReportIdMap, ServerIndex};
 use crate::stages::judges::{
     check_time_unit, join_kept, open_dap_ingestion, open_input_share, split_kept,
 };
@@ -72,7 +72,7 @@ impl RoundOutput {
 }
 
 /// Verifier shares of a batch's reports in one round, by report (Err: unusable).
-pub(super) type RoundShares = HashMap<Uuid, Result<Vec<u8>, String>>;
+pub(super) type RoundShares = ReportIdMap<Result<Vec<u8>, String>>;
 
 /// What a round makes of one report: the state kept (time first), its verifier share,
 /// and (round one) the fingerprint of its opened share.
@@ -267,7 +267,10 @@ impl PassRun<'_> {
                 self.stash_key,
                 &self.stash_context(id, header, round),
             )?,
-            out: BatchWriter::single_object(id.names(self.round_kind(server.index, round)))?,
+            out: BatchWriter::single_object(
+                id.names(self.round_kind(server.index, round)),
+                PacketDigest::Sha256,
+            )?,
             report: RoundReport {
                 batch: id.to_string(),
                 round,
@@ -391,7 +394,7 @@ impl PassRun<'_> {
                 self.id.index
             );
         }
-        let mut map = HashMap::new();
+        let mut map = RoundShares::default();
         for record in batch.packets::<DapVerifierShare>()? {
             let record = record?;
             let uuid = Uuid::from_slice(&record.report_id).unwrap_or_default();

@@ -10,6 +10,7 @@ use crate::batch::{
     open_batch, write_sum_part, BatchId, BatchKind, OpenedBatch, SumPartBinding, Window,
 };
 use crate::config::{dap::ServerDap, Server};
+use crate::crypto::PacketDigest;
 use crate::dap::aggregate_share::{
     seal_aggregate_share, AggregateShareAad, BatchInterval, ReportIdChecksum,
 };
@@ -61,6 +62,9 @@ impl<'s> ReportJudge<'s> for DapJudge<'s> {
     type Verifier = DapVerifierShare;
     type ValidationHeader = DapValidationHeader;
     type Presum = DapPresum;
+    /// BLAKE3: a validation of small reports is ~275 bytes a report, and SHA-256 of both
+    /// servers' validations was 8% of aggregate's time at histogram 16.
+    const VALIDATION_DIGEST: PacketDigest = PacketDigest::Blake3;
 
     fn open(
         server: &'s Server,
@@ -135,6 +139,7 @@ impl<'s> ReportJudge<'s> for DapJudge<'s> {
             name: self.header.name.clone(),
             task_id: self.header.task_id.clone(),
             packet_file_digest: digest,
+            packet_file_digest_algorithm: Self::VALIDATION_DIGEST,
         }
     }
 }

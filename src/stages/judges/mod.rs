@@ -18,6 +18,7 @@ use super::aggregate::RunTotals;
 use super::replays::Fingerprint;
 use crate::batch::{BatchHeader, BatchId, BatchKind, OpenedBatch};
 use crate::config::Server;
+use crate::crypto::PacketDigest;
 use crate::ids::RunId;
 use crate::stash::StashContext;
 use crate::wire::{DapIngestionHeader, Record};
@@ -71,6 +72,8 @@ pub(crate) trait ReportJudge<'s>: Sync + Sized {
     type Verifier: Record + Send;
     type ValidationHeader: BatchHeader;
     type Presum: Presum;
+    /// What validation packet files are hashed with (the header names it where it can).
+    const VALIDATION_DIGEST: PacketDigest;
 
     /// Opens this server's ingestion batch (signature and header checked) and the judge
     /// for its reports; with the batch's description for messages.

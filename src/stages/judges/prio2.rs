@@ -3,6 +3,7 @@
 use super::{NoPresum, ReportJudge, RunSum, SumJudge, Verified, VerifiedBy};
 use crate::batch::{write_sum_part, BatchId, OpenedBatch, SumPartBinding, Window};
 use crate::config::Server;
+use crate::crypto::PacketDigest;
 use crate::ids::RunId;
 use crate::stages::aggregate::RunTotals;
 use crate::stages::checks::check_validity_header;
@@ -26,6 +27,8 @@ impl<'s> ReportJudge<'s> for Prio2Judge<'s> {
     type Report = DataSharePacket;
     type Verifier = ValidityPacket;
     type ValidationHeader = ValidityHeader;
+    /// ENPA's validity header has no field to name another.
+    const VALIDATION_DIGEST: PacketDigest = PacketDigest::Sha256;
     type Presum = NoPresum;
 
     fn open(

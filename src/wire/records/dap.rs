@@ -9,7 +9,7 @@ use crate::crypto::PacketDigest;
 use crate::dap::aggregate_share::REPORT_ID_CHECKSUM_LEN;
 use crate::dap::messages::REPORT_ID_LEN;
 use crate::dap::task::TASK_ID_LEN;
-use crate::wire::{fields::Fields, hex, schema, WireError};
+use crate::wire::{datum::Datum, fields::Fields, hex, schema, WireError};
 use apache_avro::{types::Value, Schema};
 use serde::Serialize;
 use uuid::Uuid;
@@ -76,13 +76,8 @@ impl Record for DapIngestionHeader {
         let batch_start_time = f.millis(4, "batch_start_time")?;
         let batch_end_time = f.millis(5, "batch_end_time")?;
         let packet_file_digest = f.bytes(6, "packet_file_digest")?;
-        let algorithm = f.string(7, "packet_file_digest_algorithm")?;
         let packet_file_digest_algorithm =
-            PacketDigest::from_name(&algorithm).ok_or_else(|| WireError::BadField {
-                record: Self::NAME,
-                field: "packet_file_digest_algorithm",
-                reason: format!("{algorithm:?} is not a digest divvi knows (SHA-256, BLAKE3)"),
-            })?;
+            digest_algorithm(Self::NAME, f.string(7, "packet_file_digest_algorithm")?)?;
         Ok(Self {
             batch_uuid,
             name,
@@ -94,6 +89,15 @@ impl Record for DapIngestionHeader {
             packet_file_digest_algorithm,
         })
     }
+}
+
+/// A header's `packet_file_digest_algorithm`, by the name it carries.
+fn digest_algorithm(record: &'static str, name: String) -> Result<PacketDigest, WireError> {
+    PacketDigest::from_name(&name).ok_or_else(|| WireError::BadField {
+        record,
+        field: "packet_file_digest_algorithm",
+        reason: format!("{name:?} is not a digest divvi knows (SHA-256, BLAKE3)"),
+    })
 }
 
 /// `DapReportShare`: a report's metadata and public share, and the one encrypted input
@@ -145,6 +149,21 @@ impl Record for DapReportShare {
             enc: f.bytes(4, "enc")?,
             payload: f.bytes(5, "payload")?,
         })
+    }
+
+    const FROM_DATUM: bool = true;
+
+    fn from_datum(datum: &[u8]) -> Result<Self, WireError> {
+        let mut d = Datum::new(Self::NAME, datum);
+        let share = Self {
+            report_id: d.fixed_bytes("report_id", REPORT_ID_LEN)?,
+            time: d.long("time")?,
+            public_share: d.bytes("public_share")?,
+            config_id: d.int("config_id")?,
+            enc: d.bytes("enc")?,
+            payload: d.bytes("payload")?,
+        };
+        d.end().map(|()| share)
     }
 
     fn append_to<W: std::io::Write>(
@@ -305,9 +324,12 @@ pub struct DapValidationHeader {
     pub name: String,
     #[serde(serialize_with = "hex::bytes")]
     pub task_id: Vec<u8>,
-    /// SHA-256 of this batch's packet file (its `DapVerifierShare`s).
+    /// The digest of this batch's packet file (its `DapVerifierShare`s), by
+    /// `packet_file_digest_algorithm`.
     #[serde(serialize_with = "hex::bytes")]
     pub packet_file_digest: Vec<u8>,
+    /// BLAKE3 as divvi writes them now; SHA-256 in validations written before the field.
+    pub packet_file_digest_algorithm: PacketDigest,
 }
 
 impl Record for DapValidationHeader {
@@ -326,6 +348,10 @@ impl Record for DapValidationHeader {
                 "packet_file_digest",
                 Value::Bytes(self.packet_file_digest.clone()),
             ),
+            (
+                "packet_file_digest_algorithm",
+                Value::String(self.packet_file_digest_algorithm.name().into()),
+            ),
         ])
     }
 
@@ -336,6 +362,10 @@ impl Record for DapValidationHeader {
             name: f.string(1, "name")?,
             task_id: fixed_len(Self::NAME, "task_id", f.bytes(2, "task_id")?, TASK_ID_LEN)?,
             packet_file_digest: f.bytes(3, "packet_file_digest")?,
+            packet_file_digest_algorithm: digest_algorithm(
+                Self::NAME,
+                f.string(4, "packet_file_digest_algorithm")?,
+            )?,
         })
     }
 }
@@ -431,6 +461,17 @@ impl Record for DapVerifierShare {
             report_id: fixed_len(Self::NAME, "report_id", report_id, REPORT_ID_LEN)?,
             verifier_share: f.bytes(1, "verifier_share")?,
         })
+    }
+
+    const FROM_DATUM: bool = true;
+
+    fn from_datum(datum: &[u8]) -> Result<Self, WireError> {
+        let mut d = Datum::new(Self::NAME, datum);
+        let share = Self {
+            report_id: d.fixed_bytes("report_id", REPORT_ID_LEN)?,
+            verifier_share: d.bytes("verifier_share")?,
+        };
+        d.end().map(|()| share)
     }
 
     fn append_to<W: std::io::Write>(

@@ -31,6 +31,19 @@ pub trait Record: Sized {
     fn to_avro(&self) -> Value;
     fn from_avro(value: Value) -> Result<Self, WireError>;
 
+    /// Whether [`Record::from_datum`] decodes this record: the records read by the
+    /// million do, when a file was written with exactly our schema.
+    const FROM_DATUM: bool = false;
+
+    /// Decodes one record from exactly its datum's bytes (written with our schema), with
+    /// the same checks as [`Record::from_avro`]; only called where `FROM_DATUM` holds.
+    fn from_datum(_datum: &[u8]) -> Result<Self, WireError> {
+        Err(WireError::Malformed(format!(
+            "{} records are decoded through Avro values only",
+            Self::NAME
+        )))
+    }
+
     /// Appends this record to a container file. Through [`Record::to_avro`]'s value by
     /// default; the records written by the million (DAP report and verifier shares)
     /// serialize their fields straight into the block instead, with no copies.

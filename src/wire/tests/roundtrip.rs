@@ -72,6 +72,7 @@ fn every_record_roundtrips() {
         name: "dap".into(),
         task_id: vec![3; 32],
         packet_file_digest: vec![2; 32],
+        packet_file_digest_algorithm: crate::crypto::PacketDigest::Blake3,
     }]);
     roundtrip(&[
         DapVerifierShare {
@@ -252,56 +253,65 @@ fn a_different_writer_schema_is_resolved_against_ours() {
     );
 }
 
-/// DAP ingestion headers written before the digest algorithm field read as SHA-256;
-/// a header naming a digest divvi does not know is refused by name.
+/// DAP ingestion and validation headers written before the digest algorithm field read
+/// as SHA-256; a header naming a digest divvi does not know is refused by name.
 #[test]
-fn dap_ingestion_headers_name_their_digest_and_older_ones_are_sha256() {
+fn dap_headers_name_their_digest_and_older_ones_are_sha256() {
     use crate::crypto::PacketDigest;
+    use crate::wire::DapValidationHeader;
     use apache_avro::{types::Value, Schema};
-    let header = |algorithm: Option<&str>| {
-        let extra = match algorithm {
-            Some(_) => r#",{"name":"packet_file_digest_algorithm","type":"string"}"#,
-            None => "",
+    const FIELD: &str = "packet_file_digest_algorithm";
+
+    /// `header` as a writer with the field named `algorithm` (None: without the field).
+    fn written_as<H: Record>(header: &H, algorithm: Option<&str>) -> Result<H, WireError> {
+        let path = format!("{}/schemas/{}.avsc", env!("CARGO_MANIFEST_DIR"), H::NAME);
+        let text = std::fs::read_to_string(path).expect("our schema");
+        let mut schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let schema_fields = schema["fields"].as_array_mut().unwrap();
+        schema_fields.retain(|f| f["name"] != FIELD);
+        let Value::Record(mut fields) = header.to_avro() else {
+            unreachable!("a record")
         };
-        let writer = Schema::parse_str(&format!(
-            r#"{{"type":"record","name":"DapIngestionHeader","namespace":"org.abetterinternet.prio.v1",
-                "fields":[{{"name":"batch_uuid","type":"string"}},
-                          {{"name":"name","type":"string"}},
-                          {{"name":"task_id","type":"bytes"}},
-                          {{"name":"report_count","type":"long"}},
-                          {{"name":"batch_start_time","type":"long"}},
-                          {{"name":"batch_end_time","type":"long"}},
-                          {{"name":"packet_file_digest","type":"bytes"}}{extra}]}}"#
-        ))
-        .expect("schema");
-        let mut fields = vec![
-            (
-                "batch_uuid".to_string(),
-                Value::String("ba097344-2b4e-45db-a002-c83f4a9adc63".into()),
-            ),
-            ("name".into(), Value::String("dap".into())),
-            ("task_id".into(), Value::Bytes(vec![9; 32])),
-            ("report_count".into(), Value::Long(2)),
-            ("batch_start_time".into(), Value::Long(0)),
-            ("batch_end_time".into(), Value::Long(300_000)),
-            ("packet_file_digest".into(), Value::Bytes(vec![1; 32])),
-        ];
+        fields.retain(|(name, _)| name != FIELD);
         if let Some(name) = algorithm {
-            fields.push((
-                "packet_file_digest_algorithm".into(),
-                Value::String(name.into()),
-            ));
+            schema_fields.push(serde_json::json!({"name": FIELD, "type": "string"}));
+            fields.push((FIELD.into(), Value::String(name.into())));
         }
-        decode_single::<DapIngestionHeader>(&write_raw(&writer, vec![Value::Record(fields)]))
-    };
-    let old = header(None).expect("an older header");
-    assert_eq!(old.packet_file_digest_algorithm, PacketDigest::Sha256);
-    let new = header(Some("BLAKE3")).expect("a header naming BLAKE3");
-    assert_eq!(new.packet_file_digest_algorithm, PacketDigest::Blake3);
-    let e = header(Some("MD5")).unwrap_err().to_string();
-    assert!(
-        e.contains("packet_file_digest_algorithm") && e.contains("\"MD5\""),
-        "{e}"
+        let writer = Schema::parse_str(&schema.to_string()).expect("schema");
+        decode_single::<H>(&write_raw(&writer, vec![Value::Record(fields)]))
+    }
+
+    fn check<H: Record + Debug>(header: H, algorithm_of: impl Fn(&H) -> PacketDigest) {
+        let old = written_as(&header, None).expect("an older header");
+        assert_eq!(algorithm_of(&old), PacketDigest::Sha256, "{}", H::NAME);
+        let new = written_as(&header, Some("BLAKE3")).expect("a header naming BLAKE3");
+        assert_eq!(algorithm_of(&new), PacketDigest::Blake3, "{}", H::NAME);
+        let e = written_as(&header, Some("MD5")).unwrap_err().to_string();
+        assert!(e.contains(FIELD) && e.contains("\"MD5\""), "{e}");
+    }
+
+    check(
+        DapIngestionHeader {
+            batch_uuid: uuid::Uuid::from_u128(4),
+            name: "dap".into(),
+            task_id: vec![9; 32],
+            report_count: 2,
+            batch_start_time: 0,
+            batch_end_time: 300_000,
+            packet_file_digest: vec![1; 32],
+            packet_file_digest_algorithm: PacketDigest::Blake3,
+        },
+        |h| h.packet_file_digest_algorithm,
+    );
+    check(
+        DapValidationHeader {
+            batch_uuid: uuid::Uuid::from_u128(5),
+            name: "dap".into(),
+            task_id: vec![9; 32],
+            packet_file_digest: vec![1; 32],
+            packet_file_digest_algorithm: PacketDigest::Blake3,
+        },
+        |h| h.packet_file_digest_algorithm,
     );
 }
 
