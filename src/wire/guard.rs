@@ -33,10 +33,11 @@ pub(crate) struct Guard<T> {
     marker: [u8; 16],
     /// Bytes checked and ready for apache-avro: the header, then one framed block.
     ready: Vec<u8>,
-    /// Where each record of the current block ends in `ready` (found by the walk), and
-    /// where the first begins: a reader decoding records itself takes them from here.
-    record_ends: Vec<usize>,
-    records_start: usize,
+    /// For a reader decoding records itself: where the loaded block's next record starts
+    /// in `ready`, where its records end, and how many are left.
+    next_record: usize,
+    records_end: usize,
+    records_left: i64,
     pos: usize,
     ended: bool,
     slot: ErrorSlot,
@@ -55,8 +56,9 @@ impl<T: Read> Guard<T> {
             writer,
             marker,
             ready: header,
-            record_ends: Vec::new(),
-            records_start: 0,
+            next_record: 0,
+            records_end: 0,
+            records_left: 0,
             pos: 0,
             ended: false,
             slot,
@@ -68,7 +70,7 @@ impl<T: Read> Guard<T> {
     pub(crate) fn next_block(&mut self) -> Result<bool, WireError> {
         let loaded = self.load_block();
         if loaded.is_err() {
-            self.record_ends.clear();
+            self.records_left = 0;
         }
         loaded
     }
@@ -78,7 +80,7 @@ impl<T: Read> Guard<T> {
             self.ready = Vec::new();
         }
         self.ready.clear();
-        self.record_ends.clear();
+        self.records_left = 0;
         self.pos = 0;
         let Some(count) = varint::read_long_or_end(&mut self.input).map_err(framing)? else {
             return Ok(false);
@@ -113,32 +115,42 @@ impl<T: Read> Guard<T> {
         let mut budget = declared
             .saturating_mul(VALUES_PER_BYTE)
             .saturating_add(VALUES_ALLOWANCE);
-        self.records_start = start;
         for _ in 0..count {
             let before = data.len();
             skip(&self.writer, &mut data, &mut budget).map_err(malformed)?;
             if data.len() == before {
                 return Err(malformed("record of zero bytes".into()));
             }
-            self.record_ends.push(self.ready.len() - data.len());
         }
         if !data.is_empty() {
             return Err(malformed("trailing bytes in data block".into()));
         }
+        (self.next_record, self.records_end, self.records_left) = (start, self.ready.len(), count);
         self.ready.extend_from_slice(&marker);
         Ok(true)
     }
 }
 
 impl<T> Guard<T> {
-    /// The bytes of record `i` of the loaded block, exactly (as the walk found them).
-    pub(crate) fn record(&self, i: usize) -> Option<&[u8]> {
-        let end = *self.record_ends.get(i)?;
-        let start = match i {
-            0 => self.records_start,
-            _ => self.record_ends[i - 1],
-        };
-        self.ready.get(start..end)
+    /// The loaded block's next record, exactly its bytes (stepped over again with the
+    /// writer schema, as the walk did: no per-record bounds are kept, so memory stays
+    /// one block); None once the block's records are taken.
+    pub(crate) fn next_record(&mut self) -> Option<Result<&[u8], WireError>> {
+        if self.records_left <= 0 {
+            return None;
+        }
+        self.records_left -= 1;
+        let start = self.next_record;
+        let mut rest = self.ready.get(start..self.records_end).unwrap_or_default();
+        let before = rest.len();
+        // The walk passed these bytes within its budget; no need to count again.
+        let mut unbounded = u64::MAX;
+        if let Err(e) = skip(&self.writer, &mut rest, &mut unbounded) {
+            self.records_left = 0;
+            return Some(Err(malformed(e)));
+        }
+        self.next_record = start + (before - rest.len());
+        self.ready.get(start..self.next_record).map(Ok)
     }
 }
 

@@ -29,13 +29,8 @@ enum Decoder<T: Read> {
         slot: ErrorSlot,
     },
     /// Written with exactly our schema, of a record that decodes its own datum
-    /// ([`Record::from_datum`]): each record straight from the guard's block, by the
-    /// bounds its walk found. `next` is the next record of the loaded block.
-    Datums {
-        guard: Box<Guard<T>>,
-        next: usize,
-        ended: bool,
-    },
+    /// ([`Record::from_datum`]): each record straight from the guard's checked block.
+    Datums { guard: Box<Guard<T>>, ended: bool },
 }
 
 impl<R: Record, T: Read> RecordReader<R, T> {
@@ -66,7 +61,6 @@ impl<R: Record, T: Read> RecordReader<R, T> {
         let decoder = match ours {
             true => Decoder::Datums {
                 guard: Box::new(guard),
-                next: 0,
                 ended: false,
             },
             false => {
@@ -123,15 +117,18 @@ impl<R: Record, T: Read> Iterator for RecordReader<R, T> {
                         .and_then(R::from_avro),
                 )
             }
-            Decoder::Datums { guard, next, ended } => loop {
-                if let Some(datum) = guard.record(*next) {
-                    *next += 1;
-                    return Some(R::from_datum(datum));
+            Decoder::Datums { guard, ended } => loop {
+                match guard.next_record() {
+                    Some(Ok(datum)) => return Some(R::from_datum(datum)),
+                    Some(Err(e)) => {
+                        *ended = true;
+                        return Some(Err(e));
+                    }
+                    None => {}
                 }
                 if *ended {
                     return None;
                 }
-                *next = 0;
                 match guard.next_block() {
                     Ok(true) => {}
                     Ok(false) => *ended = true,

@@ -35,6 +35,20 @@ fn records_read_from_their_datums_equal_those_read_through_values() {
         .reads_datums());
     assert_eq!(decode_all::<DapReportShare>(&ours).unwrap(), shares);
 
+    // Cut inside a later block: the whole blocks before it are read, then one error ends
+    // the stream (nothing of the cut block is offered).
+    let cut = &ours[..ours.len() * 2 / 3];
+    let read: Vec<_> = RecordReader::<DapReportShare, _>::new(cut)
+        .unwrap()
+        .collect();
+    let (last, whole) = read.split_last().unwrap();
+    assert!(!whole.is_empty() && whole.len() < shares.len());
+    for (got, want) in whole.iter().zip(&shares) {
+        assert_eq!(got.as_ref().unwrap(), want);
+    }
+    let err = last.as_ref().unwrap_err().to_string();
+    assert!(err.contains("truncated"), "{err}");
+
     // A writer with one more field: resolved through apache-avro's values.
     let mut schema: serde_json::Value =
         serde_json::from_str(&DapReportShare::schema().canonical_form()).unwrap();
