@@ -171,6 +171,10 @@ fn verifier_shares(
     let batch = open_batch::<DapValidationHeader>(location, &names, trust, u64::MAX).unwrap();
     assert_eq!(batch.header.batch_uuid, id.uuid);
     assert_eq!(
+        batch.header.packet_file_digest_algorithm,
+        divvi::crypto::PacketDigest::Blake3
+    );
+    assert_eq!(
         batch.header.task_id,
         reader.dap.as_ref().unwrap().task.task_id().0
     );
@@ -255,6 +259,48 @@ fn both_servers_verify_dap_reports_and_exchange_verifier_shares_that_combine() {
         String::from_utf8_lossy(&out.stderr).contains(r#""outcome":"nothing to do""#),
         "{out:?}"
     );
+}
+
+/// A validation's BLAKE3 digest is checked: `inspect` shows it matching, and one
+/// changed byte of the peer's verifier shares makes aggregate refuse the batch, naming
+/// the validation and the digest, with no sum part written.
+#[test]
+fn a_changed_byte_in_the_peers_verifier_shares_fails_their_digest() {
+    let (d, body) = deployment_and_body("0\n3\n1\n3\n2\n");
+    let id = batch_id(&ingest(&d, &body)[0]);
+    for server in [0, 1] {
+        assert!(intake(&d, server).status.success());
+    }
+    let s0 = Server::load(&d.config("server0")).unwrap();
+    let names = id.names(BatchKind::Validation(divvi::ids::ServerIndex::One));
+    let url = s0.peer_inbox.describe(&names.signature);
+    let signature = PathBuf::from(url.strip_prefix("file://").unwrap());
+    let shown = divvi::inspect::inspect(&signature, None, 0).unwrap();
+    assert_eq!(shown["digest"]["verdict"], "matches", "{shown}");
+    assert_eq!(shown["digest"]["algorithm"], "BLAKE3", "{shown}");
+
+    // One byte inside one of the peer's verifier shares, found in the file.
+    let shares = verifier_shares(&s0, 1, s0.peer_inbox.as_ref(), &id);
+    let share = shares.values().next().unwrap();
+    let mut bytes = std::fs::read(&signature).unwrap();
+    let at = bytes
+        .windows(share.len())
+        .position(|w| w == share.as_slice())
+        .unwrap();
+    bytes[at + share.len() / 2] ^= 1;
+    std::fs::write(&signature, bytes).unwrap();
+    let shown = divvi::inspect::inspect(&signature, None, 0).unwrap();
+    assert_eq!(shown["digest"]["verdict"], "MISMATCH", "{shown}");
+    let out = aggregate_with(&d, 0, &[]);
+    assert!(!out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("digest") && text.contains(&format!("{}.validity_1.sig", id.uuid)),
+        "{text}"
+    );
+    assert!(files_under(&d.dir)
+        .iter()
+        .all(|f| !f.to_string_lossy().ends_with(".sum_0")));
 }
 
 #[test]
