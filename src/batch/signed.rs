@@ -112,8 +112,12 @@ impl<P: Record> BatchWriter<P> {
             object: object.clone(),
             reason: format!("creating a temporary spool file: {e}"),
         })?;
-        let sink = Sink::Spool(io::BufWriter::new(spool));
-        Self::with_sink(names, HashingWriter::new(sink, digest), digest, object)
+        Self::with_sink(
+            names,
+            Sink::Spool(io::BufWriter::new(spool)),
+            digest,
+            object,
+        )
     }
 
     /// Three-object form: packets stream into the packet object of `store`, hashed with
@@ -125,16 +129,17 @@ impl<P: Record> BatchWriter<P> {
     ) -> Result<Self, BatchError> {
         let sink = Sink::Object(store.put(&names.packets)?);
         let object = store.describe(&names.packets);
-        Self::with_sink(names, HashingWriter::new(sink, digest), digest, object)
+        Self::with_sink(names, sink, digest, object)
     }
 
     fn with_sink(
         names: ObjectNames,
-        sink: HashingWriter<Sink>,
+        sink: Sink,
         digest: PacketDigest,
         object: String,
     ) -> Result<Self, BatchError> {
-        let writer = RecordWriter::new(sink).map_err(|e| BatchError::Wire {
+        let hashing = HashingWriter::new(sink, digest);
+        let writer = RecordWriter::new(hashing).map_err(|e| BatchError::Wire {
             object: object.clone(),
             source: e,
         })?;

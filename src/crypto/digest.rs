@@ -1,7 +1,7 @@
 //! The hashes of `packet_file_digest`: SHA-256 (ENPA's, and every batch header without a
-//! digest algorithm field) and BLAKE3 (DAP ingestion and validation batches), one-shot, streaming, and
-//! (SHA-256) as I/O adapters so a packet file can be hashed while it is read or written,
-//! without a second pass.
+//! digest algorithm field) and BLAKE3 (DAP ingestion and validation batches), one-shot,
+//! streaming, and as I/O adapters (a writer of either; a SHA-256 reader) so a packet file
+//! can be hashed while it is read or written, without a second pass.
 
 use std::io::{self, Read, Write};
 

@@ -37,19 +37,6 @@ impl<'a> Datum<'a> {
         Ok(bytes.to_vec())
     }
 
-    /// A bytes field of a fixed length (a DAP report id).
-    pub(crate) fn fixed_bytes(
-        &mut self,
-        field: &'static str,
-        len: usize,
-    ) -> Result<Vec<u8>, WireError> {
-        let bytes = self.bytes(field)?;
-        match bytes.len() == len {
-            true => Ok(bytes),
-            false => Err(self.bad(field, &format!("{} bytes, must be {len}", bytes.len()))),
-        }
-    }
-
     /// Every byte of the datum must belong to a field.
     pub(crate) fn end(self) -> Result<(), WireError> {
         match self.data.len() {

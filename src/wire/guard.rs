@@ -34,9 +34,8 @@ pub(crate) struct Guard<T> {
     /// Bytes checked and ready for apache-avro: the header, then one framed block.
     ready: Vec<u8>,
     /// For a reader decoding records itself: where the loaded block's next record starts
-    /// in `ready`, where its records end, and how many are left.
+    /// in `ready` (its records end where the sync marker begins), and how many are left.
     next_record: usize,
-    records_end: usize,
     records_left: i64,
     pos: usize,
     ended: bool,
@@ -57,7 +56,6 @@ impl<T: Read> Guard<T> {
             marker,
             ready: header,
             next_record: 0,
-            records_end: 0,
             records_left: 0,
             pos: 0,
             ended: false,
@@ -65,17 +63,9 @@ impl<T: Read> Guard<T> {
         }
     }
 
-    /// Loads and checks the next block; `Ok(false)` at a clean end of input. After an
-    /// error no record of the failed block is offered.
+    /// Loads and checks the next block; `Ok(false)` at a clean end of input. Its records
+    /// are offered (`next_record`) only once the whole block has passed.
     pub(crate) fn next_block(&mut self) -> Result<bool, WireError> {
-        let loaded = self.load_block();
-        if loaded.is_err() {
-            self.records_left = 0;
-        }
-        loaded
-    }
-
-    fn load_block(&mut self) -> Result<bool, WireError> {
         if self.ready.capacity() > KEEP_BUFFER_BYTES {
             self.ready = Vec::new();
         }
@@ -125,7 +115,7 @@ impl<T: Read> Guard<T> {
         if !data.is_empty() {
             return Err(malformed("trailing bytes in data block".into()));
         }
-        (self.next_record, self.records_end, self.records_left) = (start, self.ready.len(), count);
+        (self.next_record, self.records_left) = (start, count);
         self.ready.extend_from_slice(&marker);
         Ok(true)
     }
@@ -141,7 +131,8 @@ impl<T> Guard<T> {
         }
         self.records_left -= 1;
         let start = self.next_record;
-        let mut rest = self.ready.get(start..self.records_end).unwrap_or_default();
+        let records_end = self.ready.len().saturating_sub(self.marker.len());
+        let mut rest = self.ready.get(start..records_end).unwrap_or_default();
         let before = rest.len();
         // The walk passed these bytes within its budget; no need to count again.
         let mut unbounded = u64::MAX;

@@ -155,8 +155,9 @@ impl Record for DapReportShare {
 
     fn from_datum(datum: &[u8]) -> Result<Self, WireError> {
         let mut d = Datum::new(Self::NAME, datum);
+        let report_id = d.bytes("report_id")?;
         let share = Self {
-            report_id: d.fixed_bytes("report_id", REPORT_ID_LEN)?,
+            report_id: fixed_len(Self::NAME, "report_id", report_id, REPORT_ID_LEN)?,
             time: d.long("time")?,
             public_share: d.bytes("public_share")?,
             config_id: d.int("config_id")?,
@@ -467,8 +468,9 @@ impl Record for DapVerifierShare {
 
     fn from_datum(datum: &[u8]) -> Result<Self, WireError> {
         let mut d = Datum::new(Self::NAME, datum);
+        let report_id = d.bytes("report_id")?;
         let share = Self {
-            report_id: d.fixed_bytes("report_id", REPORT_ID_LEN)?,
+            report_id: fixed_len(Self::NAME, "report_id", report_id, REPORT_ID_LEN)?,
             verifier_share: d.bytes("verifier_share")?,
         };
         d.end().map(|()| share)
