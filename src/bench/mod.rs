@@ -10,7 +10,7 @@ pub mod upload;
 use crate::crypto::PacketScheme;
 use crate::demo::{DemoVdaf, Progress};
 use crate::process::{cpu_seconds, reset_peak_rss};
-use crate::stages::intake::{self, PerPacketFloors};
+use crate::stages::intake::{self, FloorClock};
 use crate::stages::{aggregate, Tick};
 use anyhow::{bail, Result};
 use std::path::Path;
@@ -33,18 +33,21 @@ pub struct StageResult {
     /// lets it be measured.
     pub peak_rss_mib: Option<f64>,
     /// Intake only: one core's time per packet for the per-packet work alone, on the
-    /// batch's own packets, the other cores idle (`intake::per_packet_floors`): the mean of
+    /// batch's own packets, the other cores idle (`intake::per_packet_floor`): the mean of
     /// two measurements, just before and just after the reported run, so that both see
     /// the machine the run saw.
     pub floor_us: Option<f64>,
     /// Intake only: the rate as a share of all cores at that floor, in percent.
     pub of_floor_percent: Option<f64>,
-    /// Intake only: the same floor with every core doing that work at once (the most
-    /// all cores together can reach, since cores sharing a clock budget, caches and
-    /// memory are each slower busy together than one alone).
-    pub all_busy_floor_us: Option<f64>,
-    /// Intake only: the rate as a share of all cores at the all-busy floor, in percent.
-    pub of_all_busy_floor_percent: Option<f64>,
+    /// Intake only: the CPU time per packet the run itself spent in that same work
+    /// (`intake::FloorClock`), every core busy, in the very seconds of the run.
+    pub in_run_floor_us: Option<f64>,
+    /// Intake only: the rate as a share of all cores at the in-run floor, in percent: the
+    /// part of the cores' time the run spent in the per-packet work. Unlike the share of
+    /// the alone floor, it does not move with the machine's speed between the floor's
+    /// timing and the run's; it counts as floor what the work lost to sharing the cores
+    /// with intake's reading and writing.
+    pub of_in_run_floor_percent: Option<f64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -63,27 +66,28 @@ pub struct BenchReport {
 /// least the given seconds (a steady figure at 16 bins, whose 2,000 packets take 0.1 s).
 const FLOOR_SAMPLE: (usize, f64) = (2000, 1.0);
 
-/// Measures a stage's floors; `None` when there is nothing to time.
-type FloorProbe<'a> = &'a dyn Fn() -> Result<Option<PerPacketFloors>>;
-
-fn mean(a: PerPacketFloors, b: PerPacketFloors) -> PerPacketFloors {
-    PerPacketFloors {
-        alone: (a.alone + b.alone) / 2.0,
-        all_busy: (a.all_busy + b.all_busy) / 2.0,
-    }
+/// How an intake stage's floor is timed: by a probe on one core, the other idle (seconds
+/// per packet; `None` when there is nothing to time), and by the clock the run feeds.
+#[derive(Clone, Copy)]
+struct IntakeFloor<'a> {
+    probe: &'a dyn Fn() -> Result<Option<f64>>,
+    clock: &'a FloorClock,
 }
 
-/// One timed run of a stage; with a floor probe, the floor is taken just before and just
-/// after the run (this shared machine's speed drifts by several percent within minutes:
-/// a floor taken once per stage made the same binary's leader 82% one time, 99% the next).
+/// One timed run of a stage; with an intake floor, the alone floor is taken just before
+/// and just after the run (this shared machine's speed drifts by several percent within
+/// minutes: a floor taken once per stage made the same binary's leader 82% one time, 99%
+/// the next), and the in-run floor read off the run's clock.
 fn measure_once(
     stage: &str,
     packets: u64,
     progress: &dyn Progress,
     f: &mut dyn FnMut(Tick) -> Result<()>,
-    floor: Option<FloorProbe>,
+    floor: Option<IntakeFloor>,
 ) -> Result<StageResult> {
-    let floor_before = floor.map(|probe| probe()).transpose()?.flatten();
+    let floor_before = floor.map(|f| (f.probe)()).transpose()?.flatten();
+    // Anything a warm-up or an earlier run left on the clock is not this run's.
+    floor.map(|f| f.clock.take());
     let resettable = reset_peak_rss();
     progress.begin(stage, packets);
     let (cpu0, wall) = (cpu_seconds(), Instant::now());
@@ -96,10 +100,11 @@ fn measure_once(
         .then(crate::process::peak_rss)
         .flatten()
         .map(|b| b as f64 / (1024.0 * 1024.0));
-    let floor_after = floor.map(|probe| probe()).transpose()?.flatten();
-    let floors = floor_before
+    let in_run = floor.map(|f| f.clock.take().as_secs_f64() / packets as f64);
+    let floor_after = floor.map(|f| (f.probe)()).transpose()?.flatten();
+    let alone = floor_before
         .zip(floor_after)
-        .map(|(before, after)| mean(before, after));
+        .map(|(before, after)| (before + after) / 2.0);
     let rate = packets as f64 / seconds.max(1e-9);
     let of_cores = |floor: f64| 100.0 * rate * floor / available_cores() as f64;
     Ok(StageResult {
@@ -112,10 +117,10 @@ fn measure_once(
         packets_per_second_max: rate,
         cpu_percent: 100.0 * cpu / seconds.max(1e-9),
         peak_rss_mib,
-        floor_us: floors.map(|f| f.alone * 1e6),
-        of_floor_percent: floors.map(|f| of_cores(f.alone)),
-        all_busy_floor_us: floors.map(|f| f.all_busy * 1e6),
-        of_all_busy_floor_percent: floors.map(|f| of_cores(f.all_busy)),
+        floor_us: alone.map(|f| f * 1e6),
+        of_floor_percent: alone.map(of_cores),
+        in_run_floor_us: in_run.map(|f| f * 1e6),
+        of_in_run_floor_percent: in_run.map(of_cores),
     })
 }
 
@@ -128,7 +133,7 @@ fn available_cores() -> usize {
 fn measure(
     stage: &str,
     packets: u64,
-    (repeat, floor): (usize, Option<FloorProbe>),
+    (repeat, floor): (usize, Option<IntakeFloor>),
     progress: &dyn Progress,
     mut f: impl FnMut(Tick) -> Result<()>,
 ) -> Result<StageResult> {
@@ -180,18 +185,24 @@ pub fn run_bench(
         let ids = intake::pending_batches(server, aggregation)?;
         // Measured here rather than taken from criterion: a shared machine's speed
         // drifts by several percent between runs, and the ratio must not.
-        let floor = || match ids.first() {
-            Some(id) => intake::per_packet_floors(server, id, FLOOR_SAMPLE, cores),
+        let probe = || match ids.first() {
+            Some(id) => Ok(intake::per_packet_floor(server, id, FLOOR_SAMPLE)?
+                .map(|floor| floor.as_secs_f64())),
             None => Ok(None),
+        };
+        let clock = FloorClock::default();
+        let floor = IntakeFloor {
+            probe: &probe,
+            clock: &clock,
         };
         stages.push(measure(
             &format!("intake {}", server.index),
             packets,
-            (repeat, Some(&floor)),
+            (repeat, Some(floor)),
             progress,
             |tick| {
                 let failures = std::sync::Mutex::new(Vec::new());
-                intake::intake_batches(server, &ids, tick, |id, r, _| {
+                intake::intake_batches(server, &ids, (tick, Some(&clock)), |id, r, _| {
                     if let Err(e) = r {
                         let mut f = failures.lock().unwrap_or_else(|p| p.into_inner());
                         f.push(anyhow::anyhow!("intake of {id}: {e:#}"));
@@ -234,7 +245,7 @@ impl BenchReport {
     /// A markdown table, one row per stage.
     pub fn markdown(&self) -> String {
         let mut t = String::from(
-            "| vdaf | scheme | stage | reports/s | of floor | of all-busy floor | CPU | peak RSS |\n|---|---|---|---|---|---|---|---|\n",
+            "| vdaf | scheme | stage | reports/s | of floor | of in-run floor | CPU | peak RSS |\n|---|---|---|---|---|---|---|---|\n",
         );
         for s in &self.stages {
             let rss = s.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0} MiB"));
@@ -246,7 +257,7 @@ impl BenchReport {
                 s.stage,
                 s.packets_per_second,
                 percent(s.of_floor_percent),
-                percent(s.of_all_busy_floor_percent),
+                percent(s.of_in_run_floor_percent),
                 s.cpu_percent,
                 rss
             ));

@@ -89,7 +89,7 @@ pub(super) fn bench(a: BenchArgs) -> Result<ExitCode> {
                 "peak RSS",
                 "range (runs)",
                 "of floor (µs)",
-                "all busy (µs)"
+                "in run (µs)"
             );
             for s in &r.stages {
                 let rss = s.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0} MiB"));
@@ -110,7 +110,7 @@ pub(super) fn bench(a: BenchArgs) -> Result<ExitCode> {
                     rss,
                     range,
                     share(s.of_floor_percent, s.floor_us),
-                    share(s.of_all_busy_floor_percent, s.all_busy_floor_us)
+                    share(s.of_in_run_floor_percent, s.in_run_floor_us)
                 );
             }
         }

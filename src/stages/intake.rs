@@ -36,39 +36,28 @@ pub fn pending_batches(server: &Server, aggregation: &str) -> Result<Vec<BatchId
     Ok(pending)
 }
 
-/// The floors intake's rate is measured against: one core's time per packet for the
+/// The floor intake's rate is measured against: one core's time per packet for the
 /// per-packet work alone (open, verifier share, kept share, fingerprint), judging the
-/// first `sample` packets of a batch one after another, over and over for at least
-/// `min_seconds` (a fraction of a second is too short a sample on a shared machine).
-/// Reading, recording and writing are left out: they are what intake adds. Timed twice:
-/// on one thread with the other cores idle, then on `cores` threads at once, their mean
-/// (cores that share a clock budget, caches and memory run slower together than one
-/// alone). None for an empty batch.
-pub fn per_packet_floors(
+/// first `sample` packets of a batch one after another on one thread, over and over for
+/// at least `min_seconds` (a fraction of a second is too short a sample on a shared
+/// machine). Reading, recording and writing are left out: they are what intake adds.
+/// None for an empty batch.
+pub fn per_packet_floor(
     server: &Server,
     id: &BatchId,
     sample: (usize, f64),
-    cores: usize,
-) -> Result<Option<PerPacketFloors>> {
+) -> Result<Option<std::time::Duration>> {
     match ingestion_kind(server, id)? {
-        IngestionKind::Prio2 => floors_of::<Prio2Judge>(server, id, sample, cores),
-        IngestionKind::Dap => floors_of::<DapJudge>(server, id, sample, cores),
+        IngestionKind::Prio2 => floor_of::<Prio2Judge>(server, id, sample),
+        IngestionKind::Dap => floor_of::<DapJudge>(server, id, sample),
     }
 }
 
-/// Seconds per packet of the per-packet work: one core alone, and each of all cores busy.
-#[derive(Debug, Clone, Copy)]
-pub struct PerPacketFloors {
-    pub alone: f64,
-    pub all_busy: f64,
-}
-
-fn floors_of<'s, J: ReportJudge<'s>>(
+fn floor_of<'s, J: ReportJudge<'s>>(
     server: &'s Server,
     id: &BatchId,
     (sample, min_seconds): (usize, f64),
-    cores: usize,
-) -> Result<Option<PerPacketFloors>> {
+) -> Result<Option<std::time::Duration>> {
     let (batch, judge, _) = J::open(server, id)?;
     let packets = batch.packets::<J::Report>()?.next_chunk(sample)?;
     // A few packets first, so caches and the allocator are warm as in a long run.
@@ -77,28 +66,40 @@ fn floors_of<'s, J: ReportJudge<'s>>(
     if timed.is_empty() {
         return Ok(None);
     }
-    // Seconds per packet, judging the sample over and over for at least min_seconds.
-    let judge_all = || {
-        let (start, mut judged) = (std::time::Instant::now(), 0);
-        while judged == 0 || start.elapsed().as_secs_f64() < min_seconds {
-            timed.iter().for_each(|p| drop(judge.verify(p)));
-            judged += timed.len();
-        }
-        start.elapsed().as_secs_f64() / judged as f64
-    };
-    let alone = judge_all();
-    let cores = cores.max(1);
-    let all_busy = std::thread::scope(|scope| {
-        let running: Vec<_> = (0..cores).map(|_| scope.spawn(judge_all)).collect();
-        let mut total = 0.0;
-        for thread in running {
-            total += thread
-                .join()
-                .map_err(|_| anyhow::anyhow!("a thread timing the floor panicked"))?;
-        }
-        Ok::<_, anyhow::Error>(total / cores as f64)
-    })?;
-    Ok(Some(PerPacketFloors { alone, all_busy }))
+    let (start, mut judged) = (std::time::Instant::now(), 0usize);
+    while judged == 0 || start.elapsed().as_secs_f64() < min_seconds {
+        timed.iter().for_each(|p| drop(judge.verify(p)));
+        judged += timed.len();
+    }
+    Ok(Some(start.elapsed().div_f64(judged as f64)))
+}
+
+/// The CPU time intake's threads spend in the per-packet work, the very call
+/// [`per_packet_floor`] times, summed over every thread. A benchmark sets intake's rate
+/// against it to learn how much of the cores' time went to that work in the same seconds,
+/// whatever the machine's speed then (it drifts from one second to the next here).
+/// Reading a thread's CPU clock costs a system call per packet, so only a benchmark
+/// hands intake one.
+#[derive(Debug, Default)]
+pub struct FloorClock {
+    nanos: std::sync::atomic::AtomicU64,
+}
+
+impl FloorClock {
+    fn time<T>(&self, work: impl FnOnce() -> T) -> T {
+        let before = crate::process::thread_cpu_nanos();
+        let result = work();
+        let spent = crate::process::thread_cpu_nanos().saturating_sub(before);
+        self.nanos
+            .fetch_add(spent, std::sync::atomic::Ordering::Relaxed);
+        result
+    }
+
+    /// The time summed since the last take, and a fresh start.
+    pub fn take(&self) -> std::time::Duration {
+        let nanos = self.nanos.swap(0, std::sync::atomic::Ordering::Relaxed);
+        std::time::Duration::from_nanos(nanos)
+    }
 }
 
 /// Each reason packets were refused for, with how many: one line per reason, not one
@@ -138,9 +139,18 @@ fn likely_cause(rejected: &[Rejected]) -> &'static str {
 /// writes nothing; the next pass leaves those packets out. More passes are needed only
 /// while other intakes keep committing copies of this batch's shares.
 pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport> {
+    intake_timed(server, id, tick, None)
+}
+
+fn intake_timed(
+    server: &Server,
+    id: &BatchId,
+    tick: Tick,
+    clock: Option<&FloorClock>,
+) -> Result<IntakeReport> {
     match ingestion_kind(server, id)? {
-        IngestionKind::Prio2 => intake_of::<Prio2Judge>(server, id, tick),
-        IngestionKind::Dap => intake_of::<DapJudge>(server, id, tick),
+        IngestionKind::Prio2 => intake_of::<Prio2Judge>(server, id, tick, clock),
+        IngestionKind::Dap => intake_of::<DapJudge>(server, id, tick, clock),
     }
 }
 
@@ -148,17 +158,17 @@ pub fn intake(server: &Server, id: &BatchId, tick: Tick) -> Result<IntakeReport>
 /// batch reads its first chunk or writes and syncs its outputs, the others' reports keep
 /// every core busy. Batches in flight at once are what workers of one aggregation on
 /// several machines are anyway: replay checks and commits already allow them. `done`
-/// hears of each batch as it ends.
+/// hears of each batch as it ends; a benchmark's `clock` sums the per-packet work.
 pub fn intake_batches(
     server: &Server,
     ids: &[BatchId],
-    tick: Tick,
+    (tick, clock): (Tick, Option<&FloorClock>),
     done: impl Fn(&BatchId, Result<IntakeReport>, std::time::Duration) + Sync,
 ) {
     use rayon::prelude::*;
     ids.par_iter().with_max_len(1).for_each(|id| {
         let started = std::time::Instant::now();
-        let result = intake(server, id, tick);
+        let result = intake_timed(server, id, tick, clock);
         done(id, result, started.elapsed())
     });
 }
@@ -167,11 +177,12 @@ fn intake_of<'s, J: ReportJudge<'s>>(
     server: &'s Server,
     id: &BatchId,
     tick: Tick,
+    clock: Option<&FloorClock>,
 ) -> Result<IntakeReport> {
     const PASSES: usize = 3;
     let mut left_out = HashMap::new();
     for _ in 0..PASSES {
-        match intake_pass::<J>(server, id, &left_out, tick)? {
+        match intake_pass::<J>(server, id, &left_out, (tick, clock))? {
             Pass::Written(report) => return Ok(report),
             Pass::Replays(found) => {
                 for r in found {
@@ -197,7 +208,7 @@ fn intake_pass<'s, J: ReportJudge<'s>>(
     server: &'s Server,
     id: &BatchId,
     left_out: &HashMap<Uuid, String>,
-    tick: Tick,
+    (tick, clock): (Tick, Option<&FloorClock>),
 ) -> Result<Pass> {
     let (batch, judge, object) = J::open(server, id)?;
 
@@ -229,7 +240,10 @@ fn intake_pass<'s, J: ReportJudge<'s>>(
     let mut packets = batch.packets::<J::Report>()?;
     judge_in_chunks(
         || next_packets(&mut packets),
-        |p| judge.verify(p),
+        |p| match clock {
+            Some(clock) => clock.time(|| judge.verify(p)),
+            None => judge.verify(p),
+        },
         |packet, result| {
             report.packets += 1;
             let uuid = J::report_id(packet);
