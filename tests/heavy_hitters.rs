@@ -493,19 +493,31 @@ fn round_states(d: &Deployment, server: u8) -> Vec<PathBuf> {
     states
 }
 
-/// The S3 side of giving up round states: the own bucket's lifecycle rule in terraform/
-/// must expire the prefix divvi writes them under, or they stay for the own bucket's
-/// whole retention.
+/// The S3 side of giving up round states and share stashes: the own bucket's lifecycle
+/// rules in terraform/ must expire the prefixes divvi writes them under, or they stay for
+/// the own bucket's whole retention.
 #[test]
-fn the_own_buckets_short_lived_prefix_is_where_round_states_live() {
+fn the_own_buckets_short_lived_prefixes_are_where_round_states_and_stashes_live() {
     let buckets =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform/modules/divvi-server/buckets.tf");
     let text = std::fs::read_to_string(&buckets).unwrap();
-    let rule = format!(
-        "short_lived = each.key == \"own\" ? {{ prefix = {:?},",
-        divvi::batch::ROUND_STASH_PREFIX
-    );
-    assert!(text.contains(&rule), "{} lacks {rule}", buckets.display());
+    let rules = [
+        (divvi::batch::ROUND_STASH_PREFIX, "var.round_state_days"),
+        (
+            divvi::batch::SHARE_STASH_PREFIX,
+            "var.retention_days.peer_inbox",
+        ),
+    ];
+    for (prefix, days) in rules {
+        let rule = format!("{{ prefix = {prefix:?}, days = {days} }}");
+        assert!(text.contains(&rule), "{} lacks {rule}", buckets.display());
+    }
+    // And a stash is written under its prefix.
+    let id =
+        divvi::batch::BatchId::new("a", chrono::DateTime::UNIX_EPOCH, uuid::Uuid::nil()).unwrap();
+    assert!(id
+        .stash_name(divvi::ids::ServerIndex::One)
+        .starts_with(divvi::batch::SHARE_STASH_PREFIX));
 }
 
 #[test]

@@ -15,7 +15,7 @@ pub use heavy::{
     create_pass_query, create_pass_sum_part, read_pass_query, read_pass_sum_part,
     traversal_windows, unanswered_traversal_windows, InvalidReport, PassId, PassQuery, PassSumPart,
 };
-pub use names::{BatchKind, ObjectNames, ROUND_STASH_PREFIX};
+pub use names::{BatchKind, ObjectNames, ROUND_STASH_PREFIX, SHARE_STASH_PREFIX};
 pub use pass_record::{create_pass_record, read_pass_record};
 pub use peek::peek_record_name;
 // The identities whose objects this layer names, where callers of `batch` look for them.

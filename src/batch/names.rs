@@ -9,6 +9,13 @@ use uuid::Uuid;
 /// `round_state_days`) while the rest of the location is kept for its retention.
 pub const ROUND_STASH_PREFIX: &str = "rounds/";
 
+/// Where in a server's own location the share stashes live: a prefix of their own, so a
+/// bucket lifecycle rule expires them with the peer's validations (without which no batch
+/// can be summed any more), while validations, run records and the replay set are kept
+/// for the location's retention. A stash holds each report's share data (sealed):
+/// keeping it longer than it can serve would only keep shares around.
+pub const SHARE_STASH_PREFIX: &str = "stash/";
+
 /// Which kind of batch: what the ingestor wrote, or a server's validation of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchKind {
@@ -66,10 +73,12 @@ impl BatchId {
         ObjectNames::from_header(header.clone(), format!("{header}.avro"))
     }
 
-    /// Key of this server's share stash for the batch (in its own location).
+    /// Key of this server's share stash for the batch (in its own location), under
+    /// [`SHARE_STASH_PREFIX`]. (A stash an older divvi wrote beside the validation is
+    /// not looked for: aggregate then opens and verifies the batch again.)
     pub fn stash_name(&self, server: ServerIndex) -> String {
         format!(
-            "{}/{}/{}.shares_{server}",
+            "{SHARE_STASH_PREFIX}{}/{}/{}.shares_{server}",
             self.aggregation,
             self.date_path(),
             self.uuid

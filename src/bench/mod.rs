@@ -86,8 +86,10 @@ fn measure_once(
     floor: Option<IntakeFloor>,
 ) -> Result<StageResult> {
     let floor_before = floor.map(|f| (f.probe)()).transpose()?.flatten();
-    // Anything a warm-up or an earlier run left on the clock is not this run's.
-    floor.map(|f| f.clock.take());
+    if let Some(f) = floor {
+        // Anything a warm-up or an earlier run left on the clock is not this run's.
+        f.clock.take();
+    }
     let resettable = reset_peak_rss();
     progress.begin(stage, packets);
     let (cpu0, wall) = (cpu_seconds(), Instant::now());

@@ -2,8 +2,9 @@
 # logged (modules/private-bucket), plus the bucket their access logs go to.
 #
 #   ingestion   the ingestor puts report batches here (through its access role)
-#   own         this server's validations, share stash, run records and replay set;
-#               Poplar1 round states under rounds/, expiring after round_state_days
+#   own         this server's validations, run records and replay set; Poplar1 round
+#               states under rounds/, expiring after round_state_days, and share
+#               stashes under stash/, expiring with the peer inbox's retention
 #   peer_inbox  the peer puts its validations (and server 0 its run manifests) here
 #   sum_parts   this server's signed sum parts; the portal reads them
 
@@ -28,9 +29,14 @@ module "bucket" {
   force_destroy     = var.force_destroy
   tags              = var.tags
 
-  # Poplar1 round states (divvi's `rounds/` prefix) are dead once their pass's sum part
-  # exists, and the jobs may not delete: they expire here.
-  short_lived = each.key == "own" ? { prefix = "rounds/", days = var.round_state_days } : null
+  # Dead long before the rest of the own bucket, and the jobs may not delete: Poplar1
+  # round states (divvi's `rounds/` prefix) once their pass's sum part exists, and share
+  # stashes (`stash/`, each report's sealed share data) once the peer's validations they
+  # pair with have expired, since no batch can be summed without those.
+  short_lived = each.key == "own" ? [
+    { prefix = "rounds/", days = var.round_state_days },
+    { prefix = "stash/", days = var.retention_days.peer_inbox },
+  ] : []
 }
 
 # --- Access logs ----------------------------------------------------------------------

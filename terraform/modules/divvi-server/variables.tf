@@ -136,7 +136,7 @@ variable "min_clients" {
 # --- Storage ----------------------------------------------------------------------------
 
 variable "retention_days" {
-  description = "Days objects are kept, per bucket. Ingestion and peer inbox hold inputs; own holds validations, run records and the replay set (keep it at least as long as replays matter); sum_parts what the portal reads."
+  description = "Days objects are kept, per bucket. Ingestion and peer inbox hold inputs; own holds validations, run records and the replay set (keep it at least as long as replays matter), while its share stashes expire with peer_inbox, whose validations they pair with; sum_parts what the portal reads."
   type = object({
     ingestion   = number
     own         = number

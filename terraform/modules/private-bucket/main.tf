@@ -66,12 +66,12 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
       days_after_initiation = 1
     }
   }
-  # Objects dead soon after they are written (Poplar1 round states): where two
+  # Objects dead long before the rest (Poplar1 round states, share stashes): where two
   # expirations overlap, S3 honours the shorter.
   dynamic "rule" {
-    for_each = var.short_lived == null ? [] : [var.short_lived]
+    for_each = var.short_lived
     content {
-      id     = "expire-short-lived"
+      id     = "expire-${trimsuffix(rule.value.prefix, "/")}"
       status = "Enabled"
       filter {
         prefix = rule.value.prefix

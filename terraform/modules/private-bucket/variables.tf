@@ -26,15 +26,19 @@ variable "retention_days" {
 }
 
 variable "short_lived" {
-  description = "Objects under this key prefix expire this many days after they were written (before retention_days); null for none."
-  type = object({
+  description = "Key prefixes whose objects expire after their own number of days (before retention_days); none by default."
+  type = list(object({
     prefix = string
     days   = number
-  })
-  default = null
+  }))
+  default = []
   validation {
-    condition     = var.short_lived == null ? true : (length(var.short_lived.prefix) > 0 && var.short_lived.days >= 1 && var.short_lived.days == floor(var.short_lived.days))
-    error_message = "The short_lived prefix must not be empty (that is every object) and its days a whole number, at least 1."
+    condition     = alltrue([for r in var.short_lived : length(r.prefix) > 0 && r.days >= 1 && r.days == floor(r.days)])
+    error_message = "Each short_lived prefix must not be empty (that is every object) and its days a whole number, at least 1."
+  }
+  validation {
+    condition     = length(distinct([for r in var.short_lived : r.prefix])) == length(var.short_lived)
+    error_message = "Each short_lived prefix may appear once."
   }
 }
 
