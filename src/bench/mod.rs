@@ -204,7 +204,7 @@ pub fn run_bench(
             progress,
             |tick| {
                 let failures = std::sync::Mutex::new(Vec::new());
-                intake::intake_batches(server, &ids, (tick, Some(&clock)), |id, r, _| {
+                intake::intake_batches(server, &ids, tick, Some(&clock), |id, r, _| {
                     if let Err(e) = r {
                         let mut f = failures.lock().unwrap_or_else(|p| p.into_inner());
                         f.push(anyhow::anyhow!("intake of {id}: {e:#}"));

@@ -108,7 +108,7 @@ pub(super) fn intake_command(a: IntakeArgs, m: &MetricsArgs) -> Result<Ended> {
     // Each batch is counted and printed as it ends, whichever worker ran it.
     let printer = super::output::Printer::new(a.output);
     let ended = std::sync::Mutex::new((&metrics, 0usize, None, printer));
-    intake::intake_batches(&server, &ids, (&tick, None), |id, result, took| {
+    intake::intake_batches(&server, &ids, &tick, None, |id, result, took| {
         bar.inc(1);
         let mut ended = ended.lock().unwrap_or_else(|p| p.into_inner());
         let (metrics, failed, print_error, printer) = &mut *ended;

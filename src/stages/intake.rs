@@ -162,7 +162,8 @@ fn intake_timed(
 pub fn intake_batches(
     server: &Server,
     ids: &[BatchId],
-    (tick, clock): (Tick, Option<&FloorClock>),
+    tick: Tick,
+    clock: Option<&FloorClock>,
     done: impl Fn(&BatchId, Result<IntakeReport>, std::time::Duration) + Sync,
 ) {
     use rayon::prelude::*;
@@ -182,7 +183,7 @@ fn intake_of<'s, J: ReportJudge<'s>>(
     const PASSES: usize = 3;
     let mut left_out = HashMap::new();
     for _ in 0..PASSES {
-        match intake_pass::<J>(server, id, &left_out, (tick, clock))? {
+        match intake_pass::<J>(server, id, &left_out, tick, clock)? {
             Pass::Written(report) => return Ok(report),
             Pass::Replays(found) => {
                 for r in found {
@@ -208,7 +209,8 @@ fn intake_pass<'s, J: ReportJudge<'s>>(
     server: &'s Server,
     id: &BatchId,
     left_out: &HashMap<Uuid, String>,
-    (tick, clock): (Tick, Option<&FloorClock>),
+    tick: Tick,
+    clock: Option<&FloorClock>,
 ) -> Result<Pass> {
     let (batch, judge, object) = J::open(server, id)?;
 
