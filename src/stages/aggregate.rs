@@ -9,7 +9,7 @@
 //! are the kind's ([`super::judges::SumJudge`]).
 
 use super::judges::{ingestion_kind, DapJudge, IngestionKind, Prio2Judge, SumJudge};
-use super::judges::{Presum, ReportJudge, RunSum};
+use super::judges::{Presum, ReportJudge, RunSum, SharePacker};
 use super::{judge_in_chunks, next_packets, Rejected, Tick};
 use crate::batch::{open_batch, BatchId, BatchKind, Window};
 use crate::config::Server;
@@ -77,8 +77,9 @@ fn read_validation<'s, J: SumJudge<'s>>(
         .with_context(|| format!("validation of {id} by server {from}"))?;
     judge.check_validation(&batch.header, &object)?;
     let mut map = Validations::default();
+    let mut packer = SharePacker::default();
     for record in batch.packets::<J::Verifier>()? {
-        let (uuid, share) = J::share_of(record?);
+        let (uuid, share) = J::share_of(record?, &mut packer);
         if map.insert(uuid, share).is_some() {
             // A validation listing a packet twice is not trusted for that packet.
             map.insert(uuid, Err(format!("listed twice in {object}")));
@@ -179,7 +180,7 @@ fn judge_again<'s, J: SumJudge<'s>>(
     if let Err(reason) = judge.admit(&verified.kept, by.window) {
         return Outcome::invalid(reason, false);
     }
-    let (_, now) = J::share_of(verified.record);
+    let (_, now) = J::share_of(verified.record, &mut SharePacker::default());
     if now.as_ref().ok() != Some(own) {
         return Outcome::invalid("packet differs from the one validated at intake", true);
     }

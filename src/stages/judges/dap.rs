@@ -5,7 +5,7 @@
 //! must equal; aggregate decides each report from that and both verifier shares, and
 //! takes the refused reports' output shares back out of the presum.
 
-use super::{Presum, ReportJudge, RunSum, SumJudge, Verified, VerifiedBy};
+use super::{Presum, ReportJudge, RunSum, SharePacker, SumJudge, Verified, VerifiedBy};
 use crate::batch::{
     open_batch, write_sum_part, BatchId, BatchKind, OpenedBatch, SumPartBinding, Window,
 };
@@ -27,6 +27,7 @@ use crate::wire::{
     DapIngestionHeader, DapReportShare, DapSumPart, DapValidationHeader, DapVerifierShare,
 };
 use anyhow::{anyhow, bail, Result};
+use bytes::Bytes;
 use uuid::Uuid;
 
 /// The report time's bytes at the start of what intake keeps.
@@ -237,7 +238,7 @@ fn check_dap_header(
 }
 
 impl<'s> SumJudge<'s> for DapJudge<'s> {
-    type Share = Vec<u8>;
+    type Share = Bytes;
     type Output = DapOutput;
     type Sum = DapSum;
 
@@ -262,9 +263,12 @@ impl<'s> SumJudge<'s> for DapJudge<'s> {
         Ok(())
     }
 
-    fn share_of(record: DapVerifierShare) -> (Uuid, Result<Vec<u8>, String>) {
+    fn share_of(
+        record: DapVerifierShare,
+        packer: &mut SharePacker,
+    ) -> (Uuid, Result<Bytes, String>) {
         let uuid = Uuid::from_slice(&record.report_id).unwrap_or_default();
-        (uuid, Ok(record.verifier_share))
+        (uuid, Ok(packer.pack(&record.verifier_share)))
     }
 
     fn same_task_as(&self, first: &Self) -> Result<(), String> {
@@ -279,7 +283,7 @@ impl<'s> SumJudge<'s> for DapJudge<'s> {
         check_time_unit(time, self.dap.task.time_precision(), window)
     }
 
-    fn finish(&self, kept: &[u8], own: &Vec<u8>, peer: &Vec<u8>) -> Result<DapOutput, String> {
+    fn finish(&self, kept: &[u8], own: &Bytes, peer: &Bytes) -> Result<DapOutput, String> {
         self.decide(kept, own, peer)?;
         Ok(DapOutput::InPresum)
     }
@@ -288,8 +292,8 @@ impl<'s> SumJudge<'s> for DapJudge<'s> {
         &self,
         kept: &[u8],
         output: OutputShare,
-        own: &Vec<u8>,
-        peer: &Vec<u8>,
+        own: &Bytes,
+        peer: &Bytes,
     ) -> Result<DapOutput, String> {
         self.decide(kept, own, peer)?;
         Ok(DapOutput::Share(output))

@@ -109,8 +109,12 @@ pub(crate) trait SumJudge<'s>: ReportJudge<'s> {
     /// The validation header must describe this batch.
     fn check_validation(&self, header: &Self::ValidationHeader, object: &str) -> Result<()>;
 
-    /// A validation record's report and its verifier share (Err: listed but unusable).
-    fn share_of(record: Self::Verifier) -> (Uuid, Result<Self::Share, String>);
+    /// A validation record's report and its verifier share (Err: listed but unusable);
+    /// a share that is bytes goes into `packer`.
+    fn share_of(
+        record: Self::Verifier,
+        packer: &mut SharePacker,
+    ) -> (Uuid, Result<Self::Share, String>);
 
     /// A batch of the run after the first must be of the same task: the same Prio2
     /// parameters, or the same DAP task.
@@ -163,6 +167,32 @@ pub(crate) trait SumJudge<'s>: ReportJudge<'s> {
         ids: &[BatchId],
         totals: &RunTotals<Self::Sum>,
     ) -> Result<(String, Vec<u32>)>;
+}
+
+/// Copies small byte strings into a few shared buffers. A batch's verifier shares are
+/// kept until its last report is decided; with one allocation each, freeing them was 9%
+/// of aggregate's CPU at histogram 16, all of it on one thread after the batch. Packed,
+/// they are freed a buffer at a time.
+#[derive(Default)]
+pub(crate) struct SharePacker {
+    buffer: bytes::BytesMut,
+    /// The size of the next buffer: it doubles from a few KiB (a packer used for one
+    /// share allocates little) to [`SharePacker::MAX_CHUNK`].
+    chunk: usize,
+}
+
+impl SharePacker {
+    const MIN_CHUNK: usize = 4 << 10;
+    const MAX_CHUNK: usize = 64 << 10;
+
+    pub fn pack(&mut self, bytes: &[u8]) -> bytes::Bytes {
+        if self.buffer.capacity() - self.buffer.len() < bytes.len() {
+            self.chunk = (self.chunk * 2).clamp(Self::MIN_CHUNK, Self::MAX_CHUNK);
+            self.buffer = bytes::BytesMut::with_capacity(bytes.len().max(self.chunk));
+        }
+        self.buffer.extend_from_slice(bytes);
+        self.buffer.split().freeze()
+    }
 }
 
 /// A run's sum of output shares so far.
@@ -250,5 +280,29 @@ pub fn batch_task(
         Ok(task) => Ok(Ok(task)),
         Err(BatchError::Store(e)) => Err(e.into()),
         Err(e) => Ok(Err(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SharePacker;
+
+    #[test]
+    fn packed_shares_read_back_and_share_buffers() {
+        let mut packer = SharePacker::default();
+        let shares: Vec<Vec<u8>> = (0..200u32)
+            .map(|i| (0..(i % 97) * 13).map(|b| (b ^ i) as u8).collect())
+            .collect();
+        let packed: Vec<_> = shares.iter().map(|s| packer.pack(s)).collect();
+        for (share, bytes) in shares.iter().zip(&packed) {
+            assert_eq!(&bytes[..], &share[..]);
+        }
+        // Small shares follow each other in one buffer, not one allocation each.
+        let (a, b) = (packer.pack(&[1; 10]), packer.pack(&[2; 20]));
+        assert_eq!(b.as_ptr(), a.as_ptr().wrapping_add(10));
+        // A share larger than any buffer still packs whole.
+        let big = vec![7u8; SharePacker::MAX_CHUNK * 2 + 1];
+        assert_eq!(&packer.pack(&big)[..], &big[..]);
+        assert_eq!(&packer.pack(&[3; 5])[..], &[3; 5]);
     }
 }

@@ -1,6 +1,6 @@
 //! ENPA batches: Prio2 packets, opened with the server's packet keys.
 
-use super::{NoPresum, ReportJudge, RunSum, SumJudge, Verified, VerifiedBy};
+use super::{NoPresum, ReportJudge, RunSum, SharePacker, SumJudge, Verified, VerifiedBy};
 use crate::batch::{write_sum_part, BatchId, OpenedBatch, SumPartBinding, Window};
 use crate::config::Server;
 use crate::crypto::PacketDigest;
@@ -107,7 +107,7 @@ impl<'s> SumJudge<'s> for Prio2Judge<'s> {
         check_validity_header(&self.header, header, object)
     }
 
-    fn share_of(p: ValidityPacket) -> (Uuid, Result<VerifierShare, String>) {
+    fn share_of(p: ValidityPacket, _: &mut SharePacker) -> (Uuid, Result<VerifierShare, String>) {
         let share = VerifierShare::from_longs(p.f_r, p.g_r, p.h_r).map_err(|e| e.to_string());
         (p.uuid, share)
     }
