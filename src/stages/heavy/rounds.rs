@@ -8,7 +8,8 @@ use crate::crypto::{PacketDigest, TrustSet};
 use crate::dap::Role;
 use crate::ids::{ReportIdMap, ServerIndex};
 use crate::stages::judges::{
-    check_time_unit, join_kept, open_dap_ingestion, open_input_share, split_kept,
+    check_time_unit, join_kept, open_dap_ingestion, open_input_share, split_kept, DapJudge,
+    SharePacker, SumJudge,
 };
 use crate::stages::replays::{fingerprint, keep_share, record_and_check, Fingerprint};
 use crate::stages::{judge_in_chunks, next_packets, Rejected, Tick};
@@ -16,6 +17,7 @@ use crate::stash::{StashContext, StashReader, StashRecord, StashWriter};
 use crate::store::{get_bytes, put_bytes, ObjectStore};
 use crate::wire::{DapIngestionHeader, DapReportShare, DapVerifierShare, Poplar1RoundHeader};
 use anyhow::{bail, Context, Result};
+use bytes::Bytes;
 use chrono::TimeDelta;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -71,8 +73,9 @@ impl RoundOutput {
     }
 }
 
-/// Verifier shares of a batch's reports in one round, by report (Err: unusable).
-pub(super) type RoundShares = ReportIdMap<Result<Vec<u8>, String>>;
+/// Verifier shares of a batch's reports in one round, by report (Err: unusable); packed
+/// as aggregate's are ([`SharePacker`]).
+pub(super) type RoundShares = ReportIdMap<Result<Bytes, String>>;
 
 /// What a round makes of one report: the state kept (time first), its verifier share,
 /// and (round one) the fingerprint of its opened share.
@@ -395,10 +398,10 @@ impl PassRun<'_> {
             );
         }
         let mut map = RoundShares::default();
+        let mut packer = SharePacker::default();
         for record in batch.packets::<DapVerifierShare>()? {
-            let record = record?;
-            let uuid = Uuid::from_slice(&record.report_id).unwrap_or_default();
-            if map.insert(uuid, Ok(record.verifier_share)).is_some() {
+            let (uuid, share) = DapJudge::share_of(record?, &mut packer);
+            if map.insert(uuid, share).is_some() {
                 map.insert(uuid, Err(format!("listed twice in {object}")));
             }
         }
@@ -413,7 +416,7 @@ impl PassRun<'_> {
         peer: &'m RoundShares,
     ) -> Result<[&'m [u8]; 2], String> {
         let lookup = |map: &'m RoundShares, whose: String| match map.get(uuid) {
-            Some(Ok(share)) => Ok(share.as_slice()),
+            Some(Ok(share)) => Ok(share.as_ref()),
             Some(Err(reason)) => Err(reason.clone()),
             None => Err(format!("no verifier share from {whose}")),
         };
