@@ -266,12 +266,13 @@ fn bench_reports_every_stage_as_json() {
                     && rate("packets_per_second") <= rate("packets_per_second_max"),
                 "{s}"
             );
-            // Intake is measured against its floors (timed with the other cores idle
-            // around the run, and inside the run); aggregate has none. Each share is the
-            // rate times the floor over the cores.
+            // Intake is measured against its floors (timed around the run with the other
+            // cores idle and with every core busy, and inside the run); aggregate has
+            // none. Each share is the rate times the floor over the cores.
             let cores = v["cores"].as_f64().unwrap();
             let floors = [
                 ("floor_us", "of_floor_percent"),
+                ("busy_floor_us", "of_busy_floor_percent"),
                 ("in_run_floor_us", "of_in_run_floor_percent"),
             ];
             for (floor, share) in floors {

@@ -10,7 +10,8 @@ pub mod upload;
 use crate::crypto::PacketScheme;
 use crate::demo::{DemoVdaf, Progress};
 use crate::process::{cpu_seconds, reset_peak_rss};
-use crate::stages::intake::{self, FloorClock};
+use crate::stages::intake;
+use crate::stages::intake_floor::{self, FloorClock, FloorProbe};
 use crate::stages::{aggregate, Tick};
 use anyhow::{bail, Result};
 use std::path::Path;
@@ -33,12 +34,20 @@ pub struct StageResult {
     /// lets it be measured.
     pub peak_rss_mib: Option<f64>,
     /// Intake only: one core's time per packet for the per-packet work alone, on the
-    /// batch's own packets, the other cores idle (`intake::per_packet_floor`): the mean of
-    /// two measurements, just before and just after the reported run, so that both see
-    /// the machine the run saw.
+    /// batch's own packets, the other cores idle (`intake_floor::per_packet_floor`): the
+    /// mean of two measurements, just before and just after the reported run, so that both
+    /// see the machine the run saw.
     pub floor_us: Option<f64>,
     /// Intake only: the rate as a share of all cores at that floor, in percent.
     pub of_floor_percent: Option<f64>,
+    /// Intake only: the same work timed on every core at once, nothing else running, just
+    /// before and just after the run: one core's time per packet when all of them are
+    /// busy, as they are in intake. Where cores slow each other down, this is higher than
+    /// the alone floor, and the cores' real ceiling for intake.
+    pub busy_floor_us: Option<f64>,
+    /// Intake only: the rate as a share of all cores at the busy floor, in percent: what
+    /// intake reaches of what the cores reach doing nothing but the per-packet work.
+    pub of_busy_floor_percent: Option<f64>,
     /// Intake only: the CPU time per packet the run itself spent in that same work
     /// (`intake::FloorClock`), every core busy, in the very seconds of the run.
     pub in_run_floor_us: Option<f64>,
@@ -62,16 +71,33 @@ pub struct BenchReport {
     pub stages: Vec<StageResult>,
 }
 
-/// Packets of the batch judged one by one for intake's floor, over and over for at
-/// least the given seconds (a steady figure at 16 bins, whose 2,000 packets take 0.1 s).
-const FLOOR_SAMPLE: (usize, f64) = (2000, 1.0);
+/// Packets of the batch judged for intake's floor, over and over for at least a second
+/// on each thread (a steady figure at 16 bins, whose 2,000 packets take 0.1 s).
+const FLOOR_PROBE: FloorProbe = FloorProbe {
+    sample: 2000,
+    min_seconds: 1.0,
+    threads: 1,
+};
 
-/// How an intake stage's floor is timed: by a probe on one core, the other idle (seconds
-/// per packet; `None` when there is nothing to time), and by the clock the run feeds.
+/// How an intake stage's floor is timed: by a probe on the given number of threads
+/// (seconds per packet; `None` when there is nothing to time), once on one core with the
+/// others idle and once on every core, and by the clock the run feeds.
 #[derive(Clone, Copy)]
 struct IntakeFloor<'a> {
-    probe: &'a dyn Fn() -> Result<Option<f64>>,
+    probe: &'a dyn Fn(usize) -> Result<Option<f64>>,
     clock: &'a FloorClock,
+}
+
+impl IntakeFloor<'_> {
+    /// The floor alone and with every core busy, in seconds per packet.
+    fn alone_and_busy(&self) -> Result<(Option<f64>, Option<f64>)> {
+        Ok(((self.probe)(1)?, (self.probe)(available_cores())?))
+    }
+}
+
+/// The mean of a floor timed before and after a run.
+fn around(before: Option<f64>, after: Option<f64>) -> Option<f64> {
+    before.zip(after).map(|(b, a)| (b + a) / 2.0)
 }
 
 /// One timed run of a stage; with an intake floor, the alone floor is taken just before
@@ -85,7 +111,7 @@ fn measure_once(
     f: &mut dyn FnMut(Tick) -> Result<()>,
     floor: Option<IntakeFloor>,
 ) -> Result<StageResult> {
-    let floor_before = floor.map(|f| (f.probe)()).transpose()?.flatten();
+    let before = floor.map(|f| f.alone_and_busy()).transpose()?;
     if let Some(f) = floor {
         // Anything a warm-up or an earlier run left on the clock is not this run's.
         f.clock.take();
@@ -103,10 +129,11 @@ fn measure_once(
         .flatten()
         .map(|b| b as f64 / (1024.0 * 1024.0));
     let in_run = floor.map(|f| f.clock.take().as_secs_f64() / packets as f64);
-    let floor_after = floor.map(|f| (f.probe)()).transpose()?.flatten();
-    let alone = floor_before
-        .zip(floor_after)
-        .map(|(before, after)| (before + after) / 2.0);
+    let after = floor.map(|f| f.alone_and_busy()).transpose()?;
+    let (alone, busy) = match before.zip(after) {
+        Some((before, after)) => (around(before.0, after.0), around(before.1, after.1)),
+        None => (None, None),
+    };
     let rate = packets as f64 / seconds.max(1e-9);
     let of_cores = |floor: f64| 100.0 * rate * floor / available_cores() as f64;
     Ok(StageResult {
@@ -121,6 +148,8 @@ fn measure_once(
         peak_rss_mib,
         floor_us: alone.map(|f| f * 1e6),
         of_floor_percent: alone.map(of_cores),
+        busy_floor_us: busy.map(|f| f * 1e6),
+        of_busy_floor_percent: busy.map(of_cores),
         in_run_floor_us: in_run.map(|f| f * 1e6),
         of_in_run_floor_percent: in_run.map(of_cores),
     })
@@ -187,9 +216,15 @@ pub fn run_bench(
         let ids = intake::pending_batches(server, aggregation)?;
         // Measured here rather than taken from criterion: a shared machine's speed
         // drifts by several percent between runs, and the ratio must not.
-        let probe = || match ids.first() {
-            Some(id) => Ok(intake::per_packet_floor(server, id, FLOOR_SAMPLE)?
-                .map(|floor| floor.as_secs_f64())),
+        let probe = |threads| match ids.first() {
+            Some(id) => {
+                let probe = FloorProbe {
+                    threads,
+                    ..FLOOR_PROBE
+                };
+                Ok(intake_floor::per_packet_floor(server, id, probe)?
+                    .map(|floor| floor.as_secs_f64()))
+            }
             None => Ok(None),
         };
         let clock = FloorClock::default();
@@ -247,18 +282,19 @@ impl BenchReport {
     /// A markdown table, one row per stage.
     pub fn markdown(&self) -> String {
         let mut t = String::from(
-            "| vdaf | scheme | stage | reports/s | of floor | of in-run floor | CPU | peak RSS |\n|---|---|---|---|---|---|---|---|\n",
+            "| vdaf | scheme | stage | reports/s | of floor | of busy floor | of in-run floor | CPU | peak RSS |\n|---|---|---|---|---|---|---|---|---|\n",
         );
         for s in &self.stages {
             let rss = s.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0} MiB"));
             let percent = |p: Option<f64>| p.map_or("-".into(), |p| format!("{p:.0}%"));
             t.push_str(&format!(
-                "| {} | {} | {} | {:.0} | {} | {} | {:.0}% | {} |\n",
+                "| {} | {} | {} | {:.0} | {} | {} | {} | {:.0}% | {} |\n",
                 self.vdaf,
                 self.scheme.map_or("-".into(), |s| s.to_string()),
                 s.stage,
                 s.packets_per_second,
                 percent(s.of_floor_percent),
+                percent(s.of_busy_floor_percent),
                 percent(s.of_in_run_floor_percent),
                 s.cpu_percent,
                 rss

@@ -81,14 +81,15 @@ pub(super) fn bench(a: BenchArgs) -> Result<ExitCode> {
                 r.generate_seconds
             );
             out!(
-                "{:>12}  {:>9}  {:>10}  {:>6}  {:>9}  {:>19}  {:>16}  {:>16}",
+                "{:>12}  {:>9}  {:>10}  {:>6}  {:>9}  {:>19}  {:>16}  {:>16}  {:>16}",
                 "stage",
                 "seconds",
                 "reports/s",
                 "CPU",
                 "peak RSS",
                 "range (runs)",
-                "of floor (µs)",
+                "alone (µs)",
+                "all busy (µs)",
                 "in run (µs)"
             );
             for s in &r.stages {
@@ -102,7 +103,7 @@ pub(super) fn bench(a: BenchArgs) -> Result<ExitCode> {
                     _ => "-".into(),
                 };
                 out!(
-                    "{:>12}  {:>9.2}  {:>10.0}  {:>5.0}%  {:>9}  {:>19}  {:>16}  {:>16}",
+                    "{:>12}  {:>9.2}  {:>10.0}  {:>5.0}%  {:>9}  {:>19}  {:>16}  {:>16}  {:>16}",
                     s.stage,
                     s.seconds,
                     s.packets_per_second,
@@ -110,6 +111,7 @@ pub(super) fn bench(a: BenchArgs) -> Result<ExitCode> {
                     rss,
                     range,
                     share(s.of_floor_percent, s.floor_us),
+                    share(s.of_busy_floor_percent, s.busy_floor_us),
                     share(s.of_in_run_floor_percent, s.in_run_floor_us)
                 );
             }

@@ -5,6 +5,7 @@
 //! out and listed; it then counts as invalid on both sides. Memory stays flat: packets
 //! stream in chunks, and the validation records spool to a temporary file.
 
+use super::intake_floor::FloorClock;
 use super::judges::{ingestion_kind, DapJudge, IngestionKind, Presum, Prio2Judge, ReportJudge};
 use super::replays::{keep_share, record_and_check, Fingerprint, Replay};
 use super::{judge_in_chunks, next_packets, Rejected, Tick};
@@ -34,72 +35,6 @@ pub fn pending_batches(server: &Server, aggregation: &str) -> Result<Vec<BatchId
         }
     }
     Ok(pending)
-}
-
-/// The floor intake's rate is measured against: one core's time per packet for the
-/// per-packet work alone (open, verifier share, kept share, fingerprint), judging the
-/// first `sample` packets of a batch one after another on one thread, over and over for
-/// at least `min_seconds` (a fraction of a second is too short a sample on a shared
-/// machine). Reading, recording and writing are left out: they are what intake adds.
-/// None for an empty batch.
-pub fn per_packet_floor(
-    server: &Server,
-    id: &BatchId,
-    sample: (usize, f64),
-) -> Result<Option<std::time::Duration>> {
-    match ingestion_kind(server, id)? {
-        IngestionKind::Prio2 => floor_of::<Prio2Judge>(server, id, sample),
-        IngestionKind::Dap => floor_of::<DapJudge>(server, id, sample),
-    }
-}
-
-fn floor_of<'s, J: ReportJudge<'s>>(
-    server: &'s Server,
-    id: &BatchId,
-    (sample, min_seconds): (usize, f64),
-) -> Result<Option<std::time::Duration>> {
-    let (batch, judge, _) = J::open(server, id)?;
-    let packets = batch.packets::<J::Report>()?.next_chunk(sample)?;
-    // A few packets first, so caches and the allocator are warm as in a long run.
-    let (warm, timed) = packets.split_at(packets.len().min(32));
-    warm.iter().for_each(|p| drop(judge.verify(p)));
-    if timed.is_empty() {
-        return Ok(None);
-    }
-    let (start, mut judged) = (std::time::Instant::now(), 0usize);
-    while judged == 0 || start.elapsed().as_secs_f64() < min_seconds {
-        timed.iter().for_each(|p| drop(judge.verify(p)));
-        judged += timed.len();
-    }
-    Ok(Some(start.elapsed().div_f64(judged as f64)))
-}
-
-/// The CPU time intake's threads spend in the per-packet work, the very call
-/// [`per_packet_floor`] times, summed over every thread. A benchmark sets intake's rate
-/// against it to learn how much of the cores' time went to that work in the same seconds,
-/// whatever the machine's speed then (it drifts from one second to the next here).
-/// Reading a thread's CPU clock costs a system call per packet, so only a benchmark
-/// hands intake one.
-#[derive(Debug, Default)]
-pub struct FloorClock {
-    nanos: std::sync::atomic::AtomicU64,
-}
-
-impl FloorClock {
-    fn time<T>(&self, work: impl FnOnce() -> T) -> T {
-        let before = crate::process::thread_cpu_nanos();
-        let result = work();
-        let spent = crate::process::thread_cpu_nanos().saturating_sub(before);
-        self.nanos
-            .fetch_add(spent, std::sync::atomic::Ordering::Relaxed);
-        result
-    }
-
-    /// The time summed since the last take, and a fresh start.
-    pub fn take(&self) -> std::time::Duration {
-        let nanos = self.nanos.swap(0, std::sync::atomic::Ordering::Relaxed);
-        std::time::Duration::from_nanos(nanos)
-    }
 }
 
 /// Each reason packets were refused for, with how many: one line per reason, not one

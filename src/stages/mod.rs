@@ -11,6 +11,7 @@ pub mod heavy;
 pub mod ingest;
 pub mod ingest_dap;
 pub mod intake;
+pub mod intake_floor;
 pub mod journal;
 mod judges;
 mod packets;
