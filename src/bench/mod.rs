@@ -49,7 +49,7 @@ pub struct StageResult {
     /// intake reaches of what the cores reach doing nothing but the per-packet work.
     pub of_busy_floor_percent: Option<f64>,
     /// Intake only: the CPU time per packet the run itself spent in that same work
-    /// (`intake::FloorClock`), every core busy, in the very seconds of the run.
+    /// (`intake_floor::FloorClock`), every core busy, in the very seconds of the run.
     pub in_run_floor_us: Option<f64>,
     /// Intake only: the rate as a share of all cores at the in-run floor, in percent: the
     /// part of the cores' time the run spent in the per-packet work. Unlike the share of
@@ -100,10 +100,10 @@ fn around(before: Option<f64>, after: Option<f64>) -> Option<f64> {
     before.zip(after).map(|(b, a)| (b + a) / 2.0)
 }
 
-/// One timed run of a stage; with an intake floor, the alone floor is taken just before
-/// and just after the run (this shared machine's speed drifts by several percent within
-/// minutes: a floor taken once per stage made the same binary's leader 82% one time, 99%
-/// the next), and the in-run floor read off the run's clock.
+/// One timed run of a stage; with an intake floor, the alone and all-busy floors are taken
+/// just before and just after the run (this shared machine's speed drifts by several
+/// percent within minutes: a floor taken once per stage made the same binary's leader 82%
+/// one time, 99% the next), and the in-run floor read off the run's clock.
 fn measure_once(
     stage: &str,
     packets: u64,
