@@ -9,11 +9,11 @@
 //! are the kind's ([`super::judges::SumJudge`]).
 
 use super::judges::{ingestion_kind, DapJudge, IngestionKind, Prio2Judge, SumJudge};
-use super::judges::{Presum, ReportJudge, RunSum, SharePacker};
+use super::judges::{shares_by_report, Presum, ReportJudge, RunSum, SharePacker, SharesByReport};
 use super::{judge_in_chunks, next_packets, Rejected, Tick};
 use crate::batch::{open_batch, BatchId, BatchKind, Window};
 use crate::config::Server;
-use crate::ids::{ReportIdMap, ReportIdSet, RunId};
+use crate::ids::{ReportIdSet, RunId};
 use crate::stash::{StashReader, StashRecord};
 use anyhow::{bail, Context, Result};
 use uuid::Uuid;
@@ -70,26 +70,14 @@ fn read_validation<'s, J: SumJudge<'s>>(
     from: crate::ids::ServerIndex,
     trust: &crate::crypto::TrustSet,
     max_bytes: u64,
-) -> Result<Validations<J::Share>> {
+) -> Result<SharesByReport<J::Share>> {
     let names = id.names(BatchKind::Validation(from));
     let object = store.describe(&names.signature);
     let batch = open_batch::<J::ValidationHeader>(store, &names, trust, max_bytes)
         .with_context(|| format!("validation of {id} by server {from}"))?;
     judge.check_validation(&batch.header, &object)?;
-    let mut map = Validations::default();
-    let mut packer = SharePacker::default();
-    for record in batch.packets::<J::Verifier>()? {
-        let (uuid, share) = J::share_of(record?, &mut packer);
-        if map.insert(uuid, share).is_some() {
-            // A validation listing a packet twice is not trusted for that packet.
-            map.insert(uuid, Err(format!("listed twice in {object}")));
-        }
-    }
-    Ok(map)
+    shares_by_report::<J, _>(&batch, &object)
 }
-
-/// Verifier shares of a batch's reports, by report (Err: listed but unusable).
-type Validations<S> = ReportIdMap<Result<S, String>>;
 
 /// What happened to one packet in aggregate.
 enum Outcome<O> {
@@ -124,10 +112,10 @@ impl<O> Outcome<O> {
 /// missing or unusable.
 fn both_shares<'v, S, O>(
     uuid: &Uuid,
-    own: &'v Validations<S>,
-    peer: &'v Validations<S>,
+    own: &'v SharesByReport<S>,
+    peer: &'v SharesByReport<S>,
 ) -> Result<(&'v S, &'v S), Outcome<O>> {
-    let lookup = |map: &'v Validations<S>, whose: &str| match map.get(uuid) {
+    let lookup = |map: &'v SharesByReport<S>, whose: &str| match map.get(uuid) {
         None => Err(Outcome::invalid(format!("no {whose} validation"), false)),
         Some(Err(e)) => Err(Outcome::invalid(format!("{whose} validation: {e}"), false)),
         Some(Ok(v)) => Ok(v),
@@ -137,8 +125,8 @@ fn both_shares<'v, S, O>(
 
 /// The shares and window a batch's reports are decided against.
 struct Against<'a, S> {
-    own: &'a Validations<S>,
-    peer: &'a Validations<S>,
+    own: &'a SharesByReport<S>,
+    peer: &'a SharesByReport<S>,
     window: &'a Window,
 }
 

@@ -6,10 +6,10 @@ use super::{LeftOut, PassRun};
 use crate::batch::{open_batch, BatchId, BatchWriter, OpenedBatch};
 use crate::crypto::{PacketDigest, TrustSet};
 use crate::dap::Role;
-use crate::ids::{ReportIdMap, ServerIndex};
+use crate::ids::ServerIndex;
 use crate::stages::judges::{
-    check_time_unit, join_kept, open_dap_ingestion, open_input_share, split_kept, DapJudge,
-    SharePacker, SumJudge,
+    check_time_unit, join_kept, open_dap_ingestion, open_input_share, shares_by_report, split_kept,
+    DapJudge, SharesByReport,
 };
 use crate::stages::replays::{fingerprint, keep_share, record_and_check, Fingerprint};
 use crate::stages::{judge_in_chunks, next_packets, Rejected, Tick};
@@ -73,9 +73,9 @@ impl RoundOutput {
     }
 }
 
-/// Verifier shares of a batch's reports in one round, by report (Err: unusable); packed
-/// as aggregate's are ([`SharePacker`]).
-pub(super) type RoundShares = ReportIdMap<Result<Bytes, String>>;
+/// Verifier shares of a batch's reports in one round, by report (Err: unusable), read as
+/// aggregate reads its validations.
+pub(super) type RoundShares = SharesByReport<Bytes>;
 
 /// What a round makes of one report: the state kept (time first), its verifier share,
 /// and (round one) the fingerprint of its opened share.
@@ -397,15 +397,7 @@ impl PassRun<'_> {
                 self.id.index
             );
         }
-        let mut map = RoundShares::default();
-        let mut packer = SharePacker::default();
-        for record in batch.packets::<DapVerifierShare>()? {
-            let (uuid, share) = DapJudge::share_of(record?, &mut packer);
-            if map.insert(uuid, share).is_some() {
-                map.insert(uuid, Err(format!("listed twice in {object}")));
-            }
-        }
-        Ok(map)
+        shares_by_report::<DapJudge, _>(&batch, &object)
     }
 
     /// A report's verifier shares from both servers, leader's first.

@@ -19,7 +19,7 @@ use super::replays::Fingerprint;
 use crate::batch::{BatchHeader, BatchId, BatchKind, OpenedBatch};
 use crate::config::Server;
 use crate::crypto::PacketDigest;
-use crate::ids::RunId;
+use crate::ids::{ReportIdMap, RunId};
 use crate::stash::StashContext;
 use crate::wire::{DapIngestionHeader, Record};
 use anyhow::Result;
@@ -167,6 +167,26 @@ pub(crate) trait SumJudge<'s>: ReportJudge<'s> {
         ids: &[BatchId],
         totals: &RunTotals<Self::Sum>,
     ) -> Result<(String, Vec<u32>)>;
+}
+
+/// Verifier shares of a batch's reports, by report (Err: listed but unusable).
+pub(crate) type SharesByReport<S> = ReportIdMap<Result<S, String>>;
+
+/// Reads a validation batch (`object`, for messages) into its verifier shares by report,
+/// packed into shared buffers. A batch that lists a report twice is not trusted for it.
+pub(crate) fn shares_by_report<'s, J: SumJudge<'s>, H: BatchHeader>(
+    batch: &OpenedBatch<H>,
+    object: &str,
+) -> Result<SharesByReport<J::Share>> {
+    let mut map = SharesByReport::default();
+    let mut packer = SharePacker::default();
+    for record in batch.packets::<J::Verifier>()? {
+        let (uuid, share) = J::share_of(record?, &mut packer);
+        if map.insert(uuid, share).is_some() {
+            map.insert(uuid, Err(format!("listed twice in {object}")));
+        }
+    }
+    Ok(map)
 }
 
 /// Copies small byte strings into a few shared buffers. A batch's verifier shares are
